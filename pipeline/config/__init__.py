@@ -1,0 +1,1 @@
+"""Structured configs (schemas) registered in Hydra's ConfigStore, and their range validation."""

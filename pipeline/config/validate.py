@@ -1,0 +1,64 @@
+"""Eager validation: resolve the whole config to dataclasses and enforce declared ranges.
+
+Every failure is a `ConfigError` whose message is one line naming the dotted key and the allowed
+range, raised before any computation or tracking starts.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+
+class ConfigError(ValueError):
+    """A config value outside its allowed range (message: one line, names the key)."""
+
+
+_OPS = {
+    "gt": (lambda v, b: v > b, "> {}"),
+    "ge": (lambda v, b: v >= b, ">= {}"),
+    "lt": (lambda v, b: v < b, "< {}"),
+    "le": (lambda v, b: v <= b, "<= {}"),
+}
+
+
+def check_ranges(obj: Any, prefix: str = "") -> None:
+    """Walk a dataclass tree and raise ConfigError at the first value outside its metadata bounds."""
+    for f in dataclasses.fields(obj):
+        key = f"{prefix}{f.name}"
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, key + ".")
+            continue
+        meta = f.metadata
+        if value is None:
+            continue
+        if "min_len" in meta and len(value) < meta["min_len"]:
+            raise ConfigError(f"{key}={value!r}: needs at least {meta['min_len']} entries")
+        if "len" in meta and len(value) != meta["len"]:
+            raise ConfigError(f"{key}={value!r}: needs exactly {meta['len']} entries")
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{key}={v!r}: must be a finite number")
+            for op, (ok, text) in _OPS.items():
+                if op in meta and isinstance(v, (int, float)) and not ok(v, meta[op]):
+                    raise ConfigError(f"{key}={v!r} is out of range: allowed {text.format(meta[op])}")
+
+
+def to_validated(cfg: DictConfig) -> Any:
+    """Resolve every interpolation and missing value now, convert to dataclasses, check ranges."""
+    try:
+        obj = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        msg = str(exc).splitlines()[0]
+        raise ConfigError(f"{key}: {msg}" if key else msg) from None
+    check_ranges(obj)
+    extra = getattr(obj, "validate", None)
+    if callable(extra):
+        extra()
+    return obj

@@ -1,0 +1,1 @@
+"""Thin stage entry points: compose + validate a config, call a plain compute function, write, track."""

@@ -1,0 +1,107 @@
+"""Shared life cycle of every stage: validate, seed, track, compute, write atomically, log, close.
+
+A stage supplies `compute(cfg) -> result` and `write(result, folder) -> StageOutput`; this module
+does the bookkeeping so that a bad input exits early with one line, a failure leaves a FAILED run
+and no partial outputs, and `metrics.json` names the MLflow run that produced it.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.config.validate import ConfigError, to_validated
+from pipeline.stages.outputs import staged, write_json
+from pipeline.tracking.provenance import config_params, git_state, numeric_axes
+from pipeline.tracking.run import Interrupted, stage_run
+from pipeline.tracking.sweep import parent_run_id
+
+log = logging.getLogger("ginn")
+
+
+@dataclass
+class StageOutput:
+    """What a stage's writer produced: scalar metrics (also metrics.json), curves, a summary line."""
+
+    metrics: dict[str, Any]
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    summary: str = ""
+
+
+def seed_everything(seed: int) -> None:
+    """Same config and seed -> same numbers (also resets state a reused worker process carries)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _flat_numeric(d: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat_numeric(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def _raise_interrupt(signum, frame):
+    raise Interrupted(f"signal {signum}")
+
+
+def run_stage(
+    cfg: DictConfig,
+    stage: str,
+    compute: Callable[[Any], Any],
+    write: Callable[[Any, Path], StageOutput],
+) -> Optional[float]:
+    """Run one stage job end to end (see module docstring)."""
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        obj = to_validated(cfg)
+    except ConfigError as exc:
+        if multirun:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    seed_everything(obj.seed)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    out_dir = Path(obj.out_dir)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    sha, dirty = git_state()
+    tags = {"stage": stage, "git_commit": sha, "git_dirty": str(dirty), "hydra_output_dir": str(out_dir.resolve())}
+    if HydraConfig.initialized():
+        tags["overrides"] = " ".join(HydraConfig.get().overrides.task)[:5000]
+    with stage_run(obj.tracking.experiment or stage, obj.tracking.enabled, obj.tracking.uri,
+                   obj.tracking.run_name, parent_run_id(), tags) as run:
+        run.log_params(config_params(container))
+        run.log_metrics(numeric_axes(container))
+        result = compute(obj)
+        with staged(out_dir) as folder:
+            out = write(result, folder)
+            write_json(folder / "metrics.json", {"mlflow_run_id": run.run_id, **out.metrics})
+        run.log_metrics(_flat_numeric(out.metrics))
+        run.log_curves(out.curves)
+        for path in sorted(out_dir.iterdir()):
+            if path.name.startswith("."):
+                continue
+            if path.is_dir():
+                run.log_artifacts(path, path.name)
+            else:
+                run.log_artifact(path)
+        hydra_dir = out_dir / ".hydra"
+        if hydra_dir.is_dir():
+            run.log_artifacts(hydra_dir, "hydra")
+    log.info("%s done -> %s%s", stage, out_dir, f" | {out.summary}" if out.summary else "")
+    return None

@@ -1,0 +1,103 @@
+"""`theory` stage: mean-field curves over (sigma_w2, sigma_b2) grids, critical lines, iterates (§1)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from pipeline.config.schema import TheoryTaskConfig
+from pipeline.paths import conf_dir
+from pipeline.plots import theory as plots
+from pipeline.stages.hydra_app import hydra_entry
+from pipeline.stages.runner import StageOutput, run_stage
+from pipeline.theory.activations import get_activation
+from pipeline.theory.critical import critical_line
+from pipeline.theory.gaussian import GaussianIntegrator
+from pipeline.theory.mean_field import mean_field_grid
+from pipeline.theory.propagation import layer_iterates
+from pipeline.theory.tables import critical_table, finite_or_none, grid_table
+
+log = logging.getLogger("ginn.theory")
+
+
+@dataclass
+class TheoryResult:
+    """Tables of the theory stage plus the quadrature each activation used."""
+
+    theory: pd.DataFrame
+    critical: pd.DataFrame
+    iterates: pd.DataFrame
+    quadrature: dict[str, dict[str, float]]
+
+
+def integrator_for(act_name: str, cfg: TheoryTaskConfig, sigma_w2_max: float, sigma_b2_max: float) -> GaussianIntegrator:
+    """Quadrature sized to the largest variance the grid can reach (bounded activations) or quad.q_max."""
+    act = get_activation(act_name)
+    q = cfg.theory.quad
+    q_max = q.q_max or (sigma_w2_max * act.sup_phi2 + sigma_b2_max if act.sup_phi2 else 20.0)
+    return GaussianIntegrator(act, q_max=q_max, n_nodes=q.n_nodes, tol=q.tol)
+
+
+def compute(cfg: TheoryTaskConfig) -> TheoryResult:
+    """All mean-field quantities of the config; a pure function of it."""
+    th = cfg.theory
+    sw = torch.linspace(th.sigma_w2.start, th.sigma_w2.stop, th.sigma_w2.num, dtype=torch.float64)
+    sb = torch.linspace(th.sigma_b2.start, th.sigma_b2.stop, th.sigma_b2.num, dtype=torch.float64)
+    solver = dict(tol=th.quad.fixed_point_tol, max_iter=th.quad.max_iter)
+    grids, crits, quad = [], [], {}
+    names = list(dict.fromkeys(a.value for a in th.activations))
+    for name in tqdm(names, desc="theory", unit="activation", disable=None):
+        g = integrator_for(name, cfg, max(float(sw.max()), *th.sigma_w2_search), float(max(sb.max(), *th.critical_sigma_b2)))
+        quad[name] = {"n_nodes": g.n_nodes, "q_max": g.q_max, "quad_error": g.quad_error}
+        grids.append(grid_table(name, mean_field_grid(g, sw[:, None], sb[None, :], cfg.net.xi, **solver)))
+        crits.append(critical_table(name, critical_line(g, th.critical_sigma_b2, cfg.net.xi,
+                                                        tuple(th.sigma_w2_search))))
+    net = cfg.net
+    g = integrator_for(net.activation.value, cfg, net.sigma_w2, net.sigma_b2)
+    it = th.iterate
+    iters = layer_iterates(g, net.sigma_w2, net.sigma_b2, net.depth, it.q11, it.q22, it.c0, net.xi)
+    iters.insert(0, "activation", net.activation.value)
+    return TheoryResult(pd.concat(grids, ignore_index=True), pd.concat(crits, ignore_index=True), iters, quad)
+
+
+def write(result: TheoryResult, folder: Path) -> StageOutput:
+    """CSV tables, figures, and the headline numbers for metrics.json."""
+    result.theory.to_csv(folder / "theory.csv", index=False)
+    result.critical.to_csv(folder / "critical_line.csv", index=False)
+    result.iterates.to_csv(folder / "iterates.csv", index=False)
+    figs = folder / "figures"
+    figs.mkdir()
+    plots.phase_diagram(result.theory, result.critical, figs / "phase_diagram.png")
+    plots.gain_and_depth(result.theory, figs / "chi1_xi_c.png")
+    plots.iterates(result.iterates, f"mean-field iterates ({result.iterates.activation[0]})", figs / "iterates.png")
+    crit0 = result.critical[result.critical.sigma_b2 == 0].set_index("activation").sigma_w2_crit
+    bad = ("max_iter", "unstable")
+    unconverged = int((result.theory.q_status.isin(bad) | result.theory.c_status.isin(bad)).sum())
+    no_fixed_point = int(((result.theory.q_status == "diverged") | (result.theory.c_status == "degenerate")).sum())
+    metrics = {
+        "critical_sigma_w2_at_sigma_b2_0": {a: finite_or_none(v) for a, v in crit0.items()},
+        "grid_points": int(len(result.theory)),
+        "grid_points_not_converged": unconverged,  # solver gave up (critical slowing down)
+        "grid_points_without_fixed_point": no_fixed_point,  # q* infinite, or c* undefined at q* = 0
+        "quadrature": result.quadrature,
+        "final_q": float(result.iterates.q11.iloc[-1]),
+        "final_c": float(result.iterates.c.iloc[-1]),
+    }
+    curves = {"iterate_q11": result.iterates.q11.tolist(), "iterate_c": result.iterates.c.tolist()}
+    crit_txt = ", ".join(f"{a} {v:.6f}" for a, v in crit0.items())
+    return StageOutput(metrics, curves, f"critical sigma_w2 at sigma_b2=0: {crit_txt}; "
+                                        f"{unconverged}/{len(result.theory)} grid points not converged, "
+                                        f"{no_fixed_point} without a finite fixed point")
+
+
+def task(cfg: DictConfig) -> None:
+    run_stage(cfg, "theory", compute, write)
+
+
+main = hydra_entry("theory", task)

@@ -1,0 +1,3 @@
+from pipeline.stages.theory import main
+
+main()

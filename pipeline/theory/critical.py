@@ -1,0 +1,54 @@
+"""The edge of chaos: sigma_w2 where chi_1(q*) = 1, by a vectorized scan-then-bisection root finder."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .fixed_point import Status
+from .gaussian import GaussianIntegrator
+from .mean_field import as_t, chi1, gain_variance, q_star
+
+
+@dataclass
+class CriticalLine:
+    """sigma_w2_crit(sigma_b2), q* there, and whether a crossing was found in the scanned range."""
+
+    sigma_b2: torch.Tensor
+    sigma_w2_crit: torch.Tensor
+    q_star: torch.Tensor
+    q_status: torch.Tensor
+    found: torch.Tensor
+
+
+def _excess_gain(g: GaussianIntegrator, sigma_w2: torch.Tensor, sigma_b2: torch.Tensor, xi) -> torch.Tensor:
+    """chi_1(q*) - 1 (at the limits of `gain_variance` where q* is 0 or infinite)."""
+    fp = q_star(g, sigma_w2, sigma_b2, xi)
+    return chi1(g, gain_variance(g, fp.x), sigma_w2) - 1
+
+
+def critical_line(
+    g: GaussianIntegrator,
+    sigma_b2,
+    xi=1.0,
+    sigma_w2_range: tuple[float, float] = (0.05, 20.0),
+    n_scan: int = 64,
+    tol: float = 1e-10,
+) -> CriticalLine:
+    """First upward crossing of chi_1 = 1 in sigma_w2 for every sigma_b2, to `tol` in sigma_w2."""
+    sb = as_t(sigma_b2).reshape(-1)
+    scan = torch.linspace(*sigma_w2_range, n_scan, dtype=sb.dtype)
+    ex = _excess_gain(g, scan[None, :].expand(sb.numel(), -1), sb[:, None].expand(-1, n_scan), xi)
+    up = (ex[:, :-1] < 0) & (ex[:, 1:] >= 0)
+    found = up.any(1)
+    first = torch.where(found, up.float().argmax(1), torch.zeros_like(sb, dtype=torch.long))
+    lo, hi = scan[first].clone(), scan[first + 1].clone()
+    while float((hi - lo).max()) > tol:
+        mid = 0.5 * (lo + hi)
+        above = _excess_gain(g, mid, sb, xi) >= 0
+        hi = torch.where(above, mid, hi)
+        lo = torch.where(above, lo, mid)
+    crit = torch.where(found, 0.5 * (lo + hi), torch.full_like(lo, float("nan")))
+    fp = q_star(g, crit.nan_to_num(1.0), sb, xi)
+    status = torch.where(found, fp.status, torch.full_like(fp.status, int(Status.DIVERGED)))
+    return CriticalLine(sigma_b2=sb, sigma_w2_crit=crit, q_star=fp.x, q_status=status, found=found)

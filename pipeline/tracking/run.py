@@ -1,0 +1,132 @@
+"""One tracked stage run: params, tags, batched metrics and curves, artifacts, and a final status.
+
+`stage_run` always closes the run: FINISHED on success, FAILED (error tag) on an exception,
+KILLED on Ctrl-C/SIGTERM. With tracking disabled the same calls are no-ops.
+"""
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Optional, Sequence
+
+from .store import check_reachable, client, ensure_experiment, resolve_uri
+
+BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (as a cluster scheduler sends) turned into an interrupt, so runs end KILLED."""
+
+
+@dataclass
+class RunLogger:
+    """Logging handle of one run; `run_id` is None when tracking is disabled."""
+
+    run_id: Optional[str]
+    uri: Optional[str] = None
+    skipped: list[str] = field(default_factory=list)
+
+    def _client(self):
+        return client(self.uri)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        """Scalar metrics in batches; non-finite values are not sent but listed in a tag."""
+        from mlflow.entities import Metric
+
+        if self.run_id is None:
+            return
+        now = int(time.time() * 1000)
+        items = []
+        for k, v in metrics.items():
+            if v is None or not math.isfinite(float(v)):
+                self.skipped.append(k)
+                continue
+            items.append(Metric(k, float(v), now, step))
+        self._send(items)
+
+    def log_curves(self, curves: Mapping[str, Sequence[float]], start_step: int = 0) -> None:
+        """Per-layer (or per-epoch) curves as stepped metrics, sent in batches, never one call per value."""
+        from mlflow.entities import Metric
+
+        if self.run_id is None:
+            return
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, start_step + i)
+                 for k, values in curves.items() for i, v in enumerate(values) if math.isfinite(float(v))]
+        self._send(items)
+
+    def _send(self, items) -> None:
+        for s in range(0, len(items), BATCH):
+            self._client().log_batch(self.run_id, metrics=items[s:s + BATCH])
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        if self.run_id is None:
+            return
+        items = [Param(k, v) for k, v in params.items()]
+        for s in range(0, len(items), 100):
+            self._client().log_batch(self.run_id, params=items[s:s + 100])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        if self.run_id is None:
+            return
+        self._client().log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifacts(self, local_dir: Path, artifact_path: Optional[str] = None) -> None:
+        if self.run_id is None:
+            return
+        self._client().log_artifacts(self.run_id, str(local_dir), artifact_path)
+
+    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
+        if self.run_id is None:
+            return
+        self._client().log_artifact(self.run_id, str(path), artifact_path)
+
+
+@contextmanager
+def stage_run(
+    experiment: str,
+    enabled: bool = True,
+    uri: Optional[str] = None,
+    run_name: Optional[str] = None,
+    parent_run_id: Optional[str] = None,
+    tags: Optional[Mapping[str, str]] = None,
+) -> Iterator[RunLogger]:
+    """Open a run in `experiment` (a child of `parent_run_id` if given) and always close it."""
+    if not enabled:
+        yield RunLogger(run_id=None)
+        return
+    uri = resolve_uri(uri)
+    check_reachable(uri)
+    exp_id = ensure_experiment(experiment, uri)
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = client(uri).create_run(exp_id, run_name=run_name, tags=all_tags)
+    logger = RunLogger(run_id=run.info.run_id, uri=uri)
+    try:
+        yield logger
+    except KeyboardInterrupt:
+        _close(logger, "KILLED", "interrupted (SIGINT/SIGTERM)")
+        raise
+    except BaseException as exc:
+        _close(logger, "FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    else:
+        if logger.skipped:
+            logger.set_tags({"nonfinite_metrics": ",".join(logger.skipped)[:5000]})
+        client(uri).set_terminated(logger.run_id, "FINISHED")
+
+
+def _close(logger: RunLogger, status: str, error: str) -> None:
+    """End a run with `status` and the error text as a tag, even if the store is flaky."""
+    try:
+        logger.set_tags({"error": error[:5000]})
+    finally:
+        client(logger.uri).set_terminated(logger.run_id, status)

@@ -1,0 +1,74 @@
+"""MLflow store resolution and one-time, lock-protected experiment creation.
+
+Concurrent first use of a fresh SQLite store breaks it (pitfalls.md), so creation of the store and
+of each experiment happens under an exclusive file lock, normally in the sweep's parent process.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator, Optional
+
+from pipeline.paths import artifact_root, default_tracking_uri, repo_root
+
+
+def resolve_uri(uri: Optional[str] = None) -> str:
+    """tracking.uri, else $MLFLOW_TRACKING_URI, else the repo's SQLite store."""
+    return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+@contextmanager
+def store_lock() -> Iterator[None]:
+    """Exclusive lock across processes on this machine (file lock next to the store)."""
+    path = repo_root() / ".mlflow.lock"
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@lru_cache(maxsize=None)
+def client(uri: str):
+    """An MlflowClient bound to `uri` (imported lazily: `import mlflow` costs ~1 s)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def ensure_experiment(name: str, uri: str) -> str:
+    """Experiment id for `name`, created once (with a local artifact location for local stores)."""
+    c = client(uri)
+    exp = c.get_experiment_by_name(name) if _store_exists(uri) else None
+    if exp is not None:
+        return exp.experiment_id
+    with store_lock():
+        exp = c.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = None
+        if uri.startswith("sqlite:") or uri.startswith("file:"):
+            location = (artifact_root() / name).as_uri()
+        return c.create_experiment(name, artifact_location=location)
+
+
+def _store_exists(uri: str) -> bool:
+    """False for a SQLite store whose file does not exist yet (its creation needs the lock)."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///"):]).exists()
+    return True
+
+
+def check_reachable(uri: str) -> None:
+    """Fail fast, before any compute, when the tracking server cannot be reached."""
+    if uri.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+        except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+            raise RuntimeError(f"tracking.uri={uri}: MLflow server unreachable ({exc})") from None

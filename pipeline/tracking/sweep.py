@@ -1,0 +1,79 @@
+"""Multirun bookkeeping: one parent MLflow run per sweep, closed even when jobs fail.
+
+The parent is opened by a Hydra callback in the launching process and its id written to the sweep
+directory, where every job (in any launcher's worker) finds it. Hydra skips `on_multirun_end`
+when a job raised, so the stage entry point also calls `close_open_parents()` on its way out.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from .provenance import git_state
+from .store import check_reachable, client, ensure_experiment, resolve_uri
+
+PARENT_FILE = "mlflow_parent_run.json"
+log = logging.getLogger(__name__)
+_OPEN: list[tuple[str, str]] = []  # (uri, run_id) of parents opened by this process
+
+
+class SweepTracking(Callback):
+    """Hydra callback: open the sweep's parent run at start, close it at the end."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        tracking = config.get("tracking")
+        if tracking is None or not tracking.get("enabled", True):
+            return
+        stage = str(config.get("stage", "stage"))
+        uri = resolve_uri(tracking.get("uri"))
+        check_reachable(uri)
+        exp_id = ensure_experiment(tracking.get("experiment") or stage, uri)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sha, dirty = git_state()
+        run = client(uri).create_run(exp_id, run_name=f"sweep {sweep_dir.name}", tags={
+            "stage": stage, "sweep": "parent", "hydra_output_dir": str(sweep_dir.resolve()),
+            "git_commit": sha, "git_dirty": str(dirty),
+            "overrides": " ".join(config.hydra.overrides.task)[:5000],
+        })
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "uri": uri}))
+        _OPEN.append((uri, run.info.run_id))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        close_open_parents()
+
+
+def parent_run_id() -> Optional[str]:
+    """The parent run id of the current multirun job, or None outside a tracked multirun."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    path = Path(HydraConfig.get().sweep.dir) / PARENT_FILE
+    return json.loads(path.read_text())["run_id"] if path.exists() else None
+
+
+def close_open_parents() -> None:
+    """Close every parent opened here: FAILED if any child failed or was killed, else FINISHED."""
+    while _OPEN:
+        uri, run_id = _OPEN.pop()
+        c = client(uri)
+        parent = c.get_run(run_id)
+        if parent.info.status != "RUNNING":
+            continue
+        children = c.search_runs([parent.info.experiment_id],
+                                 filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=50000)
+        counts: dict[str, int] = {}
+        for ch in children:
+            counts[ch.info.status] = counts.get(ch.info.status, 0) + 1
+        bad = counts.get("FAILED", 0) + counts.get("KILLED", 0) + counts.get("RUNNING", 0)
+        c.set_tag(run_id, "children", json.dumps(counts))
+        for status, n in counts.items():
+            c.log_metric(run_id, f"children_{status.lower()}", n)
+        c.set_terminated(run_id, "FAILED" if bad else "FINISHED")
+        log.info("sweep parent %s closed: %s", run_id, counts)

@@ -89,7 +89,7 @@ class TheorySettings:
     activations: List[ActivationName] = rng(["tanh", "relu", "erf"], min_len=1)
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.1, 5.0, 99))
     sigma_b2: GridSpec = field(default_factory=lambda: GridSpec(0.0, 1.0, 41))
-    critical_sigma_b2: List[float] = rng([0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0], min_len=1)
+    critical_sigma_b2: List[float] = rng([0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0], min_len=1, ge=0.0)
     sigma_w2_search: List[float] = rng([0.05, 10.0], len=2, gt=0.0)  # bracket for the critical-line root finder
     iterate: IterateConfig = field(default_factory=IterateConfig)
     quad: QuadConfig = field(default_factory=QuadConfig)

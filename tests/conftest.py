@@ -1,0 +1,43 @@
+"""Shared fixtures: an isolated MLflow store and a helper that runs stage CLIs as a user would."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A fresh SQLite tracking store in a temp dir (the repo's own store is never touched)."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path, store: str):
+    """Run `python -m pipeline.<stage> args...` with the temp store; returns CompletedProcess."""
+
+    def _run(stage: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "HYDRA_FULL_ERROR": "0"}
+        return subprocess.run([sys.executable, "-m", f"pipeline.{stage}", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=timeout)
+
+    return _run
+
+
+def runs(store: str, experiment: str):
+    """All runs of an experiment in `store` as a DataFrame (empty if the experiment does not exist)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=store)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        import pandas as pd
+
+        return pd.DataFrame(columns=["run_id", "status"])
+    mlflow.set_tracking_uri(store)
+    return mlflow.search_runs([exp.experiment_id])

@@ -1,0 +1,62 @@
+"""Fixed points satisfy their maps, depth scales peak at the edge of chaos, iterates converge."""
+import torch
+
+from pipeline.theory.activations import ACTIVATIONS
+from pipeline.theory.critical import critical_line
+from pipeline.theory.gaussian import GaussianIntegrator
+from pipeline.theory.mean_field import correlation_map, mean_field_grid, variance_map
+from pipeline.theory.propagation import layer_iterates
+
+T = torch.float64
+
+
+def test_fixed_points_satisfy_both_maps():
+    # unbounded activations have a finite q* only below sigma_w2 ~ 2 (q* -> inf above: tested below)
+    for name, top in (("tanh", 4.0), ("erf", 4.0), ("gelu", 1.9), ("swish", 1.9), ("relu", 1.9)):
+        g = GaussianIntegrator(ACTIVATIONS[name])
+        sw = torch.linspace(0.3, top, 25, dtype=T)[:, None]
+        sb = torch.linspace(0.05, 1.0, 9, dtype=T)[None, :]
+        r = mean_field_grid(g, sw, sb)
+        ok = (r.q_status == 0) & (r.c_status == 0)
+        assert ok.float().mean() > 0.8, name
+        q, c = r.q_star[ok], r.c_star[ok]
+        swe, sbe = sw.expand_as(r.q_star)[ok], sb.expand_as(r.q_star)[ok]
+        assert (variance_map(g, q, swe, sbe) - q).abs().max() < 1e-10, name
+        assert (correlation_map(g, q, q, c * q, swe, sbe) / q - c).abs().max() < 1e-10, name
+
+
+def test_correlation_depth_scale_grows_toward_the_critical_line_from_both_sides():
+    g = GaussianIntegrator(ACTIVATIONS["tanh"])
+    sb2 = 0.05
+    crit = float(critical_line(g, [sb2]).sigma_w2_crit[0])
+    left = torch.linspace(crit - 0.8, crit - 0.01, 12, dtype=T)
+    right = torch.linspace(crit + 0.01, crit + 1.5, 12, dtype=T)
+    xl = mean_field_grid(g, left, sb2).xi_c
+    xr = mean_field_grid(g, right, sb2).xi_c
+    assert torch.all(xl[1:] > xl[:-1]), xl
+    assert torch.all(xr[1:] < xr[:-1]), xr
+    assert xl[-1] > 50 and xr[0] > 50
+
+
+def test_ordered_phase_correlation_goes_to_one_and_chaotic_below_one():
+    g = GaussianIntegrator(ACTIVATIONS["tanh"])
+    r = mean_field_grid(g, torch.tensor([1.2, 3.0], dtype=T), 0.05)
+    assert abs(float(r.c_star[0]) - 1) < 1e-10
+    assert float(r.c_star[1]) < 0.95
+
+
+def test_layer_iterates_reach_the_fixed_points():
+    g = GaussianIntegrator(ACTIVATIONS["tanh"])
+    it = layer_iterates(g, 2.5, 0.1, depth=300, q11=2.0, q22=0.5, c0=0.2)
+    r = mean_field_grid(g, torch.tensor(2.5, dtype=T), 0.1)
+    assert abs(it.q11.iloc[-1] - float(r.q_star)) < 1e-9
+    assert abs(it.q22.iloc[-1] - float(r.q_star)) < 1e-9
+    assert abs(it.c.iloc[-1] - float(r.c_star)) < 1e-6
+    assert it.layer.iloc[-1] == 300 and it.c.iloc[0] == 0.2
+
+
+def test_diverging_relu_variance_is_reported_not_silent():
+    g = GaussianIntegrator(ACTIVATIONS["relu"])
+    r = mean_field_grid(g, torch.tensor([1.5, 3.0], dtype=T), 0.1)
+    assert int(r.q_status[0]) == 0 and abs(float(r.q_star[0]) - 0.1 / (1 - 0.75)) < 1e-10
+    assert int(r.q_status[1]) == 1 and torch.isinf(r.q_star[1])

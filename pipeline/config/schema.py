@@ -43,6 +43,45 @@ class NetConfig:
     weights: WeightDist = WeightDist.gaussian
 
 
+class Precision(str, Enum):
+    """Floating-point type of the finite-width engine."""
+
+    float32 = "float32"
+    float64 = "float64"
+
+
+@dataclass
+class EngineConfig:
+    """Finite-width ensemble engine (science.md §2–3): ensemble size, measurement, resources."""
+
+    n_seeds: int = rng(8, ge=2)  # networks per sigma_w2 value (>= 2 for a standard error)
+    n_pairs: int = rng(2, ge=1)  # input pairs per network
+    q0: float = rng(1.0, gt=0.0)  # variance of layer-0 pre-activations
+    c0: float = rng(0.5, ge=-1.0, lt=1.0)  # correlation of the two inputs of a pair
+    eps: float = rng(1e-3, gt=0.0, lt=1.0)  # two-replica separation (relative RMS)
+    burn_in: int = rng(10, ge=0)  # layers excluded from the exponent and gain averages
+    n_spectrum: int = rng(0, ge=0)  # k tangent vectors for the QR spectrum (0: off)
+    dtype: Precision = Precision.float32
+    device: str = "cpu"  # cpu | cuda | cuda:N
+    memory_budget_gb: float = rng(2.0, gt=0.0)
+
+    def check(self, width: int, depth: int) -> None:
+        """Cross-field checks: device availability, burn-in shorter than the network."""
+        from pipeline.config.validate import ConfigError
+
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"engine.device={self.device!r}: allowed cpu, cuda, cuda:N")
+        if self.device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError(f"engine.device={self.device!r}: CUDA is not available on this machine")
+        if self.burn_in >= depth:
+            raise ConfigError(f"engine.burn_in={self.burn_in}: must be < net.depth={depth}")
+        if self.n_spectrum > width:
+            raise ConfigError(f"engine.n_spectrum={self.n_spectrum}: must be <= net.width={width}")
+
+
 @dataclass
 class TrackingConfig:
     """Where and whether runs are recorded in MLflow."""
@@ -105,3 +144,93 @@ class TheoryTaskConfig:
     net: NetConfig = field(default_factory=NetConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     theory: TheorySettings = field(default_factory=TheorySettings)
+
+
+@dataclass
+class MlpSweepSettings:
+    """The sigma_w2 grid one mlp_sweep job vectorizes over."""
+
+    sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.5, 4.0, 36))
+
+
+@dataclass
+class MlpSweepTaskConfig:
+    """Primary config of `python -m pipeline.mlp_sweep`: one (activation, width, depth, sigma_b2, xi) job."""
+
+    stage: str = "mlp_sweep"
+    seed: int = 0
+    out_dir: str = "${hydra:runtime.output_dir}"
+    net: NetConfig = field(default_factory=NetConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sweep: MlpSweepSettings = field(default_factory=MlpSweepSettings)
+
+    def validate(self) -> None:
+        self.engine.check(self.net.width, self.net.depth)
+        if self.sweep.sigma_w2.start <= 0:
+            from pipeline.config.validate import ConfigError
+
+            raise ConfigError(f"sweep.sigma_w2.start={self.sweep.sigma_w2.start}: must be > 0")
+
+
+@dataclass
+class CurveSpec:
+    """One Lyapunov curve: an activation and bias variance over a sigma_w2 grid."""
+
+    activation: ActivationName = ActivationName.tanh
+    sigma_b2: float = rng(0.0, ge=0.0)
+    sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.5, 3.0, 26))
+
+
+@dataclass
+class ReluFiniteWidthSpec:
+    """Bias-free ReLU exponent at small widths against the exact formula (science.md §2)."""
+
+    widths: List[int] = rng([4, 8, 16, 64, 256], min_len=1, ge=1)
+    sigma_w2: List[float] = rng([1.5, 2.0, 3.0], min_len=1, gt=0.0)
+    depth: int = rng(100, ge=2)
+    n_seeds: int = rng(32, ge=2)
+
+
+@dataclass
+class EpsCheckSpec:
+    """The two-replica estimate must be flat in eps: one point, several eps (float64)."""
+
+    activation: ActivationName = ActivationName.tanh
+    sigma_w2: float = rng(2.5, gt=0.0)
+    sigma_b2: float = rng(0.05, ge=0.0)
+    eps: List[float] = rng([1e-8, 1e-6, 1e-4, 1e-3], min_len=1, gt=0.0, lt=1.0)
+
+
+@dataclass
+class LyapunovSettings:
+    """What the `lyapunov` stage measures besides `net`: curves, ReLU finite-width check, eps check."""
+
+    curves: List[CurveSpec] = field(default_factory=lambda: [
+        CurveSpec(ActivationName.tanh, 0.0, GridSpec(0.5, 3.0, 26)),
+        CurveSpec(ActivationName.tanh, 0.05, GridSpec(0.5, 3.0, 26)),
+        CurveSpec(ActivationName.relu, 0.0, GridSpec(1.0, 3.5, 26)),
+    ])
+    relu_finite_width: ReluFiniteWidthSpec = field(default_factory=ReluFiniteWidthSpec)
+    eps_check: EpsCheckSpec = field(default_factory=EpsCheckSpec)
+
+
+@dataclass
+class LyapunovTaskConfig:
+    """Primary config of `python -m pipeline.lyapunov` (net.width/depth/xi/weights apply to every curve)."""
+
+    stage: str = "lyapunov"
+    seed: int = 0
+    out_dir: str = "${hydra:runtime.output_dir}"
+    net: NetConfig = field(default_factory=NetConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig(dtype=Precision.float64, eps=1e-6, n_spectrum=4))
+    lyapunov: LyapunovSettings = field(default_factory=LyapunovSettings)
+
+    def validate(self) -> None:
+        self.engine.check(self.net.width, self.net.depth)
+        if self.engine.burn_in >= self.lyapunov.relu_finite_width.depth:
+            from pipeline.config.validate import ConfigError
+
+            raise ConfigError(f"lyapunov.relu_finite_width.depth={self.lyapunov.relu_finite_width.depth}: "
+                              f"must be > engine.burn_in={self.engine.burn_in}")

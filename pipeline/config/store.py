@@ -3,10 +3,12 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from .schema import TheoryTaskConfig
+from .schema import LyapunovTaskConfig, MlpSweepTaskConfig, TheoryTaskConfig
 
 SCHEMAS = {
     "theory": TheoryTaskConfig,
+    "mlp_sweep": MlpSweepTaskConfig,
+    "lyapunov": LyapunovTaskConfig,
 }
 
 

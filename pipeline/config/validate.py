@@ -33,6 +33,10 @@ def check_ranges(obj: Any, prefix: str = "") -> None:
         if dataclasses.is_dataclass(value):
             check_ranges(value, key + ".")
             continue
+        if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
+            for i, item in enumerate(value):
+                check_ranges(item, f"{key}[{i}].")
+            continue
         meta = f.metadata
         if value is None:
             continue

@@ -63,6 +63,7 @@ def compute(cfg: TheoryTaskConfig) -> TheoryResult:
     it = th.iterate
     iters = layer_iterates(g, net.sigma_w2, net.sigma_b2, net.depth, it.q11, it.q22, it.c0, net.xi)
     iters.insert(0, "activation", net.activation.value)
+    iters = iters.drop(columns="sigma_w2")
     return TheoryResult(pd.concat(grids, ignore_index=True), pd.concat(crits, ignore_index=True), iters, quad)
 
 

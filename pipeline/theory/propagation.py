@@ -1,27 +1,33 @@
 """Layer-by-layer mean-field iterates q11^l, q22^l, q12^l, c^l of two inputs (science.md §1)."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import torch
 
 from .gaussian import GaussianIntegrator
-from .mean_field import as_t, correlation_map, variance_map
+from .mean_field import as_t, chi1, correlation_map, variance_map
 
 
 def layer_iterates(
-    g: GaussianIntegrator, sigma_w2: float, sigma_b2: float, depth: int,
+    g: GaussianIntegrator, sigma_w2, sigma_b2: float, depth: int,
     q11: float = 1.0, q22: float = 1.0, c0: float = 0.5, xi: float = 1.0,
 ) -> pd.DataFrame:
     """Iterate the variance and correlation maps from pre-activation statistics of layer 0.
 
-    Row l holds the statistics of h^l (layer 0 = the given start values), so row `depth` is the
-    network output that finite-width stages measure.
+    `sigma_w2` may be a scalar or a 1-D grid (vectorized). Row (sigma_w2, l) holds the statistics
+    of h^l (layer 0 = the given start values) and chi1 = sigma_w2 E phi'(h^l)^2 at that layer.
     """
-    a, b = as_t(q11), as_t(q22)
+    sw = as_t(sigma_w2).reshape(-1)
+    a = torch.full_like(sw, q11)
+    b = torch.full_like(sw, q22)
     ab = as_t(c0) * torch.sqrt(a * b)
-    rows = []
+    frames = []
     for layer in range(depth + 1):
-        rows.append((layer, float(a), float(b), float(ab), float(ab / torch.sqrt(a * b))))
-        a, b, ab = (variance_map(g, a, sigma_w2, sigma_b2, xi), variance_map(g, b, sigma_w2, sigma_b2, xi),
-                    correlation_map(g, a, b, ab, sigma_w2, sigma_b2, xi))
-    return pd.DataFrame(rows, columns=["layer", "q11", "q22", "q12", "c"])
+        frames.append(np.stack([sw.numpy(), np.full(sw.numel(), layer), a.numpy(), b.numpy(), ab.numpy(),
+                                (ab / torch.sqrt(a * b)).numpy(), chi1(g, a, sw).numpy()], 1))
+        a, b, ab = (variance_map(g, a, sw, sigma_b2, xi), variance_map(g, b, sw, sigma_b2, xi),
+                    correlation_map(g, a, b, ab, sw, sigma_b2, xi))
+    df = pd.DataFrame(np.concatenate(frames), columns=["sigma_w2", "layer", "q11", "q22", "q12", "c", "chi1"])
+    df["layer"] = df.layer.astype(int)
+    return df.sort_values(["sigma_w2", "layer"], kind="stable").reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Signal and perturbation propagation through random-network ensembles, and its statistics."""

@@ -1,0 +1,83 @@
+"""From raw ensemble measurements to estimates with standard errors, per sigma_w2 (science.md §2–3)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .ensemble import EnsembleMeasurement
+
+
+def mean_se(x: torch.Tensor, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, standard error and count along `dim`, ignoring NaN (flagged networks)."""
+    ok = torch.isfinite(x)
+    n = ok.sum(dim)
+    mean = torch.where(ok, x, torch.zeros_like(x)).sum(dim) / n
+    dev = torch.where(ok, x - mean.unsqueeze(dim), torch.zeros_like(x))
+    se = torch.sqrt((dev ** 2).sum(dim) / (n - 1).clamp_min(1) / n.clamp_min(1))
+    return mean.numpy(), se.numpy(), n.numpy()
+
+
+def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
+    """One row per sigma_w2: q^L, c^L, chi, both Lyapunov estimates (per layer), spectrum, with SEs.
+
+    Exponents and chi are averaged over layers after `burn_in` first, then their mean and SE are
+    taken over seeds x inputs (each seed-input trajectory is one sample).
+    """
+    spec = m.spec
+    L = spec.depth
+    b = min(max(burn_in, 0), L - 1)
+    per_traj = lambda x: x[..., b:].nanmean(-1)  # noqa: E731  (S, K, I)
+    rows = {"sigma_w2": np.asarray(spec.sigma_w2)}
+    q_last = torch.exp(m.log_q[..., -1])  # (S, K, I); inf if beyond float64
+    rows["q_L"], rows["q_L_se"], _ = mean_se(q_last.permute(1, 0, 2).reshape(len(spec.sigma_w2), -1), 1)
+    rows["log_q_L"], rows["log_q_L_se"], _ = mean_se(m.log_q[..., -1].permute(1, 0, 2).reshape(len(spec.sigma_w2), -1), 1)
+    rows["c_L"], rows["c_L_se"], _ = mean_se(m.c[..., -1].permute(1, 0, 2).reshape(len(spec.sigma_w2), -1), 1)
+    for name, x in (("chi", m.chi), ("lambda_replica", m.log_growth_replica), ("lambda_tangent", m.log_growth_tangent)):
+        t = per_traj(x).permute(1, 0, 2).reshape(len(spec.sigma_w2), -1)
+        rows[name], rows[f"{name}_se"], n = mean_se(t, 1)
+    rows["n_samples"] = n
+    rows["n_failed_networks"] = (m.failed_layer >= 0).sum(0).numpy()
+    if m.spectrum_log_r is not None:
+        t = per_traj(m.spectrum_log_r)  # (S, K, k)
+        mean, se, _ = mean_se(t.permute(1, 2, 0), 2)
+        for j in range(mean.shape[1]):
+            rows[f"lambda_{j + 1}"] = mean[:, j]
+            rows[f"lambda_{j + 1}_se"] = se[:, j]
+    return pd.DataFrame(rows)
+
+
+def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
+    """Per-layer means over seeds x inputs: q^l, c^l, chi^l and local exponents, one row per (sigma_w2, layer)."""
+    spec = m.spec
+    K, L = len(spec.sigma_w2), spec.depth
+    q = torch.exp(m.log_q).nanmean((0, 2))  # (K, L+1)
+    c = m.c.nanmean((0, 2))
+    pad = lambda x: torch.cat([torch.full((K, 1), float("nan"), dtype=torch.float64), x.nanmean((0, 2))], 1)  # noqa: E731
+    chi, rep, tan = pad(m.chi), pad(m.log_growth_replica), pad(m.log_growth_tangent)
+    layers = np.arange(L + 1)
+    return pd.DataFrame({
+        "sigma_w2": np.repeat(np.asarray(spec.sigma_w2), L + 1),
+        "layer": np.tile(layers, K),
+        "q": q.reshape(-1).numpy(), "c": c.reshape(-1).numpy(), "chi": chi.reshape(-1).numpy(),
+        "lambda_replica": rep.reshape(-1).numpy(), "lambda_tangent": tan.reshape(-1).numpy(),
+    })
+
+
+def zero_crossing(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> tuple[float, float]:
+    """First upward crossing of y = 0 by linear interpolation, with SE propagated from the two points.
+
+    Returns (nan, nan) when y does not change sign from negative to non-negative on the grid.
+    """
+    order = np.argsort(x)
+    x, y, se = np.asarray(x)[order], np.asarray(y)[order], np.asarray(se)[order]
+    for i in range(len(x) - 1):
+        if np.isfinite(y[i]) and np.isfinite(y[i + 1]) and y[i] < 0 <= y[i + 1]:
+            w = -y[i] / (y[i + 1] - y[i])
+            x0 = x[i] + w * (x[i + 1] - x[i])
+            slope = (y[i + 1] - y[i]) / (x[i + 1] - x[i])
+            err = math.sqrt(((1 - w) * se[i]) ** 2 + (w * se[i + 1]) ** 2) / abs(slope)
+            return float(x0), float(err)
+    return float("nan"), float("nan")

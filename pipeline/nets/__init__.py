@@ -1,0 +1,1 @@
+"""Finite-width random networks: weight ensembles generated on the fly from seeds."""

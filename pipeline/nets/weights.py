@@ -1,0 +1,58 @@
+"""Random weight and bias draws, reproducible per (seed, network, layer), independent of batching.
+
+Every draw comes from its own generator seeded by hashing (base seed, network seed id, layer,
+stream), so a network is the same whether it is computed alone, in a chunk, or by another
+launcher. Draws are made in float32 and cast, so float32 and float64 runs see the same networks.
+Common random numbers: all sigma_w2 values of one seed share the same standard-normal matrix Z.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+STREAM_WEIGHTS, STREAM_BIAS, STREAM_INPUT, STREAM_PROBE = 0, 1, 2, 3
+
+
+def generator(base_seed: int, seed_id: int, layer: int, stream: int, device: torch.device) -> torch.Generator:
+    """A torch generator for one (seed, network, layer, stream) cell."""
+    state = np.random.SeedSequence([base_seed, seed_id, layer, stream]).generate_state(2, dtype=np.uint32)
+    g = torch.Generator(device=device)
+    g.manual_seed(int(state[0]) << 31 ^ int(state[1]))
+    return g
+
+
+def standard_weights(
+    base_seed: int, seed_ids: list[int], layer: int, width: int, kind: str, xi: float,
+    device: torch.device, dtype: torch.dtype,
+) -> torch.Tensor:
+    """Z of shape (S, N, N) such that W = sqrt(sigma_w2 / N) Z has the configured ensemble.
+
+    gaussian: Z i.i.d. N(0, 1), then the gauge structure Z (P_T + sqrt(xi) P_L) of science.md §4
+    (row means rescaled by sqrt(xi); xi = 1 leaves Z unchanged, xi = 0 makes rows sum to zero).
+    orthogonal: sqrt(N) times a Haar orthogonal matrix (W W^T = sigma_w2 I).
+    """
+    out = torch.empty(len(seed_ids), width, width, dtype=dtype, device=device)
+    for k, sid in enumerate(seed_ids):
+        g = generator(base_seed, sid, layer, STREAM_WEIGHTS, device)
+        z = torch.randn(width, width, generator=g, device=device, dtype=torch.float32).to(dtype)
+        if kind == "orthogonal":
+            q, r = torch.linalg.qr(z.double() if dtype == torch.float32 else z)
+            z = (q * torch.sign(torch.diagonal(r))).to(dtype) * math.sqrt(width)
+        elif xi != 1.0:
+            z = z + (math.sqrt(xi) - 1.0) * z.mean(dim=1, keepdim=True)
+        out[k] = z
+    return out
+
+
+def standard_vectors(
+    base_seed: int, seed_ids: list[int], layer: int, stream: int, shape: tuple[int, ...],
+    device: torch.device, dtype: torch.dtype,
+) -> torch.Tensor:
+    """i.i.d. N(0, 1) draws of shape (S, *shape) for biases, inputs and probe vectors."""
+    out = torch.empty(len(seed_ids), *shape, dtype=dtype, device=device)
+    for k, sid in enumerate(seed_ids):
+        g = generator(base_seed, sid, layer, stream, device)
+        out[k] = torch.randn(*shape, generator=g, device=device, dtype=torch.float32).to(dtype)
+    return out

@@ -1,0 +1,75 @@
+"""Finite-width figures: measured vs theory per width, 1/N collapse, layer profiles."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+
+def _errorbars(ax, d: pd.DataFrame, x: str, y: str, hue: str, palette) -> None:
+    for (key, g), color in zip(d.groupby(hue), palette):
+        ax.errorbar(g[x], g[y], yerr=g.get(f"{y}_se"), fmt="o", ms=3, lw=1, color=color, label=f"{hue}={key}")
+
+
+def measured_vs_theory(sweep: pd.DataFrame, path: Path, hue: str = "width") -> None:
+    """q^L, c^L, chi and lambda vs sigma_w2: points (measured, +-SE) per `hue`, lines = theory."""
+    acts = list(dict.fromkeys(sweep.activation))
+    panels = [("q_L", "q_L_theory", r"$q^L$"), ("c_L", "c_L_theory", r"$c^L$"),
+              ("chi", "chi1", r"gain $\chi$ vs $\chi_1$"), ("lambda_replica", "lambda_mf", r"$\lambda$ per layer")]
+    fig, axes = plt.subplots(len(acts), 4, figsize=(16, 3.6 * len(acts)), squeeze=False, constrained_layout=True)
+    for i, act in enumerate(acts):
+        d = sweep[sweep.activation == act].sort_values("sigma_w2")
+        palette = sns.color_palette("viridis", d[hue].nunique())
+        for j, (meas, theo, label) in enumerate(panels):
+            ax = axes[i, j]
+            _errorbars(ax, d, "sigma_w2", meas, hue, palette)
+            th = d.drop_duplicates("sigma_w2") if theo in ("chi1", "lambda_mf") else d[d[hue] == d[hue].max()]
+            ax.plot(th.sigma_w2, th[theo], "k-", lw=1.2, label="mean field")
+            if meas in ("chi", "lambda_replica"):
+                ax.axhline(1.0 if meas == "chi" else 0.0, color="grey", ls="--", lw=0.8)
+            if meas == "q_L" and np.nanmax(d[meas]) / max(np.nanmin(d[meas]), 1e-300) > 1e3:
+                ax.set_yscale("log")
+            ax.set(title=f"{act}: {label}", xlabel=r"$\sigma_w^2$")
+        axes[i, 0].legend(fontsize=7)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def collapse(fw: pd.DataFrame, path: Path) -> None:
+    """(measured - theory) x N vs sigma_w2 per width: curves that coincide show the 1/N scaling."""
+    acts = list(dict.fromkeys(fw.activation))
+    cols = [("dq_L_times_N", r"$(q^L - q^L_{MF})\,N$"), ("dlambda_times_N", r"$(\lambda - \lambda_{MF})\,N$")]
+    fig, axes = plt.subplots(len(acts), 2, figsize=(10, 3.6 * len(acts)), squeeze=False, constrained_layout=True)
+    for i, act in enumerate(acts):
+        d = fw[fw.activation == act]
+        palette = sns.color_palette("viridis", d.width.nunique())
+        for j, (col, label) in enumerate(cols):
+            _errorbars(axes[i, j], d, "sigma_w2", col, "width", palette)
+            axes[i, j].axhline(0, color="grey", lw=0.8)
+            axes[i, j].set(title=f"{act}: {label}", xlabel=r"$\sigma_w^2$")
+        axes[i, 0].legend(fontsize=7)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def layer_profiles(layers: pd.DataFrame, path: Path, n_curves: int = 4) -> None:
+    """q^l and c^l against layer for a few sigma_w2: markers measured, lines theory."""
+    sws = np.unique(layers.sigma_w2)
+    pick = sws[np.unique(np.linspace(0, len(sws) - 1, n_curves).round().astype(int))]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    for sw, color in zip(pick, sns.color_palette("viridis", len(pick))):
+        d = layers[np.isclose(layers.sigma_w2, sw)]
+        a.plot(d.layer, d.q, "o", ms=2.5, color=color, label=rf"$\sigma_w^2$={sw:.2f}")
+        a.plot(d.layer, d.q_theory, "-", color=color, lw=1)
+        b.plot(d.layer, d.c, "o", ms=2.5, color=color)
+        b.plot(d.layer, d.c_theory, "-", color=color, lw=1)
+    if layers.q.max() / max(layers.q.min(), 1e-300) > 1e3:
+        a.set_yscale("log")
+    a.set(xlabel="layer l", ylabel=r"$q^l$", title="variance (markers: measured, lines: mean field)")
+    b.set(xlabel="layer l", ylabel=r"$c^l$", title="correlation")
+    a.legend(fontsize=7)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,93 @@
+"""`mlp_sweep` stage: one (activation, width, depth, sigma_b2, xi) job over a sigma_w2 grid (science.md §2).
+
+The engine vectorizes over sigma_w2 x seeds x inputs; Hydra multirun sweeps widths, depths and
+activations; `python -m pipeline.collect mlp_sweep` merges the jobs' tables.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig
+
+from pipeline.config.schema import MlpSweepTaskConfig
+from pipeline.dynamics.engine_spec import ensemble_spec, grid
+from pipeline.dynamics.ensemble import simulate
+from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
+from pipeline.plots import finite_width as plots
+from pipeline.stages.hydra_app import hydra_entry
+from pipeline.stages.runner import StageOutput, run_stage
+from pipeline.theory.predictions import critical_sigma_w2, predictions
+
+log = logging.getLogger("ginn.mlp_sweep")
+
+
+class NumericalError(RuntimeError):
+    """Every network of a sweep point produced non-finite values."""
+
+
+@dataclass
+class MlpSweepResult:
+    sweep: pd.DataFrame  # one row per sigma_w2: measured and theory
+    layers: pd.DataFrame  # one row per (sigma_w2, layer): measured and theory
+    crossing: dict
+
+
+def compute(cfg: MlpSweepTaskConfig) -> MlpSweepResult:
+    """Simulate the ensemble and join the mean-field predictions."""
+    net, eng = cfg.net, cfg.engine
+    sws = grid(cfg.sweep.sigma_w2)
+    m = simulate(ensemble_spec(net, eng, sws, cfg.seed))
+    table = summarize(m, eng.burn_in)
+    if table.n_samples.min() == 0:
+        bad = table.sigma_w2[table.n_samples == 0].tolist()
+        raise NumericalError(f"all networks non-finite at sigma_w2={bad}")
+    theory, iters = predictions(net.activation.value, sws, net.sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
+    sweep = table.merge(theory, on="sigma_w2")
+    meta = dict(activation=net.activation.value, width=net.width, depth=net.depth, sigma_b2=net.sigma_b2,
+                xi=net.xi, weights=net.weights.value, dtype=eng.dtype.value)
+    for i, (k, v) in enumerate(meta.items()):
+        sweep.insert(i, k, v)
+    layers = layer_curves(m)
+    layers["q_theory"] = iters.q11.to_numpy()
+    layers["c_theory"] = iters.c.to_numpy()
+    layers["chi1_theory"] = iters.chi1.to_numpy()
+    layers.insert(0, "width", net.width)
+    layers.insert(0, "activation", net.activation.value)
+    x0, se = zero_crossing(sweep.sigma_w2.to_numpy(), sweep.lambda_replica.to_numpy(),
+                           sweep.lambda_replica_se.to_numpy())
+    crossing = {"crossing_measured": x0, "crossing_measured_se": se,
+                "crossing_theory": critical_sigma_w2(net.activation.value, net.sigma_b2, net.xi)}
+    return MlpSweepResult(sweep, layers, crossing)
+
+
+def write(result: MlpSweepResult, folder: Path) -> StageOutput:
+    result.sweep.to_csv(folder / "sweep.csv", index=False)
+    result.layers.to_csv(folder / "layers.csv", index=False)
+    figs = folder / "figures"
+    figs.mkdir()
+    plots.measured_vs_theory(result.sweep, figs / "measured_vs_theory.png")
+    plots.layer_profiles(result.layers, figs / "layer_profiles.png")
+    s = result.sweep
+    rel_chi = (s.chi / s.chi1 - 1).abs()
+    metrics = {**result.crossing,
+               "chi_rel_err_median": float(np.nanmedian(rel_chi)),
+               "lambda_replica_minus_tangent_max": float((s.lambda_replica - s.lambda_tangent).abs().max()),
+               "n_failed_networks": int(s.n_failed_networks.sum())}
+    curves = {}
+    for sw, d in result.layers.groupby("sigma_w2"):
+        curves[f"q_l.sw2_{sw:.3f}"] = d.q.tolist()
+        curves[f"c_l.sw2_{sw:.3f}"] = d.c.tolist()
+    c = result.crossing
+    return StageOutput(metrics, curves, f"lambda = 0 at sigma_w2 = {c['crossing_measured']:.4f} "
+                                        f"+- {c['crossing_measured_se']:.4f} (theory {c['crossing_theory']:.4f})")
+
+
+def task(cfg: DictConfig) -> None:
+    run_stage(cfg, "mlp_sweep", compute, write)
+
+
+main = hydra_entry("mlp_sweep", task)

@@ -1,0 +1,44 @@
+"""Theory values next to finite-width measurements: per sigma_w2, and per (sigma_w2, layer)."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from .activations import get_activation
+from .critical import critical_line
+from .gaussian import GaussianIntegrator
+from .mean_field import as_t, mean_field_grid
+from .propagation import layer_iterates
+
+
+def integrator(activation: str, sigma_w2_max: float = 5.0, sigma_b2_max: float = 1.0) -> GaussianIntegrator:
+    """Quadrature for an activation, sized to the variances a grid can reach."""
+    act = get_activation(activation)
+    q_max = sigma_w2_max * act.sup_phi2 + sigma_b2_max if act.sup_phi2 else 20.0
+    return GaussianIntegrator(act, q_max=q_max)
+
+
+def predictions(activation: str, sigma_w2, sigma_b2: float, depth: int, q0: float = 1.0, c0: float = 0.5,
+                xi: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-sigma_w2 table, per-layer iterates) of the mean-field theory for a finite-width run.
+
+    Per sigma_w2: q^L and c^L after `depth` layers from (q0, c0), q*, c*, chi1 at q*, and
+    lambda_mf = 0.5 ln chi1 (science.md §1).
+    """
+    sw = as_t(sigma_w2).reshape(-1)
+    g = integrator(activation, float(sw.max()), sigma_b2)
+    it = layer_iterates(g, sw, sigma_b2, depth, q0, q0, c0, xi)
+    grid = mean_field_grid(g, sw, sigma_b2, xi)
+    last = it[it.layer == depth].reset_index(drop=True)
+    table = pd.DataFrame({
+        "sigma_w2": sw.numpy(),
+        "q_L_theory": last.q11.to_numpy(), "c_L_theory": last.c.to_numpy(),
+        "q_star": grid.q_star.numpy(), "c_star": grid.c_star.numpy(),
+        "chi1": grid.chi1.numpy(), "lambda_mf": grid.lambda_mf.numpy(),
+    })
+    return table, it
+
+
+def critical_sigma_w2(activation: str, sigma_b2: float, xi: float = 1.0) -> float:
+    """Theory zero crossing of lambda_mf: sigma_w2 where chi1 = 1."""
+    return float(critical_line(integrator(activation), [sigma_b2], xi).sigma_w2_crit[0])

@@ -23,25 +23,24 @@ def mean_se(x: torch.Tensor, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     """One row per sigma_w2: q^L, c^L, chi, both Lyapunov estimates (per layer), spectrum, with SEs.
 
-    Exponents and chi are averaged over layers after `burn_in` first, then their mean and SE are
-    taken over seeds x inputs (each seed-input trajectory is one sample).
+    Exponents and chi are averaged over layers after `burn_in`, then over the inputs of each
+    network; mean and standard error are taken over seeds, the independent samples (inputs
+    through one network are correlated, so treating them as independent would understate errors).
     """
     spec = m.spec
-    L = spec.depth
-    b = min(max(burn_in, 0), L - 1)
-    per_traj = lambda x: x[..., b:].nanmean(-1)  # noqa: E731  (S, K, I)
+    b = min(max(burn_in, 0), spec.depth - 1)
+    per_seed = lambda x: x.nanmean(2).T  # noqa: E731  (S, K, inputs) -> (K, S)
+    after_burn_in = lambda x: x[..., b:].nanmean(-1)  # noqa: E731
     rows = {"sigma_w2": np.asarray(spec.sigma_w2)}
-    q_last = torch.exp(m.log_q[..., -1])  # (S, K, I); inf if beyond float64
-    rows["q_L"], rows["q_L_se"], _ = mean_se(q_last.permute(1, 0, 2).reshape(len(spec.sigma_w2), -1), 1)
-    rows["log_q_L"], rows["log_q_L_se"], _ = mean_se(m.log_q[..., -1].permute(1, 0, 2).reshape(len(spec.sigma_w2), -1), 1)
-    rows["c_L"], rows["c_L_se"], _ = mean_se(m.c[..., -1].permute(1, 0, 2).reshape(len(spec.sigma_w2), -1), 1)
+    rows["q_L"], rows["q_L_se"], _ = mean_se(per_seed(torch.exp(m.log_q[..., -1])), 1)  # inf beyond float64
+    rows["log_q_L"], rows["log_q_L_se"], _ = mean_se(per_seed(m.log_q[..., -1]), 1)
+    rows["c_L"], rows["c_L_se"], _ = mean_se(per_seed(m.c[..., -1]), 1)
     for name, x in (("chi", m.chi), ("lambda_replica", m.log_growth_replica), ("lambda_tangent", m.log_growth_tangent)):
-        t = per_traj(x).permute(1, 0, 2).reshape(len(spec.sigma_w2), -1)
-        rows[name], rows[f"{name}_se"], n = mean_se(t, 1)
-    rows["n_samples"] = n
+        rows[name], rows[f"{name}_se"], n = mean_se(per_seed(after_burn_in(x)), 1)
+    rows["n_seeds_used"] = n
     rows["n_failed_networks"] = (m.failed_layer >= 0).sum(0).numpy()
     if m.spectrum_log_r is not None:
-        t = per_traj(m.spectrum_log_r)  # (S, K, k)
+        t = after_burn_in(m.spectrum_log_r)  # (S, K, k)
         mean, se, _ = mean_se(t.permute(1, 2, 0), 2)
         for j in range(mean.shape[1]):
             rows[f"lambda_{j + 1}"] = mean[:, j]

@@ -41,7 +41,7 @@ def measured_vs_theory(sweep: pd.DataFrame, path: Path, hue: str = "width") -> N
 def collapse(fw: pd.DataFrame, path: Path) -> None:
     """(measured - theory) x N vs sigma_w2 per width: curves that coincide show the 1/N scaling."""
     acts = list(dict.fromkeys(fw.activation))
-    cols = [("dq_L_times_N", r"$(q^L - q^L_{MF})\,N$"), ("dlambda_times_N", r"$(\lambda - \lambda_{MF})\,N$")]
+    cols = [("dlogq_L_times_N", r"$(\ln q^L - \ln q^L_{MF})\,N$"), ("dlambda_times_N", r"$(\lambda - \lambda_{MF})\,N$")]
     fig, axes = plt.subplots(len(acts), 2, figsize=(10, 3.6 * len(acts)), squeeze=False, constrained_layout=True)
     for i, act in enumerate(acts):
         d = fw[fw.activation == act]

@@ -42,8 +42,8 @@ def compute(cfg: MlpSweepTaskConfig) -> MlpSweepResult:
     sws = grid(cfg.sweep.sigma_w2)
     m = simulate(ensemble_spec(net, eng, sws, cfg.seed))
     table = summarize(m, eng.burn_in)
-    if table.n_samples.min() == 0:
-        bad = table.sigma_w2[table.n_samples == 0].tolist()
+    if table.n_seeds_used.min() == 0:
+        bad = table.sigma_w2[table.n_seeds_used == 0].tolist()
         raise NumericalError(f"all networks non-finite at sigma_w2={bad}")
     theory, iters = predictions(net.activation.value, sws, net.sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
     sweep = table.merge(theory, on="sigma_w2")

@@ -130,3 +130,15 @@ def _close(logger: RunLogger, status: str, error: str) -> None:
         logger.set_tags({"error": error[:5000]})
     finally:
         client(logger.uri).set_terminated(logger.run_id, status)
+
+
+def attach_to_run(run_id: str, uri: str, metrics: Mapping[str, float], files: Sequence[Path],
+                  artifact_path: Optional[str] = None) -> None:
+    """Add metrics and artifacts to an existing (e.g. a sweep's parent) run without changing its status."""
+    logger = RunLogger(run_id=run_id, uri=uri)
+    logger.log_metrics(metrics)
+    for f in files:
+        if f.is_dir():
+            logger.log_artifacts(f, f"{artifact_path}/{f.name}" if artifact_path else f.name)
+        else:
+            logger.log_artifact(f, artifact_path)

@@ -1,0 +1,121 @@
+"""`lyapunov` stage: largest exponent by two replicas and by tangents, QR spectrum, ReLU exact check (§3)."""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from pipeline.config.schema import LyapunovTaskConfig
+from pipeline.dynamics.engine_spec import ensemble_spec, grid
+from pipeline.dynamics.ensemble import simulate
+from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
+from pipeline.plots import lyapunov as plots
+from pipeline.stages.hydra_app import hydra_entry
+from pipeline.stages.runner import StageOutput, run_stage
+from pipeline.theory.finite_width import relu_lyapunov_exact
+from pipeline.theory.predictions import critical_sigma_w2, predictions
+
+log = logging.getLogger("ginn.lyapunov")
+
+
+@dataclass
+class LyapunovResult:
+    lyapunov: pd.DataFrame  # one row per (activation, sigma_b2, sigma_w2)
+    crossings: pd.DataFrame
+    relu_finite_width: pd.DataFrame
+    eps_check: pd.DataFrame
+    local: pd.DataFrame  # per-layer local exponents
+
+
+def _curve(cfg: LyapunovTaskConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataFrame, pd.DataFrame]:
+    net, eng = cfg.net, cfg.engine
+    spec = ensemble_spec(net, eng, sws, cfg.seed, activation=activation.value, sigma_b2=sigma_b2)
+    m = simulate(spec)
+    table = summarize(m, eng.burn_in)
+    theory, _ = predictions(activation.value, sws, sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
+    table = table.merge(theory[["sigma_w2", "chi1", "lambda_mf", "q_star"]], on="sigma_w2")
+    for i, (k, v) in enumerate(dict(activation=activation.value, sigma_b2=sigma_b2, width=net.width,
+                                    depth=net.depth, xi=net.xi).items()):
+        table.insert(i, k, v)
+    local = layer_curves(m)[["sigma_w2", "layer", "lambda_replica", "lambda_tangent"]]
+    local.insert(0, "sigma_b2", sigma_b2)
+    local.insert(0, "activation", activation.value)
+    return table, local
+
+
+def compute(cfg: LyapunovTaskConfig) -> LyapunovResult:
+    """All curves, their zero crossings, the ReLU finite-width table and the eps check."""
+    net, eng, ly = cfg.net, cfg.engine, cfg.lyapunov
+    tables, locals_, crossings = [], [], []
+    for curve in tqdm(ly.curves, desc="lyapunov curves", disable=None):
+        t, loc = _curve(cfg, curve.activation, curve.sigma_b2, grid(curve.sigma_w2))
+        tables.append(t)
+        locals_.append(loc)
+        x0, se = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
+        crossings.append({"activation": curve.activation.value, "width": net.width, "sigma_b2": curve.sigma_b2,
+                          "xi": net.xi, "crossing_measured": x0, "crossing_measured_se": se,
+                          "crossing_theory": critical_sigma_w2(curve.activation.value, curve.sigma_b2, net.xi)})
+    rfw = ly.relu_finite_width
+    rows = []
+    for width in tqdm(rfw.widths, desc="relu finite width", disable=None):
+        spec = ensemble_spec(net, eng, rfw.sigma_w2, cfg.seed, activation="relu", sigma_b2=0.0, xi=1.0,
+                             weights="gaussian", width=width, depth=rfw.depth, n_seeds=rfw.n_seeds, n_spectrum=0)
+        s = summarize(simulate(spec), eng.burn_in)
+        for _, r in s.iterrows():
+            rows.append({"width": width, "sigma_w2": r.sigma_w2, "lambda_measured": r.lambda_replica,
+                         "lambda_measured_se": r.lambda_replica_se, "lambda_tangent": r.lambda_tangent,
+                         "lambda_exact": relu_lyapunov_exact(width, r.sigma_w2),
+                         "lambda_mean_field": 0.5 * math.log(r.sigma_w2 / 2)})
+    ec = ly.eps_check
+    eps_rows = []
+    for eps in ec.eps:
+        spec = ensemble_spec(net, eng, [ec.sigma_w2], cfg.seed, activation=ec.activation.value,
+                             sigma_b2=ec.sigma_b2, eps=eps, dtype="float64", n_spectrum=0)
+        s = summarize(simulate(spec), eng.burn_in).iloc[0]
+        eps_rows.append({"activation": ec.activation.value, "sigma_w2": ec.sigma_w2, "sigma_b2": ec.sigma_b2,
+                         "eps": eps, "lambda_replica": s.lambda_replica, "lambda_replica_se": s.lambda_replica_se,
+                         "lambda_tangent": s.lambda_tangent, "lambda_tangent_se": s.lambda_tangent_se})
+    return LyapunovResult(pd.concat(tables, ignore_index=True), pd.DataFrame(crossings), pd.DataFrame(rows),
+                          pd.DataFrame(eps_rows), pd.concat(locals_, ignore_index=True))
+
+
+def write(result: LyapunovResult, folder: Path) -> StageOutput:
+    result.lyapunov.to_csv(folder / "lyapunov.csv", index=False)
+    result.crossings.to_csv(folder / "zero_crossings.csv", index=False)
+    result.relu_finite_width.to_csv(folder / "relu_finite_width.csv", index=False)
+    result.eps_check.to_csv(folder / "eps_check.csv", index=False)
+    figs = folder / "figures"
+    figs.mkdir()
+    plots.exponent_vs_sigma_w2(result.lyapunov, figs / "lyapunov_vs_sigma_w2.png")
+    if any(c == "lambda_1" for c in result.lyapunov.columns):
+        plots.spectrum(result.lyapunov, figs / "spectrum.png")
+    plots.relu_finite_width(result.relu_finite_width, figs / "relu_finite_width.png")
+    plots.eps_flatness(result.eps_check, figs / "eps_flatness.png")
+    cr = result.crossings
+    rfw = result.relu_finite_width
+    metrics = {
+        "crossing": {f"{r.activation}_sb{r.sigma_b2:g}": {"measured": r.crossing_measured, "se": r.crossing_measured_se,
+                                                          "theory": r.crossing_theory} for r in cr.itertuples()},
+        "relu_finite_width_max_z": float(((rfw.lambda_measured - rfw.lambda_exact).abs() / rfw.lambda_measured_se).max()),
+        "replica_minus_tangent_max_z": float(((result.lyapunov.lambda_replica - result.lyapunov.lambda_tangent).abs()
+                                              / result.lyapunov.lambda_replica_se).max()),
+        "eps_spread": float(result.eps_check.lambda_replica.max() - result.eps_check.lambda_replica.min()),
+    }
+    curves = {}
+    for (act, sb, sw), d in result.local.groupby(["activation", "sigma_b2", "sigma_w2"]):
+        curves[f"lambda_l.{act}_sb{sb:g}.sw2_{sw:.3f}"] = d.lambda_replica.fillna(0.0).tolist()[1:]
+    summary = "; ".join(f"{r.activation} sb2={r.sigma_b2:g}: crossing {r.crossing_measured:.3f}+-{r.crossing_measured_se:.3f}"
+                        f" (theory {r.crossing_theory:.3f})" for r in cr.itertuples())
+    return StageOutput(metrics, curves, summary)
+
+
+def task(cfg: DictConfig) -> None:
+    run_stage(cfg, "lyapunov", compute, write)
+
+
+main = hydra_entry("lyapunov", task)

@@ -135,42 +135,10 @@ class TheorySettings:
 
 
 @dataclass
-class TheoryTaskConfig:
-    """Primary config of `python -m pipeline.theory`."""
-
-    stage: str = "theory"
-    seed: int = 0
-    out_dir: str = "${hydra:runtime.output_dir}"
-    net: NetConfig = field(default_factory=NetConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    theory: TheorySettings = field(default_factory=TheorySettings)
-
-
-@dataclass
 class MlpSweepSettings:
     """The sigma_w2 grid one mlp_sweep job vectorizes over."""
 
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.5, 4.0, 36))
-
-
-@dataclass
-class MlpSweepTaskConfig:
-    """Primary config of `python -m pipeline.mlp_sweep`: one (activation, width, depth, sigma_b2, xi) job."""
-
-    stage: str = "mlp_sweep"
-    seed: int = 0
-    out_dir: str = "${hydra:runtime.output_dir}"
-    net: NetConfig = field(default_factory=NetConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    engine: EngineConfig = field(default_factory=EngineConfig)
-    sweep: MlpSweepSettings = field(default_factory=MlpSweepSettings)
-
-    def validate(self) -> None:
-        self.engine.check(self.net.width, self.net.depth)
-        if self.sweep.sigma_w2.start <= 0:
-            from pipeline.config.validate import ConfigError
-
-            raise ConfigError(f"sweep.sigma_w2.start={self.sweep.sigma_w2.start}: must be > 0")
 
 
 @dataclass
@@ -215,22 +183,45 @@ class LyapunovSettings:
     eps_check: EpsCheckSpec = field(default_factory=EpsCheckSpec)
 
 
-@dataclass
-class LyapunovTaskConfig:
-    """Primary config of `python -m pipeline.lyapunov` (net.width/depth/xi/weights apply to every curve)."""
+# Sections each stage reads; the others are carried (so one experiment file can set the whole
+# pipeline) but not logged as that stage's params.
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "theory": ("net", "theory"),
+    "mlp_sweep": ("net", "engine", "sweep"),
+    "lyapunov": ("net", "engine", "lyapunov"),
+}
 
-    stage: str = "lyapunov"
-    seed: int = 0
+
+@dataclass
+class StageConfig:
+    """Schema of every stage's primary config (`conf/<stage>.yaml` sets the values)."""
+
+    stage: str = "theory"
+    seed: int = rng(0, ge=0)
     out_dir: str = "${hydra:runtime.output_dir}"
     net: NetConfig = field(default_factory=NetConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    engine: EngineConfig = field(default_factory=lambda: EngineConfig(dtype=Precision.float64, eps=1e-6, n_spectrum=4))
+    theory: TheorySettings = field(default_factory=TheorySettings)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    sweep: MlpSweepSettings = field(default_factory=MlpSweepSettings)
     lyapunov: LyapunovSettings = field(default_factory=LyapunovSettings)
 
     def validate(self) -> None:
-        self.engine.check(self.net.width, self.net.depth)
-        if self.engine.burn_in >= self.lyapunov.relu_finite_width.depth:
-            from pipeline.config.validate import ConfigError
+        """Cross-field checks of the sections this stage reads."""
+        from pipeline.config.validate import ConfigError
 
-            raise ConfigError(f"lyapunov.relu_finite_width.depth={self.lyapunov.relu_finite_width.depth}: "
-                              f"must be > engine.burn_in={self.engine.burn_in}")
+        if self.stage not in STAGE_SECTIONS:
+            raise ConfigError(f"stage={self.stage!r}: allowed {sorted(STAGE_SECTIONS)}")
+        sections = STAGE_SECTIONS[self.stage]
+        if "engine" in sections:
+            self.engine.check(self.net.width, self.net.depth)
+        if "sweep" in sections and self.sweep.sigma_w2.start <= 0:
+            raise ConfigError(f"sweep.sigma_w2.start={self.sweep.sigma_w2.start}: must be > 0")
+        if "lyapunov" in sections:
+            rfw = self.lyapunov.relu_finite_width
+            if self.engine.burn_in >= rfw.depth:
+                raise ConfigError(f"lyapunov.relu_finite_width.depth={rfw.depth}: "
+                                  f"must be > engine.burn_in={self.engine.burn_in}")
+            for i, c in enumerate(self.lyapunov.curves):
+                if c.sigma_w2.start <= 0:
+                    raise ConfigError(f"lyapunov.curves[{i}].sigma_w2.start={c.sigma_w2.start}: must be > 0")

@@ -3,17 +3,11 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from .schema import LyapunovTaskConfig, MlpSweepTaskConfig, TheoryTaskConfig
+from .schema import STAGE_SECTIONS, StageConfig
 
-SCHEMAS = {
-    "theory": TheoryTaskConfig,
-    "mlp_sweep": MlpSweepTaskConfig,
-    "lyapunov": LyapunovTaskConfig,
-}
+SCHEMAS = {stage: StageConfig for stage in STAGE_SECTIONS}
 
 
 def register() -> None:
-    """Store `<stage>_schema` for each stage; primary YAML configs list it first in their defaults."""
-    cs = ConfigStore.instance()
-    for stage, schema in SCHEMAS.items():
-        cs.store(name=f"{stage}_schema", node=schema)
+    """Store `stage_schema`; every primary YAML config lists it first in its defaults."""
+    ConfigStore.instance().store(name="stage_schema", node=StageConfig)

@@ -10,7 +10,7 @@ import pandas as pd
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from pipeline.config.schema import LyapunovTaskConfig
+from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec, grid
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
@@ -32,7 +32,7 @@ class LyapunovResult:
     local: pd.DataFrame  # per-layer local exponents
 
 
-def _curve(cfg: LyapunovTaskConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataFrame, pd.DataFrame]:
     net, eng = cfg.net, cfg.engine
     spec = ensemble_spec(net, eng, sws, cfg.seed, activation=activation.value, sigma_b2=sigma_b2)
     m = simulate(spec)
@@ -48,7 +48,7 @@ def _curve(cfg: LyapunovTaskConfig, activation, sigma_b2: float, sws) -> tuple[p
     return table, local
 
 
-def compute(cfg: LyapunovTaskConfig) -> LyapunovResult:
+def compute(cfg: StageConfig) -> LyapunovResult:
     """All curves, their zero crossings, the ReLU finite-width table and the eps check."""
     net, eng, ly = cfg.net, cfg.engine, cfg.lyapunov
     tables, locals_, crossings = [], [], []

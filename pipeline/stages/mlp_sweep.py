@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from pipeline.config.schema import MlpSweepTaskConfig
+from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec, grid
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
@@ -36,7 +36,7 @@ class MlpSweepResult:
     crossing: dict
 
 
-def compute(cfg: MlpSweepTaskConfig) -> MlpSweepResult:
+def compute(cfg: StageConfig) -> MlpSweepResult:
     """Simulate the ensemble and join the mean-field predictions."""
     net, eng = cfg.net, cfg.engine
     sws = grid(cfg.sweep.sigma_w2)

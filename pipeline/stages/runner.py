@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.config.schema import STAGE_SECTIONS
 from pipeline.config.validate import ConfigError, to_validated
 from pipeline.stages.outputs import staged, write_json
 from pipeline.tracking.provenance import config_params, git_state, numeric_axes
@@ -79,14 +80,16 @@ def run_stage(
         signal.signal(signal.SIGTERM, _raise_interrupt)
     out_dir = Path(obj.out_dir)
     container = OmegaConf.to_container(cfg, resolve=True)
+    sections = STAGE_SECTIONS.get(stage, tuple(container))
+    logged = {k: v for k, v in container.items() if not isinstance(v, dict) or k in sections}
     sha, dirty = git_state()
     tags = {"stage": stage, "git_commit": sha, "git_dirty": str(dirty), "hydra_output_dir": str(out_dir.resolve())}
     if HydraConfig.initialized():
         tags["overrides"] = " ".join(HydraConfig.get().overrides.task)[:5000]
     with stage_run(obj.tracking.experiment or stage, obj.tracking.enabled, obj.tracking.uri,
                    obj.tracking.run_name, parent_run_id(), tags) as run:
-        run.log_params(config_params(container))
-        run.log_metrics(numeric_axes(container))
+        run.log_params(config_params(logged))
+        run.log_metrics(numeric_axes(logged))
         result = compute(obj)
         with staged(out_dir) as folder:
             out = write(result, folder)

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from pipeline.config.schema import TheoryTaskConfig
+from pipeline.config.schema import StageConfig
 from pipeline.paths import conf_dir
 from pipeline.plots import theory as plots
 from pipeline.stages.hydra_app import hydra_entry
@@ -36,7 +36,7 @@ class TheoryResult:
     quadrature: dict[str, dict[str, float]]
 
 
-def integrator_for(act_name: str, cfg: TheoryTaskConfig, sigma_w2_max: float, sigma_b2_max: float) -> GaussianIntegrator:
+def integrator_for(act_name: str, cfg: StageConfig, sigma_w2_max: float, sigma_b2_max: float) -> GaussianIntegrator:
     """Quadrature sized to the largest variance the grid can reach (bounded activations) or quad.q_max."""
     act = get_activation(act_name)
     q = cfg.theory.quad
@@ -44,7 +44,7 @@ def integrator_for(act_name: str, cfg: TheoryTaskConfig, sigma_w2_max: float, si
     return GaussianIntegrator(act, q_max=q_max, n_nodes=q.n_nodes, tol=q.tol)
 
 
-def compute(cfg: TheoryTaskConfig) -> TheoryResult:
+def compute(cfg: StageConfig) -> TheoryResult:
     """All mean-field quantities of the config; a pure function of it."""
     th = cfg.theory
     sw = torch.linspace(th.sigma_w2.start, th.sigma_w2.stop, th.sigma_w2.num, dtype=torch.float64)

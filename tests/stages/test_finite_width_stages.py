@@ -1,0 +1,79 @@
+"""mlp_sweep, collect and lyapunov as users run them (smoke-sized, subprocesses, temp MLflow store)."""
+import json
+import subprocess
+import sys
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import ROOT, runs
+
+SMOKE = ["experiment=smoke"]
+
+
+def test_mlp_sweep_multirun_then_collect(run_cli, store, tmp_path):
+    sweep = tmp_path / "jobs"
+    p = run_cli("mlp_sweep", "-m", "net.width=16,32", *SMOKE, f"hydra.sweep.dir={sweep}")
+    assert p.returncode == 0, p.stderr
+    for job in ("0", "1"):
+        t = pd.read_csv(sweep / job / "sweep.csv")
+        assert {"q_L", "q_L_theory", "c_L", "chi", "chi1", "lambda_replica", "lambda_replica_se",
+                "lambda_tangent", "lambda_mf", "width", "activation"} <= set(t.columns)
+        assert len(t) == 5
+    out = tmp_path / "merged"
+    c = subprocess.run([sys.executable, "-m", "pipeline.collect", "mlp_sweep", "--jobs", str(sweep), "--out", str(out)],
+                       cwd=ROOT, capture_output=True, text=True, env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store})
+    assert c.returncode == 0, c.stderr
+    merged = pd.read_csv(out / "sweep.csv")
+    assert sorted(merged.width.unique()) == [16, 32]
+    fw = pd.read_csv(out / "finite_width.csv")
+    assert {"dlogq_L_times_N", "dlambda_times_N", "dc_L_times_N"} <= set(fw.columns)
+    assert (out / "figures" / "finite_width_collapse.png").stat().st_size > 0
+    df = runs(store, "mlp_sweep")
+    parent = df[df["tags.mlflow.parentRunId"].isna()]
+    assert len(parent) == 1 and parent.status.item() == "FINISHED"
+    assert json.loads((out / "metrics.json").read_text())["mlflow_run_id"] == parent.run_id.item()
+    arts = [a.path for a in mlflow.MlflowClient(tracking_uri=store).list_artifacts(parent.run_id.item(), "merged")]
+    assert "merged/sweep.csv" in arts
+    child = df[df["tags.mlflow.parentRunId"].notna()].run_id.iloc[0]
+    hist = mlflow.MlflowClient(tracking_uri=store).get_metric_history(child, "q_l.sw2_2.000")
+    assert len(hist) == 11  # depth 10: layers 0..10 as steps
+
+
+def test_collect_refuses_a_sweep_with_a_missing_job(tmp_path):
+    (tmp_path / "0").mkdir()
+    c = subprocess.run([sys.executable, "-m", "pipeline.collect", "mlp_sweep", "--jobs", str(tmp_path),
+                        "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
+    assert c.returncode != 0 and "jobs without outputs" in c.stderr
+    assert not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_lyapunov_smoke_run(run_cli, store, tmp_path):
+    out = tmp_path / "lyap"
+    p = run_cli("lyapunov", *SMOKE, f"hydra.run.dir={out}")
+    assert p.returncode == 0, p.stderr
+    lyap = pd.read_csv(out / "lyapunov.csv")
+    assert {"lambda_replica", "lambda_tangent", "lambda_mf", "chi1", "lambda_1", "lambda_4"} <= set(lyap.columns)
+    zc = pd.read_csv(out / "zero_crossings.csv")
+    assert list(zc.columns) == ["activation", "width", "sigma_b2", "xi", "crossing_measured",
+                                "crossing_measured_se", "crossing_theory"]
+    rfw = pd.read_csv(out / "relu_finite_width.csv")
+    assert list(rfw.columns[:6]) == ["width", "sigma_w2", "lambda_measured", "lambda_measured_se",
+                                     "lambda_tangent", "lambda_exact"]
+    for f in ("lyapunov_vs_sigma_w2.png", "spectrum.png", "relu_finite_width.png", "eps_flatness.png"):
+        assert (out / "figures" / f).stat().st_size > 0
+    assert list(runs(store, "lyapunov").status) == ["FINISHED"]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error shown where no GPU exists")
+def test_cuda_request_without_a_gpu_is_a_one_line_config_error(run_cli, tmp_path):
+    p = run_cli("mlp_sweep", *SMOKE, "engine.device=cuda", f"hydra.run.dir={tmp_path / 'x'}")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines()[-1].startswith("error: engine.device='cuda'")
+
+
+def test_burn_in_longer_than_depth_is_rejected(run_cli, tmp_path):
+    p = run_cli("mlp_sweep", *SMOKE, "engine.burn_in=50", f"hydra.run.dir={tmp_path / 'x'}")
+    assert p.returncode == 2 and "engine.burn_in" in p.stderr

@@ -145,47 +145,54 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     failed = torch.full((S, K), -1, dtype=torch.long)
 
     def measure(layer: int) -> None:
-        msq = H.pow(2).mean(1).double()  # (S, K, I)
-        log_q[..., layer] = (2 * logscale[:, 0] + msq.log()).cpu()
-        a, b = H[..., 0::2].double(), H[..., 1::2].double()
-        c[..., layer] = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).cpu()
+        msq = H.pow(2).mean(1)  # (S, K, I)
+        log_q[..., layer] = (2 * logscale[:, 0] + msq.double().log()).cpu()
+        a, b = H[..., 0::2], H[..., 1::2]
+        c[..., layer] = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).double().cpu()
 
+    # The gain sqrt(sigma_w2 / N) multiplies only the signal block; in every normalized quantity
+    # (replica and tangent directions, Q) it cancels and enters the logs as ln(gain).
+    log_gain = torch.log(gain.double().view(1, K, 1).cpu())
+    U = torch.empty(S, N, K, 4 * I + k, dtype=dt, device=dev)
     measure(0)
     for layer in range(L):
         phi, dphi, _ = act.derivs(H)
-        phi_b = act.phi(H + spec.eps * R)
+        U[..., :I] = phi
+        U[..., I:2 * I] = act.phi(torch.add(H, R, alpha=spec.eps))
+        torch.mul(dphi, T, out=U[..., 2 * I:3 * I])
         V = _unit_columns(standard_vectors(spec.seed, ids, layer + 1, STREAM_PROBE, (N, I), dev, dt)).unsqueeze(2)
-        blocks = [phi, phi_b, dphi * T, dphi * V]
+        torch.mul(dphi, V, out=U[..., 3 * I:4 * I])
         if k:
-            blocks.append(dphi[..., :1] * Q)
-        U = torch.cat(blocks, -1)  # (S, N, K, C)
+            torch.mul(dphi[..., :1], Q, out=U[..., 4 * I:])
         Z = standard_weights(spec.seed, ids, layer + 1, N, spec.weights, spec.xi, dev, dt)
-        Y = torch.bmm(Z, U.view(S, N, -1)).view(S, N, K, -1) * gain
-        Ha, Hb = Y[..., :I], Y[..., I:2 * I]
+        Y = torch.bmm(Z, U.view(S, N, -1)).view(S, N, K, -1)  # without the gain
         if sb:
             bias = standard_vectors(spec.seed, ids, layer + 1, STREAM_BIAS, (N,), dev, dt).view(S, N, 1, 1) * sb
-            bias = bias * torch.exp(-logscale).to(dt)  # in units of the carried scale
-            Ha, Hb = Ha + bias, Hb + bias
-        D = Hb - Ha
-        d = D.pow(2).mean(1).sqrt()  # (S, K, I), RMS separation after the layer
-        lg_rep[..., layer] = (d.double() / spec.eps).log().cpu()
+            H = torch.addcmul(bias * torch.exp(-logscale).to(dt), Y[..., :I], gain)  # bias in units of the scale
+        else:
+            H = Y[..., :I] * gain
+        D = Y[..., I:2 * I] - Y[..., :I]  # bias and gain cancel in the direction
+        d = D.pow(2).mean(1).sqrt()  # (S, K, I)
+        lg_rep[..., layer] = (d.double().cpu().log() + log_gain - math.log(spec.eps))
         Tn = Y[..., 2 * I:3 * I]
         nt = Tn.norm(dim=1)
-        lg_tan[..., layer] = nt.double().log().cpu()
-        chi[..., layer] = Y[..., 3 * I:4 * I].pow(2).sum(1).double().cpu()
+        lg_tan[..., layer] = nt.double().cpu().log() + log_gain
+        chi[..., layer] = Y[..., 3 * I:4 * I].pow(2).sum(1).double().cpu() * torch.exp(2 * log_gain)
         if k:
             qr = torch.linalg.qr(Y[..., 4 * I:].permute(0, 2, 1, 3).double())  # (S, K, N, k)
-            spec_r[..., layer] = qr.R.diagonal(dim1=-2, dim2=-1).abs().log().cpu()
-            Q = qr.Q.permute(0, 2, 1, 3).to(dt).contiguous()
+            spec_r[..., layer] = qr.R.diagonal(dim1=-2, dim2=-1).abs().log().cpu() + log_gain
+            Q = qr.Q.permute(0, 2, 1, 3).to(dt)
         T = Tn / nt.unsqueeze(1)
         R = D / d.unsqueeze(1)
-        H = Ha.contiguous()
         if act.homogeneous:
             rms = H.pow(2).mean(1, keepdim=True).sqrt()
             H = H / rms
             logscale = logscale + rms.double().log()
-        bad = ~(torch.isfinite(H).all(1).all(-1) & torch.isfinite(T).all(1).all(-1) & torch.isfinite(R).all(1).all(-1))
+        # one cheap reduction per state; the exact per-network check only when something is off
+        probe = H.sum((1, 3)) + T.sum((1, 3)) + R.sum((1, 3))  # (S, K), non-finite if any entry is
+        bad = ~torch.isfinite(probe)
         if bool(bad.any()):
+            bad = ~(torch.isfinite(H).all(1).all(-1) & torch.isfinite(T).all(1).all(-1) & torch.isfinite(R).all(1).all(-1))
             newly = bad.cpu() & (failed < 0)
             failed[newly] = layer + 1
             mask = bad.view(S, 1, K, 1)

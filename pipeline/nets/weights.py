@@ -8,6 +8,8 @@ Common random numbers: all sigma_w2 values of one seed share the same standard-n
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -23,6 +25,21 @@ def generator(base_seed: int, seed_id: int, layer: int, stream: int, device: tor
     return g
 
 
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """Threads for CPU draws: torch's normal sampler is single-threaded and releases the GIL."""
+    return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
+
+
+def _fill_normal(buf: torch.Tensor, gens: list[torch.Generator]) -> None:
+    """buf[k] ~ N(0, 1) from gens[k], in parallel over k on the CPU."""
+    if buf.device.type != "cpu" or len(gens) == 1:
+        for k, g in enumerate(gens):
+            buf[k].normal_(generator=g)
+        return
+    list(_pool().map(lambda k: buf[k].normal_(generator=gens[k]), range(len(gens))))
+
+
 def standard_weights(
     base_seed: int, seed_ids: list[int], layer: int, width: int, kind: str, xi: float,
     device: torch.device, dtype: torch.dtype,
@@ -33,17 +50,16 @@ def standard_weights(
     (row means rescaled by sqrt(xi); xi = 1 leaves Z unchanged, xi = 0 makes rows sum to zero).
     orthogonal: sqrt(N) times a Haar orthogonal matrix (W W^T = sigma_w2 I).
     """
-    out = torch.empty(len(seed_ids), width, width, dtype=dtype, device=device)
-    for k, sid in enumerate(seed_ids):
-        g = generator(base_seed, sid, layer, STREAM_WEIGHTS, device)
-        z = torch.randn(width, width, generator=g, device=device, dtype=torch.float32).to(dtype)
-        if kind == "orthogonal":
-            q, r = torch.linalg.qr(z.double() if dtype == torch.float32 else z)
-            z = (q * torch.sign(torch.diagonal(r))).to(dtype) * math.sqrt(width)
-        elif xi != 1.0:
-            z = z + (math.sqrt(xi) - 1.0) * z.mean(dim=1, keepdim=True)
-        out[k] = z
-    return out
+    gens = [generator(base_seed, sid, layer, STREAM_WEIGHTS, device) for sid in seed_ids]
+    z = torch.empty(len(seed_ids), width, width, dtype=torch.float32, device=device)
+    _fill_normal(z, gens)
+    z = z.to(dtype)
+    if kind == "orthogonal":
+        q, r = torch.linalg.qr(z.double())
+        z = (q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)).to(dtype) * math.sqrt(width)
+    elif xi != 1.0:
+        z = z + (math.sqrt(xi) - 1.0) * z.mean(dim=2, keepdim=True)
+    return z
 
 
 def standard_vectors(
@@ -51,8 +67,7 @@ def standard_vectors(
     device: torch.device, dtype: torch.dtype,
 ) -> torch.Tensor:
     """i.i.d. N(0, 1) draws of shape (S, *shape) for biases, inputs and probe vectors."""
-    out = torch.empty(len(seed_ids), *shape, dtype=dtype, device=device)
+    out = torch.empty(len(seed_ids), *shape, dtype=torch.float32, device=device)
     for k, sid in enumerate(seed_ids):
-        g = generator(base_seed, sid, layer, stream, device)
-        out[k] = torch.randn(*shape, generator=g, device=device, dtype=torch.float32).to(dtype)
-    return out
+        out[k].normal_(generator=generator(base_seed, sid, layer, stream, device))
+    return out.to(dtype)

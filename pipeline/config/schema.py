@@ -183,12 +183,32 @@ class LyapunovSettings:
     eps_check: EpsCheckSpec = field(default_factory=EpsCheckSpec)
 
 
+@dataclass
+class GaugeCase:
+    """One activation and bias variance of the gauge scan."""
+
+    activation: ActivationName = ActivationName.relu
+    sigma_b2: float = rng(0.0, ge=0.0)
+
+
+@dataclass
+class GaugeSettings:
+    """The `gauge_scan` stage (science.md §4): xi values x cases x widths over a sigma_w2 grid."""
+
+    xi: List[float] = rng([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], min_len=1, ge=0.0)
+    cases: List[GaugeCase] = field(default_factory=lambda: [
+        GaugeCase(ActivationName.relu, 0.0), GaugeCase(ActivationName.tanh, 0.0), GaugeCase(ActivationName.tanh, 0.05)])
+    widths: List[int] = rng([128, 512], min_len=1, ge=2)
+    sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.6, 3.4, 29))
+
+
 # Sections each stage reads; the others are carried (so one experiment file can set the whole
 # pipeline) but not logged as that stage's params.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "theory": ("net", "theory"),
     "mlp_sweep": ("net", "engine", "sweep"),
     "lyapunov": ("net", "engine", "lyapunov"),
+    "gauge_scan": ("net", "engine", "gauge"),
 }
 
 
@@ -205,6 +225,7 @@ class StageConfig:
     engine: EngineConfig = field(default_factory=EngineConfig)
     sweep: MlpSweepSettings = field(default_factory=MlpSweepSettings)
     lyapunov: LyapunovSettings = field(default_factory=LyapunovSettings)
+    gauge: GaugeSettings = field(default_factory=GaugeSettings)
 
     def validate(self) -> None:
         """Cross-field checks of the sections this stage reads."""
@@ -215,6 +236,8 @@ class StageConfig:
         sections = STAGE_SECTIONS[self.stage]
         if "engine" in sections:
             self.engine.check(self.net.width, self.net.depth)
+        if "gauge" in sections and self.gauge.sigma_w2.start <= 0:
+            raise ConfigError(f"gauge.sigma_w2.start={self.gauge.sigma_w2.start}: must be > 0")
         if "sweep" in sections and self.sweep.sigma_w2.start <= 0:
             raise ConfigError(f"sweep.sigma_w2.start={self.sweep.sigma_w2.start}: must be > 0")
         if "lyapunov" in sections:

@@ -35,6 +35,8 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     rows["q_L"], rows["q_L_se"], _ = mean_se(per_seed(torch.exp(m.log_q[..., -1])), 1)  # inf beyond float64
     rows["log_q_L"], rows["log_q_L_se"], _ = mean_se(per_seed(m.log_q[..., -1]), 1)
     rows["c_L"], rows["c_L_se"], _ = mean_se(per_seed(m.c[..., -1]), 1)
+    growth = m.log_q[..., 1:] - m.log_q[..., :-1]  # per-layer growth of ln q: ln A_q where q -> 0 or inf
+    rows["log_q_growth"], rows["log_q_growth_se"], _ = mean_se(per_seed(after_burn_in(growth)), 1)
     for name, x in (("chi", m.chi), ("lambda_replica", m.log_growth_replica), ("lambda_tangent", m.log_growth_tangent)):
         rows[name], rows[f"{name}_se"], n = mean_se(per_seed(after_burn_in(x)), 1)
     rows["n_seeds_used"] = n

@@ -1,4 +1,9 @@
-"""The edge of chaos: sigma_w2 where chi_1(q*) = 1, by a vectorized scan-then-bisection root finder."""
+"""Stability thresholds in sigma_w2 by a vectorized scan-then-bisection root finder.
+
+`gain="chi1"`: the edge of chaos, chi_1(q*) = 1 (science.md §1). `gain="a_q"`: the length
+(variance) threshold A_q(q*; xi) = 1 of the gauge-parameter ensemble (science.md §4);
+`gain="a_q0"`: A_q at q = 0, where the trivial fixed point q* = 0 loses stability.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +12,7 @@ import torch
 
 from .fixed_point import Status
 from .gaussian import GaussianIntegrator
-from .mean_field import as_t, chi1, gain_variance, q_star
+from .mean_field import as_t, chi1, gain_variance, q_star, variance_slope
 
 
 @dataclass
@@ -21,10 +26,14 @@ class CriticalLine:
     found: torch.Tensor
 
 
-def _excess_gain(g: GaussianIntegrator, sigma_w2: torch.Tensor, sigma_b2: torch.Tensor, xi) -> torch.Tensor:
-    """chi_1(q*) - 1 (at the limits of `gain_variance` where q* is 0 or infinite)."""
-    fp = q_star(g, sigma_w2, sigma_b2, xi)
-    return chi1(g, gain_variance(g, fp.x), sigma_w2) - 1
+def _excess_gain(g: GaussianIntegrator, sigma_w2: torch.Tensor, sigma_b2: torch.Tensor, xi, gain: str) -> torch.Tensor:
+    """gain(q*) - 1 (at the limits of `gain_variance` where q* is 0 or infinite)."""
+    if gain == "a_q0":  # stability of the trivial fixed point q = 0
+        return variance_slope(g, torch.zeros_like(sigma_w2), sigma_w2, xi) - 1
+    q = gain_variance(g, q_star(g, sigma_w2, sigma_b2, xi).x)
+    if gain == "chi1":
+        return chi1(g, q, sigma_w2) - 1
+    return variance_slope(g, q, sigma_w2, xi) - 1
 
 
 def critical_line(
@@ -34,18 +43,22 @@ def critical_line(
     sigma_w2_range: tuple[float, float] = (0.05, 20.0),
     n_scan: int = 64,
     tol: float = 1e-10,
+    gain: str = "chi1",
 ) -> CriticalLine:
-    """First upward crossing of chi_1 = 1 in sigma_w2 for every sigma_b2, to `tol` in sigma_w2."""
-    sb = as_t(sigma_b2).reshape(-1)
+    """First upward crossing of gain = 1 in sigma_w2 for every (sigma_b2, xi) pair, to `tol` in sigma_w2."""
+    if gain not in ("chi1", "a_q", "a_q0"):
+        raise ValueError(f"gain={gain!r}: allowed chi1, a_q, a_q0")
+    sb, xi = torch.broadcast_tensors(as_t(sigma_b2).reshape(-1), as_t(xi).reshape(-1))
     scan = torch.linspace(*sigma_w2_range, n_scan, dtype=sb.dtype)
-    ex = _excess_gain(g, scan[None, :].expand(sb.numel(), -1), sb[:, None].expand(-1, n_scan), xi)
+    ex = _excess_gain(g, scan[None, :].expand(sb.numel(), -1), sb[:, None].expand(-1, n_scan),
+                      xi[:, None].expand(-1, n_scan), gain)
     up = (ex[:, :-1] < 0) & (ex[:, 1:] >= 0)
     found = up.any(1)
     first = torch.where(found, up.float().argmax(1), torch.zeros_like(sb, dtype=torch.long))
     lo, hi = scan[first].clone(), scan[first + 1].clone()
     while float((hi - lo).max()) > tol:
         mid = 0.5 * (lo + hi)
-        above = _excess_gain(g, mid, sb, xi) >= 0
+        above = _excess_gain(g, mid, sb, xi, gain) >= 0
         hi = torch.where(above, mid, hi)
         lo = torch.where(above, lo, mid)
     crit = torch.where(found, 0.5 * (lo + hi), torch.full_like(lo, float("nan")))

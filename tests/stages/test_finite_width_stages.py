@@ -77,3 +77,21 @@ def test_cuda_request_without_a_gpu_is_a_one_line_config_error(run_cli, tmp_path
 def test_burn_in_longer_than_depth_is_rejected(run_cli, tmp_path):
     p = run_cli("mlp_sweep", *SMOKE, "engine.burn_in=50", f"hydra.run.dir={tmp_path / 'x'}")
     assert p.returncode == 2 and "engine.burn_in" in p.stderr
+
+
+def test_gauge_scan_smoke_run(run_cli, store, tmp_path):
+    out = tmp_path / "gauge"
+    p = run_cli("gauge_scan", *SMOKE, f"hydra.run.dir={out}")
+    assert p.returncode == 0, p.stderr
+    th = pd.read_csv(out / "thresholds.csv")
+    assert list(th.columns) == ["activation", "xi", "sigma_b2", "width", "len_threshold_theory",
+                                "len_threshold_measured", "len_threshold_se", "chaos_threshold_theory",
+                                "chaos_threshold_measured", "chaos_threshold_se"]
+    assert len(th) == 4
+    relu = th[th.activation == "relu"].set_index("xi")
+    assert abs(relu.len_threshold_theory[2.0] - 2 * 3.141592653589793 / (3.141592653589793 + 1)) < 1e-6
+    scan = pd.read_csv(out / "gauge_scan.csv")
+    assert {"a_q", "chi1", "half_ln_a_q", "half_ln_chi1", "lambda_theory", "log_q_growth"} <= set(scan.columns)
+    for f in ("thresholds_vs_xi.png", "a_q_vs_sigma_w2.png", "lyapunov_vs_sigma_w2_per_xi.png"):
+        assert (out / "figures" / f).stat().st_size > 0
+    assert list(runs(store, "gauge_scan").status) == ["FINISHED"]

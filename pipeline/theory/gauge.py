@@ -1,0 +1,62 @@
+"""The gauge parameter xi as a kernel design choice (science.md §4, our construction).
+
+Weight rows with covariance (sigma_w2/N)(P_T + xi P_L): the transverse gain chi_1 is gauge
+independent, the longitudinal factor A_q(xi) = dq'/dq is not. For positively homogeneous
+activations without bias the signal is itself a tangent vector, so the top exponent is
+0.5 ln max(chi_1, A_q) exactly.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .critical import critical_line
+from .gaussian import GaussianIntegrator
+from .mean_field import as_t, chi1, gain_variance, q_star, variance_slope
+
+
+def relu_length_threshold(xi) -> torch.Tensor:
+    """Closed form for ReLU, sigma_b2 = 0: A_q = 1 at sigma_w2 = 2 pi / (pi - 1 + xi)."""
+    return 2 * math.pi / (math.pi - 1 + as_t(xi))
+
+
+def has_exact_top_exponent(g: GaussianIntegrator, sigma_b2: float) -> bool:
+    """Whether lambda_max = 0.5 ln max(chi_1, A_q) holds exactly (homogeneous activation, no bias)."""
+    return g.act.homogeneous and sigma_b2 == 0
+
+
+def gauge_theory(g: GaussianIntegrator, sigma_w2, sigma_b2, xi) -> dict[str, torch.Tensor]:
+    """q*(xi), chi_1, A_q(xi), 0.5 ln chi_1, 0.5 ln A_q and (where exact) the top exponent, broadcast."""
+    sw, sb, x = torch.broadcast_tensors(as_t(sigma_w2), as_t(sigma_b2), as_t(xi))
+    fp = q_star(g, sw, sb, x)
+    q = gain_variance(g, fp.x)
+    c1 = chi1(g, q, sw)
+    a_q = variance_slope(g, q, sw, x)
+    out = {"q_star": fp.x, "chi1": c1, "a_q": a_q, "half_ln_chi1": 0.5 * torch.log(c1),
+           "half_ln_a_q": 0.5 * torch.log(a_q.clamp_min(1e-300))}
+    exact = g.act.homogeneous & (sb == 0)
+    out["lambda_theory"] = torch.where(exact, 0.5 * torch.log(torch.maximum(c1, a_q)), torch.full_like(c1, float("nan")))
+    return out
+
+
+def thresholds(g: GaussianIntegrator, sigma_b2, xi, sigma_w2_range=(0.05, 10.0)) -> dict[str, torch.Tensor]:
+    """Length threshold (A_q = 1) and chaos threshold per (sigma_b2, xi) pair.
+
+    Length: where the variance stops dying out / starts to diverge. Homogeneous activations have a
+    q-independent A_q (any sigma_b2: the map is affine); others without bias lose the trivial
+    fixed point q* = 0 where A_q(0) = 1; others with bias have q* > 0 always (NaN: no threshold).
+    Chaos: chi_1(q*(xi)) = 1 in general; for homogeneous activations without bias the top exponent
+    is 0.5 ln max(chi_1, A_q), so the chaos threshold is the smaller of the two roots.
+    """
+    sb, x = torch.broadcast_tensors(as_t(sigma_b2).reshape(-1), as_t(xi).reshape(-1))
+    if g.act.homogeneous:
+        length = critical_line(g, sb, x, sigma_w2_range, gain="a_q").sigma_w2_crit
+    else:
+        length = critical_line(g, sb, x, sigma_w2_range, gain="a_q0").sigma_w2_crit
+        length = torch.where(sb == 0, length, torch.full_like(length, float("nan")))
+    transverse = critical_line(g, sb, x, sigma_w2_range, gain="chi1").sigma_w2_crit
+    exact = g.act.homogeneous & (sb == 0)
+    chaos = torch.where(exact, torch.fmin(transverse, length), transverse)
+    return {"sigma_b2": sb, "xi": x, "len_threshold": length, "transverse_threshold": transverse,
+            "chaos_threshold": chaos}

@@ -202,6 +202,96 @@ class GaugeSettings:
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.6, 3.4, 29))
 
 
+class ModulusActivationName(str, Enum):
+    """GINN activation acting on |z| (science.md §5)."""
+
+    tanh = "tanh"
+    modrelu = "modrelu"
+    identity = "identity"
+
+
+class ModelKind(str, Enum):
+    ginn = "ginn"
+    mlp = "mlp"
+    both = "both"
+
+
+class OptimizerName(str, Enum):
+    sgd = "sgd"
+    adam = "adam"
+    langevin = "langevin"
+
+
+class DatasetName(str, Enum):
+    digits = "digits"
+    spirals = "spirals"
+
+
+@dataclass
+class DataConfig:
+    name: DatasetName = DatasetName.digits
+    val_fraction: float = rng(0.2, gt=0.0, lt=0.5)
+    test_fraction: float = rng(0.2, gt=0.0, lt=0.5)
+    seed: int = rng(0, ge=0)  # the stratified split
+
+
+@dataclass
+class TrainConfig:
+    optimizer: OptimizerName = OptimizerName.adam
+    lr: float = rng(2e-3, gt=0.0)
+    epochs: int = rng(40, ge=1)
+    batch_size: int = rng(32, ge=1)
+    temperature: float = rng(0.0, ge=0.0)  # Langevin temperature T
+    xi: float = rng(float("inf"), gt=0.0, inf_ok=True)  # gauge fixing 1/xi (inf: none)
+    noise_seed: int = rng(0, ge=0)
+    max_loss: float = rng(1e3, gt=0.0)
+    threads: int = rng(1, ge=1)  # torch threads: small models run fastest on one
+    restore_best: bool = True  # early stopping: keep the best validation epoch
+
+
+@dataclass
+class TrainabilityConfig:
+    """Experiment (a): test accuracy over sigma_w2 x depth for GINN and MLP."""
+
+    enabled: bool = True
+    sigma_w2: List[float] = rng([0.5, 1.0, 2.0, 4.0], min_len=1, gt=0.0)
+    depths: List[int] = rng([5, 20, 40], min_len=1, ge=1)
+    width: int = rng(32, ge=1)
+    epochs: int = rng(5, ge=1)
+
+
+@dataclass
+class GaugeFixingConfig:
+    """Experiment (b): Langevin training at several xi with one noise seed (science.md §5)."""
+
+    enabled: bool = True
+    xi: List[float] = rng([0.1, 1.0, 10.0, float("inf")], min_len=2, gt=0.0, inf_ok=True)
+    temperature: float = rng(1e-4, gt=0.0)
+    lr: float = rng(0.05, gt=0.0)
+    epochs: int = rng(20, ge=1)
+    width: int = rng(16, ge=1)
+    depth: int = rng(3, ge=1)
+    burn_in_steps: int = rng(300, ge=0)
+
+
+@dataclass
+class GinnSettings:
+    """The `ginn_train` stage."""
+
+    model: ModelKind = ModelKind.both
+    activation: ModulusActivationName = ModulusActivationName.tanh
+    modrelu_offset: float = rng(-0.1, le=0.0)
+    width: int = rng(64, ge=1)
+    depth: int = rng(3, ge=1)
+    sigma_w2: float = rng(1.0, gt=0.0)
+    mlp_sigma_b2: float = rng(0.0, ge=0.0)
+    precision: Precision = Precision.float32
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trainability: TrainabilityConfig = field(default_factory=TrainabilityConfig)
+    gauge_fixing: GaugeFixingConfig = field(default_factory=GaugeFixingConfig)
+
+
 # Sections each stage reads; the others are carried (so one experiment file can set the whole
 # pipeline) but not logged as that stage's params.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
@@ -209,6 +299,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "mlp_sweep": ("net", "engine", "sweep"),
     "lyapunov": ("net", "engine", "lyapunov"),
     "gauge_scan": ("net", "engine", "gauge"),
+    "ginn_train": ("ginn",),
 }
 
 
@@ -226,6 +317,7 @@ class StageConfig:
     sweep: MlpSweepSettings = field(default_factory=MlpSweepSettings)
     lyapunov: LyapunovSettings = field(default_factory=LyapunovSettings)
     gauge: GaugeSettings = field(default_factory=GaugeSettings)
+    ginn: GinnSettings = field(default_factory=GinnSettings)
 
     def validate(self) -> None:
         """Cross-field checks of the sections this stage reads."""

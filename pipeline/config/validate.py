@@ -46,7 +46,7 @@ def check_ranges(obj: Any, prefix: str = "") -> None:
             raise ConfigError(f"{key}={value!r}: needs exactly {meta['len']} entries")
         values = value if isinstance(value, list) else [value]
         for v in values:
-            if isinstance(v, float) and not math.isfinite(v):
+            if isinstance(v, float) and not math.isfinite(v) and not (meta.get("inf_ok") and v == math.inf):
                 raise ConfigError(f"{key}={v!r}: must be a finite number")
             for op, (ok, text) in _OPS.items():
                 if op in meta and isinstance(v, (int, float)) and not ok(v, meta[op]):

@@ -1,0 +1,212 @@
+"""`ginn_train` stage: the gauge-invariant network trained on real data against an MLP (science.md §5).
+
+Main run: GINN (and the MLP of matching width/depth) on the configured data; the trained GINN is
+checked for exact gauge invariance. Experiment (a): test accuracy over sigma_w2 x depth with the
+mean-field boundaries (MLP: depth 6 xi_c; GINN: chi_GINN = 1 and depth 6 / |ln chi_GINN|).
+Experiment (b): Langevin training at several xi with one noise seed: gauge-invariant observables
+must coincide, while Var(G) = xi T and the spectrum of G narrows like 1/xi.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+from tqdm.auto import tqdm
+
+from pipeline.config.schema import StageConfig
+from pipeline.data.datasets import Split, load
+from pipeline.dynamics import gauge_observables as obs
+from pipeline.dynamics.gauge_sector import GaugeSector
+from pipeline.dynamics.training import TrainResult, TrainSpec, train
+from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
+from pipeline.nets.mlp import MLP
+from pipeline.plots import ginn as plots
+from pipeline.stages.hydra_app import hydra_entry
+from pipeline.stages.runner import StageOutput, run_stage
+from pipeline.theory.activations import ACTIVATIONS
+from pipeline.theory.gaussian import GaussianIntegrator
+from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
+from pipeline.theory.mean_field import mean_field_grid
+
+log = logging.getLogger("ginn.ginn_train")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+@dataclass
+class GinnTrainResult:
+    history: pd.DataFrame
+    summary: dict
+    trainability: Optional[pd.DataFrame]
+    boundary: Optional[pd.DataFrame]
+    gauge_fixing: Optional[pd.DataFrame]
+    spectra: Optional[pd.DataFrame]
+    models: dict
+
+
+def _spec(tc, **over) -> TrainSpec:
+    kw = dict(optimizer=tc.optimizer.value, lr=tc.lr, epochs=tc.epochs, batch_size=tc.batch_size,
+              temperature=tc.temperature, xi=tc.xi, noise_seed=tc.noise_seed, max_loss=tc.max_loss,
+              restore_best=tc.restore_best)
+    kw.update(over)
+    return TrainSpec(**kw)
+
+
+def _ginn(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> GINN:
+    g = cfg.ginn
+    return GINN(data.d_in, width, depth, data.n_classes, sigma_w2, g.activation.value, g.modrelu_offset, seed,
+                DTYPES[g.precision.value])
+
+
+def _mlp(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> MLP:
+    g = cfg.ginn
+    return MLP(data.d_in, width, depth, data.n_classes, sigma_w2, g.mlp_sigma_b2, "tanh", seed, DTYPES[g.precision.value])
+
+
+def _rows(model: str, r: TrainResult) -> list[dict]:
+    return [{"model": model, **h} for h in r.history]
+
+
+@torch.no_grad()
+def gauge_invariance_error(model: GINN, x: torch.Tensor, seed: int) -> float:
+    """max |f(x) - f_gauged(x)| after a random local U(1) transformation at every hidden site."""
+    other = copy.deepcopy(model)
+    apply_gauge(other, random_gauge(other, torch.Generator().manual_seed(seed)))
+    return float((model(x) - other(x)).abs().max())
+
+
+def compute(cfg: StageConfig) -> GinnTrainResult:
+    g = cfg.ginn
+    torch.set_num_threads(g.train.threads)
+    data = load(g.data.name.value, g.data.seed, g.data.val_fraction, g.data.test_fraction, dtype=DTYPES[g.precision.value])
+    rows, summary, models = [], {}, {}
+    if g.model.value in ("ginn", "both"):
+        m = _ginn(cfg, data, g.width, g.depth, g.sigma_w2, cfg.seed)
+        r = train(m, data, _spec(g.train, seed=cfg.seed))
+        rows += _rows("ginn", r)
+        summary.update(test_accuracy=r.test_accuracy, test_loss=r.test_loss, diverged=r.diverged,
+                       gauge_invariance_max_abs_diff=gauge_invariance_error(m, data.x_test, cfg.seed + 17))
+        models["ginn"] = m
+    if g.model.value in ("mlp", "both"):
+        m = _mlp(cfg, data, g.width, g.depth, g.sigma_w2, cfg.seed)
+        r = train(m, data, _spec(g.train, seed=cfg.seed))
+        rows += _rows("mlp", r)
+        summary.update(mlp_test_accuracy=r.test_accuracy, mlp_test_loss=r.test_loss, mlp_diverged=r.diverged)
+        models["mlp"] = m
+    tab = bnd = None
+    if g.trainability.enabled:
+        tab, bnd = trainability(cfg, data)
+    gf = spectra = None
+    if g.gauge_fixing.enabled:
+        gf, spectra = gauge_fixing_scan(cfg, data)
+        v = gf.set_index("xi").var_G_measured
+        if 1.0 in v.index and 10.0 in v.index:
+            summary["var_G_ratio_xi10_over_xi1"] = float(v[10.0] / v[1.0])
+        summary["gauge_fixing_max_output_diff"] = float(gf.max_output_diff_vs_first.max())
+    return GinnTrainResult(pd.DataFrame(rows), summary, tab, bnd, gf, spectra, models)
+
+
+def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Experiment (a): test accuracy over sigma_w2 x depth, GINN and MLP, plus theory boundaries."""
+    g, ta = cfg.ginn, cfg.ginn.trainability
+    cells = [(sw, d) for sw in ta.sigma_w2 for d in ta.depths]
+    rows = []
+    for sw, depth in tqdm(cells, desc="trainability", disable=None):
+        for model, build in (("ginn", _ginn), ("mlp", _mlp)):
+            m = build(cfg, data, ta.width, depth, sw, cfg.seed)
+            r = train(m, data, _spec(g.train, epochs=ta.epochs, seed=cfg.seed), progress=False)
+            rows.append({"model": model, "sigma_w2": sw, "depth": depth, "test_accuracy": r.test_accuracy,
+                         "diverged": r.diverged})
+    sws = torch.linspace(min(ta.sigma_w2), max(ta.sigma_w2), 60, dtype=torch.float64)
+    mf = mean_field_grid(GaussianIntegrator(ACTIVATIONS["tanh"]), sws, g.mlp_sigma_b2)
+    kind, off = g.activation.value, g.modrelu_offset
+    q = ginn_q_star(sws, kind, off).x
+    chi = chi_ginn(torch.where(torch.isfinite(q), q, torch.full_like(q, 1e6)), sws, kind, off)
+    bnd = pd.concat([
+        pd.DataFrame({"model": "mlp", "sigma_w2": sws.numpy(), "depth_boundary": 6 * mf.xi_c.numpy(),
+                      "label": r"$6\,\xi_c$ (mean field)"}),
+        pd.DataFrame({"model": "ginn", "sigma_w2": sws.numpy(), "depth_boundary": (6 / torch.log(chi).abs()).numpy(),
+                      "label": r"$6/|\ln\chi_{GINN}|$"}),
+    ], ignore_index=True)
+    bnd["depth_boundary"] = bnd.depth_boundary.replace(np.inf, 1e6)
+    return pd.DataFrame(rows), bnd
+
+
+def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Experiment (b): one GINN init and one noise seed, Langevin at every xi; gauge sector measured."""
+    g, gf = cfg.ginn, cfg.ginn.gauge_fixing
+    base = GINN(data.d_in, gf.width, gf.depth, data.n_classes, g.sigma_w2, g.activation.value, g.modrelu_offset,
+                cfg.seed, torch.float64)
+    GaugeSector(base).fix_divergence_free()  # start every run at G = 0 (same network function)
+    rows, spec_rows, ref = [], [], None
+    for xi in tqdm(gf.xi, desc="gauge fixing", disable=None):
+        m = copy.deepcopy(base)
+        spec = TrainSpec("langevin", gf.lr, gf.epochs, g.train.batch_size, gf.temperature, xi, cfg.seed,
+                         g.train.noise_seed, g.train.max_loss, record_gauge=True)
+        r = train(m, data, spec, progress=False)
+        sector = GaugeSector(m)
+        trace = r.gauge_trace[gf.burn_in_steps:]
+        out = r.outputs_test.double()
+        ref = out if ref is None else ref
+        row = {"xi": xi, "test_accuracy": r.test_accuracy, "final_train_loss": r.history[-1]["train_loss"],
+               "max_output_diff_vs_first": float((out - ref).abs().max()), "var_G_measured": float(trace.pow(2).mean()),
+               "var_G_predicted": gf.temperature * xi if math.isfinite(xi) else float("nan")}
+        c = obs.autocovariance(trace, 200)
+        row["tau_measured_steps"] = obs.integrated_time(c)
+        freq, spec_m = obs.periodogram(trace)
+        w = (sector.m_vec ** 2).mean(0)
+        if math.isfinite(xi):
+            pred = obs.ar1_spectrum(freq, sector.m_eig, w, gf.lr, gf.temperature, xi)
+            lags = torch.arange(0, 2000, dtype=torch.float64)
+            cp = sector.predicted_autocorrelation(lags, gf.lr, gf.temperature, xi).numpy()
+            row["tau_predicted_steps"] = obs.integrated_time(cp)
+            row["hwhm_predicted"] = obs.half_width(freq, pred)
+        else:
+            pred = np.full_like(freq, np.nan)
+            row["tau_predicted_steps"] = row["hwhm_predicted"] = float("nan")
+        row["hwhm_measured"] = obs.half_width(freq, spec_m)
+        rows.append(row)
+        spec_rows.append(pd.DataFrame({"xi": xi, "freq": freq, "measured": spec_m, "predicted": pred}))
+    return pd.DataFrame(rows), pd.concat(spec_rows, ignore_index=True)
+
+
+def write(result: GinnTrainResult, folder: Path) -> StageOutput:
+    result.history.to_csv(folder / "history.csv", index=False)
+    figs = folder / "figures"
+    figs.mkdir()
+    plots.training_curves(result.history, figs / "training_curves.png")
+    for name, m in result.models.items():
+        torch.save(m.state_dict(), folder / f"{name}.pt")
+    if result.trainability is not None:
+        result.trainability.to_csv(folder / "trainability.csv", index=False)
+        plots.trainability(result.trainability, result.boundary, figs / "trainability.png")
+    if result.gauge_fixing is not None:
+        result.gauge_fixing.to_csv(folder / "gauge_fixing.csv", index=False)
+        result.spectra.to_csv(folder / "gauge_spectra.csv", index=False)
+        plots.gauge_spectra(result.spectra, result.gauge_fixing, figs / "gauge_spectra.png")
+    s = result.summary
+    curves = {}
+    for model, d in result.history.groupby("model"):
+        for col in ("train_loss", "val_loss", "val_accuracy"):
+            curves[f"{model}.{col}"] = d[col].tolist()
+    metrics = {k: (float(v) if isinstance(v, (int, float, bool)) else v) for k, v in s.items()}
+    metrics["ginn_critical_sigma_w2"] = ginn_critical_sigma_w2("tanh")
+    text = ", ".join(f"{k} {s[k]:.4f}" for k in ("test_accuracy", "mlp_test_accuracy", "gauge_invariance_max_abs_diff",
+                                                  "var_G_ratio_xi10_over_xi1") if k in s)
+    if s.get("diverged") or s.get("mlp_diverged"):
+        log.warning("training diverged (flagged in metrics.json)")
+    return StageOutput(metrics, curves, text)
+
+
+def task(cfg: DictConfig) -> None:
+    run_stage(cfg, "ginn_train", compute, write)
+
+
+main = hydra_entry("ginn_train", task)

@@ -284,7 +284,7 @@ class GinnSettings:
     width: int = rng(64, ge=1)
     depth: int = rng(3, ge=1)
     sigma_w2: float = rng(1.0, gt=0.0)
-    mlp_sigma_b2: float = rng(0.0, ge=0.0)
+    mlp_sigma_b2: float = rng(0.05, ge=0.0)
     precision: Precision = Precision.float32
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

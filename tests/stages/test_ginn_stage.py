@@ -1,0 +1,42 @@
+"""ginn_train as users run it, and the default config's accuracy on digits."""
+import json
+
+import pandas as pd
+import torch
+
+from pipeline.config.validate import to_validated
+from pipeline.stages import ginn_train
+from tests.config.test_configs import _compose
+from tests.conftest import runs
+
+
+def test_default_config_ginn_reaches_95_percent_on_digits():
+    cfg = to_validated(_compose("ginn_train", ["ginn.trainability.enabled=false", "ginn.gauge_fixing.enabled=false"]))
+    res = ginn_train.compute(cfg)
+    assert res.summary["test_accuracy"] >= 0.95, res.summary
+    assert res.summary["mlp_test_accuracy"] >= 0.9
+    assert res.summary["gauge_invariance_max_abs_diff"] < 1e-5
+
+
+def test_ginn_train_smoke_run(run_cli, store, tmp_path):
+    out = tmp_path / "ginn"
+    p = run_cli("ginn_train", "experiment=smoke", f"hydra.run.dir={out}")
+    assert p.returncode == 0, p.stderr
+    m = json.loads((out / "metrics.json").read_text())
+    for k in ("test_accuracy", "mlp_test_accuracy", "gauge_invariance_max_abs_diff", "var_G_ratio_xi10_over_xi1",
+              "mlflow_run_id"):
+        assert k in m, k
+    assert m["gauge_fixing_max_output_diff"] < 1e-10
+    hist = pd.read_csv(out / "history.csv")
+    assert set(hist.model) == {"ginn", "mlp"} and len(hist) == 6
+    assert len(pd.read_csv(out / "trainability.csv")) == 8
+    for f in ("training_curves.png", "trainability.png", "gauge_spectra.png"):
+        assert (out / "figures" / f).stat().st_size > 0
+    state = torch.load(out / "ginn.pt", weights_only=True)
+    assert "links.0.theta" in state
+    df = runs(store, "ginn_train")
+    assert list(df.status) == ["FINISHED"] and m["mlflow_run_id"] == df.run_id[0]
+    import mlflow
+
+    hist_metric = mlflow.MlflowClient(tracking_uri=store).get_metric_history(m["mlflow_run_id"], "ginn.val_accuracy")
+    assert len(hist_metric) == 3

@@ -292,6 +292,13 @@ class GinnSettings:
     gauge_fixing: GaugeFixingConfig = field(default_factory=GaugeFixingConfig)
 
 
+@dataclass
+class ReportSettings:
+    """Where the report reads the stage outputs (DVC outs, not MLflow)."""
+
+    inputs: str = "${repo_root:}/outputs"
+
+
 # Sections each stage reads; the others are carried (so one experiment file can set the whole
 # pipeline) but not logged as that stage's params.
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
@@ -300,6 +307,7 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "lyapunov": ("net", "engine", "lyapunov"),
     "gauge_scan": ("net", "engine", "gauge"),
     "ginn_train": ("ginn",),
+    "report": ("report",),
 }
 
 
@@ -310,6 +318,7 @@ class StageConfig:
     stage: str = "theory"
     seed: int = rng(0, ge=0)
     out_dir: str = "${hydra:runtime.output_dir}"
+    theory_outputs: str = "${repo_root:}/outputs/theory"  # the theory stage's tables, read where present
     net: NetConfig = field(default_factory=NetConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     theory: TheorySettings = field(default_factory=TheorySettings)
@@ -318,6 +327,7 @@ class StageConfig:
     lyapunov: LyapunovSettings = field(default_factory=LyapunovSettings)
     gauge: GaugeSettings = field(default_factory=GaugeSettings)
     ginn: GinnSettings = field(default_factory=GinnSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
 
     def validate(self) -> None:
         """Cross-field checks of the sections this stage reads."""

@@ -18,7 +18,7 @@ from pipeline.plots import gauge as plots
 from pipeline.stages.hydra_app import hydra_entry
 from pipeline.stages.runner import StageOutput, run_stage
 from pipeline.theory.gauge import gauge_theory, thresholds
-from pipeline.theory.predictions import integrator
+from pipeline.theory.predictions import critical_sigma_w2, integrator
 
 log = logging.getLogger("ginn.gauge_scan")
 SMALL_Q0, PROBE_DEPTH = 1e-6, 5  # tiny-signal probe of the trivial fixed point's stability
@@ -50,6 +50,8 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
         rows.append(t)
         th = thresholds(g, case.sigma_b2, xi)
         len_th, chaos_th = float(th["len_threshold"][0]), float(th["chaos_threshold"][0])
+        if xi == 1.0:  # the i.i.d. ensemble: the theory stage's critical line is the reference
+            chaos_th = critical_sigma_w2(act, case.sigma_b2, xi, Path(cfg.theory_outputs) / "critical_line.csv")[0]
         growth = t
         if not g.act.homogeneous and case.sigma_b2 == 0:
             # the threshold is the stability of q* = 0: measure the growth of a tiny signal (A_q(0))

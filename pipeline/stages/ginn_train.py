@@ -186,6 +186,7 @@ def write(result: GinnTrainResult, folder: Path) -> StageOutput:
         torch.save(m.state_dict(), folder / f"{name}.pt")
     if result.trainability is not None:
         result.trainability.to_csv(folder / "trainability.csv", index=False)
+        result.boundary.to_csv(folder / "trainability_boundary.csv", index=False)
         plots.trainability(result.trainability, result.boundary, figs / "trainability.png")
     if result.gauge_fixing is not None:
         result.gauge_fixing.to_csv(folder / "gauge_fixing.csv", index=False)

@@ -59,7 +59,8 @@ def compute(cfg: StageConfig) -> LyapunovResult:
         x0, se = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
         crossings.append({"activation": curve.activation.value, "width": net.width, "sigma_b2": curve.sigma_b2,
                           "xi": net.xi, "crossing_measured": x0, "crossing_measured_se": se,
-                          "crossing_theory": critical_sigma_w2(curve.activation.value, curve.sigma_b2, net.xi)})
+                          "crossing_theory": critical_sigma_w2(curve.activation.value, curve.sigma_b2, net.xi,
+                                                               Path(cfg.theory_outputs) / "critical_line.csv")[0]})
     rfw = ly.relu_finite_width
     rows = []
     for width in tqdm(rfw.widths, desc="relu finite width", disable=None):

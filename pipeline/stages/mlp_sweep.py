@@ -59,8 +59,10 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
     layers.insert(0, "activation", net.activation.value)
     x0, se = zero_crossing(sweep.sigma_w2.to_numpy(), sweep.lambda_replica.to_numpy(),
                            sweep.lambda_replica_se.to_numpy())
-    crossing = {"crossing_measured": x0, "crossing_measured_se": se,
-                "crossing_theory": critical_sigma_w2(net.activation.value, net.sigma_b2, net.xi)}
+    theory_x0, source = critical_sigma_w2(net.activation.value, net.sigma_b2, net.xi,
+                                          Path(cfg.theory_outputs) / "critical_line.csv")
+    crossing = {"crossing_measured": x0, "crossing_measured_se": se, "crossing_theory": theory_x0,
+                "crossing_theory_source": source}
     return MlpSweepResult(sweep, layers, crossing)
 
 

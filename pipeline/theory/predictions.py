@@ -1,6 +1,9 @@
 """Theory values next to finite-width measurements: per sigma_w2, and per (sigma_w2, layer)."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import torch
 
@@ -39,6 +42,15 @@ def predictions(activation: str, sigma_w2, sigma_b2: float, depth: int, q0: floa
     return table, it
 
 
-def critical_sigma_w2(activation: str, sigma_b2: float, xi: float = 1.0) -> float:
-    """Theory zero crossing of lambda_mf: sigma_w2 where chi1 = 1."""
-    return float(critical_line(integrator(activation), [sigma_b2], xi).sigma_w2_crit[0])
+def critical_sigma_w2(activation: str, sigma_b2: float, xi: float = 1.0, table: Path | None = None) -> tuple[float, str]:
+    """Theory zero crossing of lambda_mf (chi1 = 1) and where it came from.
+
+    Taken from the theory stage's critical_line.csv when that table has the (activation, sigma_b2)
+    row and xi = 1 (one source of truth for every stage and the report), else computed here.
+    """
+    if table is not None and xi == 1.0 and table.is_file():
+        t = pd.read_csv(table)
+        row = t[(t.activation == activation) & np.isclose(t.sigma_b2, sigma_b2, rtol=0, atol=1e-12)]
+        if len(row) and np.isfinite(row.sigma_w2_crit.iloc[0]):
+            return float(row.sigma_w2_crit.iloc[0]), "theory_stage"
+    return float(critical_line(integrator(activation), [sigma_b2], xi).sigma_w2_crit[0]), "computed"

@@ -319,6 +319,7 @@ class StageConfig:
     seed: int = rng(0, ge=0)
     out_dir: str = "${hydra:runtime.output_dir}"
     theory_outputs: str = "${repo_root:}/outputs/theory"  # the theory stage's tables, read where present
+    resume: bool = False  # skip a job whose identical config already has a FINISHED run (config_hash tag)
     net: NetConfig = field(default_factory=NetConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     theory: TheorySettings = field(default_factory=TheorySettings)

@@ -1,6 +1,7 @@
 """Build a stage's console entry point: Hydra main with the repo's conf/, plus sweep clean-up."""
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 import hydra
@@ -20,8 +21,15 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=config_name)(task)
 
     def main() -> None:
+        from pipeline.stages.runner import install_sigterm_handler
+
+        install_sigterm_handler()
         try:
             app()
+        except KeyboardInterrupt:
+            print("interrupted: runs in flight are marked KILLED; finished jobs keep their runs and outputs. "
+                  "Re-run the same command with resume=true to run only the rest.", file=sys.stderr)
+            raise SystemExit(130) from None
         finally:
             close_open_parents()  # Hydra skips on_multirun_end when a job failed
 

@@ -23,8 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.config.schema import STAGE_SECTIONS
 from pipeline.config.validate import ConfigError, to_validated
 from pipeline.stages.outputs import staged, write_json
-from pipeline.tracking.provenance import config_params, git_state, numeric_axes
-from pipeline.tracking.run import Interrupted, stage_run
+from pipeline.tracking.provenance import config_hash, config_params, git_state, numeric_axes
+from pipeline.tracking.run import Interrupted, find_finished, record_failed_job, stage_run
 from pipeline.tracking.sweep import parent_run_id
 
 log = logging.getLogger("ginn")
@@ -60,6 +60,14 @@ def _raise_interrupt(signum, frame):
     raise Interrupted(f"signal {signum}")
 
 
+def install_sigterm_handler() -> None:
+    """SIGTERM (cluster schedulers) -> Interrupted, so runs in flight end KILLED, not RUNNING."""
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def run_stage(
     cfg: DictConfig,
     stage: str,
@@ -68,24 +76,33 @@ def run_stage(
 ) -> Optional[float]:
     """Run one stage job end to end (see module docstring)."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    overrides = " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
     try:
         obj = to_validated(cfg)
     except ConfigError as exc:
-        if multirun:
+        if multirun:  # the sweep goes on; this job is recorded as a FAILED child run
+            tracking = cfg.get("tracking") or {}
+            if tracking.get("enabled", True):
+                record_failed_job(tracking.get("experiment") or stage, tracking.get("uri"), parent_run_id(),
+                                  {"stage": stage, "overrides": overrides[:5000]}, f"ConfigError: {exc}")
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     seed_everything(obj.seed)
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+    install_sigterm_handler()
     out_dir = Path(obj.out_dir)
     container = OmegaConf.to_container(cfg, resolve=True)
     sections = STAGE_SECTIONS.get(stage, tuple(container))
     logged = {k: v for k, v in container.items() if not isinstance(v, dict) or k in sections}
     sha, dirty = git_state()
-    tags = {"stage": stage, "git_commit": sha, "git_dirty": str(dirty), "hydra_output_dir": str(out_dir.resolve())}
-    if HydraConfig.initialized():
-        tags["overrides"] = " ".join(HydraConfig.get().overrides.task)[:5000]
+    chash = config_hash({"stage": stage, **logged})
+    tags = {"stage": stage, "git_commit": sha, "git_dirty": str(dirty), "hydra_output_dir": str(out_dir.resolve()),
+            "config_hash": chash, "overrides": overrides[:5000]}
+    if obj.resume and obj.tracking.enabled:
+        done = find_finished(obj.tracking.experiment or stage, obj.tracking.uri, chash)
+        if done:
+            log.info("%s: resume=true and an identical config already FINISHED in run %s: skipped", stage, done)
+            return None
     with stage_run(obj.tracking.experiment or stage, obj.tracking.enabled, obj.tracking.uri,
                    obj.tracking.run_name, parent_run_id(), tags) as run:
         run.log_params(config_params(logged))

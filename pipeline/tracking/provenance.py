@@ -1,6 +1,8 @@
 """What a run records about where it came from: flattened config params and git state."""
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from enum import Enum
 from typing import Any, Iterator
@@ -51,3 +53,10 @@ def git_state() -> tuple[str, bool]:
         return sha, bool(dirty)
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
+
+
+def config_hash(tree: dict) -> str:
+    """Stable short hash of a resolved config (what a run computes; output dirs and tracking excluded)."""
+    keep = {k: v for k, v in tree.items() if k not in ("out_dir", "tracking", "hydra", "resume")}
+    blob = json.dumps(keep, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

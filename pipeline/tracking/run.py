@@ -142,3 +142,26 @@ def attach_to_run(run_id: str, uri: str, metrics: Mapping[str, float], files: Se
             logger.log_artifacts(f, f"{artifact_path}/{f.name}" if artifact_path else f.name)
         else:
             logger.log_artifact(f, artifact_path)
+
+
+def record_failed_job(experiment: str, uri: Optional[str], parent_run_id: Optional[str], tags: Mapping[str, str],
+                      error: str) -> None:
+    """A FAILED run for a job that failed before its run could start (e.g. a config error in a sweep)."""
+    uri = resolve_uri(uri)
+    exp_id = ensure_experiment(experiment, uri)
+    all_tags = {**tags, "error": error[:5000]}
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    run = client(uri).create_run(exp_id, tags=all_tags)
+    client(uri).set_terminated(run.info.run_id, "FAILED")
+
+
+def find_finished(experiment: str, uri: Optional[str], config_hash: str) -> Optional[str]:
+    """run_id of a FINISHED run of `experiment` with this config hash, if any (for resume)."""
+    uri = resolve_uri(uri)
+    exp = client(uri).get_experiment_by_name(experiment)
+    if exp is None:
+        return None
+    found = client(uri).search_runs([exp.experiment_id], max_results=1,
+                                    filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'")
+    return found[0].info.run_id if found else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,9 +72,19 @@ def close_open_parents() -> None:
         counts: dict[str, int] = {}
         for ch in children:
             counts[ch.info.status] = counts.get(ch.info.status, 0) + 1
-        bad = counts.get("FAILED", 0) + counts.get("KILLED", 0) + counts.get("RUNNING", 0)
         c.set_tag(run_id, "children", json.dumps(counts))
         for status, n in counts.items():
             c.log_metric(run_id, f"children_{status.lower()}", n)
-        c.set_terminated(run_id, "FAILED" if bad else "FINISHED")
+        if counts.get("FAILED", 0):
+            status = "FAILED"
+        elif counts.get("KILLED", 0) or counts.get("RUNNING", 0):
+            status = "KILLED"
+        else:
+            status = "FINISHED"
+        c.set_terminated(run_id, status)
+        failed = [ch.data.tags.get("overrides", "?") for ch in children if ch.info.status == "FAILED"]
+        line = f"sweep {status}: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()))
+        if failed:
+            line += " | failed jobs: " + "; ".join(f"[{o}]" for o in failed)
+        print(line, file=sys.stderr)
         log.info("sweep parent %s closed: %s", run_id, counts)

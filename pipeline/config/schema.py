@@ -65,6 +65,18 @@ class EngineConfig:
     device: str = "cpu"  # cpu | cuda | cuda:N
     memory_budget_gb: float = rng(2.0, gt=0.0)
 
+    def check_memory(self, width: int, n_sigma: int) -> None:
+        """One seed of the widest network must fit in memory_budget_gb (else a one-line ConfigError)."""
+        from pipeline.config.validate import ConfigError
+        from pipeline.dynamics.ensemble import EnsembleSpec, MemoryBudgetError, seed_chunk
+
+        spec = EnsembleSpec("tanh", width, 1, (1.0,) * n_sigma, n_pairs=self.n_pairs, n_spectrum=self.n_spectrum,
+                            dtype=self.dtype.value, memory_budget_gb=self.memory_budget_gb)
+        try:
+            seed_chunk(spec)
+        except MemoryBudgetError as exc:
+            raise ConfigError(f"engine.{exc}") from None
+
     def check(self, width: int, depth: int) -> None:
         """Cross-field checks: device availability, burn-in shorter than the network."""
         from pipeline.config.validate import ConfigError
@@ -339,6 +351,10 @@ class StageConfig:
         sections = STAGE_SECTIONS[self.stage]
         if "engine" in sections:
             self.engine.check(self.net.width, self.net.depth)
+            widths = self.gauge.widths if self.stage == "gauge_scan" else [self.net.width]
+            k = {"mlp_sweep": self.sweep.sigma_w2.num, "gauge_scan": self.gauge.sigma_w2.num,
+                 "lyapunov": max([c.sigma_w2.num for c in self.lyapunov.curves] or [1])}[self.stage]
+            self.engine.check_memory(max(widths), k)
         if "gauge" in sections and self.gauge.sigma_w2.start <= 0:
             raise ConfigError(f"gauge.sigma_w2.start={self.gauge.sigma_w2.start}: must be > 0")
         if "sweep" in sections and self.sweep.sigma_w2.start <= 0:

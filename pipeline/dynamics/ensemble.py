@@ -82,8 +82,8 @@ def seed_chunk(spec: EnsembleSpec) -> int:
     budget = spec.memory_budget_gb * 2**30
     if per > budget:
         raise MemoryBudgetError(
-            f"memory_budget_gb={spec.memory_budget_gb} is too small: one seed of width {spec.width} with "
-            f"{len(spec.sigma_w2)} sigma_w2 values needs {per / 2**30:.2f} GiB")
+            f"memory_budget_gb={spec.memory_budget_gb} is too small for net.width={spec.width}: one seed with "
+            f"{len(spec.sigma_w2)} sigma_w2 values needs {per / 2**30:.2f} GiB (raise the budget or lower the width)")
     return max(1, min(spec.n_seeds, int(budget // per)))
 
 

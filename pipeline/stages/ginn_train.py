@@ -92,13 +92,15 @@ def compute(cfg: StageConfig) -> GinnTrainResult:
         r = train(m, data, _spec(g.train, seed=cfg.seed))
         rows += _rows("ginn", r)
         summary.update(test_accuracy=r.test_accuracy, test_loss=r.test_loss, diverged=r.diverged,
+                       diverged_reason=r.diverged_reason,
                        gauge_invariance_max_abs_diff=gauge_invariance_error(m, data.x_test, cfg.seed + 17))
         models["ginn"] = m
     if g.model.value in ("mlp", "both"):
         m = _mlp(cfg, data, g.width, g.depth, g.sigma_w2, cfg.seed)
         r = train(m, data, _spec(g.train, seed=cfg.seed))
         rows += _rows("mlp", r)
-        summary.update(mlp_test_accuracy=r.test_accuracy, mlp_test_loss=r.test_loss, mlp_diverged=r.diverged)
+        summary.update(mlp_test_accuracy=r.test_accuracy, mlp_test_loss=r.test_loss, mlp_diverged=r.diverged,
+                       mlp_diverged_reason=r.diverged_reason)
         models["mlp"] = m
     tab = bnd = None
     if g.trainability.enabled:
@@ -110,7 +112,9 @@ def compute(cfg: StageConfig) -> GinnTrainResult:
         if 1.0 in v.index and 10.0 in v.index:
             summary["var_G_ratio_xi10_over_xi1"] = float(v[10.0] / v[1.0])
         summary["gauge_fixing_max_output_diff"] = float(gf.max_output_diff_vs_first.max())
-    return GinnTrainResult(pd.DataFrame(rows), summary, tab, bnd, gf, spectra, models)
+    history = pd.DataFrame(rows, columns=["model", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+                           + (["var_G"] if rows and "var_G" in rows[0] else []))
+    return GinnTrainResult(history, summary, tab, bnd, gf, spectra, models)
 
 
 def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -201,9 +205,10 @@ def write(result: GinnTrainResult, folder: Path) -> StageOutput:
     metrics["ginn_critical_sigma_w2"] = ginn_critical_sigma_w2("tanh")
     text = ", ".join(f"{k} {s[k]:.4f}" for k in ("test_accuracy", "mlp_test_accuracy", "gauge_invariance_max_abs_diff",
                                                   "var_G_ratio_xi10_over_xi1") if k in s)
+    failure = ""
     if s.get("diverged") or s.get("mlp_diverged"):
-        log.warning("training diverged (flagged in metrics.json)")
-    return StageOutput(metrics, curves, text)
+        failure = f"training diverged: {s.get('diverged_reason') or s.get('mlp_diverged_reason')}"
+    return StageOutput(metrics, curves, text, failure)
 
 
 def task(cfg: DictConfig) -> None:

@@ -19,14 +19,10 @@ from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
 from pipeline.plots import finite_width as plots
 from pipeline.stages.hydra_app import hydra_entry
-from pipeline.stages.runner import StageOutput, run_stage
+from pipeline.stages.runner import NumericalError, StageOutput, run_stage
 from pipeline.theory.predictions import critical_sigma_w2, predictions
 
 log = logging.getLogger("ginn.mlp_sweep")
-
-
-class NumericalError(RuntimeError):
-    """Every network of a sweep point produced non-finite values."""
 
 
 @dataclass

@@ -25,6 +25,7 @@ from pipeline.config.validate import ConfigError, to_validated
 from pipeline.stages.outputs import staged, write_json
 from pipeline.tracking.provenance import config_hash, config_params, git_state, numeric_axes
 from pipeline.tracking.run import Interrupted, find_finished, record_failed_job, stage_run
+from pipeline.tracking.store import check_reachable, resolve_uri
 from pipeline.tracking.sweep import parent_run_id
 
 log = logging.getLogger("ginn")
@@ -37,6 +38,11 @@ class StageOutput:
     metrics: dict[str, Any]
     curves: dict[str, list[float]] = field(default_factory=dict)
     summary: str = ""
+    failure: str = ""  # non-empty: outputs are kept and logged, then the run is marked FAILED with this reason
+
+
+class NumericalError(RuntimeError):
+    """A stage produced non-finite results it cannot recover from (the reason names what diverged)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -79,12 +85,20 @@ def run_stage(
     overrides = " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
     try:
         obj = to_validated(cfg)
+        if obj.tracking.enabled:
+            try:
+                check_reachable(resolve_uri(obj.tracking.uri))
+            except RuntimeError as exc:
+                raise ConfigError(str(exc)) from None
     except ConfigError as exc:
         if multirun:  # the sweep goes on; this job is recorded as a FAILED child run
             tracking = cfg.get("tracking") or {}
             if tracking.get("enabled", True):
-                record_failed_job(tracking.get("experiment") or stage, tracking.get("uri"), parent_run_id(),
-                                  {"stage": stage, "overrides": overrides[:5000]}, f"ConfigError: {exc}")
+                try:
+                    record_failed_job(tracking.get("experiment") or stage, tracking.get("uri"), parent_run_id(),
+                                      {"stage": stage, "overrides": overrides[:5000]}, f"ConfigError: {exc}")
+                except Exception as rec:  # noqa: BLE001 - the store itself may be the problem
+                    log.error("could not record the failed job in MLflow: %s", rec)
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -123,5 +137,7 @@ def run_stage(
         hydra_dir = out_dir / ".hydra"
         if hydra_dir.is_dir():
             run.log_artifacts(hydra_dir, "hydra")
+        if out.failure:
+            raise NumericalError(out.failure)
     log.info("%s done -> %s%s", stage, out_dir, f" | {out.summary}" if out.summary else "")
     return None

@@ -1,0 +1,99 @@
+"""Guarantees 5-8: numerics flagged not fatal, fuzzed bad input, determinism, security defaults."""
+import filecmp
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hydra.errors import HydraException
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.config.validate import ConfigError, to_validated
+from pipeline.dynamics.ensemble import EnsembleSpec, simulate
+from pipeline.dynamics.statistics import summarize
+from pipeline.tracking.provenance import config_params
+from tests.conftest import ROOT, runs
+from tests.config.test_configs import _compose
+
+STAGES = ["theory", "mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"]
+KEYS = ["net.sigma_w2", "net.sigma_b2", "net.width", "net.depth", "net.xi", "net.activation", "engine.n_seeds",
+        "engine.eps", "engine.burn_in", "engine.memory_budget_gb", "engine.dtype", "sweep.sigma_w2.num",
+        "theory.sigma_w2.num", "theory.activations", "theory.iterate.c0", "gauge.xi", "gauge.widths",
+        "ginn.width", "ginn.sigma_w2", "ginn.train.lr", "ginn.train.optimizer", "ginn.modrelu_offset",
+        "ginn.gauge_fixing.xi", "lyapunov.relu_finite_width.widths", "seed"]
+VALUES = st.one_of(
+    st.integers(-5, 5).map(str), st.sampled_from(["0", "-1", "1e12", "abc", "[]", "[1,2]", "[-1]", "nan", "inf",
+                                                  "null", "tanh", "float16", "''", "10**6"]),
+    st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: f"{v:.3g}"))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(stage=st.sampled_from(STAGES), key=st.sampled_from(KEYS), value=VALUES)
+def test_fuzzed_override_is_accepted_or_rejected_with_a_one_line_message_naming_the_key(stage, key, value):
+    override = f"{key}={value}"
+    try:
+        to_validated(_compose(stage, [override]))
+    except ConfigError as exc:
+        msg = str(exc)
+        assert "\n" not in msg and msg.split("=")[0].split(":")[0].split("[")[0] in (key, key.split(".")[0], "engine.memory_budget_gb") \
+            or key.split(".")[-1] in msg, (override, msg)
+    except (HydraException, OmegaConfBaseException) as exc:  # Hydra's own message for types and grammar
+        assert key.split(".")[-1] in str(exc) or "override" in str(exc).lower(), (override, str(exc))
+
+
+@pytest.mark.parametrize("override", ["net.width=0", "engine.n_seeds=1", "net.width=10000000", "engine.dtype=float16"])
+def test_bad_input_subprocess_exits_cleanly_without_runs_or_outputs(run_cli, store, tmp_path, override):
+    out = tmp_path / "o"
+    p = run_cli("mlp_sweep", "experiment=smoke", override, f"hydra.run.dir={out}")
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert override.split("=")[0] in p.stderr
+    assert {f.name for f in out.iterdir()} <= {".hydra", "mlp_sweep.log"} if out.exists() else True
+    assert "RUNNING" not in set(runs(store, "mlp_sweep").status)
+
+
+def test_overflow_in_one_sweep_point_is_flagged_and_the_rest_survive():
+    m = simulate(EnsembleSpec("gelu", 32, 300, (1.0, 1.5, 80.0), 0.0, n_seeds=2, dtype="float32"))
+    t = summarize(m, 5)
+    assert list(t.n_failed_networks) == [0, 0, 2]
+    assert np.isfinite(t.lambda_tangent[:2]).all() and not np.isfinite(t.lambda_tangent[2])
+
+
+def test_divergent_training_marks_the_run_failed_with_its_reason_and_keeps_outputs(run_cli, store, tmp_path):
+    out = tmp_path / "g"
+    p = run_cli("ginn_train", "experiment=smoke", "ginn.model=mlp", "ginn.train.lr=1e6", "ginn.train.optimizer=sgd",
+                "ginn.trainability.enabled=false", "ginn.gauge_fixing.enabled=false", f"hydra.run.dir={out}")
+    assert p.returncode != 0
+    df = runs(store, "ginn_train")
+    assert list(df.status) == ["FAILED"] and "diverged" in df["tags.error"][0]
+    assert (out / "metrics.json").exists() and (out / "history.csv").exists()
+
+
+def test_same_config_and_seed_give_bit_identical_csvs_across_runs_and_thread_counts(tmp_path):
+    outs = []
+    for i, threads in enumerate(("1", "2", "2")):
+        env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TQDM_DISABLE": "1"}
+        d = tmp_path / f"r{i}"
+        p = subprocess.run([sys.executable, "-m", "pipeline.mlp_sweep", "experiment=smoke", "tracking.enabled=false",
+                            f"hydra.run.dir={d}"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        outs.append(d)
+    for f in ("sweep.csv", "layers.csv"):
+        assert filecmp.cmp(outs[1] / f, outs[2] / f, shallow=False), f  # two runs, same threads
+        assert filecmp.cmp(outs[0] / f, outs[1] / f, shallow=False), f  # 1 vs 2 threads
+
+
+def test_no_secrets_logged_and_no_eval_and_weights_only_loads():
+    params = config_params({"tracking": {"uri": "http://x", "api_token": "s3cret"}, "db_password": "p", "net": {"width": 4}})
+    assert "tracking.api_token" not in params and "db_password" not in params and params["net.width"] == "4"
+    src = "\n".join(p.read_text() for p in (ROOT / "pipeline").rglob("*.py"))
+    assert not re.search(r"(?<![\w.])eval\(", src) and "exec(" not in src
+    assert all("weights_only=True" in line for line in src.splitlines() if "torch.load(" in line)
+    readme = (ROOT / "README.md").read_text()
+    assert "--host 127.0.0.1" in readme and "0.0.0.0" not in readme

@@ -1,0 +1,46 @@
+"""The DVC DAG: shape, and that changing one stage's params invalidates only that stage (and what follows)."""
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+DVC = str(Path(__import__("sys").executable).with_name("dvc"))
+
+
+def _dvc(*args, cwd=ROOT):
+    return subprocess.run([DVC, *args], cwd=cwd, capture_output=True, text=True, env={**__import__("os").environ,
+                                                                                      "DVC_NO_ANALYTICS": "1"})
+
+
+def test_dag_has_theory_then_finite_width_stages_then_report():
+    p = _dvc("dag", "--dot")
+    assert p.returncode == 0, p.stderr
+    edges = {tuple(part.strip().strip('"') for part in line.strip().rstrip(";").split("->"))
+             for line in p.stdout.splitlines() if "->" in line}
+    for stage in ("mlp_sweep", "lyapunov", "gauge_scan"):
+        assert ("theory", stage) in edges and (stage, "report") in edges
+    assert ("ginn_train", "report") in edges
+
+
+@pytest.mark.slow
+def test_changing_mlp_sweep_params_invalidates_only_mlp_sweep(tmp_path):
+    if _dvc("status", "--json").stdout.strip() not in ("{}", ""):
+        pytest.skip("run `make reproduce` first: the workspace pipeline is not up to date")
+    copy = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(copy)], check=True)
+    shutil.copytree(ROOT / "outputs", copy / "outputs", dirs_exist_ok=True)
+    shutil.copy(ROOT / "dvc.lock", copy / "dvc.lock")
+    for f in ("dvc.yaml",):
+        shutil.copy(ROOT / f, copy / f)
+    assert _dvc("commit", "-f", "-q", cwd=copy).returncode == 0  # the clone's cache: the copied outputs
+    assert json.loads(_dvc("status", "--json", cwd=copy).stdout or "{}") == {}
+    preset = copy / "experiments" / "mlp_sweep_default.yaml"
+    preset.write_text(preset.read_text().replace("num: 36", "num: 35"))
+    changed = json.loads(_dvc("status", "--json", cwd=copy).stdout)
+    assert set(changed) == {"mlp_sweep"}, changed
+    dry = _dvc("repro", "--dry", cwd=copy).stdout
+    assert "Running stage 'mlp_sweep'" in dry and "Running stage 'theory'" not in dry

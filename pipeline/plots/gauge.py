@@ -13,6 +13,13 @@ def _case(d: pd.DataFrame) -> str:
     return f"{d.activation.iloc[0]}, $\\sigma_b^2$={d.sigma_b2.iloc[0]:g}"
 
 
+def _widest_per_case(scan: pd.DataFrame, height: float):
+    """A figure with one panel per (activation, sigma_b2) case, and each case's widest-network rows."""
+    cases = list(scan.groupby(["activation", "sigma_b2"]))
+    fig, axes = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), height), squeeze=False, constrained_layout=True)
+    return fig, [(ax, d[d.width == d.width.max()]) for ax, (_, d) in zip(axes[0], cases)]
+
+
 def thresholds_vs_xi(th: pd.DataFrame, path: Path) -> None:
     """Theory lines (length, chaos) and measured points with error bars, one panel per case."""
     cases = list(th.groupby(["activation", "sigma_b2"]))
@@ -34,10 +41,8 @@ def thresholds_vs_xi(th: pd.DataFrame, path: Path) -> None:
 
 def a_q_vs_sigma_w2(scan: pd.DataFrame, path: Path) -> None:
     """Longitudinal factor A_q(xi) (lines) and transverse chi_1 (black) vs sigma_w2, per case."""
-    cases = list(scan.groupby(["activation", "sigma_b2"]))
-    fig, axes = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), 3.8), squeeze=False, constrained_layout=True)
-    for ax, (_, d) in zip(axes[0], cases):
-        d = d[d.width == d.width.max()]
+    fig, panels = _widest_per_case(scan, 3.8)
+    for ax, d in panels:
         for (xi, g), color in zip(d.groupby("xi"), sns.color_palette("viridis", d.xi.nunique())):
             ax.plot(g.sigma_w2, g.a_q, color=color, label=rf"$A_q$, $\xi$={xi:g}")
         g = d[d.xi == d.xi.iloc[0]]
@@ -51,10 +56,8 @@ def a_q_vs_sigma_w2(scan: pd.DataFrame, path: Path) -> None:
 
 def exponent_vs_sigma_w2(scan: pd.DataFrame, path: Path) -> None:
     """Measured lambda per xi (points) with 0.5 ln chi_1 (black) and 0.5 ln A_q (coloured) per case."""
-    cases = list(scan.groupby(["activation", "sigma_b2"]))
-    fig, axes = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), 4), squeeze=False, constrained_layout=True)
-    for ax, (_, d) in zip(axes[0], cases):
-        d = d[d.width == d.width.max()]
+    fig, panels = _widest_per_case(scan, 4.0)
+    for ax, d in panels:
         for (xi, g), color in zip(d.groupby("xi"), sns.color_palette("viridis", d.xi.nunique())):
             ax.errorbar(g.sigma_w2, g.lambda_replica, yerr=g.lambda_replica_se, fmt="o", ms=3, color=color,
                         label=rf"$\xi$={xi:g}")

@@ -144,6 +144,7 @@ class TheorySettings:
     sigma_w2_search: List[float] = rng([0.05, 10.0], len=2, gt=0.0)  # bracket for the critical-line root finder
     iterate: IterateConfig = field(default_factory=IterateConfig)
     quad: QuadConfig = field(default_factory=QuadConfig)
+    figures: bool = True  # false: tables only (large sweeps, benchmarks)
 
 
 @dataclass

@@ -34,6 +34,7 @@ class TheoryResult:
     critical: pd.DataFrame
     iterates: pd.DataFrame
     quadrature: dict[str, dict[str, float]]
+    figures: bool = True
 
 
 def integrator_for(act_name: str, cfg: StageConfig, sigma_w2_max: float, sigma_b2_max: float) -> GaussianIntegrator:
@@ -64,7 +65,8 @@ def compute(cfg: StageConfig) -> TheoryResult:
     iters = layer_iterates(g, net.sigma_w2, net.sigma_b2, net.depth, it.q11, it.q22, it.c0, net.xi)
     iters.insert(0, "activation", net.activation.value)
     iters = iters.drop(columns="sigma_w2")
-    return TheoryResult(pd.concat(grids, ignore_index=True), pd.concat(crits, ignore_index=True), iters, quad)
+    return TheoryResult(pd.concat(grids, ignore_index=True), pd.concat(crits, ignore_index=True), iters, quad,
+                        th.figures)
 
 
 def write(result: TheoryResult, folder: Path) -> StageOutput:
@@ -72,11 +74,12 @@ def write(result: TheoryResult, folder: Path) -> StageOutput:
     result.theory.to_csv(folder / "theory.csv", index=False)
     result.critical.to_csv(folder / "critical_line.csv", index=False)
     result.iterates.to_csv(folder / "iterates.csv", index=False)
-    figs = folder / "figures"
-    figs.mkdir()
-    plots.phase_diagram(result.theory, result.critical, figs / "phase_diagram.png")
-    plots.gain_and_depth(result.theory, figs / "chi1_xi_c.png")
-    plots.iterates(result.iterates, f"mean-field iterates ({result.iterates.activation[0]})", figs / "iterates.png")
+    if result.figures:
+        figs = folder / "figures"
+        figs.mkdir()
+        plots.phase_diagram(result.theory, result.critical, figs / "phase_diagram.png")
+        plots.gain_and_depth(result.theory, figs / "chi1_xi_c.png")
+        plots.iterates(result.iterates, f"mean-field iterates ({result.iterates.activation[0]})", figs / "iterates.png")
     crit0 = result.critical[result.critical.sigma_b2 == 0].set_index("activation").sigma_w2_crit
     bad = ("max_iter", "unstable")
     unconverged = int((result.theory.q_status.isin(bad) | result.theory.c_status.isin(bad)).sum())

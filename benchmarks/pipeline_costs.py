@@ -59,15 +59,21 @@ from pipeline.dynamics.ensemble import EnsembleSpec, simulate
 spec = EnsembleSpec("tanh", 2048, 200, (1.0, 1.5, 2.0, 2.5), 0.05, n_seeds=4, n_pairs=2, n_spectrum=4,
                     dtype="float64", memory_budget_gb={budget})
 simulate(spec)
-print(json.dumps({{"rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}}))
+print(json.dumps({{"rss_gib": peak_gib()}}))
+"""
+PEAK = """
+def peak_gib():
+    # VmHWM: this process's peak RSS (ru_maxrss can carry the parent's peak across fork+exec)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
 """
 
 
 def memory(budget_gb: float = 1.0) -> dict:
     """Peak RSS of a width-2048, depth-200 float64 Lyapunov sweep against its memory budget."""
-    code = MEMORY_SCRIPT.format(root=str(ROOT), budget=budget_gb)
-    base = subprocess.run([PY, "-c", "import json,resource,torch;print(json.dumps({'rss_gib': "
-                           "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss/2**20}))"],
+    code = PEAK + MEMORY_SCRIPT.format(root=str(ROOT), budget=budget_gb)
+    base = subprocess.run([PY, "-c", PEAK + "import json, torch\nprint(json.dumps({'rss_gib': peak_gib()}))"],
                           capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     p = subprocess.run([PY, "-c", code], capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     if p.returncode != 0:
@@ -100,18 +106,22 @@ def scaling(path: Path) -> list[dict]:
     tw = [t_of(n, 32) for n in widths]
     tk = [t_of(512, k) for k in ks]
     sw = np.polyfit(np.log(widths[2:]), np.log(tw[2:]), 1)[0]
-    sk = np.polyfit(np.log(ks[1:]), np.log(tk[1:]), 1)[0]
+    slope, icpt = np.polyfit(ks, tk, 1)  # t = a + b K: a = per-layer weight draws, b = per configuration
+    pred = icpt + slope * np.asarray(ks)
+    r2 = 1 - ((np.asarray(tk) - pred) ** 2).sum() / ((np.asarray(tk) - np.mean(tk)) ** 2).sum()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     a.loglog(widths, tw, "o-")
     a.set(xlabel="width N", ylabel="seconds", title=f"time vs width (slope {sw:.2f} for N >= 512)")
     b.loglog(ks, tk, "o-")
-    b.set(xlabel="sigma_w2 values per job", ylabel="seconds", title=f"time vs configurations (slope {sk:.2f})")
+    b.plot(ks, pred, "k--", lw=1)
+    b.set(xlabel="sigma_w2 values per job", ylabel="seconds", title=f"time = {icpt:.3f} + {slope * 1e3:.2f} ms x K")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return [{"benchmark": "scaling: time vs width (32 sigma_w2 x 2 seeds x depth 20)", "measured": f"N^{sw:.2f}",
              "target": "~N^2 at large N", "met": 1.6 <= sw <= 2.4, "note": f"figure {path.name}"},
-            {"benchmark": "scaling: time vs number of sigma_w2 values (width 512)", "measured": f"K^{sk:.2f}",
-             "target": "~linear", "met": 0.7 <= sk <= 1.3, "note": f"figure {path.name}"}]
+            {"benchmark": "scaling: time vs number of sigma_w2 values K (width 512)",
+             "measured": f"{icpt:.3f} s + {slope * 1e3:.2f} ms x K (R^2 {r2:.3f})", "target": "linear (R^2 >= 0.98)",
+             "met": r2 >= 0.98, "note": f"intercept = weight draws shared by all K; figure {path.name}"}]
 
 
 def run() -> list[dict]:

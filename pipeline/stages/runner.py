@@ -119,24 +119,14 @@ def run_stage(
             return None
     with stage_run(obj.tracking.experiment or stage, obj.tracking.enabled, obj.tracking.uri,
                    obj.tracking.run_name, parent_run_id(), tags) as run:
-        run.log_params(config_params(logged))
-        run.log_metrics(numeric_axes(logged))
+        run.log_params(config_params(logged), metrics=numeric_axes(logged))
         result = compute(obj)
         with staged(out_dir) as folder:
             out = write(result, folder)
             write_json(folder / "metrics.json", {"mlflow_run_id": run.run_id, **out.metrics})
         run.log_metrics(_flat_numeric(out.metrics))
         run.log_curves(out.curves)
-        for path in sorted(out_dir.iterdir()):
-            if path.name.startswith("."):
-                continue
-            if path.is_dir():
-                run.log_artifacts(path, path.name)
-            else:
-                run.log_artifact(path)
-        hydra_dir = out_dir / ".hydra"
-        if hydra_dir.is_dir():
-            run.log_artifacts(hydra_dir, "hydra")
+        run.log_artifacts(out_dir)  # tables, figures, metrics.json, the log and .hydra/ in one call
         if out.failure:
             raise NumericalError(out.failure)
     log.info("%s done -> %s%s", stage, out_dir, f" | {out.summary}" if out.summary else "")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 import json
 import subprocess
 from enum import Enum
@@ -42,6 +43,7 @@ def numeric_axes(tree: dict, sections: tuple[str, ...] = ("net", "seed")) -> dic
     return out
 
 
+@lru_cache(maxsize=1)
 def git_state() -> tuple[str, bool]:
     """(commit sha or 'unknown', dirty?) of the project checkout."""
     root = str(repo_root())

@@ -62,14 +62,17 @@ class RunLogger:
         for s in range(0, len(items), BATCH):
             self._client().log_batch(self.run_id, metrics=items[s:s + BATCH])
 
-    def log_params(self, params: Mapping[str, str]) -> None:
-        from mlflow.entities import Param
+    def log_params(self, params: Mapping[str, str], metrics: Optional[Mapping[str, float]] = None) -> None:
+        """Params (and optionally scalar metrics) in as few batches as MLflow allows (100 params per call)."""
+        from mlflow.entities import Metric, Param
 
         if self.run_id is None:
             return
         items = [Param(k, v) for k, v in params.items()]
-        for s in range(0, len(items), 100):
-            self._client().log_batch(self.run_id, params=items[s:s + 100])
+        now = int(time.time() * 1000)
+        extra = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if math.isfinite(float(v))]
+        for s in range(0, max(len(items), 1), 100):
+            self._client().log_batch(self.run_id, params=items[s:s + 100], metrics=extra if s == 0 else [])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag

@@ -14,6 +14,9 @@ from typing import Iterator, Optional
 
 from pipeline.paths import artifact_root, default_tracking_uri, repo_root
 
+# No usage telemetry leaves a research machine unless the user asks for it (and it costs ms per call).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 
 def resolve_uri(uri: Optional[str] = None) -> str:
     """tracking.uri, else $MLFLOW_TRACKING_URI, else the repo's SQLite store."""

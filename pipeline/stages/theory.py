@@ -5,14 +5,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
 import pandas as pd
 import torch
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pipeline.config.schema import StageConfig
-from pipeline.paths import conf_dir
 from pipeline.plots import theory as plots
 from pipeline.stages.hydra_app import hydra_entry
 from pipeline.stages.runner import StageOutput, run_stage

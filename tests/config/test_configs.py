@@ -1,5 +1,4 @@
 """Every primary config and experiment composes and validates; ranges give one-line errors."""
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir

@@ -1,14 +1,11 @@
 """Guarantees 5-8: numerics flagged not fatal, fuzzed bad input, determinism, security defaults."""
 import filecmp
-import math
 import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -1,7 +1,6 @@
 """The report from stage outputs: every figure embedded and non-empty; summary lists zero crossings."""
 import base64
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser

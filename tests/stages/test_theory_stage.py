@@ -1,6 +1,5 @@
 """The theory stage as users run it: single run, 3-job multirun, bad inputs (subprocesses)."""
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest

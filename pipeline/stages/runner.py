@@ -124,8 +124,7 @@ def run_stage(
         with staged(out_dir) as folder:
             out = write(result, folder)
             write_json(folder / "metrics.json", {"mlflow_run_id": run.run_id, **out.metrics})
-        run.log_metrics(_flat_numeric(out.metrics))
-        run.log_curves(out.curves)
+        run.log_curves(out.curves, scalars=_flat_numeric(out.metrics))  # one batch for both
         run.log_artifacts(out_dir)  # tables, figures, metrics.json, the log and .hydra/ in one call
         if out.failure:
             raise NumericalError(out.failure)

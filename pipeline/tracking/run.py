@@ -47,8 +47,9 @@ class RunLogger:
             items.append(Metric(k, float(v), now, step))
         self._send(items)
 
-    def log_curves(self, curves: Mapping[str, Sequence[float]], start_step: int = 0) -> None:
-        """Per-layer (or per-epoch) curves as stepped metrics, sent in batches, never one call per value."""
+    def log_curves(self, curves: Mapping[str, Sequence[float]], start_step: int = 0,
+                   scalars: Optional[Mapping[str, float]] = None) -> None:
+        """Per-layer (or per-epoch) curves as stepped metrics (and any scalars) in shared batches."""
         from mlflow.entities import Metric
 
         if self.run_id is None:
@@ -56,6 +57,11 @@ class RunLogger:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, start_step + i)
                  for k, values in curves.items() for i, v in enumerate(values) if math.isfinite(float(v))]
+        for k, v in (scalars or {}).items():
+            if v is None or not math.isfinite(float(v)):
+                self.skipped.append(k)
+            else:
+                items.append(Metric(k, float(v), now, 0))
         self._send(items)
 
     def _send(self, items) -> None:

@@ -43,8 +43,17 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}
+
+
 def ensure_experiment(name: str, uri: str) -> str:
-    """Experiment id for `name`, created once (with a local artifact location for local stores)."""
+    """Experiment id for `name` (cached per process), created once with a local artifact location for local stores."""
+    if (uri, name) not in _EXPERIMENT_IDS:
+        _EXPERIMENT_IDS[(uri, name)] = _ensure_experiment(name, uri)
+    return _EXPERIMENT_IDS[(uri, name)]
+
+
+def _ensure_experiment(name: str, uri: str) -> str:
     c = client(uri)
     exp = c.get_experiment_by_name(name) if _store_exists(uri) else None
     if exp is not None:

@@ -102,6 +102,7 @@ class TrackingConfig:
     uri: Optional[str] = None  # default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlflow.db
     experiment: Optional[str] = None  # default: the stage name
     run_name: Optional[str] = None
+    sqlite_wal: bool = True  # SQLite store in WAL mode (fast commits); false for a store on a shared network filesystem
 
 
 @dataclass

@@ -11,18 +11,27 @@ for non-finite values and a network that produces one is flagged, not allowed to
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 from tqdm.auto import tqdm
 
+from pipeline.dynamics.pointwise import phi_and_slope, phi_into
 from pipeline.nets.weights import STREAM_BIAS, STREAM_INPUT, STREAM_PROBE, standard_vectors, standard_weights
 from pipeline.theory.activations import get_activation
 
 STREAM_TANGENT = 4
 STREAM_SPECTRUM = 5
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_TANGENT_SQ_MAX = math.exp(60.0)  # carried tangents are renormalized once their norm leaves e^(+-30)
+
+
+class _Cancelled(Exception):
+    """Raised inside engine workers once the calling thread has given up on the result."""
 
 
 class MemoryBudgetError(ValueError):
@@ -91,16 +100,61 @@ def _unit_columns(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=1, keepdim=True)
 
 
-def simulate(spec: EnsembleSpec, progress: Optional[Callable[[int], None]] = None) -> EnsembleMeasurement:
-    """Run the whole ensemble in seed chunks bounded by the memory budget; results independent of chunking."""
-    chunk = seed_chunk(spec)
-    parts = []
+def seed_groups(spec: EnsembleSpec, workers: int) -> list[list[int]]:
+    """Seed ids in groups, one group per engine pass; at most `workers` groups are held at once."""
+    fit = int(spec.memory_budget_gb * 2**30 // _bytes_per_seed(spec)) if seed_chunk(spec) else 0
+    size = max(1, min(fit // workers, -(-spec.n_seeds // workers)))
+    return [list(range(a, min(spec.n_seeds, a + size))) for a in range(0, spec.n_seeds, size)]
+
+
+def engine_workers(spec: EnsembleSpec) -> int:
+    """CPU: one worker thread per torch thread, each running whole networks single-threaded (their
+    weight draws, pointwise work and products keep a core busy without fork/join gaps); GPU: one."""
+    if torch.device(spec.device).type != "cpu":
+        return 1
+    return max(1, min(torch.get_num_threads(), spec.n_seeds, seed_chunk(spec)))
+
+
+@contextmanager
+def _single_threaded_ops(active: bool):
+    """torch intra-op threads set to 1 while worker threads supply the parallelism; restored after."""
+    before = torch.get_num_threads()
+    if active:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if active:
+            torch.set_num_threads(before)
+
+
+def simulate(spec: EnsembleSpec) -> EnsembleMeasurement:
+    """Run the whole ensemble in seed groups bounded by the memory budget, groups in parallel on the
+    CPU. Each network's numbers do not depend on grouping or thread count (tests/dynamics)."""
+    workers = engine_workers(spec)
+    groups = seed_groups(spec, workers)
     bar = tqdm(total=spec.n_seeds * spec.depth, desc=f"{spec.activation} N={spec.width}", unit="layer",
                disable=None, leave=False)
+    lock, stop = threading.Lock(), threading.Event()
+
+    def tick(n: int) -> None:
+        if stop.is_set():  # the caller was interrupted: workers end at the next layer
+            raise _Cancelled
+        with lock:
+            bar.update(n)
+
+    run = lambda ids: _simulate_chunk(spec, ids, tick)  # noqa: E731
     try:
-        for start in range(0, spec.n_seeds, chunk):
-            ids = list(range(start, min(spec.n_seeds, start + chunk)))
-            parts.append(_simulate_chunk(spec, ids, lambda n: bar.update(n)))
+        with _single_threaded_ops(workers > 1):
+            if workers == 1:
+                parts = [run(ids) for ids in groups]
+            else:
+                pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine")
+                try:
+                    parts = [f.result() for f in [pool.submit(run, ids) for ids in groups]]
+                finally:  # on Ctrl-C/SIGTERM in the waiting main thread, stop the workers before returning
+                    stop.set()
+                    pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
     cat = lambda name: torch.cat([getattr(p, name) for p in parts]) if getattr(parts[0], name) is not None else None  # noqa: E731
@@ -115,6 +169,15 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     gain = torch.sqrt(torch.tensor(spec.sigma_w2, dtype=dt, device=dev) / N).view(1, 1, K, 1)
     sb = math.sqrt(spec.sigma_b2)
 
+    # Column layout of the product's right factor U and result Y (S, N, C): four blocks of K x I
+    # columns (signal, replica, tangent, probe), then K x k spectrum columns. Block-major keeps every
+    # block's rows contiguous runs of K*I numbers, so the pointwise work vectorizes.
+    KI = K * I
+    C = 4 * KI + K * k
+    U = torch.empty(S, N, C, dtype=dt, device=dev)
+    Y = torch.empty(S, N, C, dtype=dt, device=dev)
+    blk = lambda X, b: X[:, :, b * KI:(b + 1) * KI].view(S, N, K, I)  # noqa: E731
+
     # layer 0: pairs of inputs with exact empirical variance q0 and correlation c0, shared by all K
     g = standard_vectors(spec.seed, ids, 0, STREAM_INPUT, (N, 2 * P), dev, torch.float64)
     g = torch.linalg.qr(g.view(S, N, P, 2).permute(0, 2, 1, 3)).Q  # (S, P, N, 2) orthonormal pairs
@@ -127,86 +190,104 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
         rms = H.pow(2).mean(1, keepdim=True).sqrt()
         H = H / rms
         logscale = logscale + rms.double().log()
+    # Tangent T and replica difference D are carried unnormalized: T renormalized only when its norm
+    # drifts far from 1 (the growth is read off the norms), D with the factor eps / rms(D) that puts
+    # the replica at distance eps from the signal.
     u = _unit_columns(standard_vectors(spec.seed, ids, 0, STREAM_TANGENT, (N, I), dev, dt))
-    T = u.unsqueeze(2).expand(S, N, K, I).contiguous()  # tangent vectors, unit norm
-    R = T * math.sqrt(N)  # replica direction, unit RMS
+    T = u.unsqueeze(2).expand(S, N, K, I).contiguous()
+    D = T
+    d_scale = torch.full((S, 1, K, I), spec.eps * math.sqrt(N), dtype=dt, device=dev)
     Q = None
     if k:
         q0_ = torch.linalg.qr(standard_vectors(spec.seed, ids, 0, STREAM_SPECTRUM, (N, k), dev, torch.float64)).Q
         Q = q0_.to(dt).unsqueeze(2).expand(S, N, K, k).contiguous()
 
-    f64 = dict(dtype=torch.float64)
-    log_q = torch.empty(S, K, I, L + 1, **f64)
-    c = torch.empty(S, K, P, L + 1, **f64)
-    chi = torch.empty(S, K, I, L, **f64)
-    lg_rep = torch.empty(S, K, I, L, **f64)
-    lg_tan = torch.empty(S, K, I, L, **f64)
-    spec_r = torch.empty(S, K, k, L, **f64) if k else None
+    # Per-layer sums of squares over the width of the four blocks (signal h, replica difference,
+    # tangent, probe) and the pair products; every log and ratio is taken once at the end in float64.
+    sq_hist = torch.empty(L + 1, S, 4, K, I, dtype=dt, device=dev)
+    ab_hist = torch.empty(L + 1, S, K, P, dtype=dt, device=dev)
+    ls_hist = torch.zeros(L + 1, S, K, I, dtype=torch.float64, device=dev)  # log scale of homogeneous signals
+    renormed = torch.zeros(L + 1, dtype=torch.bool)  # tangents rescaled to unit norm before transition l
+    spec_r = torch.empty(S, K, k, L, dtype=torch.float64) if k else None
     failed = torch.full((S, K), -1, dtype=torch.long)
+    sq_hist[0, :, 0] = (H * H).sum(1)
+    ab_hist[0] = (H[..., 0::2] * H[..., 1::2]).sum(1)
+    ls_hist[0] = logscale[:, 0]
+    log_gain = torch.log(gain.double().view(1, K, 1).cpu())  # the gain enters every log growth as ln(gain)
 
-    def measure(layer: int) -> None:
-        msq = H.pow(2).mean(1)  # (S, K, I)
-        log_q[..., layer] = (2 * logscale[:, 0] + msq.double().log()).cpu()
-        a, b = H[..., 0::2], H[..., 1::2]
-        c[..., layer] = ((a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))).double().cpu()
-
-    # The gain sqrt(sigma_w2 / N) multiplies only the signal block; in every normalized quantity
-    # (replica and tangent directions, Q) it cancels and enters the logs as ln(gain).
-    log_gain = torch.log(gain.double().view(1, K, 1).cpu())
-    U = torch.empty(S, N, K, 4 * I + k, dtype=dt, device=dev)
-    measure(0)
+    first_positive = 0 if act.homogeneous else 1  # the signal's norm is a divisor only when carried at unit RMS
     for layer in range(L):
-        phi, dphi, _ = act.derivs(H)
-        U[..., :I] = phi
-        U[..., I:2 * I] = act.phi(torch.add(H, R, alpha=spec.eps))
-        torch.mul(dphi, T, out=U[..., 2 * I:3 * I])
+        Z = standard_weights(spec.seed, ids, layer + 1, N, spec.weights, spec.xi, dev, dt, parallel=False)
         V = _unit_columns(standard_vectors(spec.seed, ids, layer + 1, STREAM_PROBE, (N, I), dev, dt)).unsqueeze(2)
-        torch.mul(dphi, V, out=U[..., 3 * I:4 * I])
+        dphi = phi_and_slope(act, H, blk(U, 0))
+        phi_into(act, torch.addcmul(H, D, d_scale, out=blk(U, 1)), blk(U, 1))
+        torch.mul(dphi, T, out=blk(U, 2))
+        torch.mul(dphi, V, out=blk(U, 3))
         if k:
-            torch.mul(dphi[..., :1], Q, out=U[..., 4 * I:])
-        Z = standard_weights(spec.seed, ids, layer + 1, N, spec.weights, spec.xi, dev, dt)
-        Y = torch.bmm(Z, U.view(S, N, -1)).view(S, N, K, -1)  # without the gain
-        if sb:
+            torch.mul(dphi[..., :1], Q, out=U[:, :, 4 * KI:].view(S, N, K, k))
+        torch.bmm(Z, U, out=Y)  # the layer product, without the gain
+        H, D, T = blk(Y, 0), blk(Y, 1), blk(Y, 2)
+        D.sub_(H)  # bias and gain cancel in the replica difference
+        if sb:  # h = gain * (Z phi) + bias, in place; the bias in units of the carried scale
             bias = standard_vectors(spec.seed, ids, layer + 1, STREAM_BIAS, (N,), dev, dt).view(S, N, 1, 1) * sb
-            H = torch.addcmul(bias * torch.exp(-logscale).to(dt), Y[..., :I], gain)  # bias in units of the scale
+            torch.addcmul(bias * torch.exp(-logscale).to(dt) if act.homogeneous else bias, H, gain, out=H)
         else:
-            H = Y[..., :I] * gain
-        D = Y[..., I:2 * I] - Y[..., :I]  # bias and gain cancel in the direction
-        d = D.pow(2).mean(1).sqrt()  # (S, K, I)
-        lg_rep[..., layer] = (d.double().cpu().log() + log_gain - math.log(spec.eps))
-        Tn = Y[..., 2 * I:3 * I]
-        nt = Tn.norm(dim=1)
-        lg_tan[..., layer] = nt.double().cpu().log() + log_gain
-        chi[..., layer] = Y[..., 3 * I:4 * I].pow(2).sum(1).double().cpu() * torch.exp(2 * log_gain)
+            H.mul_(gain)
+        Yb = Y[:, :, :4 * KI].view(S, N, 4, K, I)
+        sq = (Yb * Yb).sum(1)  # (S, 4, K, I)
+        sq_hist[layer + 1] = sq
+        ab_hist[layer + 1] = (H[..., 0::2] * H[..., 1::2]).sum(1)
+        ls_hist[layer + 1] = logscale[:, 0]
+        d_scale = (spec.eps * math.sqrt(N)) * sq[:, 1].rsqrt().unsqueeze(1)
         if k:
-            qr = torch.linalg.qr(Y[..., 4 * I:].permute(0, 2, 1, 3).double())  # (S, K, N, k)
+            qr = torch.linalg.qr(Y[:, :, 4 * KI:].view(S, N, K, k).permute(0, 2, 1, 3).double())  # (S, K, N, k)
             spec_r[..., layer] = qr.R.diagonal(dim1=-2, dim2=-1).abs().log().cpu() + log_gain
             Q = qr.Q.permute(0, 2, 1, 3).to(dt)
-        T = Tn / nt.unsqueeze(1)
-        R = D / d.unsqueeze(1)
-        if act.homogeneous:
-            rms = H.pow(2).mean(1, keepdim=True).sqrt()
-            H = H / rms
+        if act.homogeneous:  # back to unit RMS
+            rms = (sq[:, 0] / N).sqrt().unsqueeze(1)
+            H.div_(rms)
             logscale = logscale + rms.double().log()
-        # one cheap reduction per state; the exact per-network check only when something is off
-        probe = H.sum((1, 3)) + T.sum((1, 3)) + R.sum((1, 3))  # (S, K), non-finite if any entry is
-        bad = ~torch.isfinite(probe)
-        if bool(bad.any()):
-            bad = ~(torch.isfinite(H).all(1).all(-1) & torch.isfinite(T).all(1).all(-1) & torch.isfinite(R).all(1).all(-1))
+        # non-finite state, or a norm we divide by that vanished, shows in the sums of squares:
+        # one check per layer, the per-network repair only when needed
+        tt = sq[:, 2]
+        ok = torch.isfinite(sq).all(1) & (sq[:, first_positive:3] > 0).all(1)  # (S, K, I)
+        healthy, drifted = torch.stack([ok.all(), (tt.amax() > _TANGENT_SQ_MAX) | (tt.amin() < 1 / _TANGENT_SQ_MAX)]).tolist()
+        if not healthy:
+            bad = ~ok.all(-1)  # (S, K)
             newly = bad.cpu() & (failed < 0)
             failed[newly] = layer + 1
             mask = bad.view(S, 1, K, 1)
             H = torch.where(mask, torch.ones_like(H), H)  # keep the other networks computable
             T = torch.where(mask, torch.full_like(T, 1 / math.sqrt(N)), T)
-            R = torch.where(mask, torch.ones_like(R), R)
-        measure(layer + 1)
+            D = torch.where(mask, torch.ones_like(D), D)
+            d_scale = torch.where(mask, torch.full_like(d_scale, spec.eps), d_scale)
+            logscale = torch.where(mask, torch.zeros_like(logscale), logscale)
+        if drifted:  # keep the carried tangents far from the float range limits
+            T = T * tt.rsqrt().unsqueeze(1)
+            renormed[layer + 1] = True
         tick(S)
+    return _tables(spec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, failed)
 
+
+def _tables(spec: EnsembleSpec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, failed) -> EnsembleMeasurement:
+    """Per-layer logs and ratios from the raw sums, in float64, laid out (S, K, columns, layers)."""
+    N = spec.width
+    sq = sq_hist.double().cpu()
+    ss, dd, tt, pp = sq[:, :, 0], sq[1:, :, 1], sq[1:, :, 2], sq[1:, :, 3]  # (layers, S, K, I)
+    last = lambda x: x.permute(1, 2, 3, 0).contiguous()  # noqa: E731  (layers, S, K, i) -> (S, K, i, layers)
+    log_q = last(torch.log(ss / N) + 2 * ls_hist.cpu())
+    c = last(ab_hist.double().cpu() / torch.sqrt(ss[..., 0::2] * ss[..., 1::2]))
+    lg_rep = last(0.5 * torch.log(dd / N) + log_gain - math.log(spec.eps))
+    log_t = 0.5 * torch.log(tt)
+    fed = torch.zeros_like(log_t)  # log norm of the tangent fed into each transition
+    fed[1:] = torch.where(renormed[1:-1].view(-1, 1, 1, 1), torch.zeros_like(log_t[:-1]), log_t[:-1])
+    lg_tan = last(log_t - fed + log_gain)
+    chi = last(pp * torch.exp(2 * log_gain))
     # every value of a network from its first non-finite layer on is invalid
     for s, kk in (failed >= 0).nonzero().tolist():
         f = int(failed[s, kk])
         log_q[s, kk, :, f:] = float("nan")
         c[s, kk, :, f:] = float("nan")
-        for arr in (chi, lg_rep, lg_tan) + ((spec_r,) if k else ()):
+        for arr in (chi, lg_rep, lg_tan) + ((spec_r,) if spec_r is not None else ()):
             arr[s, kk, :, f - 1:] = float("nan")
     return EnsembleMeasurement(spec, log_q, c, chi, lg_rep, lg_tan, spec_r, failed)

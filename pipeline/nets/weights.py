@@ -31,9 +31,9 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=max(1, torch.get_num_threads()))
 
 
-def _fill_normal(buf: torch.Tensor, gens: list[torch.Generator]) -> None:
-    """buf[k] ~ N(0, 1) from gens[k], in parallel over k on the CPU."""
-    if buf.device.type != "cpu" or len(gens) == 1:
+def _fill_normal(buf: torch.Tensor, gens: list[torch.Generator], parallel: bool = True) -> None:
+    """buf[k] ~ N(0, 1) from gens[k], in parallel over k on the CPU unless parallel=False."""
+    if buf.device.type != "cpu" or len(gens) == 1 or not parallel:
         for k, g in enumerate(gens):
             buf[k].normal_(generator=g)
         return
@@ -42,7 +42,7 @@ def _fill_normal(buf: torch.Tensor, gens: list[torch.Generator]) -> None:
 
 def standard_weights(
     base_seed: int, seed_ids: list[int], layer: int, width: int, kind: str, xi: float,
-    device: torch.device, dtype: torch.dtype,
+    device: torch.device, dtype: torch.dtype, parallel: bool = True,
 ) -> torch.Tensor:
     """Z of shape (S, N, N) such that W = sqrt(sigma_w2 / N) Z has the configured ensemble.
 
@@ -52,7 +52,7 @@ def standard_weights(
     """
     gens = [generator(base_seed, sid, layer, STREAM_WEIGHTS, device) for sid in seed_ids]
     z = torch.empty(len(seed_ids), width, width, dtype=torch.float32, device=device)
-    _fill_normal(z, gens)
+    _fill_normal(z, gens, parallel)
     z = z.to(dtype)
     if kind == "orthogonal":
         q, r = torch.linalg.qr(z.double())

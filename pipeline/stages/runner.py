@@ -25,7 +25,7 @@ from pipeline.config.validate import ConfigError, to_validated
 from pipeline.stages.outputs import staged, write_json
 from pipeline.tracking.provenance import config_hash, config_params, git_state, numeric_axes
 from pipeline.tracking.run import Interrupted, find_finished, record_failed_job, stage_run
-from pipeline.tracking.store import check_reachable, resolve_uri
+from pipeline.tracking.store import check_reachable, resolve_uri, use_sqlite_wal
 from pipeline.tracking.sweep import parent_run_id
 
 log = logging.getLogger("ginn")
@@ -85,6 +85,7 @@ def run_stage(
     overrides = " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
     try:
         obj = to_validated(cfg)
+        use_sqlite_wal(obj.tracking.sqlite_wal)
         if obj.tracking.enabled:
             try:
                 check_reachable(resolve_uri(obj.tracking.uri))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -35,11 +36,46 @@ def store_lock() -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+_SQLITE = {"wal": True}
+
+
+def use_sqlite_wal(enabled: bool) -> None:
+    """tracking.sqlite_wal: SQLite stores in WAL mode with synchronous=NORMAL, so a commit needs no
+    fsync (tracking cost per job ~2x lower, benchmarks/RESULTS.md) and readers never block writers.
+    A crash can lose the last commits, never corrupt the store. WAL needs shared memory between the
+    processes that open the file: turn it off for a store on a network filesystem used by several
+    hosts (better: an `mlflow server` there)."""
+    _SQLITE["wal"] = enabled
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    if not (_SQLITE["wal"] and isinstance(dbapi_connection, sqlite3.Connection)):
+        return
+    cur = dbapi_connection.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")  # persistent in the file; a no-op once set
+        cur.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.OperationalError:  # another process holds the file right now: stay in its mode
+        pass
+    finally:
+        cur.close()
+
+
+@lru_cache(maxsize=1)
+def _install_sqlite_hook() -> None:
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    event.listen(Engine, "connect", _sqlite_pragmas)
+
+
 @lru_cache(maxsize=None)
 def client(uri: str):
     """An MlflowClient bound to `uri` (imported lazily: `import mlflow` costs ~1 s)."""
     from mlflow.tracking import MlflowClient
 
+    if uri.startswith("sqlite:"):
+        _install_sqlite_hook()
     return MlflowClient(tracking_uri=uri)
 
 

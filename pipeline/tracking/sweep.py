@@ -18,7 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from .provenance import git_state
-from .store import check_reachable, client, ensure_experiment, resolve_uri
+from .store import check_reachable, client, ensure_experiment, resolve_uri, use_sqlite_wal
 
 PARENT_FILE = "mlflow_parent_run.json"
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class SweepTracking(Callback):
         if tracking is None or not tracking.get("enabled", True):
             return
         stage = str(config.get("stage", "stage"))
+        use_sqlite_wal(bool(tracking.get("sqlite_wal", True)))
         uri = resolve_uri(tracking.get("uri"))
         check_reachable(uri)
         exp_id = ensure_experiment(tracking.get("experiment") or stage, uri)

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.dynamics.ensemble import EnsembleSpec, MemoryBudgetError, seed_chunk, simulate
+from pipeline.dynamics.ensemble import (EnsembleSpec, MemoryBudgetError, engine_workers, seed_chunk, seed_groups,
+                                        simulate)
 from pipeline.dynamics.statistics import summarize, zero_crossing
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.predictions import critical_sigma_w2, predictions
@@ -91,6 +92,25 @@ def test_same_seed_same_numbers_and_chunking_does_not_matter():
     for name in ("log_q", "c", "chi", "log_growth_replica", "log_growth_tangent", "spectrum_log_r"):
         assert torch.equal(getattr(a, name), getattr(b, name)), name
         assert torch.allclose(getattr(a, name), getattr(c, name), rtol=0, atol=1e-12), name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_numbers_do_not_depend_on_thread_count_or_seed_grouping(dtype):
+    """Worker threads split the seeds; every network's numbers must be bit-identical to a one-thread run."""
+    spec = EnsembleSpec("tanh", 48, 12, (0.7, 1.5, 3.0), 0.05, n_seeds=5, n_spectrum=2, dtype=dtype)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert engine_workers(spec) == 2 and len(seed_groups(spec, 2)) == 2
+        a = simulate(spec)
+        torch.set_num_threads(1)
+        assert engine_workers(spec) == 1
+        b = simulate(spec)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
+    for name in ("log_q", "c", "chi", "log_growth_replica", "log_growth_tangent", "spectrum_log_r"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
 
 
 def _bytes_for_one(kw) -> float:

@@ -21,11 +21,10 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.dynamics.pointwise import phi_and_slope, phi_into
-from pipeline.nets.weights import STREAM_BIAS, STREAM_INPUT, STREAM_PROBE, standard_vectors, standard_weights
+from pipeline.nets.weights import (STREAM_BIAS, STREAM_INPUT, STREAM_PROBE, STREAM_SPECTRUM, STREAM_TANGENT,
+                                   NetworkStreams)
 from pipeline.theory.activations import get_activation
 
-STREAM_TANGENT = 4
-STREAM_SPECTRUM = 5
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _TANGENT_SQ_MAX = math.exp(60.0)  # carried tangents are renormalized once their norm leaves e^(+-30)
 
@@ -176,10 +175,14 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     C = 4 * KI + K * k
     U = torch.empty(S, N, C, dtype=dt, device=dev)
     Y = torch.empty(S, N, C, dtype=dt, device=dev)
-    blk = lambda X, b: X[:, :, b * KI:(b + 1) * KI].view(S, N, K, I)  # noqa: E731
+    U0, U1, U2, U3 = (U[:, :, b * KI:(b + 1) * KI].view(S, N, K, I) for b in range(4))
+    Y0, Y1, Y2 = (Y[:, :, b * KI:(b + 1) * KI].view(S, N, K, I) for b in range(3))
+    Yb = Y[:, :, :4 * KI].view(S, N, 4, K, I)
+    Uk, Yk = U[:, :, 4 * KI:].view(S, N, K, k), Y[:, :, 4 * KI:].view(S, N, K, k)
 
     # layer 0: pairs of inputs with exact empirical variance q0 and correlation c0, shared by all K
-    g = standard_vectors(spec.seed, ids, 0, STREAM_INPUT, (N, 2 * P), dev, torch.float64)
+    rand = NetworkStreams(spec.seed, ids, dev)
+    g = rand.normal(STREAM_INPUT, (N, 2 * P), torch.float64)
     g = torch.linalg.qr(g.view(S, N, P, 2).permute(0, 2, 1, 3)).Q  # (S, P, N, 2) orthonormal pairs
     e1, e2 = g[..., 0], g[..., 1]
     scale0 = math.sqrt(spec.q0 * N)
@@ -193,13 +196,13 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     # Tangent T and replica difference D are carried unnormalized: T renormalized only when its norm
     # drifts far from 1 (the growth is read off the norms), D with the factor eps / rms(D) that puts
     # the replica at distance eps from the signal.
-    u = _unit_columns(standard_vectors(spec.seed, ids, 0, STREAM_TANGENT, (N, I), dev, dt))
+    u = _unit_columns(rand.normal(STREAM_TANGENT, (N, I), dt))
     T = u.unsqueeze(2).expand(S, N, K, I).contiguous()
     D = T
     d_scale = torch.full((S, 1, K, I), spec.eps * math.sqrt(N), dtype=dt, device=dev)
     Q = None
     if k:
-        q0_ = torch.linalg.qr(standard_vectors(spec.seed, ids, 0, STREAM_SPECTRUM, (N, k), dev, torch.float64)).Q
+        q0_ = torch.linalg.qr(rand.normal(STREAM_SPECTRUM, (N, k), torch.float64)).Q
         Q = q0_.to(dt).unsqueeze(2).expand(S, N, K, k).contiguous()
 
     # Per-layer sums of squares over the width of the four blocks (signal h, replica difference,
@@ -217,42 +220,43 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
 
     first_positive = 0 if act.homogeneous else 1  # the signal's norm is a divisor only when carried at unit RMS
     for layer in range(L):
-        Z = standard_weights(spec.seed, ids, layer + 1, N, spec.weights, spec.xi, dev, dt, parallel=False)
-        V = _unit_columns(standard_vectors(spec.seed, ids, layer + 1, STREAM_PROBE, (N, I), dev, dt)).unsqueeze(2)
-        dphi = phi_and_slope(act, H, blk(U, 0))
-        phi_into(act, torch.addcmul(H, D, d_scale, out=blk(U, 1)), blk(U, 1))
-        torch.mul(dphi, T, out=blk(U, 2))
-        torch.mul(dphi, V, out=blk(U, 3))
+        Z = rand.weights(N, spec.weights, spec.xi, dt)
+        V = _unit_columns(rand.normal(STREAM_PROBE, (N, I), dt)).unsqueeze(2)
+        dphi = phi_and_slope(act, H, U0)
+        phi_into(act, torch.addcmul(H, D, d_scale, out=U1), U1)
+        torch.mul(dphi, T, out=U2)
+        torch.mul(dphi, V, out=U3)
         if k:
-            torch.mul(dphi[..., :1], Q, out=U[:, :, 4 * KI:].view(S, N, K, k))
+            torch.mul(dphi[..., :1], Q, out=Uk)
         torch.bmm(Z, U, out=Y)  # the layer product, without the gain
-        H, D, T = blk(Y, 0), blk(Y, 1), blk(Y, 2)
+        H, D, T = Y0, Y1, Y2
         D.sub_(H)  # bias and gain cancel in the replica difference
         if sb:  # h = gain * (Z phi) + bias, in place; the bias in units of the carried scale
-            bias = standard_vectors(spec.seed, ids, layer + 1, STREAM_BIAS, (N,), dev, dt).view(S, N, 1, 1) * sb
+            bias = rand.normal(STREAM_BIAS, (N,), dt).view(S, N, 1, 1) * sb
             torch.addcmul(bias * torch.exp(-logscale).to(dt) if act.homogeneous else bias, H, gain, out=H)
         else:
             H.mul_(gain)
-        Yb = Y[:, :, :4 * KI].view(S, N, 4, K, I)
-        sq = (Yb * Yb).sum(1)  # (S, 4, K, I)
-        sq_hist[layer + 1] = sq
-        ab_hist[layer + 1] = (H[..., 0::2] * H[..., 1::2]).sum(1)
-        ls_hist[layer + 1] = logscale[:, 0]
+        sq = torch.sum(Yb * Yb, 1, out=sq_hist[layer + 1])  # (S, 4, K, I)
+        torch.sum(H[..., 0::2] * H[..., 1::2], 1, out=ab_hist[layer + 1])
         d_scale = (spec.eps * math.sqrt(N)) * sq[:, 1].rsqrt().unsqueeze(1)
         if k:
-            qr = torch.linalg.qr(Y[:, :, 4 * KI:].view(S, N, K, k).permute(0, 2, 1, 3).double())  # (S, K, N, k)
+            qr = torch.linalg.qr(Yk.permute(0, 2, 1, 3).double())  # (S, K, N, k)
             spec_r[..., layer] = qr.R.diagonal(dim1=-2, dim2=-1).abs().log().cpu() + log_gain
             Q = qr.Q.permute(0, 2, 1, 3).to(dt)
         if act.homogeneous:  # back to unit RMS
+            ls_hist[layer + 1] = logscale[:, 0]
             rms = (sq[:, 0] / N).sqrt().unsqueeze(1)
             H.div_(rms)
             logscale = logscale + rms.double().log()
         # non-finite state, or a norm we divide by that vanished, shows in the sums of squares:
         # one check per layer, the per-network repair only when needed
         tt = sq[:, 2]
-        ok = torch.isfinite(sq).all(1) & (sq[:, first_positive:3] > 0).all(1)  # (S, K, I)
-        healthy, drifted = torch.stack([ok.all(), (tt.amax() > _TANGENT_SQ_MAX) | (tt.amin() < 1 / _TANGENT_SQ_MAX)]).tolist()
+        lo, hi, lo_div, lo_t, hi_t = torch.stack([*torch.aminmax(sq), sq[:, first_positive:3].amin(),
+                                                  *torch.aminmax(tt)]).tolist()  # min/max propagate NaN
+        healthy = math.isfinite(lo) and math.isfinite(hi) and lo_div > 0
+        drifted = healthy and not (1 / _TANGENT_SQ_MAX < lo_t and hi_t < _TANGENT_SQ_MAX)
         if not healthy:
+            ok = torch.isfinite(sq).all(1) & (sq[:, first_positive:3] > 0).all(1)  # (S, K, I)
             bad = ~ok.all(-1)  # (S, K)
             newly = bad.cpu() & (failed < 0)
             failed[newly] = layer + 1

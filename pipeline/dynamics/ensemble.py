@@ -179,6 +179,11 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     Y0, Y1, Y2 = (Y[:, :, b * KI:(b + 1) * KI].view(S, N, K, I) for b in range(3))
     Yb = Y[:, :, :4 * KI].view(S, N, 4, K, I)
     Uk, Yk = U[:, :, 4 * KI:].view(S, N, K, k), Y[:, :, 4 * KI:].view(S, N, K, k)
+    # scratch reused every layer: fresh multi-MB temporaries per layer cost page faults, not arithmetic
+    Zbuf = torch.empty(S, N, N, dtype=dt, device=dev)
+    slope, squares = torch.empty(S, N, K, I, dtype=dt, device=dev), torch.empty(S, N, 4, K, I, dtype=dt, device=dev)
+    pair = torch.empty(S, N, K, P, dtype=dt, device=dev)
+    gain_full = gain.expand(1, 1, K, I).contiguous()  # a broadcast only along K*I keeps the loop vectorized
 
     # layer 0: pairs of inputs with exact empirical variance q0 and correlation c0, shared by all K
     rand = NetworkStreams(spec.seed, ids, dev)
@@ -220,9 +225,9 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
 
     first_positive = 0 if act.homogeneous else 1  # the signal's norm is a divisor only when carried at unit RMS
     for layer in range(L):
-        Z = rand.weights(N, spec.weights, spec.xi, dt)
+        Z = rand.weights(N, spec.weights, spec.xi, dt, out=Zbuf)
         V = _unit_columns(rand.normal(STREAM_PROBE, (N, I), dt)).unsqueeze(2)
-        dphi = phi_and_slope(act, H, U0)
+        dphi = phi_and_slope(act, H, U0, slope)
         phi_into(act, torch.addcmul(H, D, d_scale, out=U1), U1)
         torch.mul(dphi, T, out=U2)
         torch.mul(dphi, V, out=U3)
@@ -233,11 +238,11 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
         D.sub_(H)  # bias and gain cancel in the replica difference
         if sb:  # h = gain * (Z phi) + bias, in place; the bias in units of the carried scale
             bias = rand.normal(STREAM_BIAS, (N,), dt).view(S, N, 1, 1) * sb
-            torch.addcmul(bias * torch.exp(-logscale).to(dt) if act.homogeneous else bias, H, gain, out=H)
+            torch.addcmul(bias * torch.exp(-logscale).to(dt) if act.homogeneous else bias, H, gain_full, out=H)
         else:
-            H.mul_(gain)
-        sq = torch.sum(Yb * Yb, 1, out=sq_hist[layer + 1])  # (S, 4, K, I)
-        torch.sum(H[..., 0::2] * H[..., 1::2], 1, out=ab_hist[layer + 1])
+            H.mul_(gain_full)
+        sq = torch.sum(torch.mul(Yb, Yb, out=squares), 1, out=sq_hist[layer + 1])  # (S, 4, K, I)
+        torch.sum(torch.mul(H[..., 0::2], H[..., 1::2], out=pair), 1, out=ab_hist[layer + 1])
         d_scale = (spec.eps * math.sqrt(N)) * sq[:, 1].rsqrt().unsqueeze(1)
         if k:
             qr = torch.linalg.qr(Yk.permute(0, 2, 1, 3).double())  # (S, K, N, k)

@@ -11,6 +11,7 @@ Common random numbers: all sigma_w2 values of one network share the same standar
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import numpy as np
 import torch
@@ -32,28 +33,41 @@ class NetworkStreams:
     def __init__(self, base_seed: int, seed_ids: list[int], device: torch.device):
         self.base_seed, self.seed_ids, self.device = base_seed, list(seed_ids), torch.device(device)
         self._gens: dict[int, list[torch.Generator]] = {}
+        self._buf: Optional[torch.Tensor] = None
 
-    def normal(self, stream: int, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        """The next i.i.d. N(0, 1) draws of `stream`, shape (networks, *shape)."""
+    def normal(self, stream: int, shape: tuple[int, ...], dtype: torch.dtype,
+               out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The next i.i.d. N(0, 1) draws of `stream`, shape (networks, *shape), into `out` if given
+        (engines reuse buffers: a fresh multi-MB tensor per layer costs page faults)."""
         if stream not in self._gens:
             self._gens[stream] = [generator(self.base_seed, sid, stream, self.device) for sid in self.seed_ids]
-        out = torch.empty(len(self.seed_ids), *shape, dtype=torch.float32, device=self.device)
+        shape = (len(self.seed_ids), *shape)
+        direct = out is not None and out.dtype == torch.float32
+        draw = out if direct else self._scratch(shape)
         for k, g in enumerate(self._gens[stream]):
-            out[k].normal_(generator=g)
-        return out.to(dtype)
+            draw[k].normal_(generator=g)
+        if direct:
+            return out
+        return out.copy_(draw) if out is not None else draw.to(dtype, copy=True)
 
-    def weights(self, width: int, kind: str, xi: float, dtype: torch.dtype) -> torch.Tensor:
+    def _scratch(self, shape: tuple[int, ...]) -> torch.Tensor:
+        if self._buf is None or tuple(self._buf.shape) != shape:
+            self._buf = torch.empty(shape, dtype=torch.float32, device=self.device)
+        return self._buf
+
+    def weights(self, width: int, kind: str, xi: float, dtype: torch.dtype,
+                out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The next layer's Z, shape (networks, N, N), such that W = sqrt(sigma_w2 / N) Z.
 
         gaussian: Z i.i.d. N(0, 1), then the gauge structure Z (P_T + sqrt(xi) P_L) of science.md §4
         (row means rescaled by sqrt(xi); xi = 1 leaves Z unchanged, xi = 0 makes rows sum to zero).
         orthogonal: sqrt(N) times a Haar orthogonal matrix (W W^T = sigma_w2 I).
         """
-        z = self.normal(STREAM_WEIGHTS, (width, width), torch.float32)
         if kind == "orthogonal":
-            q, r = torch.linalg.qr(z.double())
+            z = self.normal(STREAM_WEIGHTS, (width, width), torch.float64)
+            q, r = torch.linalg.qr(z)
             return (q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)).to(dtype) * math.sqrt(width)
-        z = z.to(dtype)
+        z = self.normal(STREAM_WEIGHTS, (width, width), dtype, out=out)
         if xi != 1.0:
-            z = z + (math.sqrt(xi) - 1.0) * z.mean(dim=2, keepdim=True)
+            z.add_(z.mean(dim=2, keepdim=True), alpha=math.sqrt(xi) - 1.0)
         return z

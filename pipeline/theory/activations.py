@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import numpy as np
 import torch
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -99,18 +100,36 @@ def _swish_d2(x: torch.Tensor) -> torch.Tensor:
     return s * (1 - s) * (2 + x * (1 - 2 * s))
 
 
+def _numpy_ok(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad
+
+
+def tanh_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = tanh(x) (out may be x). On CPU tensors outside autograd through NumPy's SIMD loop:
+    torch's CPU tanh runs at ~2.5 ns per element and core, NumPy's at ~0.4 ns; both within a few ulp."""
+    if _numpy_ok(x) and not out.requires_grad:
+        np.tanh(x.numpy(), out=out.numpy())
+        return out
+    return torch.tanh(x, out=out)
+
+
+def _tanh(x: torch.Tensor) -> torch.Tensor:
+    """tanh, through NumPy on the CPU outside autograd (see tanh_into)."""
+    return tanh_into(x, torch.empty_like(x, memory_format=torch.contiguous_format)) if _numpy_ok(x) else torch.tanh(x)
+
+
 def _tanh_joint(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    t = torch.tanh(x)
+    t = _tanh(x)
     d = 1 - t * t
     return t, d, -2 * t * d
 
 
 def _tanh_d(x: torch.Tensor) -> torch.Tensor:
-    return 1 - torch.tanh(x) ** 2
+    return 1 - _tanh(x) ** 2
 
 
 def _tanh_d2(x: torch.Tensor) -> torch.Tensor:
-    t = torch.tanh(x)
+    t = _tanh(x)
     return -2 * t * (1 - t * t)
 
 
@@ -119,7 +138,7 @@ _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("tanh", torch.tanh, _tanh_d, _tanh_d2, mean=_zero, dmean_dq=_zero, joint=_tanh_joint,
+        Activation("tanh", _tanh, _tanh_d, _tanh_d2, mean=_zero, dmean_dq=_zero, joint=_tanh_joint,
                    sup_phi2=1.0),
         Activation(
             "relu",

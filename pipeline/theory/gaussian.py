@@ -48,7 +48,8 @@ class GaussianIntegrator:
         for s in range(0, flat.numel(), chunk):
             h = flat[s:s + chunk].unsqueeze(-1) * self.rule.z
             p, d, d2 = self.act.derivs(h)
-            out[:, s:s + chunk] = torch.stack([p * p, d * d, p * d2]) @ self.rule.w
+            for row, vals in enumerate((p * p, d * d, p * d2)):
+                torch.mv(vals, self.rule.w, out=out[row, s:s + chunk])
         return out.reshape((3,) + q.shape)
 
     def e_phi2(self, q: torch.Tensor) -> torch.Tensor:

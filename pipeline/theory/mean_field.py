@@ -35,6 +35,16 @@ def variance_slope(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> torch.Tensor:
     return sigma_w2 * (g.e_dphi2(q) + g.e_phi_d2phi(q) - 2 * (1 - xi) * e_phi * g.de_phi_dq(q))
 
 
+def gains(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(chi_1, A_q) at q from one pass of the variance moments (as chi1 and variance_slope)."""
+    q, sigma_w2, xi = torch.broadcast_tensors(*map(as_t, (q, sigma_w2, xi)))
+    _, e_dphi2, e_phi_d2phi = g.variance_moments(q)
+    a_q = e_dphi2 + e_phi_d2phi
+    if not bool((xi == 1).all()):
+        a_q = a_q - 2 * (1 - xi) * g.e_phi(q) * g.de_phi_dq(q)
+    return sigma_w2 * e_dphi2, sigma_w2 * a_q
+
+
 def chi1(g: GaussianIntegrator, q, sigma_w2) -> torch.Tensor:
     """Transverse gain chi_1 = sigma_w2 E[phi'(h)^2], h ~ N(0, q)."""
     return as_t(sigma_w2) * g.e_dphi2(as_t(q))
@@ -160,8 +170,7 @@ def mean_field_grid(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, **solver)
     sigma_w2, sigma_b2, xi = torch.broadcast_tensors(*map(as_t, (sigma_w2, sigma_b2, xi)))
     qfp = q_star(g, sigma_w2, sigma_b2, xi, **solver)
     q_eval = gain_variance(g, qfp.x)
-    gain = chi1(g, q_eval, sigma_w2)
-    a_q = variance_slope(g, q_eval, sigma_w2, xi)
+    gain, a_q = gains(g, q_eval, sigma_w2, xi)
     cfp = c_star(g, qfp.x, sigma_w2, sigma_b2, xi, **solver)
     chic = cfp.slope  # normalized slope of the correlation map at c*
     return MeanFieldGrid(

@@ -3,10 +3,12 @@
 A batch is (seeds S) x (sigma_w2 values K) networks of width N. Every layer is one batched matrix
 product per seed, `Z_s @ U_s`, whose columns carry, for all K sigma_w2 values at once: the input
 signals, their replicas (two-replica Lyapunov), tangent vectors (Jacobian–vector products), fresh
-probe vectors (gain chi), and k orthonormal tangent vectors (QR spectrum). Layout (S, N, K, cols)
-keeps that product copy-free. Positively homogeneous activations (ReLU, linear) carry the signal
-as scale x unit-RMS vector, so deep chaotic networks never overflow; other activations are checked
-for non-finite values and a network that produces one is flagged, not allowed to poison the rest.
+probe vectors (gain chi), and k orthonormal tangent vectors (QR spectrum), in block-major layout
+(S, N, blocks x K x inputs), so the product is copy-free and the pointwise work runs over long
+contiguous rows. On the CPU, seed groups run on one worker thread per torch thread. Positively
+homogeneous activations (ReLU, linear) carry the signal as scale x unit-RMS vector, so deep chaotic
+networks never overflow; other activations are checked for non-finite values and a network that
+produces one is flagged, not allowed to poison the rest.
 """
 from __future__ import annotations
 
@@ -162,6 +164,7 @@ def simulate(spec: EnsembleSpec) -> EnsembleMeasurement:
 
 
 def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], None]) -> EnsembleMeasurement:
+    """All layers of the networks `ids` (one seed group), with the raw sums turned into tables at the end."""
     act = get_activation(spec.activation)
     dev, dt = torch.device(spec.device), DTYPES[spec.dtype]
     S, N, K, I, P, k, L = len(ids), spec.width, len(spec.sigma_w2), spec.n_inputs, spec.n_pairs, spec.n_spectrum, spec.depth

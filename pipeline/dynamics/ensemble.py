@@ -103,7 +103,8 @@ def _unit_columns(x: torch.Tensor) -> torch.Tensor:
 
 def seed_groups(spec: EnsembleSpec, workers: int) -> list[list[int]]:
     """Seed ids in groups, one group per engine pass; at most `workers` groups are held at once."""
-    fit = int(spec.memory_budget_gb * 2**30 // _bytes_per_seed(spec)) if seed_chunk(spec) else 0
+    seed_chunk(spec)  # raises MemoryBudgetError if not even one network fits
+    fit = int(spec.memory_budget_gb * 2**30 // _bytes_per_seed(spec))
     size = max(1, min(fit // workers, -(-spec.n_seeds // workers)))
     return [list(range(a, min(spec.n_seeds, a + size))) for a in range(0, spec.n_seeds, size)]
 

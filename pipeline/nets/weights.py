@@ -33,7 +33,7 @@ class NetworkStreams:
     def __init__(self, base_seed: int, seed_ids: list[int], device: torch.device):
         self.base_seed, self.seed_ids, self.device = base_seed, list(seed_ids), torch.device(device)
         self._gens: dict[int, list[torch.Generator]] = {}
-        self._buf: Optional[torch.Tensor] = None
+        self._bufs: dict[tuple[int, ...], torch.Tensor] = {}  # float32 scratch per draw shape
 
     def normal(self, stream: int, shape: tuple[int, ...], dtype: torch.dtype,
                out: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -51,9 +51,9 @@ class NetworkStreams:
         return out.copy_(draw) if out is not None else draw.to(dtype, copy=True)
 
     def _scratch(self, shape: tuple[int, ...]) -> torch.Tensor:
-        if self._buf is None or tuple(self._buf.shape) != shape:
-            self._buf = torch.empty(shape, dtype=torch.float32, device=self.device)
-        return self._buf
+        if shape not in self._bufs:
+            self._bufs[shape] = torch.empty(shape, dtype=torch.float32, device=self.device)
+        return self._bufs[shape]
 
     def weights(self, width: int, kind: str, xi: float, dtype: torch.dtype,
                 out: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -7,11 +7,11 @@ export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install test test-slow test-all reproduce bench clean-outputs help
+.PHONY: install lint test test-slow test-all reproduce bench clean-outputs help
 
 help:
 	@echo "make reproduce  - set up .venv if needed, then run the whole pipeline with dvc repro"
-	@echo "make test       - set up .venv if needed, then the default (fast) test suite"
+	@echo "make test       - set up .venv if needed, then ruff (lint + format check) and the default (fast) test suite"
 	@echo "make test-slow  - the slow science checks (pytest -m slow)"
 	@echo "make bench      - benchmarks -> benchmarks/RESULTS.md"
 
@@ -29,7 +29,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -4,6 +4,7 @@ Same machine, same run, median of repeats. FLOPs counted for the engine are thos
 products only (2 N^2 x columns per network layer), so the ratio to matmul says how close the
 engine's bookkeeping (activations, measurements, random draws) lets it get to the bare product.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,9 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def _spec(n: int, k: int, seeds: int = SEEDS) -> EnsembleSpec:
-    return EnsembleSpec("tanh", n, DEPTH, tuple(torch.linspace(0.5, 4, k).tolist()), 0.05, n_seeds=seeds,
-                        n_pairs=PAIRS, dtype="float32")
+    return EnsembleSpec(
+        "tanh", n, DEPTH, tuple(torch.linspace(0.5, 4, k).tolist()), 0.05, n_seeds=seeds, n_pairs=PAIRS, dtype="float32"
+    )
 
 
 def engine_vs_matmul(n: int, k: int = K, repeats: int = 5, seeds: int = SEEDS) -> tuple[float, float, float]:
@@ -89,6 +91,7 @@ def sequential_loop_time(n: int, configs: int) -> float:
             model(torch.cat([x, x + 1e-3 * torch.randn_like(x)]))
             jvp(model, (x,), (torch.randn_like(x),))
             model(torch.randn_like(x))  # probe vectors for chi
+
     return _median_time(lambda: [one(0.5 + 3.5 * i / configs, i) for i in range(configs)], 1) * (K * SEEDS / configs)
 
 
@@ -97,26 +100,48 @@ def run() -> list[dict]:
     batch = f"{K} sigma_w2 x {SEEDS} seeds x {2 * PAIRS} inputs, the default mlp_sweep job; tanh, depth {DEPTH}"
     for n in (128, 256, 512, 1024, 2048):
         eg, mg, t = engine_vs_matmul(n, repeats=5 if n <= 1024 else 3)
-        rows.append({"benchmark": f"engine vs torch.bmm, width {n} ({batch})",
-                     "measured": f"{eg / mg:.0%} ({eg:.1f} vs {mg:.1f} GFLOP/s)",
-                     "target": ">= 50% at width >= 256" if n >= 256 else "(report only)",
-                     "met": eg / mg >= 0.5 if n >= 256 else True,
-                     "note": f"{K * SEEDS * DEPTH / t:.0f} network-layer products/s; median of alternating repeats"})
+        rows.append(
+            {
+                "benchmark": f"engine vs torch.bmm, width {n} ({batch})",
+                "measured": f"{eg / mg:.0%} ({eg:.1f} vs {mg:.1f} GFLOP/s)",
+                "target": ">= 50% at width >= 256" if n >= 256 else "(report only)",
+                "met": eg / mg >= 0.5 if n >= 256 else True,
+                "note": f"{K * SEEDS * DEPTH / t:.0f} network-layer products/s; median of alternating repeats",
+            }
+        )
     n, few = 256, 4
     eg, mg, _ = engine_vs_matmul(n, k=32, seeds=few)
-    rows.append({"benchmark": f"engine vs torch.bmm, width {n}, a smaller batch (32 sigma_w2 x {few} seeds)",
-                 "measured": f"{eg / mg:.0%} ({eg:.1f} vs {mg:.1f} GFLOP/s)", "target": "(report only)", "met": True,
-                 "note": "fewer seeds per worker thread: the fixed cost per layer (~0.2 ms) is shared by fewer networks"})
+    rows.append(
+        {
+            "benchmark": f"engine vs torch.bmm, width {n}, a smaller batch (32 sigma_w2 x {few} seeds)",
+            "measured": f"{eg / mg:.0%} ({eg:.1f} vs {mg:.1f} GFLOP/s)",
+            "target": "(report only)",
+            "met": True,
+            "note": "fewer seeds per worker thread: the fixed cost per layer (~0.2 ms) is shared by fewer networks",
+        }
+    )
     n, k_big = 512, 128
     eg, mg, _ = engine_vs_matmul(n, k=k_big, repeats=3, seeds=4)
-    rows.append({"benchmark": f"engine vs torch.bmm, width {n}, {k_big} sigma_w2 x 4 seeds per weight draw",
-                 "measured": f"{eg / mg:.0%} ({eg:.1f} vs {mg:.1f} GFLOP/s)", "target": "(report only)", "met": True,
-                 "note": f"weight draws cost {rng_ns_per_number():.1f} ns per number (torch's CPU Mersenne Twister, one "
-                         f"thread per network), amortized over more columns per draw"})
+    rows.append(
+        {
+            "benchmark": f"engine vs torch.bmm, width {n}, {k_big} sigma_w2 x 4 seeds per weight draw",
+            "measured": f"{eg / mg:.0%} ({eg:.1f} vs {mg:.1f} GFLOP/s)",
+            "target": "(report only)",
+            "met": True,
+            "note": f"weight draws cost {rng_ns_per_number():.1f} ns per number (torch's CPU Mersenne Twister, one "
+            f"thread per network), amortized over more columns per draw",
+        }
+    )
     n = 256
     _, t_engine = engine_gflops(n)
     t_loop = sequential_loop_time(n, configs=16)
-    rows.append({"benchmark": f"engine vs per-config nn.Sequential loop, width {n}", "measured": f"{t_loop / t_engine:.0f}x",
-                 "target": ">= 10x", "met": t_loop / t_engine >= 10,
-                 "note": f"engine {t_engine:.2f} s vs loop {t_loop:.2f} s for {K * SEEDS} configs (loop timed on 16, scaled)"})
+    rows.append(
+        {
+            "benchmark": f"engine vs per-config nn.Sequential loop, width {n}",
+            "measured": f"{t_loop / t_engine:.0f}x",
+            "target": ">= 10x",
+            "met": t_loop / t_engine >= 10,
+            "note": f"engine {t_engine:.2f} s vs loop {t_loop:.2f} s for {K * SEEDS} configs (loop: 16, scaled)",
+        }
+    )
     return rows

@@ -1,4 +1,5 @@
 """Benchmarks of the pipeline around the science: tracking overhead, DVC no-op, memory, scaling."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-TRIVIAL = ["theory.activations=[tanh]", "theory.sigma_w2={start:1,stop:2,num:2}",
-           "theory.sigma_b2={start:0,stop:0.1,num:2}", "theory.critical_sigma_b2=[0.0]", "net.activation=tanh",
-           "net.depth=2", "theory.figures=false", "theory.sigma_w2_search=[0.5,2.0]", "theory.quad.n_nodes=128"]
+TRIVIAL = [
+    "theory.activations=[tanh]",
+    "theory.sigma_w2={start:1,stop:2,num:2}",
+    "theory.sigma_b2={start:0,stop:0.1,num:2}",
+    "theory.critical_sigma_b2=[0.0]",
+    "net.activation=tanh",
+    "net.depth=2",
+    "theory.figures=false",
+    "theory.sigma_w2_search=[0.5,2.0]",
+    "theory.quad.n_nodes=128",
+]
 
 
 def _timed(args: list[str], env: dict) -> float:
@@ -41,23 +50,39 @@ def tracking_overhead(n_jobs: int = 100, repeats: int = 3) -> dict:
             ons.append(_timed(base + [f"hydra.sweep.dir={tmp}/on{r}"], env))
             diffs.append((ons[-1] - offs[-1]) / n_jobs * 1000)
     per_job = float(np.median(diffs))
-    return {"benchmark": f"tracking overhead, {n_jobs}-job multirun of a trivial stage", "measured": f"{per_job:.0f} ms/job",
-            "target": "<= 50 ms per job", "met": per_job <= 50,
-            "note": f"median of {repeats} alternated on/off pairs ({', '.join(f'{d:.0f}' for d in diffs)} ms/job); "
-                    f"MLflow on {np.median(ons):.1f} s vs off {np.median(offs):.1f} s; existing SQLite store in WAL mode; "
-                    f"includes `import mlflow` once; parent run, params, tags, curves, artifacts"}
+    return {
+        "benchmark": f"tracking overhead, {n_jobs}-job multirun of a trivial stage",
+        "measured": f"{per_job:.0f} ms/job",
+        "target": "<= 50 ms per job",
+        "met": per_job <= 50,
+        "note": f"median of {repeats} alternated on/off pairs ({', '.join(f'{d:.0f}' for d in diffs)} ms/job); "
+        f"MLflow on {np.median(ons):.1f} s vs off {np.median(offs):.1f} s; existing SQLite store in WAL mode; "
+        f"includes `import mlflow` once; parent run, params, tags, curves, artifacts",
+    }
 
 
 def dvc_noop() -> dict:
     """`dvc repro` with nothing to do (needs a reproduced workspace)."""
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{Path(PY).parent}:{os.environ['PATH']}"}
-    status = subprocess.run([str(Path(PY).with_name("dvc")), "status", "--json"], cwd=ROOT, env=env,
-                            capture_output=True, text=True).stdout.strip()
+    status = subprocess.run(
+        [str(Path(PY).with_name("dvc")), "status", "--json"], cwd=ROOT, env=env, capture_output=True, text=True
+    ).stdout.strip()
     if status not in ("{}", ""):
-        return {"benchmark": "dvc repro no-op", "measured": "skipped", "target": "< 3 s", "met": True,
-                "note": "run `make reproduce` first: the pipeline is not up to date here"}
+        return {
+            "benchmark": "dvc repro no-op",
+            "measured": "skipped",
+            "target": "< 3 s",
+            "met": True,
+            "note": "run `make reproduce` first: the pipeline is not up to date here",
+        }
     t = min(_timed([str(Path(PY).with_name("dvc")), "repro"], env) for _ in range(3))
-    return {"benchmark": "dvc repro no-op", "measured": f"{t:.2f} s", "target": "< 3 s", "met": t < 3, "note": "best of 3"}
+    return {
+        "benchmark": "dvc repro no-op",
+        "measured": f"{t:.2f} s",
+        "target": "< 3 s",
+        "met": t < 3,
+        "note": "best of 3",
+    }
 
 
 MEMORY_SCRIPT = """
@@ -81,17 +106,25 @@ def peak_gib():
 def memory(budget_gb: float = 1.0) -> dict:
     """Peak RSS of a width-2048, depth-200 float64 Lyapunov sweep against its memory budget."""
     code = PEAK + MEMORY_SCRIPT.format(root=str(ROOT), budget=budget_gb)
-    base = subprocess.run([PY, "-c", PEAK + "import json, torch\nprint(json.dumps({'rss_gib': peak_gib()}))"],
-                          capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    base = subprocess.run(
+        [PY, "-c", PEAK + "import json, torch\nprint(json.dumps({'rss_gib': peak_gib()}))"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
     p = subprocess.run([PY, "-c", code], capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     if p.returncode != 0:
         raise RuntimeError(p.stderr[-2000:])
     rss = json.loads(p.stdout.strip().splitlines()[-1])["rss_gib"]
     idle = json.loads(base.stdout.strip().splitlines()[-1])["rss_gib"]
     used = rss - idle
-    return {"benchmark": "peak memory, width 2048 x depth 200 Lyapunov sweep (float64, 4 seeds, QR k=4)",
-            "measured": f"{used:.2f} GiB above import", "target": f"<= budget {budget_gb} GiB", "met": used <= budget_gb,
-            "note": f"peak RSS {rss:.2f} GiB, python+torch alone {idle:.2f} GiB"}
+    return {
+        "benchmark": "peak memory, width 2048 x depth 200 Lyapunov sweep (float64, 4 seeds, QR k=4)",
+        "measured": f"{used:.2f} GiB above import",
+        "target": f"<= budget {budget_gb} GiB",
+        "met": used <= budget_gb,
+        "note": f"peak RSS {rss:.2f} GiB, python+torch alone {idle:.2f} GiB",
+    }
 
 
 def scaling(path: Path) -> list[dict]:
@@ -128,11 +161,22 @@ def scaling(path: Path) -> list[dict]:
     b.set(xlabel="sigma_w2 values per job", ylabel="seconds", title=f"time = {icpt:.3f} + {slope * 1e3:.2f} ms x K")
     fig.savefig(path, dpi=100)
     plt.close(fig)
-    return [{"benchmark": "scaling: time vs width (32 sigma_w2 x 2 seeds x depth 20)", "measured": f"N^{sw:.2f}",
-             "target": "~N^2 at large N", "met": 1.6 <= sw <= 2.4, "note": f"figure {path.name}"},
-            {"benchmark": "scaling: time vs number of sigma_w2 values K (width 512)",
-             "measured": f"{icpt:.3f} s + {slope * 1e3:.2f} ms x K (R^2 {r2:.3f})", "target": "linear (R^2 >= 0.98)",
-             "met": r2 >= 0.98, "note": f"intercept = weight draws shared by all K; figure {path.name}"}]
+    return [
+        {
+            "benchmark": "scaling: time vs width (32 sigma_w2 x 2 seeds x depth 20)",
+            "measured": f"N^{sw:.2f}",
+            "target": "~N^2 at large N",
+            "met": 1.6 <= sw <= 2.4,
+            "note": f"figure {path.name}",
+        },
+        {
+            "benchmark": "scaling: time vs number of sigma_w2 values K (width 512)",
+            "measured": f"{icpt:.3f} s + {slope * 1e3:.2f} ms x K (R^2 {r2:.3f})",
+            "target": "linear (R^2 >= 0.98)",
+            "met": r2 >= 0.98,
+            "note": f"intercept = weight draws shared by all K; figure {path.name}",
+        },
+    ]
 
 
 def run() -> list[dict]:

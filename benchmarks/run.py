@@ -1,4 +1,5 @@
 """Run every benchmark once on this machine and write benchmarks/RESULTS.md (ratios measured in one run)."""
+
 from __future__ import annotations
 
 import datetime
@@ -33,7 +34,9 @@ def main() -> int:
         "|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {r['benchmark']} | {r['measured']} | {r['target']} | {'yes' if r['met'] else 'NO'} | {r['note']} |")
+        lines.append(
+            f"| {r['benchmark']} | {r['measured']} | {r['target']} | {'yes' if r['met'] else 'NO'} | {r['note']} |"
+        )
     out = Path(__file__).with_name("RESULTS.md")
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -3,6 +3,7 @@
 Example: python -m pipeline.compare --experiment mlp_sweep --x net.width --y crossing_measured --hue net.activation
 For users who prefer scripts to the UI; numeric sweep axes are read from metrics (params sort as text).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,10 @@ def column(df, name: str) -> str:
     for prefix in ("metrics.", "params.", "tags.", ""):
         if prefix + name in df.columns:
             return prefix + name
-    raise SystemExit(f"error: {name!r}: not a metric, param or tag of these runs "
-                     f"(e.g. {', '.join(c.split('.', 1)[1] for c in df.columns if c.startswith('metrics.'))[:300]})")
+    raise SystemExit(
+        f"error: {name!r}: not a metric, param or tag of these runs "
+        f"(e.g. {', '.join(c.split('.', 1)[1] for c in df.columns if c.startswith('metrics.'))[:300]})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

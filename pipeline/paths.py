@@ -3,6 +3,7 @@
 Resolved from $GINN_LAB_ROOT, else the source checkout this package sits in, else the nearest
 parent of the working directory holding `conf/` and `dvc.yaml` (for non-editable installs).
 """
+
 from __future__ import annotations
 
 import os

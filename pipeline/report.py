@@ -1,4 +1,5 @@
 """`python -m pipeline.report`: every figure and a self-contained report.html (see pipeline.stages.report)."""
+
 from pipeline.stages.report import main
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Shared fixtures: an isolated MLflow store and a helper that runs stage CLIs as a user would."""
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,14 @@ def run_cli(tmp_path: Path, store: str):
 
     def _run(stage: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
         env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "HYDRA_FULL_ERROR": "0"}
-        return subprocess.run([sys.executable, "-m", f"pipeline.{stage}", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", f"pipeline.{stage}", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return _run
 

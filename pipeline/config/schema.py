@@ -3,6 +3,7 @@
 YAML files in `conf/` set values on top of these dataclasses, so Hydra rejects a wrong type, an
 unknown choice or a misspelt key at start-up; `validate.check_ranges` then enforces the ranges.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -25,8 +26,9 @@ class WeightDist(str, Enum):
 def rng(default: Any, **bounds: Any) -> Any:
     """A dataclass field with range bounds (gt, ge, lt, le, min_len) checked by `check_ranges`."""
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: list(default) if isinstance(default, list) else dict(default),
-                     metadata=bounds)
+        return field(
+            default_factory=lambda: list(default) if isinstance(default, list) else dict(default), metadata=bounds
+        )
     return field(default=default, metadata=bounds)
 
 
@@ -70,8 +72,16 @@ class EngineConfig:
         from pipeline.config.validate import ConfigError
         from pipeline.dynamics.ensemble import EnsembleSpec, MemoryBudgetError, seed_chunk
 
-        spec = EnsembleSpec("tanh", width, 1, (1.0,) * n_sigma, n_pairs=self.n_pairs, n_spectrum=self.n_spectrum,
-                            dtype=self.dtype.value, memory_budget_gb=self.memory_budget_gb)
+        spec = EnsembleSpec(
+            "tanh",
+            width,
+            1,
+            (1.0,) * n_sigma,
+            n_pairs=self.n_pairs,
+            n_spectrum=self.n_spectrum,
+            dtype=self.dtype.value,
+            memory_budget_gb=self.memory_budget_gb,
+        )
         try:
             seed_chunk(spec)
         except MemoryBudgetError as exc:
@@ -188,11 +198,13 @@ class EpsCheckSpec:
 class LyapunovSettings:
     """What the `lyapunov` stage measures besides `net`: curves, ReLU finite-width check, eps check."""
 
-    curves: List[CurveSpec] = field(default_factory=lambda: [
-        CurveSpec(ActivationName.tanh, 0.0, GridSpec(0.5, 3.0, 26)),
-        CurveSpec(ActivationName.tanh, 0.05, GridSpec(0.5, 3.0, 26)),
-        CurveSpec(ActivationName.relu, 0.0, GridSpec(1.0, 3.5, 26)),
-    ])
+    curves: List[CurveSpec] = field(
+        default_factory=lambda: [
+            CurveSpec(ActivationName.tanh, 0.0, GridSpec(0.5, 3.0, 26)),
+            CurveSpec(ActivationName.tanh, 0.05, GridSpec(0.5, 3.0, 26)),
+            CurveSpec(ActivationName.relu, 0.0, GridSpec(1.0, 3.5, 26)),
+        ]
+    )
     relu_finite_width: ReluFiniteWidthSpec = field(default_factory=ReluFiniteWidthSpec)
     eps_check: EpsCheckSpec = field(default_factory=EpsCheckSpec)
 
@@ -210,8 +222,13 @@ class GaugeSettings:
     """The `gauge_scan` stage (science.md §4): xi values x cases x widths over a sigma_w2 grid."""
 
     xi: List[float] = rng([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], min_len=1, ge=0.0)
-    cases: List[GaugeCase] = field(default_factory=lambda: [
-        GaugeCase(ActivationName.relu, 0.0), GaugeCase(ActivationName.tanh, 0.0), GaugeCase(ActivationName.tanh, 0.05)])
+    cases: List[GaugeCase] = field(
+        default_factory=lambda: [
+            GaugeCase(ActivationName.relu, 0.0),
+            GaugeCase(ActivationName.tanh, 0.0),
+            GaugeCase(ActivationName.tanh, 0.05),
+        ]
+    )
     widths: List[int] = rng([128, 512], min_len=1, ge=2)
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.6, 3.4, 29))
 
@@ -354,8 +371,11 @@ class StageConfig:
         if "engine" in sections:
             self.engine.check(self.net.width, self.net.depth)
             widths = self.gauge.widths if self.stage == "gauge_scan" else [self.net.width]
-            k = {"mlp_sweep": self.sweep.sigma_w2.num, "gauge_scan": self.gauge.sigma_w2.num,
-                 "lyapunov": max([c.sigma_w2.num for c in self.lyapunov.curves] or [1])}[self.stage]
+            k = {
+                "mlp_sweep": self.sweep.sigma_w2.num,
+                "gauge_scan": self.gauge.sigma_w2.num,
+                "lyapunov": max([c.sigma_w2.num for c in self.lyapunov.curves] or [1]),
+            }[self.stage]
             self.engine.check_memory(max(widths), k)
         if "gauge" in sections and self.gauge.sigma_w2.start <= 0:
             raise ConfigError(f"gauge.sigma_w2.start={self.gauge.sigma_w2.start}: must be > 0")
@@ -364,8 +384,9 @@ class StageConfig:
         if "lyapunov" in sections:
             rfw = self.lyapunov.relu_finite_width
             if self.engine.burn_in >= rfw.depth:
-                raise ConfigError(f"lyapunov.relu_finite_width.depth={rfw.depth}: "
-                                  f"must be > engine.burn_in={self.engine.burn_in}")
+                raise ConfigError(
+                    f"lyapunov.relu_finite_width.depth={rfw.depth}: must be > engine.burn_in={self.engine.burn_in}"
+                )
             for i, c in enumerate(self.lyapunov.curves):
                 if c.sigma_w2.start <= 0:
                     raise ConfigError(f"lyapunov.curves[{i}].sigma_w2.start={c.sigma_w2.start}: must be > 0")

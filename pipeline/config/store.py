@@ -1,4 +1,5 @@
 """Register every stage schema in Hydra's ConfigStore (import once before composing)."""
+
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore

@@ -3,6 +3,7 @@
 Every failure is a `ConfigError` whose message is one line naming the dotted key and the allowed
 range, raised before any computation or tracking starts.
 """
+
 from __future__ import annotations
 
 import dataclasses

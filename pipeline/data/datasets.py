@@ -1,4 +1,5 @@
 """Real and synthetic classification data with a stratified train/val/test split fixed by seed."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,8 +37,14 @@ def two_spirals(n: int, noise: float, seed: int) -> tuple[np.ndarray, np.ndarray
     return x, arm
 
 
-def load(name: str, seed: int, val_fraction: float = 0.2, test_fraction: float = 0.2, n_synthetic: int = 1000,
-         dtype: torch.dtype = torch.float32) -> Split:
+def load(
+    name: str,
+    seed: int,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    n_synthetic: int = 1000,
+    dtype: torch.dtype = torch.float32,
+) -> Split:
     """Load a dataset, split it stratified by label with `seed`, scale with train statistics only."""
     from sklearn.model_selection import train_test_split
 
@@ -51,7 +58,8 @@ def load(name: str, seed: int, val_fraction: float = 0.2, test_fraction: float =
         raise ValueError(f"data.name={name!r}: allowed {list(DATASETS)}")
     x_tmp, x_test, y_tmp, y_test = train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=seed)
     x_train, x_val, y_train, y_val = train_test_split(
-        x_tmp, y_tmp, test_size=val_fraction / (1 - test_fraction), stratify=y_tmp, random_state=seed)
+        x_tmp, y_tmp, test_size=val_fraction / (1 - test_fraction), stratify=y_tmp, random_state=seed
+    )
     # per-feature centring, one global scale: near-constant pixels are not blown up to huge values
     mu, sd = x_train.mean(0), float((x_train - x_train.mean(0)).std()) or 1.0
     t = lambda a: torch.as_tensor((a - mu) / sd, dtype=dtype)  # noqa: E731

@@ -10,21 +10,28 @@ homogeneous activations (ReLU, linear) carry the signal as scale x unit-RMS vect
 networks never overflow; other activations are checked for non-finite values and a network that
 produces one is flagged, not allowed to poison the rest.
 """
+
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from pipeline.dynamics.pointwise import phi_and_slope, phi_into
-from pipeline.nets.weights import (STREAM_BIAS, STREAM_INPUT, STREAM_PROBE, STREAM_SPECTRUM, STREAM_TANGENT,
-                                   NetworkStreams)
+from pipeline.nets.weights import (
+    STREAM_BIAS,
+    STREAM_INPUT,
+    STREAM_PROBE,
+    STREAM_SPECTRUM,
+    STREAM_TANGENT,
+    NetworkStreams,
+)
 from pipeline.theory.activations import get_activation
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -76,7 +83,7 @@ class EnsembleMeasurement:
     chi: torch.Tensor  # (S, K, I, L): ||J v||^2 / ||v||^2 for fresh unit v at transition l -> l+1
     log_growth_replica: torch.Tensor  # (S, K, I, L): ln(d_{l+1} / eps), Benettin-renormalized
     log_growth_tangent: torch.Tensor  # (S, K, I, L): ln(||J t|| / ||t||)
-    spectrum_log_r: Optional[torch.Tensor]  # (S, K, k, L): ln |diag R| of the QR step
+    spectrum_log_r: torch.Tensor | None  # (S, K, k, L): ln |diag R| of the QR step
     failed_layer: torch.Tensor = field(default=None)  # (S, K): first layer with a non-finite value, -1 if none
 
 
@@ -93,7 +100,8 @@ def seed_chunk(spec: EnsembleSpec) -> int:
     if per > budget:
         raise MemoryBudgetError(
             f"memory_budget_gb={spec.memory_budget_gb} is too small for net.width={spec.width}: one seed with "
-            f"{len(spec.sigma_w2)} sigma_w2 values needs {per / 2**30:.2f} GiB (raise the budget or lower the width)")
+            f"{len(spec.sigma_w2)} sigma_w2 values needs {per / 2**30:.2f} GiB (raise the budget or lower the width)"
+        )
     return max(1, min(spec.n_seeds, int(budget // per)))
 
 
@@ -135,8 +143,13 @@ def simulate(spec: EnsembleSpec) -> EnsembleMeasurement:
     CPU. Each network's numbers do not depend on grouping or thread count (tests/dynamics)."""
     workers = engine_workers(spec)
     groups = seed_groups(spec, workers)
-    bar = tqdm(total=spec.n_seeds * spec.depth, desc=f"{spec.activation} N={spec.width}", unit="layer",
-               disable=None, leave=False)
+    bar = tqdm(
+        total=spec.n_seeds * spec.depth,
+        desc=f"{spec.activation} N={spec.width}",
+        unit="layer",
+        disable=None,
+        leave=False,
+    )
     lock, stop = threading.Lock(), threading.Event()
 
     def tick(n: int) -> None:
@@ -160,15 +173,31 @@ def simulate(spec: EnsembleSpec) -> EnsembleMeasurement:
     finally:
         bar.close()
     cat = lambda name: torch.cat([getattr(p, name) for p in parts]) if getattr(parts[0], name) is not None else None  # noqa: E731
-    return EnsembleMeasurement(spec, cat("log_q"), cat("c"), cat("chi"), cat("log_growth_replica"),
-                               cat("log_growth_tangent"), cat("spectrum_log_r"), cat("failed_layer"))
+    return EnsembleMeasurement(
+        spec,
+        cat("log_q"),
+        cat("c"),
+        cat("chi"),
+        cat("log_growth_replica"),
+        cat("log_growth_tangent"),
+        cat("spectrum_log_r"),
+        cat("failed_layer"),
+    )
 
 
 def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], None]) -> EnsembleMeasurement:
     """All layers of the networks `ids` (one seed group), with the raw sums turned into tables at the end."""
     act = get_activation(spec.activation)
     dev, dt = torch.device(spec.device), DTYPES[spec.dtype]
-    S, N, K, I, P, k, L = len(ids), spec.width, len(spec.sigma_w2), spec.n_inputs, spec.n_pairs, spec.n_spectrum, spec.depth
+    S, N, K, I, P, k, L = (
+        len(ids),
+        spec.width,
+        len(spec.sigma_w2),
+        spec.n_inputs,
+        spec.n_pairs,
+        spec.n_spectrum,
+        spec.depth,
+    )
     gain = torch.sqrt(torch.tensor(spec.sigma_w2, dtype=dt, device=dev) / N).view(1, 1, K, 1)
     sb = math.sqrt(spec.sigma_b2)
 
@@ -179,10 +208,10 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     C = 4 * KI + K * k
     U = torch.empty(S, N, C, dtype=dt, device=dev)
     Y = torch.empty(S, N, C, dtype=dt, device=dev)
-    U0, U1, U2, U3 = (U[:, :, b * KI:(b + 1) * KI].view(S, N, K, I) for b in range(4))
-    Y0, Y1, Y2 = (Y[:, :, b * KI:(b + 1) * KI].view(S, N, K, I) for b in range(3))
-    Yb = Y[:, :, :4 * KI].view(S, N, 4, K, I)
-    Uk, Yk = U[:, :, 4 * KI:].view(S, N, K, k), Y[:, :, 4 * KI:].view(S, N, K, k)
+    U0, U1, U2, U3 = (U[:, :, b * KI : (b + 1) * KI].view(S, N, K, I) for b in range(4))
+    Y0, Y1, Y2 = (Y[:, :, b * KI : (b + 1) * KI].view(S, N, K, I) for b in range(3))
+    Yb = Y[:, :, : 4 * KI].view(S, N, 4, K, I)
+    Uk, Yk = U[:, :, 4 * KI :].view(S, N, K, k), Y[:, :, 4 * KI :].view(S, N, K, k)
     # scratch reused every layer: fresh multi-MB temporaries per layer cost page faults, not arithmetic
     Zbuf = torch.empty(S, N, N, dtype=dt, device=dev)
     slope, squares = torch.empty(S, N, K, I, dtype=dt, device=dev), torch.empty(S, N, 4, K, I, dtype=dt, device=dev)
@@ -195,7 +224,7 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     g = torch.linalg.qr(g.view(S, N, P, 2).permute(0, 2, 1, 3)).Q  # (S, P, N, 2) orthonormal pairs
     e1, e2 = g[..., 0], g[..., 1]
     scale0 = math.sqrt(spec.q0 * N)
-    h0 = torch.stack([e1, spec.c0 * e1 + math.sqrt(1 - spec.c0 ** 2) * e2], -1) * scale0  # (S, P, N, 2)
+    h0 = torch.stack([e1, spec.c0 * e1 + math.sqrt(1 - spec.c0**2) * e2], -1) * scale0  # (S, P, N, 2)
     H = h0.permute(0, 2, 1, 3).reshape(S, N, 1, I).expand(S, N, K, I).to(dt).contiguous()
     logscale = torch.zeros(S, 1, K, I, dtype=torch.float64, device=dev)
     if act.homogeneous:  # carry unit-RMS signals, scale separately
@@ -260,8 +289,9 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
         # non-finite state, or a norm we divide by that vanished, shows in the sums of squares:
         # one check per layer, the per-network repair only when needed
         tt = sq[:, 2]
-        lo, hi, lo_div, lo_t, hi_t = torch.stack([*torch.aminmax(sq), sq[:, first_positive:3].amin(),
-                                                  *torch.aminmax(tt)]).tolist()  # min/max propagate NaN
+        lo, hi, lo_div, lo_t, hi_t = torch.stack(
+            [*torch.aminmax(sq), sq[:, first_positive:3].amin(), *torch.aminmax(tt)]
+        ).tolist()  # min/max propagate NaN
         healthy = math.isfinite(lo) and math.isfinite(hi) and lo_div > 0
         drifted = healthy and not (1 / _TANGENT_SQ_MAX < lo_t and hi_t < _TANGENT_SQ_MAX)
         if not healthy:
@@ -302,5 +332,5 @@ def _tables(spec: EnsembleSpec, sq_hist, ab_hist, ls_hist, renormed, log_gain, s
         log_q[s, kk, :, f:] = float("nan")
         c[s, kk, :, f:] = float("nan")
         for arr in (chi, lg_rep, lg_tan) + ((spec_r,) if spec_r is not None else ()):
-            arr[s, kk, :, f - 1:] = float("nan")
+            arr[s, kk, :, f - 1 :] = float("nan")
     return EnsembleMeasurement(spec, log_q, c, chi, lg_rep, lg_tan, spec_r, failed)

@@ -1,4 +1,5 @@
 """Statistics of the recorded gauge sector G(t): variance, autocorrelation, spectrum, Lorentzian width."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,17 +27,18 @@ def periodogram(trace: torch.Tensor, segment: int = 128) -> tuple[np.ndarray, np
     seg = min(segment, x.shape[0])
     parts = x[: n_seg * seg].reshape(n_seg, seg, -1)
     window = np.hanning(seg)[None, :, None]
-    spec = np.abs(np.fft.rfft(parts * window, axis=1)) ** 2 / (window ** 2).sum()
+    spec = np.abs(np.fft.rfft(parts * window, axis=1)) ** 2 / (window**2).sum()
     return np.fft.rfftfreq(seg), spec.mean((0, 2))
 
 
-def ar1_spectrum(freq: np.ndarray, m_eig: torch.Tensor, weights: torch.Tensor, dt: float, temperature: float,
-                 xi: float) -> np.ndarray:
+def ar1_spectrum(
+    freq: np.ndarray, m_eig: torch.Tensor, weights: torch.Tensor, dt: float, temperature: float, xi: float
+) -> np.ndarray:
     """Predicted spectrum of G sampled every step: a weighted sum of AR(1) (discrete Lorentzian) spectra."""
     phi = np.exp(-(m_eig.numpy() * dt / xi))[None, :]
     w = weights.numpy()[None, :] / weights.numpy().sum()
     var = temperature * xi
-    s = var * (1 - phi ** 2) / (1 - 2 * phi * np.cos(2 * np.pi * freq[:, None]) + phi ** 2)
+    s = var * (1 - phi**2) / (1 - 2 * phi * np.cos(2 * np.pi * freq[:, None]) + phi**2)
     return (w * s).sum(1)
 
 

@@ -8,6 +8,7 @@ m) that is solved exactly over a step dt: a' = e^{-x} a + sqrt(T xi / m^2 (1 - e
 x = m dt / xi; xi = inf is free diffusion a' = a + sqrt(2 T dt / m) zeta. G = E^T theta = M a then
 has stationary variance xi T at every site, whatever the stiffness (no step-size limit).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,10 +64,12 @@ class GaugeSector:
             new = a + torch.sqrt(2 * temperature * dt / m) * zeta
         else:
             x = m * dt / xi
-            new = torch.exp(-x) * a + torch.sqrt(temperature * xi / m ** 2 * (-torch.expm1(-2 * x))) * zeta
+            new = torch.exp(-x) * a + torch.sqrt(temperature * xi / m**2 * (-torch.expm1(-2 * x))) * zeta
         apply_gauge(self.model, self._to_layers(self.m_vec @ (new - a)))
 
     def predicted_autocorrelation(self, lags: torch.Tensor, dt: float, temperature: float, xi: float) -> torch.Tensor:
         """Site-averaged autocovariance of G at integer lags: xi T mean_m(u_m^2 e^{-m k dt / xi})."""
-        w = (self.m_vec ** 2).mean(0)  # site-average weight of each mode (sums to 1/n * n = 1)
-        return temperature * xi * (w[None, :] * torch.exp(-self.m_eig[None, :] * lags[:, None] * dt / xi)).sum(1) / w.sum()
+        w = (self.m_vec**2).mean(0)  # site-average weight of each mode (sums to 1/n * n = 1)
+        return (
+            temperature * xi * (w[None, :] * torch.exp(-self.m_eig[None, :] * lags[:, None] * dt / xi)).sum(1) / w.sum()
+        )

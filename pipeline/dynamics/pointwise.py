@@ -1,5 +1,6 @@
 """Pointwise activation work of the engine: phi into a given buffer (a block of the next product's
 operand), and phi' alongside, with as few passes over memory as the activation allows."""
+
 from __future__ import annotations
 
 import torch
@@ -27,6 +28,6 @@ def phi_and_slope(act: Activation, x: torch.Tensor, out: torch.Tensor, slope: to
     if act.name == "tanh":
         tanh_into(x, out)
         return torch.addcmul(torch.ones((), dtype=x.dtype, device=x.device), out, out, value=-1, out=slope)
-    phi, dphi = (act.joint(x)[:2] if act.joint is not None else (act.phi(x), act.dphi(x)))
+    phi, dphi = act.joint(x)[:2] if act.joint is not None else (act.phi(x), act.dphi(x))
     out.copy_(phi)
     return slope.copy_(dphi)

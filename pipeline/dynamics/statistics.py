@@ -1,4 +1,5 @@
 """From raw ensemble measurements to estimates with standard errors, per sigma_w2 (science.md §2–3)."""
+
 from __future__ import annotations
 
 import math
@@ -16,7 +17,7 @@ def mean_se(x: torch.Tensor, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     n = ok.sum(dim)
     mean = torch.where(ok, x, torch.zeros_like(x)).sum(dim) / n
     dev = torch.where(ok, x - mean.unsqueeze(dim), torch.zeros_like(x))
-    se = torch.sqrt((dev ** 2).sum(dim) / (n - 1).clamp_min(1) / n.clamp_min(1))
+    se = torch.sqrt((dev**2).sum(dim) / (n - 1).clamp_min(1) / n.clamp_min(1))
     return mean.numpy(), se.numpy(), n.numpy()
 
 
@@ -59,12 +60,17 @@ def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
     pad = lambda x: torch.cat([torch.full((K, 1), float("nan"), dtype=torch.float64), x.nanmean((0, 2))], 1)  # noqa: E731
     chi, rep, tan = pad(m.chi), pad(m.log_growth_replica), pad(m.log_growth_tangent)
     layers = np.arange(L + 1)
-    return pd.DataFrame({
-        "sigma_w2": np.repeat(np.asarray(spec.sigma_w2), L + 1),
-        "layer": np.tile(layers, K),
-        "q": q.reshape(-1).numpy(), "c": c.reshape(-1).numpy(), "chi": chi.reshape(-1).numpy(),
-        "lambda_replica": rep.reshape(-1).numpy(), "lambda_tangent": tan.reshape(-1).numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "sigma_w2": np.repeat(np.asarray(spec.sigma_w2), L + 1),
+            "layer": np.tile(layers, K),
+            "q": q.reshape(-1).numpy(),
+            "c": c.reshape(-1).numpy(),
+            "chi": chi.reshape(-1).numpy(),
+            "lambda_replica": rep.reshape(-1).numpy(),
+            "lambda_tangent": tan.reshape(-1).numpy(),
+        }
+    )
 
 
 def zero_crossing(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> tuple[float, float]:

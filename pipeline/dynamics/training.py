@@ -6,13 +6,13 @@ with drift strength 1/xi from a separate random stream. So with the same noise s
 gauge-invariant quantity follows the same trajectory for every xi. Adam's per-coordinate scaling
 breaks gauge covariance: gauge-fixing experiments use Langevin.
 """
+
 from __future__ import annotations
 
 import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import nn
@@ -48,8 +48,8 @@ class TrainResult:
     diverged_reason: str = ""
     test_accuracy: float = float("nan")
     test_loss: float = float("nan")
-    gauge_trace: Optional[torch.Tensor] = None  # (steps, sites) float64, G(t) after each step
-    outputs_test: Optional[torch.Tensor] = None  # logits on the test set at the end
+    gauge_trace: torch.Tensor | None = None  # (steps, sites) float64, G(t) after each step
+    outputs_test: torch.Tensor | None = None  # logits on the test set at the end
     best_epoch_val_accuracy: float = float("nan")
 
 
@@ -60,8 +60,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean()), out
 
 
-def train(model: nn.Module, data: Split, spec: TrainSpec, progress: bool = True,
-          checkpoint: Optional[Path] = None) -> TrainResult:
+def train(
+    model: nn.Module, data: Split, spec: TrainSpec, progress: bool = True, checkpoint: Path | None = None
+) -> TrainResult:
     """Train with mini-batches; stop early (flagged, not raised) when the loss diverges."""
     if spec.optimizer not in OPTIMIZERS:
         raise ValueError(f"train.optimizer={spec.optimizer!r}: allowed {list(OPTIMIZERS)}")
@@ -81,12 +82,14 @@ def train(model: nn.Module, data: Split, spec: TrainSpec, progress: bool = True,
     best = None
     result = TrainResult()
     n = data.x_train.shape[0]
-    bar = tqdm(range(spec.epochs), desc=f"train {type(model).__name__}", disable=None if progress else True, leave=False)
+    bar = tqdm(
+        range(spec.epochs), desc=f"train {type(model).__name__}", disable=None if progress else True, leave=False
+    )
     for epoch in bar:
         perm = torch.randperm(n, generator=order_gen)
         total, count = 0.0, 0
         for s in range(0, n, spec.batch_size):
-            idx = perm[s:s + spec.batch_size]
+            idx = perm[s : s + spec.batch_size]
             loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
             value = float(loss.detach())
             if not math.isfinite(value) or value > spec.max_loss:
@@ -106,8 +109,13 @@ def train(model: nn.Module, data: Split, spec: TrainSpec, progress: bool = True,
             break
         val_loss, val_acc, _ = evaluate(model, data.x_val, data.y_val)
         _, train_acc, _ = evaluate(model, data.x_train, data.y_train)
-        row = {"epoch": epoch, "train_loss": total / count, "train_accuracy": train_acc,
-               "val_loss": val_loss, "val_accuracy": val_acc}
+        row = {
+            "epoch": epoch,
+            "train_loss": total / count,
+            "train_accuracy": train_acc,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+        }
         if sector is not None:
             row["var_G"] = float(sector.divergence().pow(2).mean())
         result.history.append(row)
@@ -128,8 +136,15 @@ def train(model: nn.Module, data: Split, spec: TrainSpec, progress: bool = True,
 
 
 @torch.no_grad()
-def _langevin_step(model, params, phase_ids, sector: Optional[GaugeSector], spec: TrainSpec,
-                   noise_gen: torch.Generator, gauge_gen: torch.Generator) -> None:
+def _langevin_step(
+    model,
+    params,
+    phase_ids,
+    sector: GaugeSector | None,
+    spec: TrainSpec,
+    noise_gen: torch.Generator,
+    gauge_gen: torch.Generator,
+) -> None:
     """One Euler–Maruyama step of the physical dynamics, then the exact gauge-sector step."""
     amp = math.sqrt(2 * spec.temperature * spec.lr)
     noises = [torch.randn(p.shape, generator=noise_gen, dtype=torch.float64).to(p.dtype) * amp for p in params]

@@ -8,10 +8,10 @@ real (gauge fixed there) and the readout acts on moduli: y = V |psi^L| + c. A lo
 transformation psi^l_i -> e^{i a^l_i} psi^l_i, theta^l_ij -> theta^l_ij + a^l_i - a^{l-1}_j leaves
 the network function exactly invariant.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 from torch import nn
@@ -27,8 +27,14 @@ def _inv_softplus(x: torch.Tensor) -> torch.Tensor:
 class GaugeLink(nn.Module):
     """Links between layer l-1 (n_in sites) and layer l (n_out sites) in magnitude-phase form."""
 
-    def __init__(self, n_in: int, n_out: int, sigma_w2: float, generator: Optional[torch.Generator] = None,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        n_in: int,
+        n_out: int,
+        sigma_w2: float,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         # circular complex Gaussian links: |U|^2 ~ Exp(mean sigma_w2 / n_in), phase uniform
         mag2 = torch.empty(n_out, n_in, dtype=torch.float64).exponential_(generator=generator) * (sigma_w2 / n_in)
@@ -59,7 +65,9 @@ class ModulusActivation(nn.Module):
         if kind == "modrelu":
             if offset > 0:
                 raise ValueError(f"ginn.modrelu_offset={offset}: must be <= 0 (continuity at z = 0)")
-            self.b_raw = nn.Parameter(torch.full((n,), float(_inv_softplus(torch.tensor(max(-offset, 1e-6)))), dtype=dtype))
+            self.b_raw = nn.Parameter(
+                torch.full((n,), float(_inv_softplus(torch.tensor(max(-offset, 1e-6)))), dtype=dtype)
+            )
 
     def g(self, r: torch.Tensor) -> torch.Tensor:
         if self.kind == "tanh":
@@ -77,8 +85,18 @@ class ModulusActivation(nn.Module):
 class GINN(nn.Module):
     """Input (real, d_in) -> L complex hidden layers of width N -> real readout on moduli."""
 
-    def __init__(self, d_in: int, width: int, depth: int, n_out: int, sigma_w2: float, activation: str = "tanh",
-                 modrelu_offset: float = -0.1, seed: int = 0, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        d_in: int,
+        width: int,
+        depth: int,
+        n_out: int,
+        sigma_w2: float,
+        activation: str = "tanh",
+        modrelu_offset: float = -0.1,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         sizes = [d_in] + [width] * depth
@@ -116,10 +134,12 @@ def apply_gauge(model: GINN, a: list[torch.Tensor]) -> None:
         prev = a_l
 
 
-def random_gauge(model: GINN, generator: Optional[torch.Generator] = None) -> list[torch.Tensor]:
+def random_gauge(model: GINN, generator: torch.Generator | None = None) -> list[torch.Tensor]:
     """Uniform random phases a^l_i in [0, 2 pi) at every hidden site."""
-    return [torch.rand(link.theta.shape[0], generator=generator, dtype=torch.float64).to(link.theta.dtype) * 2 * math.pi
-            for link in model.links]
+    return [
+        torch.rand(link.theta.shape[0], generator=generator, dtype=torch.float64).to(link.theta.dtype) * 2 * math.pi
+        for link in model.links
+    ]
 
 
 def site_divergence(thetas: list[torch.Tensor]) -> torch.Tensor:

@@ -1,4 +1,5 @@
 """The real baseline: a tanh MLP of matching width and depth, initialised at (sigma_w2, sigma_b2)."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,18 @@ from torch import nn
 class MLP(nn.Module):
     """x -> L hidden layers phi(W h + b) of width N -> linear readout; W ~ N(0, sigma_w2 / fan_in)."""
 
-    def __init__(self, d_in: int, width: int, depth: int, n_out: int, sigma_w2: float, sigma_b2: float = 0.0,
-                 activation: str = "tanh", seed: int = 0, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        d_in: int,
+        width: int,
+        depth: int,
+        n_out: int,
+        sigma_w2: float,
+        sigma_b2: float = 0.0,
+        activation: str = "tanh",
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         from pipeline.theory.activations import get_activation
 

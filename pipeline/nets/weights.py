@@ -8,10 +8,10 @@ generator keeps only 32 bits of a seed, so seeding every layer afresh risks coll
 sweeps). Draws are made in float32 and cast, so float32 and float64 runs see the same networks.
 Common random numbers: all sigma_w2 values of one network share the same standard-normal matrix Z.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 import torch
@@ -35,8 +35,9 @@ class NetworkStreams:
         self._gens: dict[int, list[torch.Generator]] = {}
         self._bufs: dict[tuple[int, ...], torch.Tensor] = {}  # float32 scratch per draw shape
 
-    def normal(self, stream: int, shape: tuple[int, ...], dtype: torch.dtype,
-               out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def normal(
+        self, stream: int, shape: tuple[int, ...], dtype: torch.dtype, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The next i.i.d. N(0, 1) draws of `stream`, shape (networks, *shape), into `out` if given
         (engines reuse buffers: a fresh multi-MB tensor per layer costs page faults)."""
         if stream not in self._gens:
@@ -55,8 +56,9 @@ class NetworkStreams:
             self._bufs[shape] = torch.empty(shape, dtype=torch.float32, device=self.device)
         return self._bufs[shape]
 
-    def weights(self, width: int, kind: str, xi: float, dtype: torch.dtype,
-                out: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def weights(
+        self, width: int, kind: str, xi: float, dtype: torch.dtype, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The next layer's Z, shape (networks, N, N), such that W = sqrt(sigma_w2 / N) Z.
 
         gaussian: Z i.i.d. N(0, 1), then the gauge structure Z (P_T + sqrt(xi) P_L) of science.md §4

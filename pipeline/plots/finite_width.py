@@ -1,4 +1,5 @@
 """Finite-width figures: measured vs theory per width, 1/N collapse, layer profiles."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,12 @@ def _errorbars(ax, d: pd.DataFrame, x: str, y: str, hue: str, palette) -> None:
 def measured_vs_theory(sweep: pd.DataFrame, path: Path, hue: str = "width") -> None:
     """q^L, c^L, chi and lambda vs sigma_w2: points (measured, +-SE) per `hue`, lines = theory."""
     acts = list(dict.fromkeys(sweep.activation))
-    panels = [("q_L", "q_L_theory", r"$q^L$"), ("c_L", "c_L_theory", r"$c^L$"),
-              ("chi", "chi1", r"gain $\chi$ vs $\chi_1$"), ("lambda_replica", "lambda_mf", r"$\lambda$ per layer")]
+    panels = [
+        ("q_L", "q_L_theory", r"$q^L$"),
+        ("c_L", "c_L_theory", r"$c^L$"),
+        ("chi", "chi1", r"gain $\chi$ vs $\chi_1$"),
+        ("lambda_replica", "lambda_mf", r"$\lambda$ per layer"),
+    ]
     fig, axes = plt.subplots(len(acts), 4, figsize=(16, 3.6 * len(acts)), squeeze=False, constrained_layout=True)
     for i, act in enumerate(acts):
         d = sweep[sweep.activation == act].sort_values("sigma_w2")
@@ -41,7 +46,10 @@ def measured_vs_theory(sweep: pd.DataFrame, path: Path, hue: str = "width") -> N
 def collapse(fw: pd.DataFrame, path: Path) -> None:
     """(measured - theory) x N vs sigma_w2 per width: curves that coincide show the 1/N scaling."""
     acts = list(dict.fromkeys(fw.activation))
-    cols = [("dlogq_L_times_N", r"$(\ln q^L - \ln q^L_{MF})\,N$"), ("dlambda_times_N", r"$(\lambda - \lambda_{MF})\,N$")]
+    cols = [
+        ("dlogq_L_times_N", r"$(\ln q^L - \ln q^L_{MF})\,N$"),
+        ("dlambda_times_N", r"$(\lambda - \lambda_{MF})\,N$"),
+    ]
     fig, axes = plt.subplots(len(acts), 2, figsize=(10, 3.6 * len(acts)), squeeze=False, constrained_layout=True)
     for i, act in enumerate(acts):
         d = fw[fw.activation == act]

@@ -1,4 +1,5 @@
 """GINN figures: training curves vs MLP, trainability maps with theory boundaries, gauge-sector spectra."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,14 @@ def trainability(tab: pd.DataFrame, boundary: pd.DataFrame, path: Path) -> None:
     for ax, model in zip(axes[0], models):
         d = tab[tab.model == model].pivot_table(index="depth", columns="sigma_w2", values="test_accuracy")
         x = np.arange(len(d.columns))
-        mesh = ax.pcolormesh(np.arange(len(d.columns) + 1) - 0.5, np.arange(len(d.index) + 1) - 0.5, d.values,
-                             cmap="viridis", vmin=0, vmax=1)
+        mesh = ax.pcolormesh(
+            np.arange(len(d.columns) + 1) - 0.5,
+            np.arange(len(d.index) + 1) - 0.5,
+            d.values,
+            cmap="viridis",
+            vmin=0,
+            vmax=1,
+        )
         for (i, j), v in np.ndenumerate(d.values):
             ax.text(j, i, f"{v:.2f}" if np.isfinite(v) else "div", ha="center", va="center", fontsize=7, color="w")
         ax.set_xticks(x, [f"{v:g}" for v in d.columns])
@@ -56,8 +63,13 @@ def gauge_spectra(spectra: pd.DataFrame, table: pd.DataFrame, path: Path) -> Non
         a.plot(d.freq, d.measured, "o", ms=2.5, color=color, label=rf"$\xi$={xi:g}")
         if d.predicted.notna().any():
             a.plot(d.freq, d.predicted, "-", color=color, lw=1.2)
-    a.set(xscale="log", yscale="log", xlabel="frequency (1/step)", ylabel="power of G",
-          title="gauge sector: measured (points) vs predicted (lines)")
+    a.set(
+        xscale="log",
+        yscale="log",
+        xlabel="frequency (1/step)",
+        ylabel="power of G",
+        title="gauge sector: measured (points) vs predicted (lines)",
+    )
     a.legend(fontsize=7)
     t = table[np.isfinite(table.xi)]
     b.errorbar(t.xi, t.var_G_measured, fmt="o", label="measured Var(G)")

@@ -1,4 +1,5 @@
 """Mean-field figures: phase diagram with the critical line, chi_1 and xi_c vs sigma_w2, iterates."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,12 +20,18 @@ def phase_diagram(theory: pd.DataFrame, critical: pd.DataFrame, path: Path) -> N
         pivot = d.pivot_table(index="sigma_b2", columns="sigma_w2", values="chi1")
         z = np.log(pivot.values)
         lim = max(1e-3, np.nanmax(np.abs(z[np.isfinite(z)])))
-        mesh = ax.pcolormesh(pivot.columns, pivot.index, z, cmap="RdBu_r", shading="auto",
-                             norm=TwoSlopeNorm(0.0, -lim, lim))
+        mesh = ax.pcolormesh(
+            pivot.columns, pivot.index, z, cmap="RdBu_r", shading="auto", norm=TwoSlopeNorm(0.0, -lim, lim)
+        )
         crit = critical[(critical.activation == act) & critical.found]
         ax.plot(crit.sigma_w2_crit, crit.sigma_b2, "k-o", ms=3, lw=1.5, label=r"$\chi_1 = 1$")
-        ax.set(title=f"{act}: ordered (blue) / chaotic (red)", xlabel=r"$\sigma_w^2$", ylabel=r"$\sigma_b^2$",
-               xlim=(pivot.columns.min(), pivot.columns.max()), ylim=(pivot.index.min(), pivot.index.max()))
+        ax.set(
+            title=f"{act}: ordered (blue) / chaotic (red)",
+            xlabel=r"$\sigma_w^2$",
+            ylabel=r"$\sigma_b^2$",
+            xlim=(pivot.columns.min(), pivot.columns.max()),
+            ylim=(pivot.index.min(), pivot.index.max()),
+        )
         ax.legend(loc="upper left", fontsize=8)
         fig.colorbar(mesh, ax=ax, label=r"$\ln \chi_1$")
     fig.savefig(path, dpi=110)
@@ -34,8 +41,9 @@ def phase_diagram(theory: pd.DataFrame, critical: pd.DataFrame, path: Path) -> N
 def gain_and_depth(theory: pd.DataFrame, path: Path, n_curves: int = 4) -> None:
     """chi_1 (top) and xi_c (bottom) vs sigma_w2 for a few sigma_b2 per activation."""
     acts = list(dict.fromkeys(theory["activation"]))
-    fig, axes = plt.subplots(2, len(acts), figsize=(4.6 * len(acts), 6.5), squeeze=False,
-                             sharex="col", constrained_layout=True)
+    fig, axes = plt.subplots(
+        2, len(acts), figsize=(4.6 * len(acts), 6.5), squeeze=False, sharex="col", constrained_layout=True
+    )
     sbs = np.unique(theory.sigma_b2)
     pick = sbs[np.unique(np.linspace(0, len(sbs) - 1, n_curves).round().astype(int))]
     for j, act in enumerate(acts):

@@ -4,6 +4,7 @@
 outputs/mlp_sweep/{sweep.csv, finite_width.csv, layers.csv, figures/, metrics.json}; the merged
 artifacts are also attached to the sweep's MLflow parent run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,9 +56,17 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     for d in dirs:
         m = json.loads((d / "metrics.json").read_text())
         row = pd.read_csv(d / "sweep.csv", nrows=1).iloc[0]
-        crossings.append({"activation": row.activation, "width": int(row.width), "depth": int(row.depth),
-                          "sigma_b2": row.sigma_b2, "xi": row.xi, "mlflow_run_id": m.get("mlflow_run_id"),
-                          **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_theory")}})
+        crossings.append(
+            {
+                "activation": row.activation,
+                "width": int(row.width),
+                "depth": int(row.depth),
+                "sigma_b2": row.sigma_b2,
+                "xi": row.xi,
+                "mlflow_run_id": m.get("mlflow_run_id"),
+                **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_theory")},
+            }
+        )
     fw = finite_width_table(sweep)
     with staged(out) as folder:
         sweep.to_csv(folder / "sweep.csv", index=False)
@@ -68,8 +77,12 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
         figs.mkdir()
         plots.measured_vs_theory(sweep, figs / "measured_vs_theory.png")
         plots.collapse(fw, figs / "finite_width_collapse.png")
-        metrics = {"n_jobs": len(dirs), "n_rows": len(sweep), "n_failed_networks": int(sweep.n_failed_networks.sum()),
-                   "crossing": {f"{c['activation']}_N{c['width']}_L{c['depth']}": c["crossing_measured"] for c in crossings}}
+        metrics = {
+            "n_jobs": len(dirs),
+            "n_rows": len(sweep),
+            "n_failed_networks": int(sweep.n_failed_networks.sum()),
+            "crossing": {f"{c['activation']}_N{c['width']}_L{c['depth']}": c["crossing_measured"] for c in crossings},
+        }
         parent = jobs / PARENT_FILE
         metrics["mlflow_run_id"] = json.loads(parent.read_text())["run_id"] if parent.exists() else None
         write_json(folder / "metrics.json", metrics)
@@ -77,8 +90,13 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
         from pipeline.tracking.run import attach_to_run
 
         info = json.loads(parent.read_text())
-        attach_to_run(info["run_id"], info["uri"], {"n_jobs": len(dirs)},
-                      [out / "sweep.csv", out / "finite_width.csv", out / "crossings.csv", out / "figures"], "merged")
+        attach_to_run(
+            info["run_id"],
+            info["uri"],
+            {"n_jobs": len(dirs)},
+            [out / "sweep.csv", out / "finite_width.csv", out / "crossings.csv", out / "figures"],
+            "merged",
+        )
     return metrics
 
 

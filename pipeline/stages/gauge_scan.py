@@ -1,4 +1,5 @@
 """`gauge_scan` stage: the gauge parameter xi swept, measured vs predicted thresholds (science.md §4)."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,18 @@ from pipeline.theory.predictions import critical_sigma_w2, integrator
 
 log = logging.getLogger("ginn.gauge_scan")
 SMALL_Q0, PROBE_DEPTH = 1e-6, 5  # tiny-signal probe of the trivial fixed point's stability
-THRESHOLD_COLUMNS = ["activation", "xi", "sigma_b2", "width", "len_threshold_theory", "len_threshold_measured",
-                     "len_threshold_se", "chaos_threshold_theory", "chaos_threshold_measured", "chaos_threshold_se"]
+THRESHOLD_COLUMNS = [
+    "activation",
+    "xi",
+    "sigma_b2",
+    "width",
+    "len_threshold_theory",
+    "len_threshold_measured",
+    "len_threshold_se",
+    "chaos_threshold_theory",
+    "chaos_threshold_measured",
+    "chaos_threshold_se",
+]
 
 
 @dataclass
@@ -55,11 +66,23 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
         growth = t
         if not g.act.homogeneous and case.sigma_b2 == 0:
             # the threshold is the stability of q* = 0: measure the growth of a tiny signal (A_q(0))
-            probe = ensemble_spec(net, eng, sws, cfg.seed, activation=act, sigma_b2=0.0, width=width, xi=xi,
-                                  q0=SMALL_Q0, depth=PROBE_DEPTH, n_spectrum=0)
+            probe = ensemble_spec(
+                net,
+                eng,
+                sws,
+                cfg.seed,
+                activation=act,
+                sigma_b2=0.0,
+                width=width,
+                xi=xi,
+                q0=SMALL_Q0,
+                depth=PROBE_DEPTH,
+                n_spectrum=0,
+            )
             growth = summarize(simulate(probe), 0)
-        lx, lse = zero_crossing(growth.sigma_w2.to_numpy(), growth.log_q_growth.to_numpy(),
-                                growth.log_q_growth_se.to_numpy())
+        lx, lse = zero_crossing(
+            growth.sigma_w2.to_numpy(), growth.log_q_growth.to_numpy(), growth.log_q_growth_se.to_numpy()
+        )
         if not np.isfinite(len_th):  # no length threshold in theory (q* > 0 always): none measured either
             lx, lse = float("nan"), float("nan")
         cx, cse = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
@@ -81,9 +104,12 @@ def write(result: GaugeScanResult, folder: Path) -> StageOutput:
     s = result.scan
     exact = s.lambda_theory.notna()
     z = ((s.lambda_replica - s.lambda_theory).abs() / s.lambda_replica_se)[exact]
-    metrics = {"len_threshold_max_abs_err": float(d_len.max()), "chaos_threshold_max_abs_err": float(d_chaos.max()),
-               "exact_exponent_median_z": float(z.median()) if len(z) else None,
-               "n_failed_networks": int(s.n_failed_networks.sum())}
+    metrics = {
+        "len_threshold_max_abs_err": float(d_len.max()),
+        "chaos_threshold_max_abs_err": float(d_chaos.max()),
+        "exact_exponent_median_z": float(z.median()) if len(z) else None,
+        "n_failed_networks": int(s.n_failed_networks.sum()),
+    }
     summary = f"max |threshold error|: length {d_len.max():.3f}, chaos {d_chaos.max():.3f}"
     return StageOutput(metrics, {}, summary)
 

@@ -6,6 +6,7 @@ mean-field boundaries (MLP: depth 6 xi_c; GINN: chi_GINN = 1 and depth 6 / |ln c
 Experiment (b): Langevin training at several xi with one noise seed: gauge-invariant observables
 must coincide, while Var(G) = xi T and the spectrum of G narrows like 1/xi.
 """
+
 from __future__ import annotations
 
 import copy
@@ -13,7 +14,6 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -44,30 +44,49 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 class GinnTrainResult:
     history: pd.DataFrame
     summary: dict
-    trainability: Optional[pd.DataFrame]
-    boundary: Optional[pd.DataFrame]
-    gauge_fixing: Optional[pd.DataFrame]
-    spectra: Optional[pd.DataFrame]
+    trainability: pd.DataFrame | None
+    boundary: pd.DataFrame | None
+    gauge_fixing: pd.DataFrame | None
+    spectra: pd.DataFrame | None
     models: dict
 
 
 def _spec(tc, **over) -> TrainSpec:
-    kw = dict(optimizer=tc.optimizer.value, lr=tc.lr, epochs=tc.epochs, batch_size=tc.batch_size,
-              temperature=tc.temperature, xi=tc.xi, noise_seed=tc.noise_seed, max_loss=tc.max_loss,
-              restore_best=tc.restore_best)
+    kw = dict(
+        optimizer=tc.optimizer.value,
+        lr=tc.lr,
+        epochs=tc.epochs,
+        batch_size=tc.batch_size,
+        temperature=tc.temperature,
+        xi=tc.xi,
+        noise_seed=tc.noise_seed,
+        max_loss=tc.max_loss,
+        restore_best=tc.restore_best,
+    )
     kw.update(over)
     return TrainSpec(**kw)
 
 
 def _ginn(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> GINN:
     g = cfg.ginn
-    return GINN(data.d_in, width, depth, data.n_classes, sigma_w2, g.activation.value, g.modrelu_offset, seed,
-                DTYPES[g.precision.value])
+    return GINN(
+        data.d_in,
+        width,
+        depth,
+        data.n_classes,
+        sigma_w2,
+        g.activation.value,
+        g.modrelu_offset,
+        seed,
+        DTYPES[g.precision.value],
+    )
 
 
 def _mlp(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> MLP:
     g = cfg.ginn
-    return MLP(data.d_in, width, depth, data.n_classes, sigma_w2, g.mlp_sigma_b2, "tanh", seed, DTYPES[g.precision.value])
+    return MLP(
+        data.d_in, width, depth, data.n_classes, sigma_w2, g.mlp_sigma_b2, "tanh", seed, DTYPES[g.precision.value]
+    )
 
 
 def _rows(model: str, r: TrainResult) -> list[dict]:
@@ -85,22 +104,32 @@ def gauge_invariance_error(model: GINN, x: torch.Tensor, seed: int) -> float:
 def compute(cfg: StageConfig) -> GinnTrainResult:
     g = cfg.ginn
     torch.set_num_threads(g.train.threads)
-    data = load(g.data.name.value, g.data.seed, g.data.val_fraction, g.data.test_fraction, dtype=DTYPES[g.precision.value])
+    data = load(
+        g.data.name.value, g.data.seed, g.data.val_fraction, g.data.test_fraction, dtype=DTYPES[g.precision.value]
+    )
     rows, summary, models = [], {}, {}
     if g.model.value in ("ginn", "both"):
         m = _ginn(cfg, data, g.width, g.depth, g.sigma_w2, cfg.seed)
         r = train(m, data, _spec(g.train, seed=cfg.seed))
         rows += _rows("ginn", r)
-        summary.update(test_accuracy=r.test_accuracy, test_loss=r.test_loss, diverged=r.diverged,
-                       diverged_reason=r.diverged_reason,
-                       gauge_invariance_max_abs_diff=gauge_invariance_error(m, data.x_test, cfg.seed + 17))
+        summary.update(
+            test_accuracy=r.test_accuracy,
+            test_loss=r.test_loss,
+            diverged=r.diverged,
+            diverged_reason=r.diverged_reason,
+            gauge_invariance_max_abs_diff=gauge_invariance_error(m, data.x_test, cfg.seed + 17),
+        )
         models["ginn"] = m
     if g.model.value in ("mlp", "both"):
         m = _mlp(cfg, data, g.width, g.depth, g.sigma_w2, cfg.seed)
         r = train(m, data, _spec(g.train, seed=cfg.seed))
         rows += _rows("mlp", r)
-        summary.update(mlp_test_accuracy=r.test_accuracy, mlp_test_loss=r.test_loss, mlp_diverged=r.diverged,
-                       mlp_diverged_reason=r.diverged_reason)
+        summary.update(
+            mlp_test_accuracy=r.test_accuracy,
+            mlp_test_loss=r.test_loss,
+            mlp_diverged=r.diverged,
+            mlp_diverged_reason=r.diverged_reason,
+        )
         models["mlp"] = m
     tab = bnd = None
     if g.trainability.enabled:
@@ -112,8 +141,11 @@ def compute(cfg: StageConfig) -> GinnTrainResult:
         if 1.0 in v.index and 10.0 in v.index:
             summary["var_G_ratio_xi10_over_xi1"] = float(v[10.0] / v[1.0])
         summary["gauge_fixing_max_output_diff"] = float(gf.max_output_diff_vs_first.max())
-    history = pd.DataFrame(rows, columns=["model", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
-                           + (["var_G"] if rows and "var_G" in rows[0] else []))
+    history = pd.DataFrame(
+        rows,
+        columns=["model", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+        + (["var_G"] if rows and "var_G" in rows[0] else []),
+    )
     return GinnTrainResult(history, summary, tab, bnd, gf, spectra, models)
 
 
@@ -126,19 +158,41 @@ def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFr
         for model, build in (("ginn", _ginn), ("mlp", _mlp)):
             m = build(cfg, data, ta.width, depth, sw, cfg.seed)
             r = train(m, data, _spec(g.train, epochs=ta.epochs, seed=cfg.seed), progress=False)
-            rows.append({"model": model, "sigma_w2": sw, "depth": depth, "test_accuracy": r.test_accuracy,
-                         "diverged": r.diverged})
+            rows.append(
+                {
+                    "model": model,
+                    "sigma_w2": sw,
+                    "depth": depth,
+                    "test_accuracy": r.test_accuracy,
+                    "diverged": r.diverged,
+                }
+            )
     sws = torch.linspace(min(ta.sigma_w2), max(ta.sigma_w2), 60, dtype=torch.float64)
     mf = mean_field_grid(GaussianIntegrator(ACTIVATIONS["tanh"]), sws, g.mlp_sigma_b2)
     kind, off = g.activation.value, g.modrelu_offset
     q = ginn_q_star(sws, kind, off).x
     chi = chi_ginn(torch.where(torch.isfinite(q), q, torch.full_like(q, 1e6)), sws, kind, off)
-    bnd = pd.concat([
-        pd.DataFrame({"model": "mlp", "sigma_w2": sws.numpy(), "depth_boundary": 6 * mf.xi_c.numpy(),
-                      "label": r"$6\,\xi_c$ (mean field)"}),
-        pd.DataFrame({"model": "ginn", "sigma_w2": sws.numpy(), "depth_boundary": (6 / torch.log(chi).abs()).numpy(),
-                      "label": r"$6/|\ln\chi_{GINN}|$"}),
-    ], ignore_index=True)
+    bnd = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "model": "mlp",
+                    "sigma_w2": sws.numpy(),
+                    "depth_boundary": 6 * mf.xi_c.numpy(),
+                    "label": r"$6\,\xi_c$ (mean field)",
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "model": "ginn",
+                    "sigma_w2": sws.numpy(),
+                    "depth_boundary": (6 / torch.log(chi).abs()).numpy(),
+                    "label": r"$6/|\ln\chi_{GINN}|$",
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     bnd["depth_boundary"] = bnd.depth_boundary.replace(np.inf, 1e6)
     return pd.DataFrame(rows), bnd
 
@@ -146,26 +200,50 @@ def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFr
 def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Experiment (b): one GINN init and one noise seed, Langevin at every xi; gauge sector measured."""
     g, gf = cfg.ginn, cfg.ginn.gauge_fixing
-    base = GINN(data.d_in, gf.width, gf.depth, data.n_classes, g.sigma_w2, g.activation.value, g.modrelu_offset,
-                cfg.seed, torch.float64)
+    base = GINN(
+        data.d_in,
+        gf.width,
+        gf.depth,
+        data.n_classes,
+        g.sigma_w2,
+        g.activation.value,
+        g.modrelu_offset,
+        cfg.seed,
+        torch.float64,
+    )
     GaugeSector(base).fix_divergence_free()  # start every run at G = 0 (same network function)
     rows, spec_rows, ref = [], [], None
     for xi in tqdm(gf.xi, desc="gauge fixing", disable=None):
         m = copy.deepcopy(base)
-        spec = TrainSpec("langevin", gf.lr, gf.epochs, g.train.batch_size, gf.temperature, xi, cfg.seed,
-                         g.train.noise_seed, g.train.max_loss, record_gauge=True)
+        spec = TrainSpec(
+            "langevin",
+            gf.lr,
+            gf.epochs,
+            g.train.batch_size,
+            gf.temperature,
+            xi,
+            cfg.seed,
+            g.train.noise_seed,
+            g.train.max_loss,
+            record_gauge=True,
+        )
         r = train(m, data, spec, progress=False)
         sector = GaugeSector(m)
-        trace = r.gauge_trace[gf.burn_in_steps:]
+        trace = r.gauge_trace[gf.burn_in_steps :]
         out = r.outputs_test.double()
         ref = out if ref is None else ref
-        row = {"xi": xi, "test_accuracy": r.test_accuracy, "final_train_loss": r.history[-1]["train_loss"],
-               "max_output_diff_vs_first": float((out - ref).abs().max()), "var_G_measured": float(trace.pow(2).mean()),
-               "var_G_predicted": gf.temperature * xi if math.isfinite(xi) else float("nan")}
+        row = {
+            "xi": xi,
+            "test_accuracy": r.test_accuracy,
+            "final_train_loss": r.history[-1]["train_loss"],
+            "max_output_diff_vs_first": float((out - ref).abs().max()),
+            "var_G_measured": float(trace.pow(2).mean()),
+            "var_G_predicted": gf.temperature * xi if math.isfinite(xi) else float("nan"),
+        }
         c = obs.autocovariance(trace, 200)
         row["tau_measured_steps"] = obs.integrated_time(c)
         freq, spec_m = obs.periodogram(trace)
-        w = (sector.m_vec ** 2).mean(0)
+        w = (sector.m_vec**2).mean(0)
         if math.isfinite(xi):
             pred = obs.ar1_spectrum(freq, sector.m_eig, w, gf.lr, gf.temperature, xi)
             lags = torch.arange(0, 2000, dtype=torch.float64)
@@ -203,8 +281,11 @@ def write(result: GinnTrainResult, folder: Path) -> StageOutput:
             curves[f"{model}.{col}"] = d[col].tolist()
     metrics = {k: (float(v) if isinstance(v, (int, float, bool)) else v) for k, v in s.items()}
     metrics["ginn_critical_sigma_w2"] = ginn_critical_sigma_w2("tanh")
-    text = ", ".join(f"{k} {s[k]:.4f}" for k in ("test_accuracy", "mlp_test_accuracy", "gauge_invariance_max_abs_diff",
-                                                  "var_G_ratio_xi10_over_xi1") if k in s)
+    text = ", ".join(
+        f"{k} {s[k]:.4f}"
+        for k in ("test_accuracy", "mlp_test_accuracy", "gauge_invariance_max_abs_diff", "var_G_ratio_xi10_over_xi1")
+        if k in s
+    )
     failure = ""
     if s.get("diverged") or s.get("mlp_diverged"):
         failure = f"training diverged: {s.get('diverged_reason') or s.get('mlp_diverged_reason')}"

@@ -1,8 +1,9 @@
 """Build a stage's console entry point: Hydra main with the repo's conf/, plus sweep clean-up."""
+
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -27,8 +28,11 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
         try:
             app()
         except KeyboardInterrupt:
-            print("interrupted: runs in flight are marked KILLED; finished jobs keep their runs and outputs. "
-                  "Re-run the same command with resume=true to run only the rest.", file=sys.stderr)
+            print(
+                "interrupted: runs in flight are marked KILLED; finished jobs keep their runs and outputs. "
+                "Re-run the same command with resume=true to run only the rest.",
+                file=sys.stderr,
+            )
             raise SystemExit(130) from None
         finally:
             close_open_parents()  # Hydra skips on_multirun_end when a job failed

@@ -1,4 +1,5 @@
 """`lyapunov` stage: largest exponent by two replicas and by tangents, QR spectrum, ReLU exact check (§3)."""
+
 from __future__ import annotations
 
 import logging
@@ -39,8 +40,9 @@ def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataF
     table = summarize(m, eng.burn_in)
     theory, _ = predictions(activation.value, sws, sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
     table = table.merge(theory[["sigma_w2", "chi1", "lambda_mf", "q_star"]], on="sigma_w2")
-    for i, (k, v) in enumerate(dict(activation=activation.value, sigma_b2=sigma_b2, width=net.width,
-                                    depth=net.depth, xi=net.xi).items()):
+    for i, (k, v) in enumerate(
+        dict(activation=activation.value, sigma_b2=sigma_b2, width=net.width, depth=net.depth, xi=net.xi).items()
+    ):
         table.insert(i, k, v)
     local = layer_curves(m)[["sigma_w2", "layer", "lambda_replica", "lambda_tangent"]]
     local.insert(0, "sigma_b2", sigma_b2)
@@ -57,32 +59,83 @@ def compute(cfg: StageConfig) -> LyapunovResult:
         tables.append(t)
         locals_.append(loc)
         x0, se = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
-        crossings.append({"activation": curve.activation.value, "width": net.width, "sigma_b2": curve.sigma_b2,
-                          "xi": net.xi, "crossing_measured": x0, "crossing_measured_se": se,
-                          "crossing_theory": critical_sigma_w2(curve.activation.value, curve.sigma_b2, net.xi,
-                                                               Path(cfg.theory_outputs) / "critical_line.csv")[0]})
+        crossings.append(
+            {
+                "activation": curve.activation.value,
+                "width": net.width,
+                "sigma_b2": curve.sigma_b2,
+                "xi": net.xi,
+                "crossing_measured": x0,
+                "crossing_measured_se": se,
+                "crossing_theory": critical_sigma_w2(
+                    curve.activation.value, curve.sigma_b2, net.xi, Path(cfg.theory_outputs) / "critical_line.csv"
+                )[0],
+            }
+        )
     rfw = ly.relu_finite_width
     rows = []
     for width in tqdm(rfw.widths, desc="relu finite width", disable=None):
-        spec = ensemble_spec(net, eng, rfw.sigma_w2, cfg.seed, activation="relu", sigma_b2=0.0, xi=1.0,
-                             weights="gaussian", width=width, depth=rfw.depth, n_seeds=rfw.n_seeds, n_spectrum=0)
+        spec = ensemble_spec(
+            net,
+            eng,
+            rfw.sigma_w2,
+            cfg.seed,
+            activation="relu",
+            sigma_b2=0.0,
+            xi=1.0,
+            weights="gaussian",
+            width=width,
+            depth=rfw.depth,
+            n_seeds=rfw.n_seeds,
+            n_spectrum=0,
+        )
         s = summarize(simulate(spec), eng.burn_in)
         for _, r in s.iterrows():
-            rows.append({"width": width, "sigma_w2": r.sigma_w2, "lambda_measured": r.lambda_replica,
-                         "lambda_measured_se": r.lambda_replica_se, "lambda_tangent": r.lambda_tangent,
-                         "lambda_exact": relu_lyapunov_exact(width, r.sigma_w2),
-                         "lambda_mean_field": 0.5 * math.log(r.sigma_w2 / 2)})
+            rows.append(
+                {
+                    "width": width,
+                    "sigma_w2": r.sigma_w2,
+                    "lambda_measured": r.lambda_replica,
+                    "lambda_measured_se": r.lambda_replica_se,
+                    "lambda_tangent": r.lambda_tangent,
+                    "lambda_exact": relu_lyapunov_exact(width, r.sigma_w2),
+                    "lambda_mean_field": 0.5 * math.log(r.sigma_w2 / 2),
+                }
+            )
     ec = ly.eps_check
     eps_rows = []
     for eps in ec.eps:
-        spec = ensemble_spec(net, eng, [ec.sigma_w2], cfg.seed, activation=ec.activation.value,
-                             sigma_b2=ec.sigma_b2, eps=eps, dtype="float64", n_spectrum=0)
+        spec = ensemble_spec(
+            net,
+            eng,
+            [ec.sigma_w2],
+            cfg.seed,
+            activation=ec.activation.value,
+            sigma_b2=ec.sigma_b2,
+            eps=eps,
+            dtype="float64",
+            n_spectrum=0,
+        )
         s = summarize(simulate(spec), eng.burn_in).iloc[0]
-        eps_rows.append({"activation": ec.activation.value, "sigma_w2": ec.sigma_w2, "sigma_b2": ec.sigma_b2,
-                         "eps": eps, "lambda_replica": s.lambda_replica, "lambda_replica_se": s.lambda_replica_se,
-                         "lambda_tangent": s.lambda_tangent, "lambda_tangent_se": s.lambda_tangent_se})
-    return LyapunovResult(pd.concat(tables, ignore_index=True), pd.DataFrame(crossings), pd.DataFrame(rows),
-                          pd.DataFrame(eps_rows), pd.concat(locals_, ignore_index=True))
+        eps_rows.append(
+            {
+                "activation": ec.activation.value,
+                "sigma_w2": ec.sigma_w2,
+                "sigma_b2": ec.sigma_b2,
+                "eps": eps,
+                "lambda_replica": s.lambda_replica,
+                "lambda_replica_se": s.lambda_replica_se,
+                "lambda_tangent": s.lambda_tangent,
+                "lambda_tangent_se": s.lambda_tangent_se,
+            }
+        )
+    return LyapunovResult(
+        pd.concat(tables, ignore_index=True),
+        pd.DataFrame(crossings),
+        pd.DataFrame(rows),
+        pd.DataFrame(eps_rows),
+        pd.concat(locals_, ignore_index=True),
+    )
 
 
 def write(result: LyapunovResult, folder: Path) -> StageOutput:
@@ -100,18 +153,33 @@ def write(result: LyapunovResult, folder: Path) -> StageOutput:
     cr = result.crossings
     rfw = result.relu_finite_width
     metrics = {
-        "crossing": {f"{r.activation}_sb{r.sigma_b2:g}": {"measured": r.crossing_measured, "se": r.crossing_measured_se,
-                                                          "theory": r.crossing_theory} for r in cr.itertuples()},
-        "relu_finite_width_max_z": float(((rfw.lambda_measured - rfw.lambda_exact).abs() / rfw.lambda_measured_se).max()),
-        "replica_minus_tangent_max_z": float(((result.lyapunov.lambda_replica - result.lyapunov.lambda_tangent).abs()
-                                              / result.lyapunov.lambda_replica_se).max()),
+        "crossing": {
+            f"{r.activation}_sb{r.sigma_b2:g}": {
+                "measured": r.crossing_measured,
+                "se": r.crossing_measured_se,
+                "theory": r.crossing_theory,
+            }
+            for r in cr.itertuples()
+        },
+        "relu_finite_width_max_z": float(
+            ((rfw.lambda_measured - rfw.lambda_exact).abs() / rfw.lambda_measured_se).max()
+        ),
+        "replica_minus_tangent_max_z": float(
+            (
+                (result.lyapunov.lambda_replica - result.lyapunov.lambda_tangent).abs()
+                / result.lyapunov.lambda_replica_se
+            ).max()
+        ),
         "eps_spread": float(result.eps_check.lambda_replica.max() - result.eps_check.lambda_replica.min()),
     }
     curves = {}
     for (act, sb, sw), d in result.local.groupby(["activation", "sigma_b2", "sigma_w2"]):
         curves[f"lambda_l.{act}_sb{sb:g}.sw2_{sw:.3f}"] = d.lambda_replica.fillna(0.0).tolist()[1:]
-    summary = "; ".join(f"{r.activation} sb2={r.sigma_b2:g}: crossing {r.crossing_measured:.3f}+-{r.crossing_measured_se:.3f}"
-                        f" (theory {r.crossing_theory:.3f})" for r in cr.itertuples())
+    summary = "; ".join(
+        f"{r.activation} sb2={r.sigma_b2:g}: crossing {r.crossing_measured:.3f}+-{r.crossing_measured_se:.3f}"
+        f" (theory {r.crossing_theory:.3f})"
+        for r in cr.itertuples()
+    )
     return StageOutput(metrics, curves, summary)
 
 

@@ -3,6 +3,7 @@
 The engine vectorizes over sigma_w2 x seeds x inputs; Hydra multirun sweeps widths, depths and
 activations; `python -m pipeline.collect mlp_sweep` merges the jobs' tables.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,15 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
         raise NumericalError(f"all networks non-finite at sigma_w2={bad}")
     theory, iters = predictions(net.activation.value, sws, net.sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
     sweep = table.merge(theory, on="sigma_w2")
-    meta = dict(activation=net.activation.value, width=net.width, depth=net.depth, sigma_b2=net.sigma_b2,
-                xi=net.xi, weights=net.weights.value, dtype=eng.dtype.value)
+    meta = dict(
+        activation=net.activation.value,
+        width=net.width,
+        depth=net.depth,
+        sigma_b2=net.sigma_b2,
+        xi=net.xi,
+        weights=net.weights.value,
+        dtype=eng.dtype.value,
+    )
     for i, (k, v) in enumerate(meta.items()):
         sweep.insert(i, k, v)
     layers = layer_curves(m)
@@ -53,12 +61,18 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
     layers["chi1_theory"] = iters.chi1.to_numpy()
     layers.insert(0, "width", net.width)
     layers.insert(0, "activation", net.activation.value)
-    x0, se = zero_crossing(sweep.sigma_w2.to_numpy(), sweep.lambda_replica.to_numpy(),
-                           sweep.lambda_replica_se.to_numpy())
-    theory_x0, source = critical_sigma_w2(net.activation.value, net.sigma_b2, net.xi,
-                                          Path(cfg.theory_outputs) / "critical_line.csv")
-    crossing = {"crossing_measured": x0, "crossing_measured_se": se, "crossing_theory": theory_x0,
-                "crossing_theory_source": source}
+    x0, se = zero_crossing(
+        sweep.sigma_w2.to_numpy(), sweep.lambda_replica.to_numpy(), sweep.lambda_replica_se.to_numpy()
+    )
+    theory_x0, source = critical_sigma_w2(
+        net.activation.value, net.sigma_b2, net.xi, Path(cfg.theory_outputs) / "critical_line.csv"
+    )
+    crossing = {
+        "crossing_measured": x0,
+        "crossing_measured_se": se,
+        "crossing_theory": theory_x0,
+        "crossing_theory_source": source,
+    }
     return MlpSweepResult(sweep, layers, crossing)
 
 
@@ -71,17 +85,23 @@ def write(result: MlpSweepResult, folder: Path) -> StageOutput:
     plots.layer_profiles(result.layers, figs / "layer_profiles.png")
     s = result.sweep
     rel_chi = (s.chi / s.chi1 - 1).abs()
-    metrics = {**result.crossing,
-               "chi_rel_err_median": float(np.nanmedian(rel_chi)),
-               "lambda_replica_minus_tangent_max": float((s.lambda_replica - s.lambda_tangent).abs().max()),
-               "n_failed_networks": int(s.n_failed_networks.sum())}
+    metrics = {
+        **result.crossing,
+        "chi_rel_err_median": float(np.nanmedian(rel_chi)),
+        "lambda_replica_minus_tangent_max": float((s.lambda_replica - s.lambda_tangent).abs().max()),
+        "n_failed_networks": int(s.n_failed_networks.sum()),
+    }
     curves = {}
     for sw, d in result.layers.groupby("sigma_w2"):
         curves[f"q_l.sw2_{sw:.3f}"] = d.q.tolist()
         curves[f"c_l.sw2_{sw:.3f}"] = d.c.tolist()
     c = result.crossing
-    return StageOutput(metrics, curves, f"lambda = 0 at sigma_w2 = {c['crossing_measured']:.4f} "
-                                        f"+- {c['crossing_measured_se']:.4f} (theory {c['crossing_theory']:.4f})")
+    return StageOutput(
+        metrics,
+        curves,
+        f"lambda = 0 at sigma_w2 = {c['crossing_measured']:.4f} "
+        f"+- {c['crossing_measured_se']:.4f} (theory {c['crossing_theory']:.4f})",
+    )
 
 
 def task(cfg: DictConfig) -> None:

@@ -2,6 +2,7 @@
 
 A crash or a bad input never leaves half-written files where DVC or a user would read them.
 """
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,10 @@ import math
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 
 @contextmanager

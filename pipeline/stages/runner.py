@@ -4,15 +4,17 @@ A stage supplies `compute(cfg) -> result` and `write(result, folder) -> StageOut
 does the bookkeeping so that a bad input exits early with one line, a failure leaves a FAILED run
 and no partial outputs, and `metrics.json` names the MLflow run that produced it.
 """
+
 from __future__ import annotations
 
 import logging
 import random
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 import torch
@@ -70,7 +72,10 @@ def install_sigterm_handler() -> None:
     """SIGTERM (cluster schedulers) -> Interrupted, so runs in flight end KILLED, not RUNNING."""
     import threading
 
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    ):
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
@@ -79,7 +84,7 @@ def run_stage(
     stage: str,
     compute: Callable[[Any], Any],
     write: Callable[[Any, Path], StageOutput],
-) -> Optional[float]:
+) -> float | None:
     """Run one stage job end to end (see module docstring)."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     overrides = " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
@@ -96,8 +101,13 @@ def run_stage(
             tracking = cfg.get("tracking") or {}
             if tracking.get("enabled", True):
                 try:
-                    record_failed_job(tracking.get("experiment") or stage, tracking.get("uri"), parent_run_id(),
-                                      {"stage": stage, "overrides": overrides[:5000]}, f"ConfigError: {exc}")
+                    record_failed_job(
+                        tracking.get("experiment") or stage,
+                        tracking.get("uri"),
+                        parent_run_id(),
+                        {"stage": stage, "overrides": overrides[:5000]},
+                        f"ConfigError: {exc}",
+                    )
                 except Exception as rec:  # noqa: BLE001 - the store itself may be the problem
                     log.error("could not record the failed job in MLflow: %s", rec)
             raise
@@ -111,15 +121,27 @@ def run_stage(
     logged = {k: v for k, v in container.items() if not isinstance(v, dict) or k in sections}
     sha, dirty = git_state()
     chash = config_hash({"stage": stage, **logged})
-    tags = {"stage": stage, "git_commit": sha, "git_dirty": str(dirty), "hydra_output_dir": str(out_dir.resolve()),
-            "config_hash": chash, "overrides": overrides[:5000]}
+    tags = {
+        "stage": stage,
+        "git_commit": sha,
+        "git_dirty": str(dirty),
+        "hydra_output_dir": str(out_dir.resolve()),
+        "config_hash": chash,
+        "overrides": overrides[:5000],
+    }
     if obj.resume and obj.tracking.enabled:
         done = find_finished(obj.tracking.experiment or stage, obj.tracking.uri, chash)
         if done:
             log.info("%s: resume=true and an identical config already FINISHED in run %s: skipped", stage, done)
             return None
-    with stage_run(obj.tracking.experiment or stage, obj.tracking.enabled, obj.tracking.uri,
-                   obj.tracking.run_name, parent_run_id(), tags) as run:
+    with stage_run(
+        obj.tracking.experiment or stage,
+        obj.tracking.enabled,
+        obj.tracking.uri,
+        obj.tracking.run_name,
+        parent_run_id(),
+        tags,
+    ) as run:
         run.log_params(config_params(logged), metrics=numeric_axes(logged))
         result = compute(obj)
         with staged(out_dir) as folder:

@@ -1,4 +1,5 @@
 """`theory` stage: mean-field curves over (sigma_w2, sigma_b2) grids, critical lines, iterates (§1)."""
+
 from __future__ import annotations
 
 import logging
@@ -52,19 +53,23 @@ def compute(cfg: StageConfig) -> TheoryResult:
     grids, crits, quad = [], [], {}
     names = list(dict.fromkeys(a.value for a in th.activations))
     for name in tqdm(names, desc="theory", unit="activation", disable=None):
-        g = integrator_for(name, cfg, max(float(sw.max()), *th.sigma_w2_search), float(max(sb.max(), *th.critical_sigma_b2)))
+        g = integrator_for(
+            name, cfg, max(float(sw.max()), *th.sigma_w2_search), float(max(sb.max(), *th.critical_sigma_b2))
+        )
         quad[name] = {"n_nodes": g.n_nodes, "q_max": g.q_max, "quad_error": g.quad_error}
         grids.append(grid_table(name, mean_field_grid(g, sw[:, None], sb[None, :], cfg.net.xi, **solver)))
-        crits.append(critical_table(name, critical_line(g, th.critical_sigma_b2, cfg.net.xi,
-                                                        tuple(th.sigma_w2_search))))
+        crits.append(
+            critical_table(name, critical_line(g, th.critical_sigma_b2, cfg.net.xi, tuple(th.sigma_w2_search)))
+        )
     net = cfg.net
     g = integrator_for(net.activation.value, cfg, net.sigma_w2, net.sigma_b2)
     it = th.iterate
     iters = layer_iterates(g, net.sigma_w2, net.sigma_b2, net.depth, it.q11, it.q22, it.c0, net.xi)
     iters.insert(0, "activation", net.activation.value)
     iters = iters.drop(columns="sigma_w2")
-    return TheoryResult(pd.concat(grids, ignore_index=True), pd.concat(crits, ignore_index=True), iters, quad,
-                        th.figures)
+    return TheoryResult(
+        pd.concat(grids, ignore_index=True), pd.concat(crits, ignore_index=True), iters, quad, th.figures
+    )
 
 
 def write(result: TheoryResult, folder: Path) -> StageOutput:
@@ -93,9 +98,13 @@ def write(result: TheoryResult, folder: Path) -> StageOutput:
     }
     curves = {"iterate_q11": result.iterates.q11.tolist(), "iterate_c": result.iterates.c.tolist()}
     crit_txt = ", ".join(f"{a} {v:.6f}" for a, v in crit0.items())
-    return StageOutput(metrics, curves, f"critical sigma_w2 at sigma_b2=0: {crit_txt}; "
-                                        f"{unconverged}/{len(result.theory)} grid points not converged, "
-                                        f"{no_fixed_point} without a finite fixed point")
+    return StageOutput(
+        metrics,
+        curves,
+        f"critical sigma_w2 at sigma_b2=0: {crit_txt}; "
+        f"{unconverged}/{len(result.theory)} grid points not converged, "
+        f"{no_fixed_point} without a finite fixed point",
+    )
 
 
 def task(cfg: DictConfig) -> None:

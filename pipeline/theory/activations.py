@@ -3,11 +3,12 @@
 Theory (float64) and finite-width code (any dtype, any device) read the same torch callables, so
 they cannot drift apart. Adding an activation is adding one `Activation(...)` entry below.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -30,14 +31,14 @@ class Activation:
     phi: Fn
     dphi: Fn
     d2phi: Fn
-    kernel: Optional[KernelFn] = None  # E[phi(u1) phi(u2)]
-    grad_kernel: Optional[KernelFn] = None  # E[phi'(u1) phi'(u2)]
-    mean: Optional[MomentFn] = None  # E[phi(sqrt(q) z)]
-    dmean_dq: Optional[MomentFn] = None  # d/dq E[phi(sqrt(q) z)] = E[phi''] / 2
+    kernel: KernelFn | None = None  # E[phi(u1) phi(u2)]
+    grad_kernel: KernelFn | None = None  # E[phi'(u1) phi'(u2)]
+    mean: MomentFn | None = None  # E[phi(sqrt(q) z)]
+    dmean_dq: MomentFn | None = None  # d/dq E[phi(sqrt(q) z)] = E[phi''] / 2
     smooth: bool = True  # False where phi' jumps (quadrature of phi' moments converges slowly)
-    sup_phi2: Optional[float] = None  # sup phi^2 for bounded activations: bounds q* <= sigma_w2 sup + sigma_b2
+    sup_phi2: float | None = None  # sup phi^2 for bounded activations: bounds q* <= sigma_w2 sup + sigma_b2
     homogeneous: bool = False  # phi(a x) = a phi(x) for a > 0: the correlation map is q-independent
-    joint: Optional[Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = None
+    joint: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
 
     def derivs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(phi, phi', phi'') at x in one pass where the activation shares work between them."""
@@ -138,8 +139,7 @@ _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("tanh", _tanh, _tanh_d, _tanh_d2, mean=_zero, dmean_dq=_zero, joint=_tanh_joint,
-                   sup_phi2=1.0),
+        Activation("tanh", _tanh, _tanh_d, _tanh_d2, mean=_zero, dmean_dq=_zero, joint=_tanh_joint, sup_phi2=1.0),
         Activation(
             "relu",
             torch.relu,

@@ -4,6 +4,7 @@
 (variance) threshold A_q(q*; xi) = 1 of the gauge-parameter ensemble (science.md §4);
 `gain="a_q0"`: A_q at q = 0, where the trivial fixed point q* = 0 loses stability.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,8 +51,9 @@ def critical_line(
         raise ValueError(f"gain={gain!r}: allowed chi1, a_q, a_q0")
     sb, xi = torch.broadcast_tensors(as_t(sigma_b2).reshape(-1), as_t(xi).reshape(-1))
     scan = torch.linspace(*sigma_w2_range, n_scan, dtype=sb.dtype)
-    ex = _excess_gain(g, scan[None, :].expand(sb.numel(), -1), sb[:, None].expand(-1, n_scan),
-                      xi[:, None].expand(-1, n_scan), gain)
+    ex = _excess_gain(
+        g, scan[None, :].expand(sb.numel(), -1), sb[:, None].expand(-1, n_scan), xi[:, None].expand(-1, n_scan), gain
+    )
     up = (ex[:, :-1] < 0) & (ex[:, 1:] >= 0)
     found = up.any(1)
     first = torch.where(found, up.float().argmax(1), torch.zeros_like(sb, dtype=torch.long))

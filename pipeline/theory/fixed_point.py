@@ -2,11 +2,12 @@
 
 Every grid point carries a status, so non-convergence is reported, never silent.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Callable
 
 import torch
 

@@ -5,6 +5,7 @@ independent, the longitudinal factor A_q(xi) = dq'/dq is not. For positively hom
 activations without bias the signal is itself a tangent vector, so the top exponent is
 0.5 ln max(chi_1, A_q) exactly.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,10 +34,17 @@ def gauge_theory(g: GaussianIntegrator, sigma_w2, sigma_b2, xi) -> dict[str, tor
     q = gain_variance(g, fp.x)
     c1 = chi1(g, q, sw)
     a_q = variance_slope(g, q, sw, x)
-    out = {"q_star": fp.x, "chi1": c1, "a_q": a_q, "half_ln_chi1": 0.5 * torch.log(c1),
-           "half_ln_a_q": 0.5 * torch.log(a_q.clamp_min(1e-300))}
+    out = {
+        "q_star": fp.x,
+        "chi1": c1,
+        "a_q": a_q,
+        "half_ln_chi1": 0.5 * torch.log(c1),
+        "half_ln_a_q": 0.5 * torch.log(a_q.clamp_min(1e-300)),
+    }
     exact = g.act.homogeneous & (sb == 0)
-    out["lambda_theory"] = torch.where(exact, 0.5 * torch.log(torch.maximum(c1, a_q)), torch.full_like(c1, float("nan")))
+    out["lambda_theory"] = torch.where(
+        exact, 0.5 * torch.log(torch.maximum(c1, a_q)), torch.full_like(c1, float("nan"))
+    )
     return out
 
 
@@ -58,5 +66,10 @@ def thresholds(g: GaussianIntegrator, sigma_b2, xi, sigma_w2_range=(0.05, 10.0))
     transverse = critical_line(g, sb, x, sigma_w2_range, gain="chi1").sigma_w2_crit
     exact = g.act.homogeneous & (sb == 0)
     chaos = torch.where(exact, torch.fmin(transverse, length), transverse)
-    return {"sigma_b2": sb, "xi": x, "len_threshold": length, "transverse_threshold": transverse,
-            "chaos_threshold": chaos}
+    return {
+        "sigma_b2": sb,
+        "xi": x,
+        "len_threshold": length,
+        "transverse_threshold": transverse,
+        "chaos_threshold": chaos,
+    }

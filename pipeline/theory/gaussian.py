@@ -4,6 +4,7 @@ Closed forms from the activation are used where they exist (ReLU arc-cosine, erf
 otherwise the kernel is Mehler's series on Hermite coefficients from the quadrature rule.
 `use_closed_forms=False` forces quadrature everywhere (the tests compare both paths).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -29,8 +30,11 @@ class GaussianIntegrator:
     def __post_init__(self) -> None:
         if self.n_nodes is None:
             probe = torch.tensor([1e-3, 0.1, 0.5, 1.0, 3.0, self.q_max], dtype=DTYPE)
-            fns = [lambda x: self.act.phi(x) ** 2, lambda x: self.act.dphi(x) ** 2,
-                   lambda x: self.act.phi(x) * self.act.d2phi(x)]
+            fns = [
+                lambda x: self.act.phi(x) ** 2,
+                lambda x: self.act.dphi(x) ** 2,
+                lambda x: self.act.phi(x) * self.act.d2phi(x),
+            ]
             if not (self.use_closed_forms and self.act.mean is not None):
                 fns.append(self.act.phi)
             self.n_nodes, self.quad_error = converged_node_count(fns, probe, self.tol)
@@ -46,10 +50,10 @@ class GaussianIntegrator:
         flat = q.reshape(-1).clamp_min(0).sqrt()
         out = torch.empty(3, flat.numel(), dtype=DTYPE)
         for s in range(0, flat.numel(), chunk):
-            h = flat[s:s + chunk].unsqueeze(-1) * self.rule.z
+            h = flat[s : s + chunk].unsqueeze(-1) * self.rule.z
             p, d, d2 = self.act.derivs(h)
             for row, vals in enumerate((p * p, d * d, p * d2)):
-                torch.mv(vals, self.rule.w, out=out[row, s:s + chunk])
+                torch.mv(vals, self.rule.w, out=out[row, s : s + chunk])
         return out.reshape((3,) + q.shape)
 
     def e_phi2(self, q: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ Expectations: E f(r) = int_0^inf f(sqrt(q u)) exp(-u) du by Gauss–Laguerre qua
 exact for polynomials in r^2: smooth even g (tanh, identity) converge geometrically; modReLU's kink
 at r = -b converges algebraically (error ~1e-5 at 200 nodes, enough for its 3% checks).
 """
+
 from __future__ import annotations
 
 import math
@@ -38,11 +39,14 @@ def rayleigh_expectation(fn, q: torch.Tensor) -> torch.Tensor:
 
 def ginn_variance_map(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tensor:
     """q' = sigma_w2 E g(r)^2."""
-    return torch.as_tensor(sigma_w2, dtype=torch.float64) * rayleigh_expectation(lambda r: _g(kind, r, offset)[0] ** 2, q)
+    return torch.as_tensor(sigma_w2, dtype=torch.float64) * rayleigh_expectation(
+        lambda r: _g(kind, r, offset)[0] ** 2, q
+    )
 
 
 def chi_ginn(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tensor:
     """sigma_w2 E[(g'(r)^2 + (g(r)/r)^2) / 2]; at r -> 0, g(r)/r -> g'(0)."""
+
     def f(r):
         g, dg = _g(kind, r, offset)
         ratio = torch.where(r > 0, g / r.clamp_min(1e-300), dg)
@@ -79,9 +83,11 @@ def ginn_q_star(sigma_w2, kind: str = "tanh", offset: float = 0.0, q0: float = 1
     return fp
 
 
-def ginn_critical_sigma_w2(kind: str = "tanh", offset: float = 0.0, lo: float = 0.05, hi: float = 10.0,
-                           tol: float = 1e-8) -> float:
+def ginn_critical_sigma_w2(
+    kind: str = "tanh", offset: float = 0.0, lo: float = 0.05, hi: float = 10.0, tol: float = 1e-8
+) -> float:
     """sigma_w2 where chi_GINN(q*) = 1, by bisection (nan if no crossing in [lo, hi])."""
+
     def excess(sw: float) -> float:
         q = ginn_q_star(torch.tensor(sw), kind, offset).x
         q = torch.where(torch.isfinite(q), q, torch.full_like(q, 1e6))  # divergent q*: the large-q limit

@@ -3,6 +3,7 @@
 All functions are float64 and vectorized over broadcastable tensors of sigma_w2, sigma_b2 and xi;
 xi = 1 is the i.i.d. Gaussian network of the classic theory.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,6 @@ import torch
 from .fixed_point import FixedPoint, Status, solve_fixed_point
 from .gaussian import GaussianIntegrator
 from .quadrature import DTYPE
-
 
 Q_ZERO = 1e-12  # a variance fixed point below this is the trivial q* = 0 (signal dies out)
 
@@ -75,8 +75,10 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
         if bool((xx == 1).all()):
             return s * e_phi2 + sb[idx], s * (e_dphi2 + e_phi_d2phi)
         m = g.e_phi(q)
-        return (s * (e_phi2 - (1 - xx) * m * m) + sb[idx],
-                s * (e_dphi2 + e_phi_d2phi - 2 * (1 - xx) * m * g.de_phi_dq(q)))
+        return (
+            s * (e_phi2 - (1 - xx) * m * m) + sb[idx],
+            s * (e_dphi2 + e_phi_d2phi - 2 * (1 - xx) * m * g.de_phi_dq(q)),
+        )
 
     fp = solve_fixed_point(fmap, torch.full_like(sw, q0), lower=0.0, **solver)
     fp.x = torch.where(fp.x < Q_ZERO, torch.zeros_like(fp.x), fp.x)  # the trivial fixed point, exactly
@@ -101,10 +103,10 @@ def c_star(g: GaussianIntegrator, q, sigma_w2, sigma_b2, xi=1.0, c0: float = 0.5
     offset = (sb - sw * m2) / qprime  # the c-independent part of c'
     scale = sw / qprime
     if g.use_closed_forms and g.act.kernel is not None and g.act.grad_kernel is not None:
+
         def fmap(c, idx):
             qi = qs[idx]
-            return (scale[idx] * g.act.kernel(qi, qi, c) + offset[idx],
-                    scale[idx] * qi * g.act.grad_kernel(qi, qi, c))
+            return (scale[idx] * g.act.kernel(qi, qi, c) + offset[idx], scale[idx] * qi * g.act.grad_kernel(qi, qi, c))
     else:
         a2 = g.hermite(qs) ** 2
         significant = (a2 > 1e-18 * a2.sum(-1, keepdim=True)).any(0).nonzero()
@@ -174,8 +176,17 @@ def mean_field_grid(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, **solver)
     cfp = c_star(g, qfp.x, sigma_w2, sigma_b2, xi, **solver)
     chic = cfp.slope  # normalized slope of the correlation map at c*
     return MeanFieldGrid(
-        sigma_w2=sigma_w2, sigma_b2=sigma_b2, xi=xi,
-        q_star=qfp.x, q_status=qfp.status, c_star=cfp.x, c_status=cfp.status,
-        chi1=gain, a_q=a_q, chi_c=chic,
-        xi_q=depth_scale(a_q), xi_c=depth_scale(chic), lambda_mf=0.5 * torch.log(gain),
+        sigma_w2=sigma_w2,
+        sigma_b2=sigma_b2,
+        xi=xi,
+        q_star=qfp.x,
+        q_status=qfp.status,
+        c_star=cfp.x,
+        c_status=cfp.status,
+        chi1=gain,
+        a_q=a_q,
+        chi_c=chic,
+        xi_q=depth_scale(a_q),
+        xi_c=depth_scale(chic),
+        lambda_mf=0.5 * torch.log(gain),
     )

@@ -1,4 +1,5 @@
 """Theory values next to finite-width measurements: per sigma_w2, and per (sigma_w2, layer)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,8 +21,9 @@ def integrator(activation: str, sigma_w2_max: float = 5.0, sigma_b2_max: float =
     return GaussianIntegrator(act, q_max=q_max)
 
 
-def predictions(activation: str, sigma_w2, sigma_b2: float, depth: int, q0: float = 1.0, c0: float = 0.5,
-                xi: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def predictions(
+    activation: str, sigma_w2, sigma_b2: float, depth: int, q0: float = 1.0, c0: float = 0.5, xi: float = 1.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-sigma_w2 table, per-layer iterates) of the mean-field theory for a finite-width run.
 
     Per sigma_w2: q^L and c^L after `depth` layers from (q0, c0), q*, c*, chi1 at q*, and
@@ -32,16 +34,23 @@ def predictions(activation: str, sigma_w2, sigma_b2: float, depth: int, q0: floa
     it = layer_iterates(g, sw, sigma_b2, depth, q0, q0, c0, xi)
     grid = mean_field_grid(g, sw, sigma_b2, xi)
     last = it[it.layer == depth].reset_index(drop=True)
-    table = pd.DataFrame({
-        "sigma_w2": sw.numpy(),
-        "q_L_theory": last.q11.to_numpy(), "c_L_theory": last.c.to_numpy(),
-        "q_star": grid.q_star.numpy(), "c_star": grid.c_star.numpy(),
-        "chi1": grid.chi1.numpy(), "lambda_mf": grid.lambda_mf.numpy(),
-    })
+    table = pd.DataFrame(
+        {
+            "sigma_w2": sw.numpy(),
+            "q_L_theory": last.q11.to_numpy(),
+            "c_L_theory": last.c.to_numpy(),
+            "q_star": grid.q_star.numpy(),
+            "c_star": grid.c_star.numpy(),
+            "chi1": grid.chi1.numpy(),
+            "lambda_mf": grid.lambda_mf.numpy(),
+        }
+    )
     return table, it
 
 
-def critical_sigma_w2(activation: str, sigma_b2: float, xi: float = 1.0, table: Path | None = None) -> tuple[float, str]:
+def critical_sigma_w2(
+    activation: str, sigma_b2: float, xi: float = 1.0, table: Path | None = None
+) -> tuple[float, str]:
     """Theory zero crossing of lambda_mf (chi1 = 1) and where it came from.
 
     Taken from the theory stage's critical_line.csv when that table has the (activation, sigma_b2)

@@ -1,4 +1,5 @@
 """Layer-by-layer mean-field iterates q11^l, q22^l, q12^l, c^l of two inputs (science.md §1)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,14 @@ from .mean_field import as_t, chi1, correlation_map, variance_map
 
 
 def layer_iterates(
-    g: GaussianIntegrator, sigma_w2, sigma_b2: float, depth: int,
-    q11: float = 1.0, q22: float = 1.0, c0: float = 0.5, xi: float = 1.0,
+    g: GaussianIntegrator,
+    sigma_w2,
+    sigma_b2: float,
+    depth: int,
+    q11: float = 1.0,
+    q22: float = 1.0,
+    c0: float = 0.5,
+    xi: float = 1.0,
 ) -> pd.DataFrame:
     """Iterate the variance and correlation maps from pre-activation statistics of layer 0.
 
@@ -24,10 +31,25 @@ def layer_iterates(
     ab = as_t(c0) * torch.sqrt(a * b)
     frames = []
     for layer in range(depth + 1):
-        frames.append(np.stack([sw.numpy(), np.full(sw.numel(), layer), a.numpy(), b.numpy(), ab.numpy(),
-                                (ab / torch.sqrt(a * b)).numpy(), chi1(g, a, sw).numpy()], 1))
-        a, b, ab = (variance_map(g, a, sw, sigma_b2, xi), variance_map(g, b, sw, sigma_b2, xi),
-                    correlation_map(g, a, b, ab, sw, sigma_b2, xi))
+        frames.append(
+            np.stack(
+                [
+                    sw.numpy(),
+                    np.full(sw.numel(), layer),
+                    a.numpy(),
+                    b.numpy(),
+                    ab.numpy(),
+                    (ab / torch.sqrt(a * b)).numpy(),
+                    chi1(g, a, sw).numpy(),
+                ],
+                1,
+            )
+        )
+        a, b, ab = (
+            variance_map(g, a, sw, sigma_b2, xi),
+            variance_map(g, b, sw, sigma_b2, xi),
+            correlation_map(g, a, b, ab, sw, sigma_b2, xi),
+        )
     df = pd.DataFrame(np.concatenate(frames), columns=["sigma_w2", "layer", "q11", "q22", "q12", "c", "chi1"])
     df["layer"] = df.layer.astype(int)
     return df.sort_values(["sigma_w2", "layer"], kind="stable").reset_index(drop=True)

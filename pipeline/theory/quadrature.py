@@ -7,12 +7,13 @@ nodes. An even n keeps z = 0 off the grid, so odd/even symmetry makes ReLU momen
 Hermite coefficients of f give 2-D Gaussian kernels by Mehler's formula
 `E[f(z) g(z')] = sum_k a_k b_k c^k` for `corr(z, z') = c`: every 2-D integral becomes 1-D ones.
 """
+
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -46,7 +47,7 @@ class GaussRule:
         return (values * self.w.sqrt()) @ self.basis
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def gauss_rule(n: int, n_coeffs: int = 160) -> GaussRule:
     """Symmetric trapezoid rule with n (even) nodes on [-HALF_WIDTH, HALF_WIDTH] and n_coeffs Hermite functions."""
     if n < 2 or n % 2:
@@ -64,9 +65,7 @@ def gauss_rule(n: int, n_coeffs: int = 160) -> GaussRule:
     return GaussRule(z=z, w=w, basis=basis)
 
 
-def gaussian_expectation(
-    fn: Callable[[torch.Tensor], torch.Tensor], q: torch.Tensor, rule: GaussRule
-) -> torch.Tensor:
+def gaussian_expectation(fn: Callable[[torch.Tensor], torch.Tensor], q: torch.Tensor, rule: GaussRule) -> torch.Tensor:
     """E[fn(sqrt(q) z)] for every entry of q (vectorized: one (..., n) evaluation)."""
     h = q.clamp_min(0).sqrt().unsqueeze(-1) * rule.z
     return rule.expect(fn(h))

@@ -1,4 +1,5 @@
 """Mean-field results as tidy tables (one row per activation x grid point)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,9 +18,17 @@ def grid_table(activation: str, r: MeanFieldGrid) -> pd.DataFrame:
     """theory.csv rows: fixed points, gains, depth scales, lambda_mf and solver status."""
     cols = {
         "activation": activation,
-        "sigma_w2": r.sigma_w2, "sigma_b2": r.sigma_b2, "xi": r.xi,
-        "q_star": r.q_star, "c_star": r.c_star, "chi1": r.chi1, "a_q": r.a_q, "chi_c": r.chi_c,
-        "xi_q": r.xi_q, "xi_c": r.xi_c, "lambda_mf": r.lambda_mf,
+        "sigma_w2": r.sigma_w2,
+        "sigma_b2": r.sigma_b2,
+        "xi": r.xi,
+        "q_star": r.q_star,
+        "c_star": r.c_star,
+        "chi1": r.chi1,
+        "a_q": r.a_q,
+        "chi_c": r.chi_c,
+        "xi_q": r.xi_q,
+        "xi_c": r.xi_c,
+        "lambda_mf": r.lambda_mf,
     }
     df = pd.DataFrame({k: (v.reshape(-1).numpy() if hasattr(v, "numpy") else v) for k, v in cols.items()})
     df["q_status"] = _status(r.q_status)
@@ -29,14 +38,16 @@ def grid_table(activation: str, r: MeanFieldGrid) -> pd.DataFrame:
 
 def critical_table(activation: str, cl: CriticalLine) -> pd.DataFrame:
     """critical_line.csv rows: sigma_w2 where chi_1 = 1, per sigma_b2, with q* there."""
-    return pd.DataFrame({
-        "activation": activation,
-        "sigma_b2": cl.sigma_b2.numpy(),
-        "sigma_w2_crit": cl.sigma_w2_crit.numpy(),
-        "q_star": cl.q_star.numpy(),
-        "q_status": _status(cl.q_status),
-        "found": cl.found.numpy().astype(bool),
-    })
+    return pd.DataFrame(
+        {
+            "activation": activation,
+            "sigma_b2": cl.sigma_b2.numpy(),
+            "sigma_w2_crit": cl.sigma_w2_crit.numpy(),
+            "q_star": cl.q_star.numpy(),
+            "q_status": _status(cl.q_status),
+            "found": cl.found.numpy().astype(bool),
+        }
+    )
 
 
 def finite_or_none(x: float) -> float | None:

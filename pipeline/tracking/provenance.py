@@ -1,12 +1,14 @@
 """What a run records about where it came from: flattened config params and git state."""
+
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 import json
 import subprocess
+from collections.abc import Iterator
 from enum import Enum
-from typing import Any, Iterator
+from functools import lru_cache
+from typing import Any
 
 from pipeline.paths import repo_root
 
@@ -48,10 +50,17 @@ def git_state() -> tuple[str, bool]:
     """(commit sha or 'unknown', dirty?) of the project checkout."""
     root = str(repo_root())
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         return sha, bool(dirty)
     except (OSError, subprocess.SubprocessError):
         return "unknown", False

@@ -3,14 +3,15 @@
 `stage_run` always closes the run: FINISHED on success, FAILED (error tag) on an exception,
 KILLED on Ctrl-C/SIGTERM. With tracking disabled the same calls are no-ops.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Optional, Sequence
 
 from .store import check_reachable, client, ensure_experiment, resolve_uri
 
@@ -25,8 +26,8 @@ class Interrupted(KeyboardInterrupt):
 class RunLogger:
     """Logging handle of one run; `run_id` is None when tracking is disabled."""
 
-    run_id: Optional[str]
-    uri: Optional[str] = None
+    run_id: str | None
+    uri: str | None = None
     skipped: list[str] = field(default_factory=list)
 
     def _client(self):
@@ -47,16 +48,21 @@ class RunLogger:
             items.append(Metric(k, float(v), now, step))
         self._send(items)
 
-    def log_curves(self, curves: Mapping[str, Sequence[float]], start_step: int = 0,
-                   scalars: Optional[Mapping[str, float]] = None) -> None:
+    def log_curves(
+        self, curves: Mapping[str, Sequence[float]], start_step: int = 0, scalars: Mapping[str, float] | None = None
+    ) -> None:
         """Per-layer (or per-epoch) curves as stepped metrics (and any scalars) in shared batches."""
         from mlflow.entities import Metric
 
         if self.run_id is None:
             return
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, start_step + i)
-                 for k, values in curves.items() for i, v in enumerate(values) if math.isfinite(float(v))]
+        items = [
+            Metric(k, float(v), now, start_step + i)
+            for k, values in curves.items()
+            for i, v in enumerate(values)
+            if math.isfinite(float(v))
+        ]
         for k, v in (scalars or {}).items():
             if v is None or not math.isfinite(float(v)):
                 self.skipped.append(k)
@@ -66,9 +72,9 @@ class RunLogger:
 
     def _send(self, items) -> None:
         for s in range(0, len(items), BATCH):
-            self._client().log_batch(self.run_id, metrics=items[s:s + BATCH])
+            self._client().log_batch(self.run_id, metrics=items[s : s + BATCH])
 
-    def log_params(self, params: Mapping[str, str], metrics: Optional[Mapping[str, float]] = None) -> None:
+    def log_params(self, params: Mapping[str, str], metrics: Mapping[str, float] | None = None) -> None:
         """Params (and optionally scalar metrics) in as few batches as MLflow allows (100 params per call)."""
         from mlflow.entities import Metric, Param
 
@@ -78,7 +84,7 @@ class RunLogger:
         now = int(time.time() * 1000)
         extra = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if math.isfinite(float(v))]
         for s in range(0, max(len(items), 1), 100):
-            self._client().log_batch(self.run_id, params=items[s:s + 100], metrics=extra if s == 0 else [])
+            self._client().log_batch(self.run_id, params=items[s : s + 100], metrics=extra if s == 0 else [])
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         from mlflow.entities import RunTag
@@ -87,12 +93,12 @@ class RunLogger:
             return
         self._client().log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
-    def log_artifacts(self, local_dir: Path, artifact_path: Optional[str] = None) -> None:
+    def log_artifacts(self, local_dir: Path, artifact_path: str | None = None) -> None:
         if self.run_id is None:
             return
         self._client().log_artifacts(self.run_id, str(local_dir), artifact_path)
 
-    def log_artifact(self, path: Path, artifact_path: Optional[str] = None) -> None:
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if self.run_id is None:
             return
         self._client().log_artifact(self.run_id, str(path), artifact_path)
@@ -102,10 +108,10 @@ class RunLogger:
 def stage_run(
     experiment: str,
     enabled: bool = True,
-    uri: Optional[str] = None,
-    run_name: Optional[str] = None,
-    parent_run_id: Optional[str] = None,
-    tags: Optional[Mapping[str, str]] = None,
+    uri: str | None = None,
+    run_name: str | None = None,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Iterator[RunLogger]:
     """Open a run in `experiment` (a child of `parent_run_id` if given) and always close it."""
     if not enabled:
@@ -141,8 +147,9 @@ def _close(logger: RunLogger, status: str, error: str) -> None:
         client(logger.uri).set_terminated(logger.run_id, status)
 
 
-def attach_to_run(run_id: str, uri: str, metrics: Mapping[str, float], files: Sequence[Path],
-                  artifact_path: Optional[str] = None) -> None:
+def attach_to_run(
+    run_id: str, uri: str, metrics: Mapping[str, float], files: Sequence[Path], artifact_path: str | None = None
+) -> None:
     """Add metrics and artifacts to an existing (e.g. a sweep's parent) run without changing its status."""
     logger = RunLogger(run_id=run_id, uri=uri)
     logger.log_metrics(metrics)
@@ -153,8 +160,9 @@ def attach_to_run(run_id: str, uri: str, metrics: Mapping[str, float], files: Se
             logger.log_artifact(f, artifact_path)
 
 
-def record_failed_job(experiment: str, uri: Optional[str], parent_run_id: Optional[str], tags: Mapping[str, str],
-                      error: str) -> None:
+def record_failed_job(
+    experiment: str, uri: str | None, parent_run_id: str | None, tags: Mapping[str, str], error: str
+) -> None:
     """A FAILED run for a job that failed before its run could start (e.g. a config error in a sweep)."""
     uri = resolve_uri(uri)
     exp_id = ensure_experiment(experiment, uri)
@@ -165,12 +173,15 @@ def record_failed_job(experiment: str, uri: Optional[str], parent_run_id: Option
     client(uri).set_terminated(run.info.run_id, "FAILED")
 
 
-def find_finished(experiment: str, uri: Optional[str], config_hash: str) -> Optional[str]:
+def find_finished(experiment: str, uri: str | None, config_hash: str) -> str | None:
     """run_id of a FINISHED run of `experiment` with this config hash, if any (for resume)."""
     uri = resolve_uri(uri)
     exp = client(uri).get_experiment_by_name(experiment)
     if exp is None:
         return None
-    found = client(uri).search_runs([exp.experiment_id], max_results=1,
-                                    filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'")
+    found = client(uri).search_runs(
+        [exp.experiment_id],
+        max_results=1,
+        filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'",
+    )
     return found[0].info.run_id if found else None

@@ -3,15 +3,16 @@
 Concurrent first use of a fresh SQLite store breaks it (pitfalls.md), so creation of the store and
 of each experiment happens under an exclusive file lock, normally in the sweep's parent process.
 """
+
 from __future__ import annotations
 
 import fcntl
 import os
 import sqlite3
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Iterator, Optional
 
 from pipeline.paths import artifact_root, default_tracking_uri, repo_root
 
@@ -19,7 +20,7 @@ from pipeline.paths import artifact_root, default_tracking_uri, repo_root
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def resolve_uri(uri: Optional[str] = None) -> str:
+def resolve_uri(uri: str | None = None) -> str:
     """tracking.uri, else $MLFLOW_TRACKING_URI, else the repo's SQLite store."""
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
@@ -69,7 +70,7 @@ def _install_sqlite_hook() -> None:
     event.listen(Engine, "connect", _sqlite_pragmas)
 
 
-@lru_cache(maxsize=None)
+@cache
 def client(uri: str):
     """An MlflowClient bound to `uri` (imported lazily: `import mlflow` costs ~1 s)."""
     from mlflow.tracking import MlflowClient
@@ -107,7 +108,7 @@ def _ensure_experiment(name: str, uri: str) -> str:
 def _store_exists(uri: str) -> bool:
     """False for a SQLite store whose file does not exist yet (its creation needs the lock)."""
     if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///"):]).exists()
+        return Path(uri[len("sqlite:///") :]).exists()
     return True
 
 

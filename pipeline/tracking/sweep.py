@@ -4,13 +4,14 @@ The parent is opened by a Hydra callback in the launching process and its id wri
 directory, where every job (in any launcher's worker) finds it. Hydra skips `on_multirun_end`
 when a job raised, so the stage entry point also calls `close_open_parents()` on its way out.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
@@ -39,11 +40,18 @@ class SweepTracking(Callback):
         exp_id = ensure_experiment(tracking.get("experiment") or stage, uri)
         sweep_dir = Path(config.hydra.sweep.dir)
         sha, dirty = git_state()
-        run = client(uri).create_run(exp_id, run_name=f"sweep {sweep_dir.name}", tags={
-            "stage": stage, "sweep": "parent", "hydra_output_dir": str(sweep_dir.resolve()),
-            "git_commit": sha, "git_dirty": str(dirty),
-            "overrides": " ".join(config.hydra.overrides.task)[:5000],
-        })
+        run = client(uri).create_run(
+            exp_id,
+            run_name=f"sweep {sweep_dir.name}",
+            tags={
+                "stage": stage,
+                "sweep": "parent",
+                "hydra_output_dir": str(sweep_dir.resolve()),
+                "git_commit": sha,
+                "git_dirty": str(dirty),
+                "overrides": " ".join(config.hydra.overrides.task)[:5000],
+            },
+        )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "uri": uri}))
         _OPEN.append((uri, run.info.run_id))
@@ -52,7 +60,7 @@ class SweepTracking(Callback):
         close_open_parents()
 
 
-def parent_run_id() -> Optional[str]:
+def parent_run_id() -> str | None:
     """The parent run id of the current multirun job, or None outside a tracked multirun."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return None
@@ -68,8 +76,9 @@ def close_open_parents() -> None:
         parent = c.get_run(run_id)
         if parent.info.status != "RUNNING":
             continue
-        children = c.search_runs([parent.info.experiment_id],
-                                 filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=50000)
+        children = c.search_runs(
+            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=50000
+        )
         counts: dict[str, int] = {}
         for ch in children:
             counts[ch.info.status] = counts.get(ch.info.status, 0) + 1

@@ -32,16 +32,19 @@ def test_every_experiment_composes(stage, experiment):
     to_validated(_compose(stage, [f"experiment={experiment}"]))
 
 
-@pytest.mark.parametrize("override,key", [
-    ("net.sigma_w2=-1", "net.sigma_w2"),
-    ("net.sigma_w2=0", "net.sigma_w2"),
-    ("net.width=0", "net.width"),
-    ("net.depth=0", "net.depth"),
-    ("net.sigma_b2=-0.1", "net.sigma_b2"),
-    ("theory.iterate.c0=1.5", "theory.iterate.c0"),
-    ("theory.activations=[]", "theory.activations"),
-    ("theory.critical_sigma_b2=[0.1,-2]", "theory.critical_sigma_b2"),
-])
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("net.sigma_w2=-1", "net.sigma_w2"),
+        ("net.sigma_w2=0", "net.sigma_w2"),
+        ("net.width=0", "net.width"),
+        ("net.depth=0", "net.depth"),
+        ("net.sigma_b2=-0.1", "net.sigma_b2"),
+        ("theory.iterate.c0=1.5", "theory.iterate.c0"),
+        ("theory.activations=[]", "theory.activations"),
+        ("theory.critical_sigma_b2=[0.1,-2]", "theory.critical_sigma_b2"),
+    ],
+)
 def test_range_errors_name_the_key_in_one_line(override, key):
     with pytest.raises(ConfigError) as err:
         to_validated(_compose("theory", [override]))

@@ -1,12 +1,19 @@
 """The finite-width engine against mean-field theory and the exact finite-width ReLU formula (§2–3)."""
+
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.dynamics.ensemble import (EnsembleSpec, MemoryBudgetError, engine_workers, seed_chunk, seed_groups,
-                                        simulate)
+from pipeline.dynamics.ensemble import (
+    EnsembleSpec,
+    MemoryBudgetError,
+    engine_workers,
+    seed_chunk,
+    seed_groups,
+    simulate,
+)
 from pipeline.dynamics.statistics import summarize, zero_crossing
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.predictions import critical_sigma_w2, predictions
@@ -29,8 +36,9 @@ def test_measured_zero_crossing_matches_theory_at_width_512(act, sb2, lo, hi):
     assert se < 0.05
 
 
-@pytest.mark.parametrize("act,sb2,sws", [("tanh", 0.05, (1.0, 1.8, 3.0)), ("relu", 0.1, (1.0, 2.0, 3.0)),
-                                         ("erf", 0.1, (0.8, 1.5, 2.5))])
+@pytest.mark.parametrize(
+    "act,sb2,sws", [("tanh", 0.05, (1.0, 1.8, 3.0)), ("relu", 0.1, (1.0, 2.0, 3.0)), ("erf", 0.1, (0.8, 1.5, 2.5))]
+)
 def test_measured_gain_within_two_percent_of_chi1(act, sb2, sws):
     m, _ = run(activation=act, width=512, depth=40, sigma_w2=sws, sigma_b2=sb2, n_seeds=4, dtype="float32")
     t = summarize(m, burn_in=15)

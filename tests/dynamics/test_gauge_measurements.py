@@ -1,4 +1,5 @@
 """Finite-width measurements of the xi ensemble against the gauge theory (science.md §4), width 512."""
+
 import math
 
 import numpy as np
@@ -6,16 +7,17 @@ import pytest
 
 from pipeline.dynamics.ensemble import EnsembleSpec, simulate
 from pipeline.dynamics.statistics import summarize, zero_crossing
-from pipeline.theory.gauge import gauge_theory, relu_length_threshold
 from pipeline.theory.finite_width import relu_lyapunov_exact
+from pipeline.theory.gauge import gauge_theory, relu_length_threshold
 from pipeline.theory.predictions import integrator
 
 DEPTH, BURN = 80, 40
 
 
 def measure(act, sb2, xi, sws, n_seeds=6, width=512):
-    spec = EnsembleSpec(act, width, DEPTH, tuple(float(s) for s in sws), sb2, xi=xi, n_seeds=n_seeds,
-                        dtype="float64", eps=1e-6)
+    spec = EnsembleSpec(
+        act, width, DEPTH, tuple(float(s) for s in sws), sb2, xi=xi, n_seeds=n_seeds, dtype="float64", eps=1e-6
+    )
     return summarize(simulate(spec), BURN)
 
 
@@ -31,8 +33,10 @@ def test_relu_length_threshold_measured_within_005(xi):
     assert abs(x0 - center) < 0.05, (xi, x0, center)
 
 
-@pytest.mark.parametrize("xi,expected", [(0.0, 2.0), (0.5, 2.0), (1.0, 2.0),
-                                         (2.0, 2 * math.pi / (math.pi + 1)), (4.0, 2 * math.pi / (math.pi + 3))])
+@pytest.mark.parametrize(
+    "xi,expected",
+    [(0.0, 2.0), (0.5, 2.0), (1.0, 2.0), (2.0, 2 * math.pi / (math.pi + 1)), (4.0, 2 * math.pi / (math.pi + 3))],
+)
 def test_relu_chaos_crossing_stays_at_two_or_moves_with_xi(xi, expected):
     t = measure("relu", 0.0, xi, np.linspace(expected - 0.2, expected + 0.2, 5), n_seeds=4)
     x0, _ = crossing(t, "lambda_replica")

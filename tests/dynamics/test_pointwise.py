@@ -1,4 +1,5 @@
 """The engine's pointwise path (NumPy tanh on CPU views) against torch's own kernels."""
+
 import pytest
 import torch
 

@@ -1,4 +1,5 @@
 """GINN (science.md §5): exact gauge invariance, gauge-free gradients, mean-field gain, gauge-sector OU."""
+
 import copy
 import math
 
@@ -57,8 +58,10 @@ def test_mean_field_gain_matches_a_wide_random_ginn_within_3_percent(kind, sw):
         for layer in range(2, 8):
             psi = hs[layer - 1]
             q = float(m.links[layer](psi).abs().pow(2).mean())
-            v = torch.complex(torch.randn(psi.shape, generator=gen, dtype=torch.float64),
-                              torch.randn(psi.shape, generator=gen, dtype=torch.float64))
+            v = torch.complex(
+                torch.randn(psi.shape, generator=gen, dtype=torch.float64),
+                torch.randn(psi.shape, generator=gen, dtype=torch.float64),
+            )
             v = v / v.abs().pow(2).sum(1, keepdim=True).sqrt()
             f = lambda p: m.acts[layer](m.links[layer](p))  # noqa: E731
             eps = 1e-7
@@ -101,7 +104,9 @@ def test_stationary_variance_of_g_scales_like_xi_t():
     var = {}
     for xi in (1.0, 10.0):
         m = copy.deepcopy(base)
-        r = train(m, data, TrainSpec("langevin", 0.05, 40, 50, 1e-3, xi, noise_seed=1, record_gauge=True), progress=False)
+        r = train(
+            m, data, TrainSpec("langevin", 0.05, 40, 50, 1e-3, xi, noise_seed=1, record_gauge=True), progress=False
+        )
         var[xi] = float(r.gauge_trace[150:].pow(2).mean())
         assert abs(var[xi] / (xi * 1e-3) - 1) < 0.2, (xi, var[xi])
     assert abs(var[10.0] / var[1.0] / 10 - 1) < 0.2

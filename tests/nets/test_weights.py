@@ -1,4 +1,5 @@
 """Weight ensembles: reproducible per network, orthogonal rows, the xi (gauge) covariance of science.md §4."""
+
 import math
 
 import torch

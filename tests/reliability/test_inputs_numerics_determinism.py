@@ -1,4 +1,5 @@
 """Guarantees 5-8: numerics flagged not fatal, fuzzed bad input, determinism, security defaults."""
+
 import filecmp
 import os
 import re
@@ -7,28 +8,53 @@ import sys
 
 import numpy as np
 import pytest
+from hydra.errors import HydraException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config.validate import ConfigError, to_validated
 from pipeline.dynamics.ensemble import EnsembleSpec, simulate
 from pipeline.dynamics.statistics import summarize
 from pipeline.tracking.provenance import config_params
-from tests.conftest import ROOT, runs
 from tests.config.test_configs import _compose
+from tests.conftest import ROOT, runs
 
 STAGES = ["theory", "mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"]
-KEYS = ["net.sigma_w2", "net.sigma_b2", "net.width", "net.depth", "net.xi", "net.activation", "engine.n_seeds",
-        "engine.eps", "engine.burn_in", "engine.memory_budget_gb", "engine.dtype", "sweep.sigma_w2.num",
-        "theory.sigma_w2.num", "theory.activations", "theory.iterate.c0", "gauge.xi", "gauge.widths",
-        "ginn.width", "ginn.sigma_w2", "ginn.train.lr", "ginn.train.optimizer", "ginn.modrelu_offset",
-        "ginn.gauge_fixing.xi", "lyapunov.relu_finite_width.widths", "seed"]
+KEYS = [
+    "net.sigma_w2",
+    "net.sigma_b2",
+    "net.width",
+    "net.depth",
+    "net.xi",
+    "net.activation",
+    "engine.n_seeds",
+    "engine.eps",
+    "engine.burn_in",
+    "engine.memory_budget_gb",
+    "engine.dtype",
+    "sweep.sigma_w2.num",
+    "theory.sigma_w2.num",
+    "theory.activations",
+    "theory.iterate.c0",
+    "gauge.xi",
+    "gauge.widths",
+    "ginn.width",
+    "ginn.sigma_w2",
+    "ginn.train.lr",
+    "ginn.train.optimizer",
+    "ginn.modrelu_offset",
+    "ginn.gauge_fixing.xi",
+    "lyapunov.relu_finite_width.widths",
+    "seed",
+]
 VALUES = st.one_of(
-    st.integers(-5, 5).map(str), st.sampled_from(["0", "-1", "1e12", "abc", "[]", "[1,2]", "[-1]", "nan", "inf",
-                                                  "null", "tanh", "float16", "''", "10**6"]),
-    st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: f"{v:.3g}"))
+    st.integers(-5, 5).map(str),
+    st.sampled_from(
+        ["0", "-1", "1e12", "abc", "[]", "[1,2]", "[-1]", "nan", "inf", "null", "tanh", "float16", "''", "10**6"]
+    ),
+    st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: f"{v:.3g}"),
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -39,8 +65,11 @@ def test_fuzzed_override_is_accepted_or_rejected_with_a_one_line_message_naming_
         to_validated(_compose(stage, [override]))
     except ConfigError as exc:
         msg = str(exc)
-        assert "\n" not in msg and msg.split("=")[0].split(":")[0].split("[")[0] in (key, key.split(".")[0], "engine.memory_budget_gb") \
-            or key.split(".")[-1] in msg, (override, msg)
+        assert (
+            "\n" not in msg
+            and msg.split("=")[0].split(":")[0].split("[")[0] in (key, key.split(".")[0], "engine.memory_budget_gb")
+            or key.split(".")[-1] in msg
+        ), (override, msg)
     except (HydraException, OmegaConfBaseException) as exc:  # Hydra's own message for types and grammar
         assert key.split(".")[-1] in str(exc) or "override" in str(exc).lower(), (override, str(exc))
 
@@ -64,8 +93,16 @@ def test_overflow_in_one_sweep_point_is_flagged_and_the_rest_survive():
 
 def test_divergent_training_marks_the_run_failed_with_its_reason_and_keeps_outputs(run_cli, store, tmp_path):
     out = tmp_path / "g"
-    p = run_cli("ginn_train", "experiment=smoke", "ginn.model=mlp", "ginn.train.lr=1e6", "ginn.train.optimizer=sgd",
-                "ginn.trainability.enabled=false", "ginn.gauge_fixing.enabled=false", f"hydra.run.dir={out}")
+    p = run_cli(
+        "ginn_train",
+        "experiment=smoke",
+        "ginn.model=mlp",
+        "ginn.train.lr=1e6",
+        "ginn.train.optimizer=sgd",
+        "ginn.trainability.enabled=false",
+        "ginn.gauge_fixing.enabled=false",
+        f"hydra.run.dir={out}",
+    )
     assert p.returncode != 0
     df = runs(store, "ginn_train")
     assert list(df.status) == ["FAILED"] and "diverged" in df["tags.error"][0]
@@ -77,8 +114,20 @@ def test_same_config_and_seed_give_bit_identical_csvs_across_runs_and_thread_cou
     for i, threads in enumerate(("1", "2", "2")):
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TQDM_DISABLE": "1"}
         d = tmp_path / f"r{i}"
-        p = subprocess.run([sys.executable, "-m", "pipeline.mlp_sweep", "experiment=smoke", "tracking.enabled=false",
-                            f"hydra.run.dir={d}"], cwd=ROOT, env=env, capture_output=True, text=True)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.mlp_sweep",
+                "experiment=smoke",
+                "tracking.enabled=false",
+                f"hydra.run.dir={d}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         assert p.returncode == 0, p.stderr
         outs.append(d)
     for f in ("sweep.csv", "layers.csv"):
@@ -87,7 +136,9 @@ def test_same_config_and_seed_give_bit_identical_csvs_across_runs_and_thread_cou
 
 
 def test_no_secrets_logged_and_no_eval_and_weights_only_loads():
-    params = config_params({"tracking": {"uri": "http://x", "api_token": "s3cret"}, "db_password": "p", "net": {"width": 4}})
+    params = config_params(
+        {"tracking": {"uri": "http://x", "api_token": "s3cret"}, "db_password": "p", "net": {"width": 4}}
+    )
     assert "tracking.api_token" not in params and "db_password" not in params and params["net.width"] == "4"
     src = "\n".join(p.read_text() for p in (ROOT / "pipeline").rglob("*.py"))
     assert not re.search(r"(?<![\w.])eval\(", src) and "exec(" not in src

@@ -1,4 +1,5 @@
 """tracking.sqlite_wal: a local SQLite store runs in WAL mode unless turned off (for shared network filesystems)."""
+
 import sqlite3
 
 import pytest

@@ -1,4 +1,5 @@
 """Guarantees 1-4: failed jobs, interrupted sweeps and resume, concurrency, unreachable tracking store."""
+
 import os
 import signal
 import subprocess
@@ -34,7 +35,11 @@ def test_failed_job_leaves_a_failed_child_a_closed_parent_and_a_one_line_summary
     failed = ch[ch.status == "FAILED"].iloc[0]
     assert "net.sigma_w2" in failed["tags.error"] and "net.sigma_w2=-1" in failed["tags.overrides"]
     parent = _parents(df).iloc[0]
-    assert parent.status == "FAILED" and parent["metrics.children_finished"] == 2 and parent["metrics.children_failed"] == 1
+    assert (
+        parent.status == "FAILED"
+        and parent["metrics.children_finished"] == 2
+        and parent["metrics.children_failed"] == 1
+    )
     summary = [line for line in p.stderr.splitlines() if line.startswith("sweep FAILED")]
     assert len(summary) == 1 and "net.sigma_w2=-1" in summary[0] and "2 finished" in summary[0]
 
@@ -42,10 +47,24 @@ def test_failed_job_leaves_a_failed_child_a_closed_parent_and_a_one_line_summary
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_path, sig):
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1"}
-    args = [sys.executable, "-m", "pipeline.mlp_sweep", "-m", "net.depth=20,400,401", *SMOKE, "net.width=256",
-            "engine.n_seeds=8"]
-    proc = subprocess.Popen(args + [f"hydra.sweep.dir={tmp_path / 'a'}"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "pipeline.mlp_sweep",
+        "-m",
+        "net.depth=20,400,401",
+        *SMOKE,
+        "net.width=256",
+        "engine.n_seeds=8",
+    ]
+    proc = subprocess.Popen(
+        args + [f"hydra.sweep.dir={tmp_path / 'a'}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until the first job has finished and the second is running
         df = runs(store, "mlp_sweep")
@@ -60,8 +79,14 @@ def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_
     assert "KILLED" in set(_children(df).status)
     assert (_children(df).status == "FINISHED").sum() >= 1
     assert "resume=true" in err
-    p = subprocess.run(args + ["resume=true", f"hydra.sweep.dir={tmp_path / 'b'}"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        args + ["resume=true", f"hydra.sweep.dir={tmp_path / 'b'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     df = runs(store, "mlp_sweep")
     fin = _children(df)[_children(df).status == "FINISHED"]
@@ -69,8 +94,15 @@ def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_
 
 
 def test_joblib_multirun_on_a_fresh_sqlite_store_loses_nothing(run_cli, store, tmp_path):
-    p = run_cli("theory", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                "net.activation=tanh,relu,erf,gelu", *SMOKE, f"hydra.sweep.dir={tmp_path / 's'}")
+    p = run_cli(
+        "theory",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "net.activation=tanh,relu,erf,gelu",
+        *SMOKE,
+        f"hydra.sweep.dir={tmp_path / 's'}",
+    )
     assert p.returncode == 0, p.stderr
     assert "database is locked" not in p.stderr
     df = runs(store, "theory")
@@ -93,10 +125,26 @@ def test_unreachable_tracking_server_fails_before_compute(run_cli, tmp_path):
 @pytest.mark.slow
 def test_multirun_against_a_real_mlflow_server_on_loopback(tmp_path):
     port = 5000 + os.getpid() % 1000
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path / 'srv.db'}",
-                               "--artifacts-destination", str(tmp_path / "art")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'srv.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "art"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         import urllib.request
@@ -108,10 +156,24 @@ def test_multirun_against_a_real_mlflow_server_on_loopback(tmp_path):
             except Exception:  # noqa: BLE001
                 time.sleep(0.5)
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "TQDM_DISABLE": "1"}
-        p = subprocess.run([sys.executable, "-m", "pipeline.theory", "-m", "hydra/launcher=joblib",
-                            "hydra.launcher.n_jobs=2", "net.activation=tanh,relu,erf", *SMOKE,
-                            f"hydra.sweep.dir={tmp_path / 's'}"], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=600)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pipeline.theory",
+                "-m",
+                "hydra/launcher=joblib",
+                "hydra.launcher.n_jobs=2",
+                "net.activation=tanh,relu,erf",
+                *SMOKE,
+                f"hydra.sweep.dir={tmp_path / 's'}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert p.returncode == 0, p.stderr
         df = runs(uri, "theory")
         assert len(df) == 4 and set(df.status) == {"FINISHED"}

@@ -1,4 +1,5 @@
 """Results do not depend on the launcher: basic, joblib and submitit_local give identical tables."""
+
 import filecmp
 import importlib.util
 
@@ -31,6 +32,13 @@ def test_launcher_gives_identical_csvs_to_the_basic_launcher(run_cli, store, tmp
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed (extra [ray])")
 def test_ray_launcher_runs_locally(run_cli, tmp_path):
-    p = run_cli("theory", "-m", "net.activation=tanh,relu", "experiment=smoke", "hydra/launcher=ray",
-                "+hydra.launcher.ray.init.num_cpus=2", f"hydra.sweep.dir={tmp_path / 's'}")
+    p = run_cli(
+        "theory",
+        "-m",
+        "net.activation=tanh,relu",
+        "experiment=smoke",
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.init.num_cpus=2",
+        f"hydra.sweep.dir={tmp_path / 's'}",
+    )
     assert p.returncode == 0, p.stderr[-2000:]

@@ -1,4 +1,5 @@
 """The DVC DAG: shape, and that changing one stage's params invalidates only that stage (and what follows)."""
+
 import json
 import shutil
 import subprocess
@@ -12,15 +13,19 @@ DVC = str(Path(__import__("sys").executable).with_name("dvc"))
 
 
 def _dvc(*args, cwd=ROOT):
-    return subprocess.run([DVC, *args], cwd=cwd, capture_output=True, text=True, env={**__import__("os").environ,
-                                                                                      "DVC_NO_ANALYTICS": "1"})
+    return subprocess.run(
+        [DVC, *args], cwd=cwd, capture_output=True, text=True, env={**__import__("os").environ, "DVC_NO_ANALYTICS": "1"}
+    )
 
 
 def test_dag_has_theory_then_finite_width_stages_then_report():
     p = _dvc("dag", "--dot")
     assert p.returncode == 0, p.stderr
-    edges = {tuple(part.strip().strip('"') for part in line.strip().rstrip(";").split("->"))
-             for line in p.stdout.splitlines() if "->" in line}
+    edges = {
+        tuple(part.strip().strip('"') for part in line.strip().rstrip(";").split("->"))
+        for line in p.stdout.splitlines()
+        if "->" in line
+    }
     for stage in ("mlp_sweep", "lyapunov", "gauge_scan"):
         assert ("theory", stage) in edges and (stage, "report") in edges
     assert ("ginn_train", "report") in edges

@@ -1,4 +1,5 @@
 """mlp_sweep, collect and lyapunov as users run them (smoke-sized, subprocesses, temp MLflow store)."""
+
 import json
 import subprocess
 import sys
@@ -19,12 +20,28 @@ def test_mlp_sweep_multirun_then_collect(run_cli, store, tmp_path):
     assert p.returncode == 0, p.stderr
     for job in ("0", "1"):
         t = pd.read_csv(sweep / job / "sweep.csv")
-        assert {"q_L", "q_L_theory", "c_L", "chi", "chi1", "lambda_replica", "lambda_replica_se",
-                "lambda_tangent", "lambda_mf", "width", "activation"} <= set(t.columns)
+        assert {
+            "q_L",
+            "q_L_theory",
+            "c_L",
+            "chi",
+            "chi1",
+            "lambda_replica",
+            "lambda_replica_se",
+            "lambda_tangent",
+            "lambda_mf",
+            "width",
+            "activation",
+        } <= set(t.columns)
         assert len(t) == 5
     out = tmp_path / "merged"
-    c = subprocess.run([sys.executable, "-m", "pipeline.collect", "mlp_sweep", "--jobs", str(sweep), "--out", str(out)],
-                       cwd=ROOT, capture_output=True, text=True, env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store})
+    c = subprocess.run(
+        [sys.executable, "-m", "pipeline.collect", "mlp_sweep", "--jobs", str(sweep), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "MLFLOW_TRACKING_URI": store},
+    )
     assert c.returncode == 0, c.stderr
     merged = pd.read_csv(out / "sweep.csv")
     assert sorted(merged.width.unique()) == [16, 32]
@@ -44,8 +61,21 @@ def test_mlp_sweep_multirun_then_collect(run_cli, store, tmp_path):
 
 def test_collect_refuses_a_sweep_with_a_missing_job(tmp_path):
     (tmp_path / "0").mkdir()
-    c = subprocess.run([sys.executable, "-m", "pipeline.collect", "mlp_sweep", "--jobs", str(tmp_path),
-                        "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True)
+    c = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.collect",
+            "mlp_sweep",
+            "--jobs",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert c.returncode != 0 and "jobs without outputs" in c.stderr
     assert not (tmp_path / "out" / "sweep.csv").exists()
 
@@ -57,11 +87,24 @@ def test_lyapunov_smoke_run(run_cli, store, tmp_path):
     lyap = pd.read_csv(out / "lyapunov.csv")
     assert {"lambda_replica", "lambda_tangent", "lambda_mf", "chi1", "lambda_1", "lambda_4"} <= set(lyap.columns)
     zc = pd.read_csv(out / "zero_crossings.csv")
-    assert list(zc.columns) == ["activation", "width", "sigma_b2", "xi", "crossing_measured",
-                                "crossing_measured_se", "crossing_theory"]
+    assert list(zc.columns) == [
+        "activation",
+        "width",
+        "sigma_b2",
+        "xi",
+        "crossing_measured",
+        "crossing_measured_se",
+        "crossing_theory",
+    ]
     rfw = pd.read_csv(out / "relu_finite_width.csv")
-    assert list(rfw.columns[:6]) == ["width", "sigma_w2", "lambda_measured", "lambda_measured_se",
-                                     "lambda_tangent", "lambda_exact"]
+    assert list(rfw.columns[:6]) == [
+        "width",
+        "sigma_w2",
+        "lambda_measured",
+        "lambda_measured_se",
+        "lambda_tangent",
+        "lambda_exact",
+    ]
     for f in ("lyapunov_vs_sigma_w2.png", "spectrum.png", "relu_finite_width.png", "eps_flatness.png"):
         assert (out / "figures" / f).stat().st_size > 0
     assert list(runs(store, "lyapunov").status) == ["FINISHED"]
@@ -84,9 +127,18 @@ def test_gauge_scan_smoke_run(run_cli, store, tmp_path):
     p = run_cli("gauge_scan", *SMOKE, f"hydra.run.dir={out}")
     assert p.returncode == 0, p.stderr
     th = pd.read_csv(out / "thresholds.csv")
-    assert list(th.columns) == ["activation", "xi", "sigma_b2", "width", "len_threshold_theory",
-                                "len_threshold_measured", "len_threshold_se", "chaos_threshold_theory",
-                                "chaos_threshold_measured", "chaos_threshold_se"]
+    assert list(th.columns) == [
+        "activation",
+        "xi",
+        "sigma_b2",
+        "width",
+        "len_threshold_theory",
+        "len_threshold_measured",
+        "len_threshold_se",
+        "chaos_threshold_theory",
+        "chaos_threshold_measured",
+        "chaos_threshold_se",
+    ]
     assert len(th) == 4
     relu = th[th.activation == "relu"].set_index("xi")
     assert abs(relu.len_threshold_theory[2.0] - 2 * 3.141592653589793 / (3.141592653589793 + 1)) < 1e-6

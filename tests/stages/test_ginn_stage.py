@@ -1,4 +1,5 @@
 """ginn_train as users run it, and the default config's accuracy on digits."""
+
 import json
 
 import pandas as pd
@@ -23,8 +24,13 @@ def test_ginn_train_smoke_run(run_cli, store, tmp_path):
     p = run_cli("ginn_train", "experiment=smoke", f"hydra.run.dir={out}")
     assert p.returncode == 0, p.stderr
     m = json.loads((out / "metrics.json").read_text())
-    for k in ("test_accuracy", "mlp_test_accuracy", "gauge_invariance_max_abs_diff", "var_G_ratio_xi10_over_xi1",
-              "mlflow_run_id"):
+    for k in (
+        "test_accuracy",
+        "mlp_test_accuracy",
+        "gauge_invariance_max_abs_diff",
+        "var_G_ratio_xi10_over_xi1",
+        "mlflow_run_id",
+    ):
         assert k in m, k
     assert m["gauge_fixing_max_output_diff"] < 1e-10
     hist = pd.read_csv(out / "history.csv")

@@ -1,4 +1,5 @@
 """The report from stage outputs: every figure embedded and non-empty; summary lists zero crossings."""
+
 import base64
 import re
 import subprocess
@@ -35,24 +36,74 @@ def smoke_outputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("outputs")
     env = {**__import__("os").environ, "TQDM_DISABLE": "1"}
     for stage in SMOKE_STAGES:
-        p = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", "experiment=smoke", "tracking.enabled=false",
-                            f"hydra.run.dir={root / stage}", f"theory_outputs={root / 'theory'}"],
-                           cwd=ROOT, capture_output=True, text=True, env=env)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                f"pipeline.{stage}",
+                "experiment=smoke",
+                "tracking.enabled=false",
+                f"hydra.run.dir={root / stage}",
+                f"theory_outputs={root / 'theory'}",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert p.returncode == 0, (stage, p.stderr)
-    p = subprocess.run([sys.executable, "-m", "pipeline.mlp_sweep", "-m", "net.width=8,16", "experiment=smoke",
-                        "tracking.enabled=false", f"hydra.sweep.dir={root / 'mlp_sweep' / 'jobs'}"],
-                       cwd=ROOT, capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.mlp_sweep",
+            "-m",
+            "net.width=8,16",
+            "experiment=smoke",
+            "tracking.enabled=false",
+            f"hydra.sweep.dir={root / 'mlp_sweep' / 'jobs'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
-    p = subprocess.run([sys.executable, "-m", "pipeline.collect", "mlp_sweep", "--jobs", str(root / "mlp_sweep" / "jobs"),
-                        "--out", str(root / "mlp_sweep")], cwd=ROOT, capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.collect",
+            "mlp_sweep",
+            "--jobs",
+            str(root / "mlp_sweep" / "jobs"),
+            "--out",
+            str(root / "mlp_sweep"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert p.returncode == 0, p.stderr
     return root
 
 
 def test_report_embeds_every_figure_and_lists_crossings(smoke_outputs, tmp_path):
     out = tmp_path / "report"
-    p = subprocess.run([sys.executable, "-m", "pipeline.report", "tracking.enabled=false", f"report.inputs={smoke_outputs}",
-                        f"hydra.run.dir={out}"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.report",
+            "tracking.enabled=false",
+            f"report.inputs={smoke_outputs}",
+            f"hydra.run.dir={out}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode == 0, p.stderr
     parser = _Imgs()
     parser.feed((out / "report.html").read_text())
@@ -68,8 +119,19 @@ def test_report_embeds_every_figure_and_lists_crossings(smoke_outputs, tmp_path)
 
 
 def test_report_names_missing_inputs(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "pipeline.report", "tracking.enabled=false", f"report.inputs={tmp_path}",
-                        f"hydra.run.dir={tmp_path / 'r'}"], cwd=ROOT, capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.report",
+            "tracking.enabled=false",
+            f"report.inputs={tmp_path}",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert p.returncode != 0 and "report inputs missing" in p.stderr
     assert not (tmp_path / "r" / "report.html").exists()
 
@@ -77,9 +139,26 @@ def test_report_names_missing_inputs(tmp_path):
 def test_compare_pulls_runs_into_a_table(run_cli, store, tmp_path):
     p = run_cli("theory", "-m", "net.sigma_w2=1.0,2.0", "experiment=smoke", f"hydra.sweep.dir={tmp_path / 's'}")
     assert p.returncode == 0, p.stderr
-    c = subprocess.run([sys.executable, "-m", "pipeline.compare", "--experiment", "theory", "--x", "net.sigma_w2",
-                        "--y", "final_q", "--uri", store, "--out", str(tmp_path / "cmp.png")],
-                       cwd=ROOT, capture_output=True, text=True)
+    c = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.compare",
+            "--experiment",
+            "theory",
+            "--x",
+            "net.sigma_w2",
+            "--y",
+            "final_q",
+            "--uri",
+            store,
+            "--out",
+            str(tmp_path / "cmp.png"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert c.returncode == 0, c.stderr
     t = pd.read_csv(tmp_path / "cmp.csv")
     assert list(t["metrics.net.sigma_w2"]) == [1.0, 2.0] and t["metrics.final_q"].notna().all()

@@ -1,4 +1,5 @@
 """The theory stage as users run it: single run, 3-job multirun, bad inputs (subprocesses)."""
+
 import json
 
 import pandas as pd
@@ -13,12 +14,29 @@ def test_single_run_writes_tables_figures_and_a_finished_run(run_cli, store, tmp
     out = tmp_path / "theory"
     p = run_cli("theory", *SMOKE, f"hydra.run.dir={out}")
     assert p.returncode == 0, p.stderr
-    for f in ("theory.csv", "critical_line.csv", "iterates.csv", "metrics.json",
-              "figures/phase_diagram.png", "figures/chi1_xi_c.png"):
+    for f in (
+        "theory.csv",
+        "critical_line.csv",
+        "iterates.csv",
+        "metrics.json",
+        "figures/phase_diagram.png",
+        "figures/chi1_xi_c.png",
+    ):
         assert (out / f).stat().st_size > 0, f
     theory = pd.read_csv(out / "theory.csv")
-    assert {"activation", "sigma_w2", "sigma_b2", "q_star", "c_star", "chi1", "xi_q", "xi_c",
-            "lambda_mf", "q_status", "c_status"} <= set(theory.columns)
+    assert {
+        "activation",
+        "sigma_w2",
+        "sigma_b2",
+        "q_star",
+        "c_star",
+        "chi1",
+        "xi_q",
+        "xi_c",
+        "lambda_mf",
+        "q_status",
+        "c_status",
+    } <= set(theory.columns)
     crit = pd.read_csv(out / "critical_line.csv")
     relu0 = crit[(crit.activation == "relu") & (crit.sigma_b2 == 0)].sigma_w2_crit.item()
     assert abs(relu0 - 2) < 1e-6

@@ -1,4 +1,5 @@
 """Mean-field quantities against closed forms (science.md §1): ReLU, tanh, erf, linear."""
+
 import math
 
 import numpy as np
@@ -99,8 +100,17 @@ def test_quadrature_moment_matches_scipy_quad(name):
     act = ACTIVATIONS[name]
     g = integ(name)
     for q in (0.05, 1.0, 4.0):
-        ref, _ = integrate.quad(lambda z: float(act.dphi(torch.tensor(math.sqrt(q) * z, dtype=T))) ** 2
-                                * math.exp(-z * z / 2) / math.sqrt(2 * math.pi), -12, 12, epsabs=1e-14, limit=400)
+        ref, _ = integrate.quad(
+            lambda z: (
+                float(act.dphi(torch.tensor(math.sqrt(q) * z, dtype=T))) ** 2
+                * math.exp(-z * z / 2)
+                / math.sqrt(2 * math.pi)
+            ),
+            -12,
+            12,
+            epsabs=1e-14,
+            limit=400,
+        )
         assert abs(float(g.e_dphi2(torch.tensor(q, dtype=T))) - ref) < 1e-11
 
 

@@ -1,4 +1,5 @@
 """Fixed points satisfy their maps, depth scales peak at the edge of chaos, iterates converge."""
+
 import torch
 
 from pipeline.theory.activations import ACTIVATIONS

@@ -1,4 +1,5 @@
 """Gauge-parameter theory (science.md §4) against its closed forms."""
+
 import math
 
 import pytest

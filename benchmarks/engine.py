@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from pipeline.dynamics.engine_spec import spec_with_defaults
 from pipeline.dynamics.ensemble import EnsembleSpec, simulate
 
 # The default mlp_sweep job's batch (conf/mlp_sweep.yaml, conf/engine/default.yaml): 36 sigma_w2 values
@@ -31,9 +32,10 @@ def _median_time(fn, repeats: int) -> float:
 
 
 def _spec(n: int, k: int, seeds: int = SEEDS) -> EnsembleSpec:
-    return EnsembleSpec(
-        "tanh", n, DEPTH, tuple(torch.linspace(0.5, 4, k).tolist()), 0.05, n_seeds=seeds, n_pairs=PAIRS, dtype="float32"
-    )
+    return spec_with_defaults(
+        activation="tanh", width=n, depth=DEPTH, sigma_w2=tuple(torch.linspace(0.5, 4, k).tolist()), sigma_b2=0.05,
+        n_seeds=seeds, n_pairs=PAIRS, dtype="float32", eps=1e-6,
+    )  # fmt: skip
 
 
 def engine_vs_matmul(n: int, k: int = K, repeats: int = 5, seeds: int = SEEDS) -> tuple[float, float, float]:

@@ -88,9 +88,10 @@ def dvc_noop() -> dict:
 MEMORY_SCRIPT = """
 import json, resource, sys
 sys.path.insert(0, {root!r})
-from pipeline.dynamics.ensemble import EnsembleSpec, simulate
-spec = EnsembleSpec("tanh", 2048, 200, (1.0, 1.5, 2.0, 2.5), 0.05, n_seeds=4, n_pairs=2, n_spectrum=4,
-                    dtype="float64", memory_budget_gb={budget})
+from pipeline.dynamics.engine_spec import spec_with_defaults
+from pipeline.dynamics.ensemble import simulate
+spec = spec_with_defaults(activation="tanh", width=2048, depth=200, sigma_w2=(1.0, 1.5, 2.0, 2.5), sigma_b2=0.05,
+                          n_seeds=4, n_pairs=2, n_spectrum=4, eps=1e-6, dtype="float64", memory_budget_gb={budget})
 simulate(spec)
 print(json.dumps({{"rss_gib": peak_gib()}}))
 """
@@ -134,10 +135,14 @@ def scaling(path: Path) -> list[dict]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from pipeline.dynamics.ensemble import EnsembleSpec, simulate
+    from pipeline.dynamics.engine_spec import spec_with_defaults
+    from pipeline.dynamics.ensemble import simulate
 
     def t_of(n, k):
-        spec = EnsembleSpec("tanh", n, 20, tuple(np.linspace(0.5, 4, k)), 0.05, n_seeds=2, dtype="float32")
+        spec = spec_with_defaults(
+            activation="tanh", width=n, depth=20, sigma_w2=tuple(np.linspace(0.5, 4, k)), sigma_b2=0.05, n_seeds=2,
+            dtype="float32", eps=1e-6,
+        )  # fmt: skip
         simulate(spec)
         ts = []
         for _ in range(3):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import integrate
 
-from pipeline.theory.activations import ACTIVATIONS
+from pipeline.activations import ACTIVATIONS
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import mean_field_grid
 

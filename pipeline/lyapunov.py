@@ -1,6 +1,6 @@
 """`python -m pipeline.lyapunov`: Lyapunov exponents of random networks (see pipeline.stages.lyapunov)."""
 
-from pipeline.stages.lyapunov import main
+from pipeline.cli import lyapunov as main
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 """`python -m pipeline.mlp_sweep`: finite-width random MLP sweep (see pipeline.stages.mlp_sweep)."""
 
-from pipeline.stages.mlp_sweep import main
+from pipeline.cli import mlp_sweep as main
 
 if __name__ == "__main__":
     main()

@@ -48,3 +48,22 @@ def runs(store: str, experiment: str):
         return pd.DataFrame(columns=["run_id", "status"])
     mlflow.set_tracking_uri(store)
     return mlflow.search_runs([exp.experiment_id])
+
+
+def engine_spec(**kw):
+    """An EnsembleSpec with every value not given taken from the config schema (the defaults' one home)."""
+    from pipeline.dynamics.engine_spec import spec_with_defaults
+
+    return spec_with_defaults(**kw)
+
+
+def train_spec(**kw):
+    """A TrainSpec with every value not given taken from the config schema's TrainConfig."""
+    from pipeline.config.schema import TrainConfig
+    from pipeline.dynamics.training import TrainSpec
+
+    tc = TrainConfig()
+    base = dict(optimizer=tc.optimizer.value, lr=tc.lr, epochs=tc.epochs, batch_size=tc.batch_size,
+                temperature=tc.temperature, xi=tc.xi, seed=0, noise_seed=tc.noise_seed, max_loss=tc.max_loss,
+                restore_best=tc.restore_best)  # fmt: skip
+    return TrainSpec(**{**base, **kw})

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, List, Optional
 
-from pipeline.theory.activations import ACTIVATIONS
+from pipeline.activations import ACTIVATIONS
 
 # One member per registered activation: adding an activation needs no edit here.
 ActivationName = Enum("ActivationName", {name: name for name in ACTIVATIONS}, type=str)
@@ -67,42 +67,6 @@ class EngineConfig:
     device: str = "cpu"  # cpu | cuda | cuda:N
     memory_budget_gb: float = rng(2.0, gt=0.0)
 
-    def check_memory(self, width: int, n_sigma: int) -> None:
-        """One seed of the widest network must fit in memory_budget_gb (else a one-line ConfigError)."""
-        from pipeline.config.validate import ConfigError
-        from pipeline.dynamics.ensemble import EnsembleSpec, MemoryBudgetError, seed_chunk
-
-        spec = EnsembleSpec(
-            "tanh",
-            width,
-            1,
-            (1.0,) * n_sigma,
-            n_pairs=self.n_pairs,
-            n_spectrum=self.n_spectrum,
-            dtype=self.dtype.value,
-            memory_budget_gb=self.memory_budget_gb,
-        )
-        try:
-            seed_chunk(spec)
-        except MemoryBudgetError as exc:
-            raise ConfigError(f"engine.{exc}") from None
-
-    def check(self, width: int, depth: int) -> None:
-        """Cross-field checks: device availability, burn-in shorter than the network."""
-        from pipeline.config.validate import ConfigError
-
-        if not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ConfigError(f"engine.device={self.device!r}: allowed cpu, cuda, cuda:N")
-        if self.device.startswith("cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise ConfigError(f"engine.device={self.device!r}: CUDA is not available on this machine")
-        if self.burn_in >= depth:
-            raise ConfigError(f"engine.burn_in={self.burn_in}: must be < net.depth={depth}")
-        if self.n_spectrum > width:
-            raise ConfigError(f"engine.n_spectrum={self.n_spectrum}: must be <= net.width={width}")
-
 
 @dataclass
 class TrackingConfig:
@@ -117,11 +81,31 @@ class TrackingConfig:
 
 @dataclass
 class GridSpec:
-    """An evenly spaced grid start..stop with num points (inclusive)."""
+    """An evenly spaced grid start..stop with num points (inclusive), ascending: start < stop for num > 1,
+    start == stop for a single point (so no value is silently ignored). Tables built on a grid are joined
+    to theory by key, never by position, whatever the order."""
 
     start: float = 0.0
     stop: float = 1.0
     num: int = rng(11, ge=1)
+
+    def check(self, key: str) -> None:
+        """Cross-field check: an ordered, non-degenerate grid (ConfigError naming `key` otherwise)."""
+        from pipeline.config.validate import ConfigError
+
+        if self.num > 1 and not self.start < self.stop:
+            raise ConfigError(
+                f"{key}: start={self.start:g} must be < stop={self.stop:g} (grids are ascending; "
+                f"for a single point set num=1 and start=stop)"
+            )
+        if self.num == 1 and self.start != self.stop:
+            raise ConfigError(f"{key}: num=1 takes start={self.start:g} only: set stop={self.start:g} or num > 1")
+
+    def points(self) -> tuple[float, ...]:
+        """The grid's values, ascending."""
+        import numpy as np
+
+        return tuple(float(x) for x in np.linspace(self.start, self.stop, self.num))
 
 
 @dataclass
@@ -148,19 +132,21 @@ class IterateConfig:
 class TheorySettings:
     """What the `theory` stage computes."""
 
-    activations: List[ActivationName] = rng(["tanh", "relu", "erf"], min_len=1)
+    activations: List[ActivationName] = rng(["tanh", "relu", "erf"], min_len=1, unique=True)
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.1, 5.0, 99))
     sigma_b2: GridSpec = field(default_factory=lambda: GridSpec(0.0, 1.0, 41))
-    critical_sigma_b2: List[float] = rng([0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0], min_len=1, ge=0.0)
-    sigma_w2_search: List[float] = rng([0.05, 10.0], len=2, gt=0.0)  # bracket for the critical-line root finder
+    critical_sigma_b2: List[float] = rng([0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0], min_len=1, ge=0.0, ascending=True)
+    sigma_w2_search: List[float] = rng(
+        [0.05, 10.0], len=2, gt=0.0, ascending=True
+    )  # bracket for the critical-line root finder
     iterate: IterateConfig = field(default_factory=IterateConfig)
     quad: QuadConfig = field(default_factory=QuadConfig)
     figures: bool = True  # false: tables only (large sweeps, benchmarks)
 
 
 @dataclass
-class MlpSweepSettings:
-    """The sigma_w2 grid one mlp_sweep job vectorizes over."""
+class MlpGridSettings:
+    """The sigma_w2 grid one mlp_sweep job vectorizes over (config section `grid`)."""
 
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.5, 4.0, 36))
 
@@ -178,8 +164,8 @@ class CurveSpec:
 class ReluFiniteWidthSpec:
     """Bias-free ReLU exponent at small widths against the exact formula (science.md §2)."""
 
-    widths: List[int] = rng([4, 8, 16, 64, 256], min_len=1, ge=1)
-    sigma_w2: List[float] = rng([1.5, 2.0, 3.0], min_len=1, gt=0.0)
+    widths: List[int] = rng([4, 8, 16, 64, 256], min_len=1, ge=1, ascending=True)
+    sigma_w2: List[float] = rng([1.5, 2.0, 3.0], min_len=1, gt=0.0, ascending=True)
     depth: int = rng(100, ge=2)
     n_seeds: int = rng(32, ge=2)
 
@@ -191,7 +177,7 @@ class EpsCheckSpec:
     activation: ActivationName = ActivationName.tanh
     sigma_w2: float = rng(2.5, gt=0.0)
     sigma_b2: float = rng(0.05, ge=0.0)
-    eps: List[float] = rng([1e-8, 1e-6, 1e-4, 1e-3], min_len=1, gt=0.0, lt=1.0)
+    eps: List[float] = rng([1e-8, 1e-6, 1e-4, 1e-3], min_len=1, gt=0.0, lt=1.0, ascending=True)
 
 
 @dataclass
@@ -221,7 +207,7 @@ class GaugeCase:
 class GaugeSettings:
     """The `gauge_scan` stage (science.md §4): xi values x cases x widths over a sigma_w2 grid."""
 
-    xi: List[float] = rng([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], min_len=1, ge=0.0)
+    xi: List[float] = rng([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], min_len=1, ge=0.0, ascending=True)
     cases: List[GaugeCase] = field(
         default_factory=lambda: [
             GaugeCase(ActivationName.relu, 0.0),
@@ -229,7 +215,7 @@ class GaugeSettings:
             GaugeCase(ActivationName.tanh, 0.05),
         ]
     )
-    widths: List[int] = rng([128, 512], min_len=1, ge=2)
+    widths: List[int] = rng([128, 512], min_len=1, ge=2, ascending=True)
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.6, 3.4, 29))
 
 
@@ -285,8 +271,8 @@ class TrainabilityConfig:
     """Experiment (a): test accuracy over sigma_w2 x depth for GINN and MLP."""
 
     enabled: bool = True
-    sigma_w2: List[float] = rng([0.5, 1.0, 2.0, 4.0], min_len=1, gt=0.0)
-    depths: List[int] = rng([5, 20, 40], min_len=1, ge=1)
+    sigma_w2: List[float] = rng([0.5, 1.0, 2.0, 4.0], min_len=1, gt=0.0, ascending=True)
+    depths: List[int] = rng([5, 20, 40], min_len=1, ge=1, ascending=True)
     width: int = rng(32, ge=1)
     epochs: int = rng(5, ge=1)
 
@@ -296,10 +282,10 @@ class GaugeFixingConfig:
     """Experiment (b): Langevin training at several xi with one noise seed (science.md §5)."""
 
     enabled: bool = True
-    xi: List[float] = rng([0.1, 1.0, 10.0, float("inf")], min_len=2, gt=0.0, inf_ok=True)
+    xi: List[float] = rng([0.1, 1.0, 10.0, float("inf")], min_len=2, gt=0.0, inf_ok=True, ascending=True)
     temperature: float = rng(1e-4, gt=0.0)
     lr: float = rng(0.05, gt=0.0)
-    epochs: int = rng(20, ge=1)
+    epochs: int = rng(30, ge=1)
     width: int = rng(16, ge=1)
     depth: int = rng(3, ge=1)
     burn_in_steps: int = rng(300, ge=0)
@@ -330,21 +316,12 @@ class ReportSettings:
     inputs: str = "${repo_root:}/outputs"
 
 
-# Sections each stage reads; the others are carried (so one experiment file can set the whole
-# pipeline) but not logged as that stage's params.
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "theory": ("net", "theory"),
-    "mlp_sweep": ("net", "engine", "sweep"),
-    "lyapunov": ("net", "engine", "lyapunov"),
-    "gauge_scan": ("net", "engine", "gauge"),
-    "ginn_train": ("ginn",),
-    "report": ("report",),
-}
-
-
 @dataclass
 class StageConfig:
-    """Schema of every stage's primary config (`conf/<stage>.yaml` sets the values)."""
+    """Schema of every stage's primary config (`conf/<stage>.yaml` sets the values).
+
+    Which sections a stage reads and its cross-field checks live in `pipeline.stages.registry`.
+    """
 
     stage: str = "theory"
     seed: int = rng(0, ge=0)
@@ -355,38 +332,11 @@ class StageConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     theory: TheorySettings = field(default_factory=TheorySettings)
     engine: EngineConfig = field(default_factory=EngineConfig)
-    sweep: MlpSweepSettings = field(default_factory=MlpSweepSettings)
+    grid: MlpGridSettings = field(default_factory=MlpGridSettings)
+    # Deprecated alias of `grid` (renamed: "sweep" read like a Hydra multirun); accepted for one release:
+    # a value that differs from the default is moved to `grid` with a notice (pipeline.stages.registry).
+    sweep: MlpGridSettings = field(default_factory=MlpGridSettings)
     lyapunov: LyapunovSettings = field(default_factory=LyapunovSettings)
     gauge: GaugeSettings = field(default_factory=GaugeSettings)
     ginn: GinnSettings = field(default_factory=GinnSettings)
     report: ReportSettings = field(default_factory=ReportSettings)
-
-    def validate(self) -> None:
-        """Cross-field checks of the sections this stage reads."""
-        from pipeline.config.validate import ConfigError
-
-        if self.stage not in STAGE_SECTIONS:
-            raise ConfigError(f"stage={self.stage!r}: allowed {sorted(STAGE_SECTIONS)}")
-        sections = STAGE_SECTIONS[self.stage]
-        if "engine" in sections:
-            self.engine.check(self.net.width, self.net.depth)
-            widths = self.gauge.widths if self.stage == "gauge_scan" else [self.net.width]
-            k = {
-                "mlp_sweep": self.sweep.sigma_w2.num,
-                "gauge_scan": self.gauge.sigma_w2.num,
-                "lyapunov": max([c.sigma_w2.num for c in self.lyapunov.curves] or [1]),
-            }[self.stage]
-            self.engine.check_memory(max(widths), k)
-        if "gauge" in sections and self.gauge.sigma_w2.start <= 0:
-            raise ConfigError(f"gauge.sigma_w2.start={self.gauge.sigma_w2.start}: must be > 0")
-        if "sweep" in sections and self.sweep.sigma_w2.start <= 0:
-            raise ConfigError(f"sweep.sigma_w2.start={self.sweep.sigma_w2.start}: must be > 0")
-        if "lyapunov" in sections:
-            rfw = self.lyapunov.relu_finite_width
-            if self.engine.burn_in >= rfw.depth:
-                raise ConfigError(
-                    f"lyapunov.relu_finite_width.depth={rfw.depth}: must be > engine.burn_in={self.engine.burn_in}"
-                )
-            for i, c in enumerate(self.lyapunov.curves):
-                if c.sigma_w2.start <= 0:
-                    raise ConfigError(f"lyapunov.curves[{i}].sigma_w2.start={c.sigma_w2.start}: must be > 0")

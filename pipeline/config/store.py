@@ -1,12 +1,10 @@
-"""Register every stage schema in Hydra's ConfigStore (import once before composing)."""
+"""Register the stage schema in Hydra's ConfigStore (import once before composing)."""
 
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
-from .schema import STAGE_SECTIONS, StageConfig
-
-SCHEMAS = {stage: StageConfig for stage in STAGE_SECTIONS}
+from .schema import StageConfig
 
 
 def register() -> None:

@@ -33,6 +33,8 @@ def check_ranges(obj: Any, prefix: str = "") -> None:
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value):
             check_ranges(value, key + ".")
+            if callable(getattr(value, "check", None)):  # cross-field rule of a small value type (GridSpec)
+                value.check(key)
             continue
         if isinstance(value, list) and value and dataclasses.is_dataclass(value[0]):
             for i, item in enumerate(value):
@@ -45,6 +47,12 @@ def check_ranges(obj: Any, prefix: str = "") -> None:
             raise ConfigError(f"{key}={value!r}: needs at least {meta['min_len']} entries")
         if "len" in meta and len(value) != meta["len"]:
             raise ConfigError(f"{key}={value!r}: needs exactly {meta['len']} entries")
+        if meta.get("unique") and len(set(value)) != len(value):
+            raise ConfigError(f"{key}={_show(value)}: has duplicate entries")
+        if meta.get("ascending") and any(not a < b for a, b in zip(value[:-1], value[1:])):
+            raise ConfigError(
+                f"{key}={_show(value)}: must be strictly ascending (no duplicates), e.g. {sorted(set(value))}"
+            )
         values = value if isinstance(value, list) else [value]
         for v in values:
             if isinstance(v, float) and not math.isfinite(v) and not (meta.get("inf_ok") and v == math.inf):
@@ -52,6 +60,10 @@ def check_ranges(obj: Any, prefix: str = "") -> None:
             for op, (ok, text) in _OPS.items():
                 if op in meta and isinstance(v, (int, float)) and not ok(v, meta[op]):
                     raise ConfigError(f"{key}={v!r} is out of range: allowed {text.format(meta[op])}")
+
+
+def _show(value: list) -> str:
+    return "[" + ", ".join(getattr(v, "value", str(v)) if not isinstance(v, float) else f"{v:g}" for v in value) + "]"
 
 
 def to_validated(cfg: DictConfig) -> Any:
@@ -63,7 +75,4 @@ def to_validated(cfg: DictConfig) -> Any:
         msg = str(exc).splitlines()[0]
         raise ConfigError(f"{key}: {msg}" if key else msg) from None
     check_ranges(obj)
-    extra = getattr(obj, "validate", None)
-    if callable(extra):
-        extra()
     return obj

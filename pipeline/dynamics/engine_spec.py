@@ -1,17 +1,10 @@
-"""Build an EnsembleSpec from the validated `net` and `engine` config sections."""
+"""Build an EnsembleSpec from the validated `net` and `engine` config sections (the config adapter of the engine)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from pipeline.dynamics.ensemble import EnsembleSpec
-
-
-def grid(spec) -> tuple[float, ...]:
-    """The points of a GridSpec config as a tuple of floats."""
-    return tuple(float(x) for x in np.linspace(spec.start, spec.stop, spec.num))
 
 
 def ensemble_spec(net, engine, sigma_w2: Sequence[float], seed: int, **override) -> EnsembleSpec:
@@ -37,3 +30,11 @@ def ensemble_spec(net, engine, sigma_w2: Sequence[float], seed: int, **override)
     )
     kw.update(override)
     return EnsembleSpec(**kw)
+
+
+def spec_with_defaults(**kw) -> EnsembleSpec:
+    """EnsembleSpec with every value not given taken from the config schema (NetConfig, EngineConfig),
+    the defaults' one home; for scripts, benchmarks and tests that call the engine directly."""
+    from pipeline.config.schema import EngineConfig, NetConfig
+
+    return ensemble_spec(NetConfig(), EngineConfig(), tuple(kw.pop("sigma_w2")), kw.pop("seed", 0), **kw)

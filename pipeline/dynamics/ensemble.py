@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from pipeline.dynamics.pointwise import phi_and_slope, phi_into
+from pipeline.activations import get_activation
 from pipeline.nets.weights import (
     STREAM_BIAS,
     STREAM_INPUT,
@@ -32,7 +32,6 @@ from pipeline.nets.weights import (
     STREAM_TANGENT,
     NetworkStreams,
 )
-from pipeline.theory.activations import get_activation
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _TANGENT_SQ_MAX = math.exp(60.0)  # carried tangents are renormalized once their norm leaves e^(+-30)
@@ -46,27 +45,31 @@ class MemoryBudgetError(ValueError):
     """The configured memory budget cannot hold even one network of the requested size."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EnsembleSpec:
-    """What to simulate: one activation/width/depth/bias/xi, a grid of sigma_w2, seeds x input pairs."""
+    """What to simulate: one activation/width/depth/bias/xi, a grid of sigma_w2, seeds x input pairs.
+
+    No defaults: the values come from the validated config (`engine_spec.ensemble_spec`), whose schema
+    is their one home (`pipeline.config.schema.NetConfig`, `EngineConfig`).
+    """
 
     activation: str
     width: int
     depth: int
     sigma_w2: tuple[float, ...]
-    sigma_b2: float = 0.0
-    xi: float = 1.0
-    weights: str = "gaussian"
-    n_seeds: int = 8
-    n_pairs: int = 2  # input pairs per network: 2 * n_pairs inputs, correlation measured per pair
-    q0: float = 1.0  # variance of the layer-0 pre-activations
-    c0: float = 0.5  # their correlation within a pair
-    eps: float = 1e-6  # replica separation (RMS, relative to the signal's RMS)
-    n_spectrum: int = 0  # k tangent vectors for the QR spectrum (0: off)
-    seed: int = 0
-    dtype: str = "float32"
-    device: str = "cpu"
-    memory_budget_gb: float = 2.0
+    sigma_b2: float
+    xi: float  # gauge parameter of the weight ensemble (docs/science.md §4); 1 = i.i.d.
+    weights: str  # gaussian | orthogonal
+    n_seeds: int
+    n_pairs: int  # input pairs per network: 2 * n_pairs inputs, correlation measured per pair
+    q0: float  # variance of the layer-0 pre-activations
+    c0: float  # their correlation within a pair
+    eps: float  # replica separation (RMS, relative to the signal's RMS)
+    n_spectrum: int  # k tangent vectors for the QR spectrum (0: off)
+    seed: int
+    dtype: str  # float32 | float64
+    device: str
+    memory_budget_gb: float
 
     @property
     def n_inputs(self) -> int:
@@ -260,8 +263,8 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     for layer in range(L):
         Z = rand.weights(N, spec.weights, spec.xi, dt, out=Zbuf)
         V = _unit_columns(rand.normal(STREAM_PROBE, (N, I), dt)).unsqueeze(2)
-        dphi = phi_and_slope(act, H, U0, slope)
-        phi_into(act, torch.addcmul(H, D, d_scale, out=U1), U1)
+        dphi = act.phi_and_slope(H, U0, slope)
+        act.phi_into(torch.addcmul(H, D, d_scale, out=U1), U1)
         torch.mul(dphi, T, out=U2)
         torch.mul(dphi, V, out=U3)
         if k:

@@ -26,19 +26,21 @@ from pipeline.nets.ginn import GINN
 OPTIMIZERS = ("sgd", "adam", "langevin")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainSpec:
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    epochs: int = 30
-    batch_size: int = 64
-    temperature: float = 0.0  # Langevin temperature T
-    xi: float = math.inf  # gauge-fixing parameter (inf: no gauge fixing)
-    seed: int = 0  # mini-batch order
-    noise_seed: int = 0  # Langevin noise (physical and gauge streams derive from it)
-    max_loss: float = 1e3  # divergence: stop when the training loss exceeds this or is not finite
-    record_gauge: bool = False  # record G(t) every step (GINN)
-    restore_best: bool = False  # end with the parameters of the best validation-accuracy epoch (early stopping)
+    """One training run. No defaults for configured values: their home is `pipeline.config.schema.TrainConfig`."""
+
+    optimizer: str  # sgd | adam | langevin
+    lr: float
+    epochs: int
+    batch_size: int
+    temperature: float  # Langevin temperature T
+    xi: float  # gauge-fixing parameter (inf: no gauge fixing)
+    seed: int  # mini-batch order
+    noise_seed: int  # Langevin noise (physical and gauge streams derive from it)
+    max_loss: float  # divergence: stop when the training loss exceeds this or is not finite
+    restore_best: bool  # end with the parameters of the best validation-accuracy epoch (early stopping)
+    record_gauge: bool = False  # record G(t) every step (GINN); not a config value: the stage asks for it
 
 
 @dataclass

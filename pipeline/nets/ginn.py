@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-MODULUS_ACTIVATIONS = ("tanh", "modrelu", "identity")
+from pipeline.activations import get_modulus_activation
 
 
 def _inv_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -54,15 +54,14 @@ class GaugeLink(nn.Module):
         return psi @ u.T
 
 
-class ModulusActivation(nn.Module):
+class ModulusLayer(nn.Module):
     """psi = g(|z|) z / |z|: acts on the modulus, keeps the phase, continuous at z = 0."""
 
     def __init__(self, kind: str, n: int, offset: float = -0.1, dtype: torch.dtype = torch.float32):
         super().__init__()
-        if kind not in MODULUS_ACTIVATIONS:
-            raise ValueError(f"ginn.activation={kind!r}: allowed {list(MODULUS_ACTIVATIONS)}")
         self.kind = kind
-        if kind == "modrelu":
+        self.spec = get_modulus_activation(kind)
+        if self.spec.uses_offset:
             if offset > 0:
                 raise ValueError(f"ginn.modrelu_offset={offset}: must be <= 0 (continuity at z = 0)")
             self.b_raw = nn.Parameter(
@@ -70,11 +69,9 @@ class ModulusActivation(nn.Module):
             )
 
     def g(self, r: torch.Tensor) -> torch.Tensor:
-        if self.kind == "tanh":
-            return torch.tanh(r)
-        if self.kind == "identity":
-            return r
-        return torch.relu(r - F.softplus(self.b_raw))
+        """g(|z|) from the shared definition; modReLU's offset is -softplus(b_raw) <= 0 per unit."""
+        offset = -F.softplus(self.b_raw) if self.spec.uses_offset else 0.0
+        return self.spec.g_and_slope(r, offset)[0]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         r = z.abs()
@@ -101,7 +98,7 @@ class GINN(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         sizes = [d_in] + [width] * depth
         self.links = nn.ModuleList(GaugeLink(a, b, sigma_w2, gen, dtype) for a, b in zip(sizes[:-1], sizes[1:]))
-        self.acts = nn.ModuleList(ModulusActivation(activation, width, modrelu_offset, dtype) for _ in range(depth))
+        self.acts = nn.ModuleList(ModulusLayer(activation, width, modrelu_offset, dtype) for _ in range(depth))
         self.readout = nn.Linear(width, n_out, dtype=dtype)
         with torch.no_grad():
             self.readout.weight.normal_(0, 1 / math.sqrt(width), generator=gen)

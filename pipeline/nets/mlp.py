@@ -24,7 +24,7 @@ class MLP(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        from pipeline.theory.activations import get_activation
+        from pipeline.activations import get_activation
 
         self.phi = get_activation(activation).phi
         gen = torch.Generator().manual_seed(seed)

@@ -8,18 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pipeline.config.schema import StageConfig
-from pipeline.dynamics.engine_spec import ensemble_spec, grid
+from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import summarize, zero_crossing
 from pipeline.plots import gauge as plots
-from pipeline.stages.hydra_app import hydra_entry
-from pipeline.stages.runner import StageOutput, run_stage
+from pipeline.stages.runner import StageOutput
+from pipeline.stages.theory_inputs import theory_crossing
 from pipeline.theory.gauge import gauge_theory, thresholds
-from pipeline.theory.predictions import critical_sigma_w2, integrator
+from pipeline.theory.predictions import integrator
 
 log = logging.getLogger("ginn.gauge_scan")
 SMALL_Q0, PROBE_DEPTH = 1e-6, 5  # tiny-signal probe of the trivial fixed point's stability
@@ -46,7 +45,7 @@ class GaugeScanResult:
 def compute(cfg: StageConfig) -> GaugeScanResult:
     """Simulate every (case, width, xi) over the sigma_w2 grid; theory from the same xi ensemble."""
     ga, net, eng = cfg.gauge, cfg.net, cfg.engine
-    sws = grid(ga.sigma_w2)
+    sws = ga.sigma_w2.points()
     jobs = [(c, w, xi) for c in ga.cases for w in ga.widths for xi in ga.xi]
     rows, trows = [], []
     for case, width, xi in tqdm(jobs, desc="gauge scan", disable=None):
@@ -54,15 +53,16 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
         spec = ensemble_spec(net, eng, sws, cfg.seed, activation=act, sigma_b2=case.sigma_b2, width=width, xi=xi)
         t = summarize(simulate(spec), eng.burn_in)
         g = integrator(act, max(sws), case.sigma_b2)
-        theory = {k: v.numpy() for k, v in gauge_theory(g, np.asarray(sws), case.sigma_b2, xi).items()}
-        t = t.assign(**theory)
+        theory = pd.DataFrame({k: v.numpy() for k, v in gauge_theory(g, np.asarray(sws), case.sigma_b2, xi).items()})
+        theory.insert(0, "sigma_w2", np.asarray(sws))
+        t = t.merge(theory, on="sigma_w2", how="left", validate="one_to_one")
         for i, (k, v) in enumerate(dict(activation=act, sigma_b2=case.sigma_b2, width=width, xi=xi).items()):
             t.insert(i, k, v)
         rows.append(t)
         th = thresholds(g, case.sigma_b2, xi)
         len_th, chaos_th = float(th["len_threshold"][0]), float(th["chaos_threshold"][0])
         if xi == 1.0:  # the i.i.d. ensemble: the theory stage's critical line is the reference
-            chaos_th = critical_sigma_w2(act, case.sigma_b2, xi, Path(cfg.theory_outputs) / "critical_line.csv")[0]
+            chaos_th = theory_crossing(cfg.theory_outputs, act, case.sigma_b2, xi)[0]
         growth = t
         if not g.act.homogeneous and case.sigma_b2 == 0:
             # the threshold is the stability of q* = 0: measure the growth of a tiny signal (A_q(0))
@@ -112,10 +112,3 @@ def write(result: GaugeScanResult, folder: Path) -> StageOutput:
     }
     summary = f"max |threshold error|: length {d_len.max():.3f}, chaos {d_chaos.max():.3f}"
     return StageOutput(metrics, {}, summary)
-
-
-def task(cfg: DictConfig) -> None:
-    run_stage(cfg, "gauge_scan", compute, write)
-
-
-main = hydra_entry("gauge_scan", task)

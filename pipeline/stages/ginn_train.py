@@ -12,15 +12,16 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from pipeline.activations import get_activation
 from pipeline.config.schema import StageConfig
 from pipeline.data.datasets import Split, load
 from pipeline.dynamics import gauge_observables as obs
@@ -29,15 +30,25 @@ from pipeline.dynamics.training import TrainResult, TrainSpec, train
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
 from pipeline.plots import ginn as plots
-from pipeline.stages.hydra_app import hydra_entry
-from pipeline.stages.runner import StageOutput, run_stage
-from pipeline.theory.activations import ACTIVATIONS
+from pipeline.stages.runner import StageOutput
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
 from pipeline.theory.mean_field import mean_field_grid
 
 log = logging.getLogger("ginn.ginn_train")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+MLP_ACTIVATION = "tanh"  # the baseline MLP's activation (docs/science.md §5): its network and its mean field
+
+
+@contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to n for the block, then restored (it is process-global)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -49,6 +60,7 @@ class GinnTrainResult:
     gauge_fixing: pd.DataFrame | None
     spectra: pd.DataFrame | None
     models: dict
+    critical_sigma_w2: float  # chi_GINN(q*) = 1 for the configured modulus activation and offset
 
 
 def _spec(tc, **over) -> TrainSpec:
@@ -85,7 +97,15 @@ def _ginn(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float
 def _mlp(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> MLP:
     g = cfg.ginn
     return MLP(
-        data.d_in, width, depth, data.n_classes, sigma_w2, g.mlp_sigma_b2, "tanh", seed, DTYPES[g.precision.value]
+        data.d_in,
+        width,
+        depth,
+        data.n_classes,
+        sigma_w2,
+        g.mlp_sigma_b2,
+        MLP_ACTIVATION,
+        seed,
+        DTYPES[g.precision.value],
     )
 
 
@@ -102,8 +122,13 @@ def gauge_invariance_error(model: GINN, x: torch.Tensor, seed: int) -> float:
 
 
 def compute(cfg: StageConfig) -> GinnTrainResult:
+    """Train, scan trainability and gauge fixing with torch limited to `ginn.train.threads` (restored after)."""
+    with torch_threads(cfg.ginn.train.threads):
+        return _compute(cfg)
+
+
+def _compute(cfg: StageConfig) -> GinnTrainResult:
     g = cfg.ginn
-    torch.set_num_threads(g.train.threads)
     data = load(
         g.data.name.value, g.data.seed, g.data.val_fraction, g.data.test_fraction, dtype=DTYPES[g.precision.value]
     )
@@ -146,7 +171,8 @@ def compute(cfg: StageConfig) -> GinnTrainResult:
         columns=["model", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
         + (["var_G"] if rows and "var_G" in rows[0] else []),
     )
-    return GinnTrainResult(history, summary, tab, bnd, gf, spectra, models)
+    crit = ginn_critical_sigma_w2(g.activation.value, g.modrelu_offset)
+    return GinnTrainResult(history, summary, tab, bnd, gf, spectra, models, crit)
 
 
 def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -168,7 +194,7 @@ def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFr
                 }
             )
     sws = torch.linspace(min(ta.sigma_w2), max(ta.sigma_w2), 60, dtype=torch.float64)
-    mf = mean_field_grid(GaussianIntegrator(ACTIVATIONS["tanh"]), sws, g.mlp_sigma_b2)
+    mf = mean_field_grid(GaussianIntegrator(get_activation(MLP_ACTIVATION)), sws, g.mlp_sigma_b2)
     kind, off = g.activation.value, g.modrelu_offset
     q = ginn_q_star(sws, kind, off).x
     chi = chi_ginn(torch.where(torch.isfinite(q), q, torch.full_like(q, 1e6)), sws, kind, off)
@@ -215,16 +241,15 @@ def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.D
     rows, spec_rows, ref = [], [], None
     for xi in tqdm(gf.xi, desc="gauge fixing", disable=None):
         m = copy.deepcopy(base)
-        spec = TrainSpec(
-            "langevin",
-            gf.lr,
-            gf.epochs,
-            g.train.batch_size,
-            gf.temperature,
-            xi,
-            cfg.seed,
-            g.train.noise_seed,
-            g.train.max_loss,
+        spec = _spec(
+            g.train,
+            optimizer="langevin",
+            lr=gf.lr,
+            epochs=gf.epochs,
+            temperature=gf.temperature,
+            xi=xi,
+            seed=cfg.seed,
+            restore_best=False,  # the gauge sector is measured along the whole trajectory
             record_gauge=True,
         )
         r = train(m, data, spec, progress=False)
@@ -280,7 +305,7 @@ def write(result: GinnTrainResult, folder: Path) -> StageOutput:
         for col in ("train_loss", "val_loss", "val_accuracy"):
             curves[f"{model}.{col}"] = d[col].tolist()
     metrics = {k: (float(v) if isinstance(v, (int, float, bool)) else v) for k, v in s.items()}
-    metrics["ginn_critical_sigma_w2"] = ginn_critical_sigma_w2("tanh")
+    metrics["ginn_critical_sigma_w2"] = result.critical_sigma_w2
     text = ", ".join(
         f"{k} {s[k]:.4f}"
         for k in ("test_accuracy", "mlp_test_accuracy", "gauge_invariance_max_abs_diff", "var_G_ratio_xi10_over_xi1")
@@ -290,10 +315,3 @@ def write(result: GinnTrainResult, folder: Path) -> StageOutput:
     if s.get("diverged") or s.get("mlp_diverged"):
         failure = f"training diverged: {s.get('diverged_reason') or s.get('mlp_diverged_reason')}"
     return StageOutput(metrics, curves, text, failure)
-
-
-def task(cfg: DictConfig) -> None:
-    run_stage(cfg, "ginn_train", compute, write)
-
-
-main = hydra_entry("ginn_train", task)

@@ -8,18 +8,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from pipeline.config.schema import StageConfig
-from pipeline.dynamics.engine_spec import ensemble_spec, grid
+from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
 from pipeline.plots import lyapunov as plots
-from pipeline.stages.hydra_app import hydra_entry
-from pipeline.stages.runner import StageOutput, run_stage
+from pipeline.stages.runner import StageOutput
+from pipeline.stages.theory_inputs import theory_crossing
 from pipeline.theory.finite_width import relu_lyapunov_exact
-from pipeline.theory.predictions import critical_sigma_w2, predictions
+from pipeline.theory.predictions import predictions
 
 log = logging.getLogger("ginn.lyapunov")
 
@@ -39,7 +38,9 @@ def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataF
     m = simulate(spec)
     table = summarize(m, eng.burn_in)
     theory, _ = predictions(activation.value, sws, sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
-    table = table.merge(theory[["sigma_w2", "chi1", "lambda_mf", "q_star"]], on="sigma_w2")
+    table = table.merge(
+        theory[["sigma_w2", "chi1", "lambda_mf", "q_star"]], on="sigma_w2", how="left", validate="one_to_one"
+    )
     for i, (k, v) in enumerate(
         dict(activation=activation.value, sigma_b2=sigma_b2, width=net.width, depth=net.depth, xi=net.xi).items()
     ):
@@ -55,7 +56,7 @@ def compute(cfg: StageConfig) -> LyapunovResult:
     net, eng, ly = cfg.net, cfg.engine, cfg.lyapunov
     tables, locals_, crossings = [], [], []
     for curve in tqdm(ly.curves, desc="lyapunov curves", disable=None):
-        t, loc = _curve(cfg, curve.activation, curve.sigma_b2, grid(curve.sigma_w2))
+        t, loc = _curve(cfg, curve.activation, curve.sigma_b2, curve.sigma_w2.points())
         tables.append(t)
         locals_.append(loc)
         x0, se = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
@@ -67,9 +68,9 @@ def compute(cfg: StageConfig) -> LyapunovResult:
                 "xi": net.xi,
                 "crossing_measured": x0,
                 "crossing_measured_se": se,
-                "crossing_theory": critical_sigma_w2(
-                    curve.activation.value, curve.sigma_b2, net.xi, Path(cfg.theory_outputs) / "critical_line.csv"
-                )[0],
+                "crossing_theory": theory_crossing(cfg.theory_outputs, curve.activation.value, curve.sigma_b2, net.xi)[
+                    0
+                ],
             }
         )
     rfw = ly.relu_finite_width
@@ -181,10 +182,3 @@ def write(result: LyapunovResult, folder: Path) -> StageOutput:
         for r in cr.itertuples()
     )
     return StageOutput(metrics, curves, summary)
-
-
-def task(cfg: DictConfig) -> None:
-    run_stage(cfg, "lyapunov", compute, write)
-
-
-main = hydra_entry("lyapunov", task)

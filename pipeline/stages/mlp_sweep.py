@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
 from pipeline.config.schema import StageConfig
-from pipeline.dynamics.engine_spec import ensemble_spec, grid
+from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
 from pipeline.plots import finite_width as plots
-from pipeline.stages.hydra_app import hydra_entry
-from pipeline.stages.runner import NumericalError, StageOutput, run_stage
-from pipeline.theory.predictions import critical_sigma_w2, predictions
+from pipeline.stages.runner import NumericalError, StageOutput
+from pipeline.stages.theory_inputs import theory_crossing
+from pipeline.theory.predictions import predictions
 
 log = logging.getLogger("ginn.mlp_sweep")
 
@@ -34,16 +33,16 @@ class MlpSweepResult:
 
 
 def compute(cfg: StageConfig) -> MlpSweepResult:
-    """Simulate the ensemble and join the mean-field predictions."""
+    """Simulate the ensemble and join the mean-field predictions by key (sigma_w2, layer)."""
     net, eng = cfg.net, cfg.engine
-    sws = grid(cfg.sweep.sigma_w2)
+    sws = cfg.grid.sigma_w2.points()
     m = simulate(ensemble_spec(net, eng, sws, cfg.seed))
     table = summarize(m, eng.burn_in)
     if table.n_seeds_used.min() == 0:
         bad = table.sigma_w2[table.n_seeds_used == 0].tolist()
         raise NumericalError(f"all networks non-finite at sigma_w2={bad}")
     theory, iters = predictions(net.activation.value, sws, net.sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
-    sweep = table.merge(theory, on="sigma_w2")
+    sweep = table.merge(theory, on="sigma_w2", how="left", validate="one_to_one")
     meta = dict(
         activation=net.activation.value,
         width=net.width,
@@ -55,18 +54,16 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
     )
     for i, (k, v) in enumerate(meta.items()):
         sweep.insert(i, k, v)
-    layers = layer_curves(m)
-    layers["q_theory"] = iters.q11.to_numpy()
-    layers["c_theory"] = iters.c.to_numpy()
-    layers["chi1_theory"] = iters.chi1.to_numpy()
+    iter_cols = iters[["sigma_w2", "layer", "q11", "c", "chi1"]].rename(
+        columns={"q11": "q_theory", "c": "c_theory", "chi1": "chi1_theory"}
+    )
+    layers = layer_curves(m).merge(iter_cols, on=["sigma_w2", "layer"], how="left", validate="one_to_one")
     layers.insert(0, "width", net.width)
     layers.insert(0, "activation", net.activation.value)
     x0, se = zero_crossing(
         sweep.sigma_w2.to_numpy(), sweep.lambda_replica.to_numpy(), sweep.lambda_replica_se.to_numpy()
     )
-    theory_x0, source = critical_sigma_w2(
-        net.activation.value, net.sigma_b2, net.xi, Path(cfg.theory_outputs) / "critical_line.csv"
-    )
+    theory_x0, source = theory_crossing(cfg.theory_outputs, net.activation.value, net.sigma_b2, net.xi)
     crossing = {
         "crossing_measured": x0,
         "crossing_measured_se": se,
@@ -102,10 +99,3 @@ def write(result: MlpSweepResult, folder: Path) -> StageOutput:
         f"lambda = 0 at sigma_w2 = {c['crossing_measured']:.4f} "
         f"+- {c['crossing_measured_se']:.4f} (theory {c['crossing_theory']:.4f})",
     )
-
-
-def task(cfg: DictConfig) -> None:
-    run_stage(cfg, "mlp_sweep", compute, write)
-
-
-main = hydra_entry("mlp_sweep", task)

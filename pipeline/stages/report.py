@@ -17,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
 
 from pipeline.config.schema import StageConfig
 from pipeline.plots import finite_width, gauge, ginn, lyapunov, theory
-from pipeline.stages.hydra_app import hydra_entry
-from pipeline.stages.runner import StageOutput, run_stage
+from pipeline.stages.runner import StageOutput
 
 log = logging.getLogger("ginn.report")
 
@@ -334,10 +332,3 @@ def write(result: ReportResult, folder: Path) -> StageOutput:
         f"{len(FIGURES)} figures, max |lyapunov crossing - theory| = "
         f"{m['lyapunov_crossing_max_abs_diff']:.3f} -> report.html",
     )
-
-
-def task(cfg: DictConfig) -> None:
-    run_stage(cfg, "report", compute, write)
-
-
-main = hydra_entry("report", task)

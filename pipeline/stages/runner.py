@@ -22,9 +22,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config.schema import STAGE_SECTIONS
 from pipeline.config.validate import ConfigError, to_validated
 from pipeline.stages.outputs import staged, write_json
+from pipeline.stages.registry import check_stage, get_stage
 from pipeline.tracking.provenance import config_hash, config_params, git_state, numeric_axes
 from pipeline.tracking.run import Interrupted, find_finished, record_failed_job, stage_run
 from pipeline.tracking.store import check_reachable, resolve_uri, use_sqlite_wal
@@ -82,14 +82,17 @@ def install_sigterm_handler() -> None:
 def run_stage(
     cfg: DictConfig,
     stage: str,
-    compute: Callable[[Any], Any],
-    write: Callable[[Any, Path], StageOutput],
+    compute: Callable[[Any], Any] | None = None,
+    write: Callable[[Any, Path], StageOutput] | None = None,
 ) -> float | None:
-    """Run one stage job end to end (see module docstring)."""
+    """Run one stage job end to end (see module docstring); compute/write default to the registry's."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     overrides = " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
     try:
         obj = to_validated(cfg)
+        if obj.stage != stage:
+            raise ConfigError(f"stage={obj.stage!r}: this entry point runs {stage!r} (leave `stage` unset)")
+        check_stage(obj)
         use_sqlite_wal(obj.tracking.sqlite_wal)
         if obj.tracking.enabled:
             try:
@@ -116,9 +119,11 @@ def run_stage(
     seed_everything(obj.seed)
     install_sigterm_handler()
     out_dir = Path(obj.out_dir)
-    container = OmegaConf.to_container(cfg, resolve=True)
-    sections = STAGE_SECTIONS.get(stage, tuple(container))
-    logged = {k: v for k, v in container.items() if not isinstance(v, dict) or k in sections}
+    if compute is None or write is None:
+        compute, write = get_stage(stage).functions()
+    container = OmegaConf.to_container(OmegaConf.structured(obj), enum_to_str=True)  # validated, migrated values
+    sections = get_stage(stage).sections
+    logged = {k: v for k, v in container.items() if v is not None and (not isinstance(v, dict) or k in sections)}
     sha, dirty = git_state()
     chash = config_hash({"stage": stage, **logged})
     tags = {

@@ -8,14 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
+from pipeline.activations import get_activation
 from pipeline.config.schema import StageConfig
 from pipeline.plots import theory as plots
-from pipeline.stages.hydra_app import hydra_entry
-from pipeline.stages.runner import StageOutput, run_stage
-from pipeline.theory.activations import get_activation
+from pipeline.stages.runner import StageOutput
 from pipeline.theory.critical import critical_line
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import mean_field_grid
@@ -105,10 +103,3 @@ def write(result: TheoryResult, folder: Path) -> StageOutput:
         f"{unconverged}/{len(result.theory)} grid points not converged, "
         f"{no_fixed_point} without a finite fixed point",
     )
-
-
-def task(cfg: DictConfig) -> None:
-    run_stage(cfg, "theory", compute, write)
-
-
-main = hydra_entry("theory", task)

@@ -1,3 +1,5 @@
-from pipeline.stages.theory import main
+"""`python -m pipeline.theory`: the theory stage (entry point from pipeline.cli)."""
 
-main()
+from pipeline.cli import theory
+
+theory()

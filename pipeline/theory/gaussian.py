@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .activations import Activation
+from pipeline.activations import Activation
+
 from .quadrature import DTYPE, GaussRule, converged_node_count, gauss_rule, gaussian_expectation
 
 

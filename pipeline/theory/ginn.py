@@ -14,21 +14,15 @@ import math
 import torch
 from scipy.special import roots_laguerre
 
+from pipeline.activations import get_modulus_activation
+
 _U, _W = (torch.as_tensor(a, dtype=torch.float64) for a in roots_laguerre(200))
 _S = _U.sqrt()  # r = sqrt(q) * s
 
 
 def _g(kind: str, r: torch.Tensor, offset: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(g(r), g'(r)) of a modulus activation."""
-    if kind == "tanh":
-        t = torch.tanh(r)
-        return t, 1 - t * t
-    if kind == "identity":
-        return r, torch.ones_like(r)
-    if kind == "modrelu":
-        x = r + offset
-        return torch.relu(x), (x > 0).to(r.dtype)
-    raise ValueError(f"ginn.activation={kind!r}: allowed tanh, modrelu, identity")
+    """(g(r), g'(r)) of a modulus activation, from its one definition in pipeline.activations."""
+    return get_modulus_activation(kind).g_and_slope(r, offset)
 
 
 def rayleigh_expectation(fn, q: torch.Tensor) -> torch.Tensor:

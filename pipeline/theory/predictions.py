@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pandas as pd
 
-from .activations import get_activation
+from pipeline.activations import get_activation
+
 from .critical import critical_line
 from .gaussian import GaussianIntegrator
 from .mean_field import as_t, mean_field_grid
@@ -27,38 +25,27 @@ def predictions(
     """(per-sigma_w2 table, per-layer iterates) of the mean-field theory for a finite-width run.
 
     Per sigma_w2: q^L and c^L after `depth` layers from (q0, c0), q*, c*, chi1 at q*, and
-    lambda_mf = 0.5 ln chi1 (science.md §1).
+    lambda_mf = 0.5 ln chi1 (docs/science.md §1). Both tables carry their `sigma_w2` key (and
+    `layer`): callers join them to measurements by key, never by position, in any grid order.
     """
     sw = as_t(sigma_w2).reshape(-1)
     g = integrator(activation, float(sw.max()), sigma_b2)
     it = layer_iterates(g, sw, sigma_b2, depth, q0, q0, c0, xi)
     grid = mean_field_grid(g, sw, sigma_b2, xi)
-    last = it[it.layer == depth].reset_index(drop=True)
-    table = pd.DataFrame(
+    per_point = pd.DataFrame(
         {
             "sigma_w2": sw.numpy(),
-            "q_L_theory": last.q11.to_numpy(),
-            "c_L_theory": last.c.to_numpy(),
             "q_star": grid.q_star.numpy(),
             "c_star": grid.c_star.numpy(),
             "chi1": grid.chi1.numpy(),
             "lambda_mf": grid.lambda_mf.numpy(),
         }
     )
+    last = it.loc[it.layer == depth, ["sigma_w2", "q11", "c"]].rename(columns={"q11": "q_L_theory", "c": "c_L_theory"})
+    table = last.merge(per_point, on="sigma_w2", validate="one_to_one")
     return table, it
 
 
-def critical_sigma_w2(
-    activation: str, sigma_b2: float, xi: float = 1.0, table: Path | None = None
-) -> tuple[float, str]:
-    """Theory zero crossing of lambda_mf (chi1 = 1) and where it came from.
-
-    Taken from the theory stage's critical_line.csv when that table has the (activation, sigma_b2)
-    row and xi = 1 (one source of truth for every stage and the report), else computed here.
-    """
-    if table is not None and xi == 1.0 and table.is_file():
-        t = pd.read_csv(table)
-        row = t[(t.activation == activation) & np.isclose(t.sigma_b2, sigma_b2, rtol=0, atol=1e-12)]
-        if len(row) and np.isfinite(row.sigma_w2_crit.iloc[0]):
-            return float(row.sigma_w2_crit.iloc[0]), "theory_stage"
-    return float(critical_line(integrator(activation), [sigma_b2], xi).sigma_w2_crit[0]), "computed"
+def critical_sigma_w2(activation: str, sigma_b2: float, xi: float = 1.0) -> float:
+    """Theory zero crossing of lambda_mf (chi1 = 1) at (sigma_b2, xi), computed here (pure)."""
+    return float(critical_line(integrator(activation), [sigma_b2], xi).sigma_w2_crit[0])

@@ -4,10 +4,13 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from pipeline.config.store import SCHEMAS, register
+from pipeline.config.store import register
 from pipeline.config.validate import ConfigError, to_validated
 from pipeline.paths import conf_dir, repo_root
 from pipeline.stages import hydra_app  # noqa: F401  (registers the repo_root resolver)
+from pipeline.stages.registry import STAGES, check_stage
+
+SCHEMAS = sorted(STAGES)
 
 EXPERIMENTS = sorted(p.stem for p in (repo_root() / "experiments").glob("*.yaml"))
 
@@ -20,16 +23,17 @@ def _compose(stage: str, overrides=()):
     return cfg
 
 
-@pytest.mark.parametrize("stage", sorted(SCHEMAS))
+@pytest.mark.parametrize("stage", SCHEMAS)
 def test_primary_config_composes_and_validates(stage):
     obj = to_validated(_compose(stage))
+    check_stage(obj)
     assert obj.stage == stage
 
 
-@pytest.mark.parametrize("stage", sorted(SCHEMAS))
+@pytest.mark.parametrize("stage", SCHEMAS)
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes(stage, experiment):
-    to_validated(_compose(stage, [f"experiment={experiment}"]))
+    check_stage(to_validated(_compose(stage, [f"experiment={experiment}"])))
 
 
 @pytest.mark.parametrize(
@@ -58,7 +62,111 @@ def test_unknown_activation_is_rejected_by_the_schema():
 
 
 def test_every_registered_activation_is_a_config_choice():
-    from pipeline.theory.activations import ACTIVATIONS
+    from pipeline.activations import ACTIVATIONS
 
     for name in ACTIVATIONS:
         assert to_validated(_compose("theory", [f"net.activation={name}"])).net.activation.value == name
+
+
+def _checked(stage, overrides):
+    obj = to_validated(_compose(stage, overrides))
+    check_stage(obj)
+    return obj
+
+
+@pytest.mark.parametrize(
+    "stage,overrides,key",
+    [
+        # a descending grid once joined theory of sigma_w2 = 1 to the measurement at 3 (issue 13)
+        ("mlp_sweep", ["grid.sigma_w2.start=3", "grid.sigma_w2.stop=1"], "grid.sigma_w2"),
+        ("theory", ["theory.sigma_w2.start=3", "theory.sigma_w2.stop=1"], "theory.sigma_w2"),
+        ("gauge_scan", ["gauge.sigma_w2.start=2", "gauge.sigma_w2.stop=2"], "gauge.sigma_w2"),
+        ("mlp_sweep", ["grid.sigma_w2.num=1", "grid.sigma_w2.start=1", "grid.sigma_w2.stop=2"], "grid.sigma_w2"),
+        ("lyapunov", ["lyapunov.curves=[{activation: tanh, sigma_w2: {start: 2, stop: 1, num: 3}}]"],
+         "lyapunov.curves[0].sigma_w2"),
+        ("gauge_scan", ["gauge.xi=[1.0,0.0]"], "gauge.xi"),
+        ("gauge_scan", ["gauge.widths=[64,64]"], "gauge.widths"),
+        ("theory", ["theory.activations=[tanh,tanh]"], "theory.activations"),
+        ("theory", ["theory.sigma_w2_search=[10,0.05]"], "theory.sigma_w2_search"),
+        ("lyapunov", ["lyapunov.eps_check.eps=[1e-3,1e-6]"], "lyapunov.eps_check.eps"),
+        ("ginn_train", ["ginn.gauge_fixing.xi=[10.0,1.0]"], "ginn.gauge_fixing.xi"),
+        # orthogonal weights have no gauge structure: xi would be silently ignored (issue 13)
+        ("mlp_sweep", ["net.weights=orthogonal", "net.xi=2.0"], "net.xi"),
+        ("lyapunov", ["net.weights=orthogonal", "net.xi=0.5"], "net.xi"),
+        ("gauge_scan", ["net.weights=orthogonal"], "net.weights"),
+        ("gauge_scan", ["gauge.cases=[]"], "gauge.cases"),
+        ("lyapunov", ["lyapunov.curves=[]"], "lyapunov.curves"),
+        ("mlp_sweep", ["grid.sigma_w2.start=-1"], "grid.sigma_w2"),
+        ("mlp_sweep", ["engine.burn_in=60"], "engine.burn_in"),
+    ],
+)  # fmt: skip
+def test_disordered_grids_and_ignored_options_are_rejected_in_one_line(stage, overrides, key):
+    with pytest.raises(ConfigError) as err:
+        _checked(stage, overrides)
+    msg = str(err.value)
+    assert msg.startswith(key) and "\n" not in msg, msg
+
+
+def test_orthogonal_weights_at_xi_1_are_accepted():
+    assert _checked("mlp_sweep", ["net.weights=orthogonal"]).net.weights.value == "orthogonal"
+
+
+def test_old_sweep_key_still_works_with_a_deprecation_notice(caplog):
+    obj = _checked("mlp_sweep", ["sweep.sigma_w2.start=1.0", "sweep.sigma_w2.stop=2.0", "sweep.sigma_w2.num=3"])
+    assert obj.grid.sigma_w2.points() == (1.0, 1.5, 2.0)
+    with pytest.raises(ConfigError, match="both set"):
+        _checked("mlp_sweep", ["sweep.sigma_w2.num=3", "grid.sigma_w2.num=4"])
+    assert any("deprecated" in r.message for r in caplog.records)
+
+
+def _leaves(d, prefix=""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+GROUP_FILES = {"net/default.yaml": "NetConfig", "engine/default.yaml": "EngineConfig",
+               "tracking/default.yaml": "TrackingConfig"}  # fmt: skip
+STAGE_SECTIONS = {"theory": "theory", "mlp_sweep": "grid", "lyapunov": "lyapunov", "gauge_scan": "gauge",
+                  "ginn_train": "ginn", "report": "report"}  # fmt: skip
+
+
+@pytest.mark.parametrize("path,schema", sorted(GROUP_FILES.items()))
+def test_group_yaml_repeats_the_schema_defaults_exactly(path, schema):
+    """Defaults have one home, the schema; the YAML shown to users must not drift from it (issue 13)."""
+    import pipeline.config.schema as sc
+
+    yaml = OmegaConf.to_container(OmegaConf.load(conf_dir() / path))
+    default = OmegaConf.to_container(OmegaConf.structured(getattr(sc, schema)()), enum_to_str=True)
+    assert yaml == default
+
+
+@pytest.mark.parametrize("stage", SCHEMAS)
+def test_stage_yaml_section_repeats_the_schema_defaults_exactly(stage):
+    """Each stage YAML spells out its own section for DVC's params; every value equals the schema default
+    (gauge-fixing epochs once read 20 in the schema and 30 in the YAML)."""
+    import pipeline.config.schema as sc
+
+    section = STAGE_SECTIONS[stage]
+    yaml = OmegaConf.to_container(OmegaConf.load(conf_dir() / f"{stage}.yaml"))
+    default = OmegaConf.to_container(OmegaConf.structured(sc.StageConfig()), enum_to_str=True)[section]
+    mine = yaml.get(section, {})
+    for key, value in _leaves(mine):
+        want = default
+        for part in key.split("."):
+            want = want[part]
+        assert value == want or (value == ".inf" and want == float("inf")), (stage, section, key, value, want)
+
+
+def test_every_stage_has_an_entry_and_a_console_script():
+    import tomllib
+
+    import pipeline.cli as cli
+
+    scripts = tomllib.loads((repo_root() / "pyproject.toml").read_text())["project"]["scripts"]
+    for name in STAGES:
+        assert callable(getattr(cli, name))
+        assert scripts[f"ginn-{name.replace('_', '-')}"] == f"pipeline.cli:{name}"
+        assert (repo_root() / "pipeline" / (f"{name}/__main__.py" if name == "theory" else f"{name}.py")).is_file()

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from pipeline.dynamics.ensemble import (
-    EnsembleSpec,
     MemoryBudgetError,
     engine_workers,
     seed_chunk,
@@ -17,11 +16,14 @@ from pipeline.dynamics.ensemble import (
 from pipeline.dynamics.statistics import summarize, zero_crossing
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.predictions import critical_sigma_w2, predictions
+from tests.conftest import engine_spec
 
 
 def run(**kw):
     kw.setdefault("dtype", "float64")
-    spec = EnsembleSpec(**kw)
+    kw.setdefault("sigma_b2", 0.0)
+    kw.setdefault("eps", 1e-6)
+    spec = engine_spec(**kw)
     return simulate(spec), spec
 
 
@@ -31,7 +33,7 @@ def test_measured_zero_crossing_matches_theory_at_width_512(act, sb2, lo, hi):
     m, _ = run(activation=act, width=512, depth=50, sigma_w2=sws, sigma_b2=sb2, n_seeds=6, eps=1e-6)
     t = summarize(m, burn_in=10)
     x0, se = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
-    theory, _ = critical_sigma_w2(act, sb2)
+    theory = critical_sigma_w2(act, sb2)
     assert abs(x0 - theory) < 0.05, (x0, se, theory)
     assert se < 0.05
 
@@ -94,7 +96,7 @@ def test_same_seed_same_numbers_and_chunking_does_not_matter():
     kw = dict(activation="tanh", width=64, depth=20, sigma_w2=(1.0, 2.0), sigma_b2=0.05, n_seeds=4, n_spectrum=2)
     a, _ = run(**kw)
     b, _ = run(**kw)
-    spec_small = EnsembleSpec(**kw, dtype="float64", memory_budget_gb=_bytes_for_one(kw))
+    spec_small = engine_spec(**kw, eps=1e-6, dtype="float64", memory_budget_gb=_bytes_for_one(kw))
     assert seed_chunk(spec_small) == 1
     c = simulate(spec_small)
     for name in ("log_q", "c", "chi", "log_growth_replica", "log_growth_tangent", "spectrum_log_r"):
@@ -105,7 +107,16 @@ def test_same_seed_same_numbers_and_chunking_does_not_matter():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numbers_do_not_depend_on_thread_count_or_seed_grouping(dtype):
     """Worker threads split the seeds; every network's numbers must be bit-identical to a one-thread run."""
-    spec = EnsembleSpec("tanh", 48, 12, (0.7, 1.5, 3.0), 0.05, n_seeds=5, n_spectrum=2, dtype=dtype)
+    spec = engine_spec(
+        activation="tanh",
+        width=48,
+        depth=12,
+        sigma_w2=(0.7, 1.5, 3.0),
+        sigma_b2=0.05,
+        n_seeds=5,
+        n_spectrum=2,
+        dtype=dtype,
+    )
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
@@ -124,12 +135,12 @@ def test_numbers_do_not_depend_on_thread_count_or_seed_grouping(dtype):
 def _bytes_for_one(kw) -> float:
     from pipeline.dynamics.ensemble import _bytes_per_seed
 
-    return _bytes_per_seed(EnsembleSpec(**kw, dtype="float64")) * 1.5 / 2**30
+    return _bytes_per_seed(engine_spec(**dict(kw), dtype="float64")) * 1.5 / 2**30
 
 
 def test_memory_budget_too_small_is_a_clear_error():
     with pytest.raises(MemoryBudgetError, match="memory_budget_gb"):
-        seed_chunk(EnsembleSpec("tanh", 4096, 10, (1.0,), memory_budget_gb=0.01))
+        seed_chunk(engine_spec(activation="tanh", width=4096, depth=10, sigma_w2=(1.0,), memory_budget_gb=0.01))
 
 
 def test_measured_variance_and_correlation_follow_the_theory_iterates():

@@ -5,19 +5,21 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.dynamics.ensemble import EnsembleSpec, simulate
+from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import summarize, zero_crossing
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.gauge import gauge_theory, relu_length_threshold
 from pipeline.theory.predictions import integrator
+from tests.conftest import engine_spec
 
 DEPTH, BURN = 80, 40
 
 
 def measure(act, sb2, xi, sws, n_seeds=6, width=512):
-    spec = EnsembleSpec(
-        act, width, DEPTH, tuple(float(s) for s in sws), sb2, xi=xi, n_seeds=n_seeds, dtype="float64", eps=1e-6
-    )
+    spec = engine_spec(
+        activation=act, width=width, depth=DEPTH, sigma_w2=tuple(float(s) for s in sws), sigma_b2=sb2, xi=xi,
+        n_seeds=n_seeds, dtype="float64", eps=1e-6,
+    )  # fmt: skip
     return summarize(simulate(spec), BURN)
 
 

@@ -8,9 +8,10 @@ import torch
 
 from pipeline.data.datasets import load
 from pipeline.dynamics.gauge_sector import GaugeSector
-from pipeline.dynamics.training import TrainSpec, load_checkpoint, train
+from pipeline.dynamics.training import load_checkpoint, train
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge, site_divergence
 from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
+from tests.conftest import train_spec
 
 
 def _pair(dtype, activation="tanh"):
@@ -88,7 +89,16 @@ def test_gauge_fixing_drift_leaves_outputs_unchanged_step_by_step():
     runs = {}
     for xi in (0.1, math.inf):
         m = copy.deepcopy(base)
-        spec = TrainSpec("langevin", 0.05, 3, 50, 1e-3, xi, noise_seed=7)
+        spec = train_spec(
+            optimizer="langevin",
+            lr=0.05,
+            epochs=3,
+            batch_size=50,
+            temperature=1e-3,
+            xi=xi,
+            noise_seed=7,
+            restore_best=False,
+        )
         runs[xi] = (train(m, data, spec, progress=False), m)
     a, b = runs[0.1][0], runs[math.inf][0]
     for ha, hb in zip(a.history, b.history):
@@ -105,7 +115,20 @@ def test_stationary_variance_of_g_scales_like_xi_t():
     for xi in (1.0, 10.0):
         m = copy.deepcopy(base)
         r = train(
-            m, data, TrainSpec("langevin", 0.05, 40, 50, 1e-3, xi, noise_seed=1, record_gauge=True), progress=False
+            m,
+            data,
+            train_spec(
+                optimizer="langevin",
+                lr=0.05,
+                epochs=40,
+                batch_size=50,
+                temperature=1e-3,
+                xi=xi,
+                noise_seed=1,
+                record_gauge=True,
+                restore_best=False,
+            ),
+            progress=False,
         )
         var[xi] = float(r.gauge_trace[150:].pow(2).mean())
         assert abs(var[xi] / (xi * 1e-3) - 1) < 0.2, (xi, var[xi])
@@ -115,7 +138,13 @@ def test_stationary_variance_of_g_scales_like_xi_t():
 def test_checkpoint_round_trip_with_weights_only(tmp_path):
     data = _tiny_data()
     m = GINN(2, 8, 2, 2, 1.0, seed=0, dtype=torch.float64)
-    train(m, data, TrainSpec("adam", 1e-2, 2, 50), progress=False, checkpoint=tmp_path / "g.pt")
+    train(
+        m,
+        data,
+        train_spec(optimizer="adam", lr=1e-2, epochs=2, batch_size=50, restore_best=False),
+        progress=False,
+        checkpoint=tmp_path / "g.pt",
+    )
     other = GINN(2, 8, 2, 2, 1.0, seed=9, dtype=torch.float64)
     load_checkpoint(other, tmp_path / "g.pt")
     assert torch.equal(m(data.x_test), other(data.x_test))

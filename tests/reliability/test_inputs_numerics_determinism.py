@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config.validate import ConfigError, to_validated
-from pipeline.dynamics.ensemble import EnsembleSpec, simulate
+from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import summarize
 from pipeline.tracking.provenance import config_params
 from tests.config.test_configs import _compose
-from tests.conftest import ROOT, runs
+from tests.conftest import ROOT, engine_spec, runs
 
 STAGES = ["theory", "mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"]
 KEYS = [
@@ -33,7 +33,7 @@ KEYS = [
     "engine.burn_in",
     "engine.memory_budget_gb",
     "engine.dtype",
-    "sweep.sigma_w2.num",
+    "grid.sigma_w2.num",
     "theory.sigma_w2.num",
     "theory.activations",
     "theory.iterate.c0",
@@ -85,7 +85,11 @@ def test_bad_input_subprocess_exits_cleanly_without_runs_or_outputs(run_cli, sto
 
 
 def test_overflow_in_one_sweep_point_is_flagged_and_the_rest_survive():
-    m = simulate(EnsembleSpec("gelu", 32, 300, (1.0, 1.5, 80.0), 0.0, n_seeds=2, dtype="float32"))
+    m = simulate(
+        engine_spec(
+            activation="gelu", width=32, depth=300, sigma_w2=(1.0, 1.5, 80.0), sigma_b2=0.0, n_seeds=2, eps=1e-6
+        )
+    )
     t = summarize(m, 5)
     assert list(t.n_failed_networks) == [0, 0, 2]
     assert np.isfinite(t.lambda_tangent[:2]).all() and not np.isfinite(t.lambda_tangent[2])

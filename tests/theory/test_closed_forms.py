@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy import integrate
 
-from pipeline.theory.activations import ACTIVATIONS
+from pipeline.activations import ACTIVATIONS
 from pipeline.theory.critical import critical_line
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import chi1, correlation_map, mean_field_grid, q_star, variance_slope

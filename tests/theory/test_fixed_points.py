@@ -2,7 +2,7 @@
 
 import torch
 
-from pipeline.theory.activations import ACTIVATIONS
+from pipeline.activations import ACTIVATIONS
 from pipeline.theory.critical import critical_line
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import correlation_map, mean_field_grid, variance_map

@@ -1,7 +1,13 @@
-"""One definition per activation: phi, phi', phi'' and any closed-form Gaussian expectations.
+"""Every activation in one place: definition, derivatives, Gaussian closed forms and fast kernels.
 
-Theory (float64) and finite-width code (any dtype, any device) read the same torch callables, so
-they cannot drift apart. Adding an activation is adding one `Activation(...)` entry below.
+An elementwise `Activation` carries phi, phi', phi'' (what the mean-field theory integrates), any
+closed-form Gaussian expectations (docs/science.md §1), and the in-place kernels the finite-width
+engine calls (`phi_into`, `phi_and_slope`): theory and engine read the same object and never ask
+for a name. A `ModulusActivation` g(r) of the GINN (docs/science.md §5) carries g and g', read by
+both the network (`pipeline.nets.ginn`) and its Rayleigh mean field (`pipeline.theory.ginn`).
+
+To add an activation, add one `Activation(...)` to `ACTIVATIONS` below (or call `register` from
+your own code): the config schema, the theory, the engine and the tests pick it up from here.
 """
 
 from __future__ import annotations
@@ -39,12 +45,29 @@ class Activation:
     sup_phi2: float | None = None  # sup phi^2 for bounded activations: bounds q* <= sigma_w2 sup + sigma_b2
     homogeneous: bool = False  # phi(a x) = a phi(x) for a > 0: the correlation map is q-independent
     joint: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
+    # Engine fast paths (optional): phi into a buffer, and (phi, phi') into two buffers in one pass.
+    fast_phi_into: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    fast_phi_and_slope: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def derivs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(phi, phi', phi'') at x in one pass where the activation shares work between them."""
         if self.joint is not None:
             return self.joint(x)
         return self.phi(x), self.dphi(x), self.d2phi(x)
+
+    def phi_into(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """out = phi(x) (out may be x), through the activation's in-place kernel where it has one."""
+        if self.fast_phi_into is not None:
+            return self.fast_phi_into(x, out)
+        return out.copy_(self.phi(x))
+
+    def phi_and_slope(self, x: torch.Tensor, out: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+        """out = phi(x) and slope = phi'(x) into given buffers (one pass where possible); returns slope."""
+        if self.fast_phi_and_slope is not None:
+            return self.fast_phi_and_slope(x, out, slope)
+        phi, dphi = self.joint(x)[:2] if self.joint is not None else (self.phi(x), self.dphi(x))
+        out.copy_(phi)
+        return slope.copy_(dphi)
 
 
 def _relu_kernel(q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -125,6 +148,22 @@ def _tanh_joint(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return t, d, -2 * t * d
 
 
+def _tanh_phi_and_slope(x: torch.Tensor, out: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """tanh into out and tanh' = 1 - tanh^2 from the value (one transcendental pass)."""
+    tanh_into(x, out)
+    return torch.addcmul(torch.ones((), dtype=x.dtype, device=x.device), out, out, value=-1, out=slope)
+
+
+def _relu_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    return torch.clamp(x, min=0, out=out)
+
+
+def _relu_phi_and_slope(x: torch.Tensor, out: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """relu into out and relu' = sign(relu(x)) from the value."""
+    torch.clamp(x, min=0, out=out)
+    return torch.sign(out, out=slope)
+
+
 def _tanh_d(x: torch.Tensor) -> torch.Tensor:
     return 1 - _tanh(x) ** 2
 
@@ -139,7 +178,18 @@ _TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("tanh", _tanh, _tanh_d, _tanh_d2, mean=_zero, dmean_dq=_zero, joint=_tanh_joint, sup_phi2=1.0),
+        Activation(
+            "tanh",
+            _tanh,
+            _tanh_d,
+            _tanh_d2,
+            mean=_zero,
+            dmean_dq=_zero,
+            joint=_tanh_joint,
+            sup_phi2=1.0,
+            fast_phi_into=tanh_into,
+            fast_phi_and_slope=_tanh_phi_and_slope,
+        ),
         Activation(
             "relu",
             torch.relu,
@@ -151,6 +201,8 @@ ACTIVATIONS: dict[str, Activation] = {
             dmean_dq=lambda q: 0.5 * _INV_SQRT_2PI / torch.sqrt(q),
             smooth=False,
             homogeneous=True,
+            fast_phi_into=_relu_into,
+            fast_phi_and_slope=_relu_phi_and_slope,
         ),
         Activation(
             "erf",
@@ -186,3 +238,59 @@ def get_activation(name: str) -> Activation:
         return ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"activation={name!r} is unknown; allowed: {sorted(ACTIVATIONS)}") from None
+
+
+def register(act: Activation) -> Activation:
+    """Add an activation at run time (config choices are fixed at import: use it from Python)."""
+    if act.name in ACTIVATIONS:
+        raise ValueError(f"activation {act.name!r} is already registered")
+    ACTIVATIONS[act.name] = act
+    return act
+
+
+# ---- modulus activations of the GINN (docs/science.md §5) -------------------------------------
+
+
+@dataclass(frozen=True)
+class ModulusActivation:
+    """g(r) acting on |z| of a complex unit, psi = g(|z|) z / |z|, with g(0) = 0 (continuity at z = 0).
+
+    `g_and_slope(r, offset)` returns (g(r), g'(r)); `offset` is modReLU's bias b <= 0 (a float for the
+    theory, a tensor of learnable per-unit values for the network) and is ignored by the others.
+    """
+
+    name: str
+    g_and_slope: Callable[[torch.Tensor, float | torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    uses_offset: bool = False
+
+
+def _modulus_tanh(r, offset):
+    t = torch.tanh(r)
+    return t, 1 - t * t
+
+
+def _modulus_identity(r, offset):
+    return r, torch.ones_like(r)
+
+
+def _modulus_relu(r, offset):
+    x = r + offset
+    return torch.relu(x), (x > 0).to(r.dtype)
+
+
+MODULUS_ACTIVATIONS: dict[str, ModulusActivation] = {
+    m.name: m
+    for m in (
+        ModulusActivation("tanh", _modulus_tanh),
+        ModulusActivation("modrelu", _modulus_relu, uses_offset=True),
+        ModulusActivation("identity", _modulus_identity),
+    )
+}
+
+
+def get_modulus_activation(name: str) -> ModulusActivation:
+    """Look up a GINN modulus activation; the error lists the allowed names."""
+    try:
+        return MODULUS_ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"ginn.activation={name!r}: allowed {sorted(MODULUS_ACTIVATIONS)}") from None

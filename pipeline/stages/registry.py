@@ -1,0 +1,208 @@
+"""The one list of stages: name, config sections, cross-field checks, compute/write, DVC outputs.
+
+The CLI entry points (`python -m pipeline.<stage>`, console scripts `ginn-<stage>`), the parameters a
+run logs, the per-stage validation and the DVC stage definitions (checked against `dvc.yaml` by
+`tests/stages/test_dag.py`) all follow from `STAGES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline.config.validate import ConfigError
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One pipeline stage."""
+
+    name: str
+    sections: tuple[str, ...]  # config sections the stage reads (logged as params); others are carried
+    summary: str
+    outs: tuple[str, ...]  # DVC-owned outputs under outputs/<name>/ (metrics.json is always written too)
+    multirun: bool = False  # DVC runs it as a Hydra multirun plus `collect`
+    check: Callable[[Any], None] | None = None  # cross-field checks on the validated config object
+
+    @property
+    def module(self) -> str:
+        return f"pipeline.stages.{self.name}"
+
+    def functions(self) -> tuple[Callable, Callable]:
+        """(compute, write) of the stage module (imported on demand: each stage pulls in its own deps)."""
+        mod = importlib.import_module(self.module)
+        return mod.compute, mod.write
+
+
+# ---- cross-field checks (each raises ConfigError with one line naming the key) ----------------
+
+
+def _check_engine(cfg, widths: list[int], n_sigma: int) -> None:
+    """Device, burn-in, spectrum size and memory budget of the finite-width engine."""
+    from pipeline.dynamics.engine_spec import ensemble_spec
+    from pipeline.dynamics.ensemble import MemoryBudgetError, seed_chunk
+
+    eng, net = cfg.engine, cfg.net
+    if not (eng.device == "cpu" or eng.device.startswith("cuda")):
+        raise ConfigError(f"engine.device={eng.device!r}: allowed cpu, cuda, cuda:N")
+    if eng.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"engine.device={eng.device!r}: CUDA is not available on this machine")
+    if eng.burn_in >= net.depth:
+        raise ConfigError(f"engine.burn_in={eng.burn_in}: must be < net.depth={net.depth}")
+    if eng.n_spectrum > min(widths):
+        raise ConfigError(f"engine.n_spectrum={eng.n_spectrum}: must be <= the width ({min(widths)})")
+    spec = ensemble_spec(net, eng, (1.0,) * n_sigma, cfg.seed, width=max(widths), depth=1)
+    try:
+        seed_chunk(spec)
+    except MemoryBudgetError as exc:
+        raise ConfigError(f"engine.{exc}") from None
+
+
+def _check_weights(cfg, key: str = "net.xi") -> None:
+    """Orthogonal weights have no gauge structure: xi != 1 would be silently ignored."""
+    if cfg.net.weights.value == "orthogonal" and cfg.net.xi != 1.0:
+        raise ConfigError(
+            f"{key}={cfg.net.xi:g} with net.weights=orthogonal: the gauge parameter applies to gaussian weights "
+            "only (allowed: xi=1 or net.weights=gaussian)"
+        )
+
+
+def _positive_grid(grid, key: str) -> None:
+    if grid.start <= 0:
+        raise ConfigError(f"{key}.start={grid.start:g}: must be > 0 (sigma_w2 is a variance)")
+
+
+def _check_theory(cfg) -> None:
+    if cfg.theory.sigma_w2.start <= 0:
+        _positive_grid(cfg.theory.sigma_w2, "theory.sigma_w2")
+    if cfg.theory.sigma_b2.start < 0:
+        raise ConfigError(f"theory.sigma_b2.start={cfg.theory.sigma_b2.start:g}: must be >= 0")
+
+
+def _check_mlp_sweep(cfg) -> None:
+    _positive_grid(cfg.grid.sigma_w2, "grid.sigma_w2")
+    _check_weights(cfg)
+    _check_engine(cfg, [cfg.net.width], cfg.grid.sigma_w2.num)
+
+
+def _check_lyapunov(cfg) -> None:
+    ly = cfg.lyapunov
+    if not ly.curves:
+        raise ConfigError("lyapunov.curves=[]: needs at least 1 entry")
+    for i, c in enumerate(ly.curves):
+        _positive_grid(c.sigma_w2, f"lyapunov.curves[{i}].sigma_w2")
+    keys = [(c.activation.value, c.sigma_b2) for c in ly.curves]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"lyapunov.curves: duplicate (activation, sigma_b2) entries {keys}")
+    if cfg.engine.burn_in >= ly.relu_finite_width.depth:
+        raise ConfigError(
+            f"lyapunov.relu_finite_width.depth={ly.relu_finite_width.depth}: "
+            f"must be > engine.burn_in={cfg.engine.burn_in}"
+        )
+    _check_weights(cfg)
+    _check_engine(cfg, [cfg.net.width], max(c.sigma_w2.num for c in ly.curves))
+
+
+def _check_gauge_scan(cfg) -> None:
+    ga = cfg.gauge
+    if not ga.cases:
+        raise ConfigError("gauge.cases=[]: needs at least 1 entry")
+    keys = [(c.activation.value, c.sigma_b2) for c in ga.cases]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"gauge.cases: duplicate (activation, sigma_b2) entries {keys}")
+    _positive_grid(ga.sigma_w2, "gauge.sigma_w2")
+    if cfg.net.weights.value == "orthogonal":
+        raise ConfigError("net.weights=orthogonal: the gauge scan sweeps xi of gaussian weights (allowed: gaussian)")
+    _check_engine(cfg, list(ga.widths), ga.sigma_w2.num)
+
+
+STAGES: dict[str, StageSpec] = {
+    s.name: s
+    for s in (
+        StageSpec(
+            "theory",
+            ("net", "theory"),
+            "mean-field maps, fixed points, chi1, depth scales, critical lines (docs/science.md §1)",
+            ("theory.csv", "critical_line.csv", "iterates.csv", "figures"),
+            check=_check_theory,
+        ),
+        StageSpec(
+            "mlp_sweep",
+            ("net", "engine", "grid"),
+            "one (activation, width, depth, sigma_b2, xi) job over a sigma_w2 grid vs theory (§2)",
+            ("sweep.csv", "layers.csv", "finite_width.csv", "crossings.csv", "figures"),
+            multirun=True,
+            check=_check_mlp_sweep,
+        ),
+        StageSpec(
+            "lyapunov",
+            ("net", "engine", "lyapunov"),
+            "two-replica and tangent exponents, QR spectrum, crossings, exact finite-width ReLU (§2-3)",
+            ("lyapunov.csv", "zero_crossings.csv", "relu_finite_width.csv", "eps_check.csv", "figures"),
+            check=_check_lyapunov,
+        ),
+        StageSpec(
+            "gauge_scan",
+            ("net", "engine", "gauge"),
+            "the gauge parameter xi swept: A_q(xi), length/chaos thresholds, measured vs predicted (§4)",
+            ("gauge_scan.csv", "thresholds.csv", "figures"),
+            check=_check_gauge_scan,
+        ),
+        StageSpec(
+            "ginn_train",
+            ("ginn",),
+            "GINN vs MLP on digits, trainability map, Langevin gauge-fixing scan (§5)",
+            (
+                "history.csv",
+                "ginn.pt",
+                "mlp.pt",
+                "trainability.csv",
+                "trainability_boundary.csv",
+                "gauge_fixing.csv",
+                "gauge_spectra.csv",
+                "figures",
+            ),
+        ),
+        StageSpec(
+            "report",
+            ("report",),
+            "every figure, summary.csv and a self-contained report.html from the stage outputs",
+            ("report.html", "figures", "summary.csv"),
+        ),
+    )
+}
+
+
+def get_stage(name: str) -> StageSpec:
+    """The stage called `name` (one-line ConfigError listing the stages otherwise)."""
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise ConfigError(f"stage={name!r}: allowed {', '.join(STAGES)}") from None
+
+
+def migrate_deprecated(cfg) -> None:
+    """`sweep.*` (renamed `grid.*`) still works for one release, with a notice; both at once is an error."""
+    import logging
+
+    from pipeline.config.schema import MlpGridSettings
+
+    if cfg.sweep == MlpGridSettings():
+        return
+    if cfg.grid != MlpGridSettings():
+        raise ConfigError("sweep.sigma_w2 and grid.sigma_w2 are both set: `sweep` is the old name of `grid`, use grid")
+    logging.getLogger("ginn").warning("config key `sweep.sigma_w2` is deprecated: use `grid.sigma_w2` (same meaning)")
+    cfg.grid, cfg.sweep = cfg.sweep, MlpGridSettings()
+
+
+def check_stage(cfg) -> None:
+    """All cross-field checks of the stage `cfg.stage` (after the schema's types and ranges)."""
+    spec = get_stage(cfg.stage)
+    migrate_deprecated(cfg)
+    if spec.check is not None:
+        spec.check(cfg)

@@ -60,7 +60,7 @@ def engine_spec(**kw):
 def train_spec(**kw):
     """A TrainSpec with every value not given taken from the config schema's TrainConfig."""
     from pipeline.config.schema import TrainConfig
-    from pipeline.dynamics.training import TrainSpec
+    from pipeline.training.langevin import TrainSpec
 
     tc = TrainConfig()
     base = dict(optimizer=tc.optimizer.value, lr=tc.lr, epochs=tc.epochs, batch_size=tc.batch_size,

@@ -41,7 +41,7 @@ class NetConfig:
     sigma_b2: float = rng(0.05, ge=0.0)
     width: int = rng(256, ge=1)
     depth: int = rng(50, ge=1)
-    xi: float = rng(1.0, ge=0.0)  # gauge parameter of the weight ensemble (science.md §4); 1 = i.i.d.
+    xi: float = rng(1.0, ge=0.0)  # gauge parameter of the weight ensemble (docs/science.md §4); 1 = i.i.d.
     weights: WeightDist = WeightDist.gaussian
 
 
@@ -54,7 +54,7 @@ class Precision(str, Enum):
 
 @dataclass
 class EngineConfig:
-    """Finite-width ensemble engine (science.md §2–3): ensemble size, measurement, resources."""
+    """Finite-width ensemble engine (docs/science.md §2–3): ensemble size, measurement, resources."""
 
     n_seeds: int = rng(8, ge=2)  # networks per sigma_w2 value (>= 2 for a standard error)
     n_pairs: int = rng(2, ge=1)  # input pairs per network
@@ -110,7 +110,7 @@ class GridSpec:
 
 @dataclass
 class QuadConfig:
-    """Quadrature and fixed-point solver settings (science.md §1, Numerics)."""
+    """Quadrature and fixed-point solver settings (docs/science.md §1, Numerics)."""
 
     n_nodes: Optional[int] = rng(None, ge=2)  # None: chosen by the convergence check
     tol: float = rng(1e-12, gt=0.0)  # convergence check tolerance (relative)
@@ -162,7 +162,7 @@ class CurveSpec:
 
 @dataclass
 class ReluFiniteWidthSpec:
-    """Bias-free ReLU exponent at small widths against the exact formula (science.md §2)."""
+    """Bias-free ReLU exponent at small widths against the exact formula (docs/science.md §2)."""
 
     widths: List[int] = rng([4, 8, 16, 64, 256], min_len=1, ge=1, ascending=True)
     sigma_w2: List[float] = rng([1.5, 2.0, 3.0], min_len=1, gt=0.0, ascending=True)
@@ -205,7 +205,7 @@ class GaugeCase:
 
 @dataclass
 class GaugeSettings:
-    """The `gauge_scan` stage (science.md §4): xi values x cases x widths over a sigma_w2 grid."""
+    """The `gauge_scan` stage (docs/science.md §4): xi values x cases x widths over a sigma_w2 grid."""
 
     xi: List[float] = rng([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], min_len=1, ge=0.0, ascending=True)
     cases: List[GaugeCase] = field(
@@ -220,7 +220,7 @@ class GaugeSettings:
 
 
 class ModulusActivationName(str, Enum):
-    """GINN activation acting on |z| (science.md §5)."""
+    """GINN activation acting on |z| (docs/science.md §5)."""
 
     tanh = "tanh"
     modrelu = "modrelu"
@@ -279,7 +279,7 @@ class TrainabilityConfig:
 
 @dataclass
 class GaugeFixingConfig:
-    """Experiment (b): Langevin training at several xi with one noise seed (science.md §5)."""
+    """Experiment (b): Langevin training at several xi with one noise seed (docs/science.md §5)."""
 
     enabled: bool = True
     xi: List[float] = rng([0.1, 1.0, 10.0, float("inf")], min_len=2, gt=0.0, inf_ok=True, ascending=True)

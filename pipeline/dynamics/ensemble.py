@@ -1,4 +1,4 @@
-"""The batched finite-width engine (science.md §2–3): one pass measures everything per layer.
+"""The batched finite-width engine (docs/science.md §2–3): one pass measures everything per layer.
 
 A batch is (seeds S) x (sigma_w2 values K) networks of width N. Every layer is one batched matrix
 product per seed, `Z_s @ U_s`, whose columns carry, for all K sigma_w2 values at once: the input

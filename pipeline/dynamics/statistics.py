@@ -1,4 +1,4 @@
-"""From raw ensemble measurements to estimates with standard errors, per sigma_w2 (science.md §2–3)."""
+"""From raw ensemble measurements to estimates with standard errors, per sigma_w2 (docs/science.md §2–3)."""
 
 from __future__ import annotations
 

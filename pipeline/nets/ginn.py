@@ -1,4 +1,4 @@
-"""The gauge-invariant network, GINN (science.md §5, our construction).
+"""The gauge-invariant network, GINN (docs/science.md §5, our construction).
 
 Hidden units are complex (the matter field psi); the weights are links U_ij = rho_ij exp(i theta_ij)
 between adjacent layers with rho = softplus(free parameter) >= 0. Pre-activation z = U psi; the

@@ -61,7 +61,7 @@ class NetworkStreams:
     ) -> torch.Tensor:
         """The next layer's Z, shape (networks, N, N), such that W = sqrt(sigma_w2 / N) Z.
 
-        gaussian: Z i.i.d. N(0, 1), then the gauge structure Z (P_T + sqrt(xi) P_L) of science.md §4
+        gaussian: Z i.i.d. N(0, 1), then the gauge structure Z (P_T + sqrt(xi) P_L) of docs/science.md §4
         (row means rescaled by sqrt(xi); xi = 1 leaves Z unchanged, xi = 0 makes rows sum to zero).
         orthogonal: sqrt(N) times a Haar orthogonal matrix (W W^T = sigma_w2 I).
         """

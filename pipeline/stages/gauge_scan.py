@@ -1,4 +1,4 @@
-"""`gauge_scan` stage: the gauge parameter xi swept, measured vs predicted thresholds (science.md §4)."""
+"""`gauge_scan` stage: the gauge parameter xi swept, measured vs predicted thresholds (docs/science.md §4)."""
 
 from __future__ import annotations
 

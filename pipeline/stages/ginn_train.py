@@ -1,4 +1,4 @@
-"""`ginn_train` stage: the gauge-invariant network trained on real data against an MLP (science.md §5).
+"""`ginn_train` stage: the gauge-invariant network trained on real data against an MLP (docs/science.md §5).
 
 Main run: GINN (and the MLP of matching width/depth) on the configured data; the trained GINN is
 checked for exact gauge invariance. Experiment (a): test accuracy over sigma_w2 x depth with the
@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 from pipeline.activations import get_activation
 from pipeline.config.schema import StageConfig
 from pipeline.data.datasets import Split, load
-from pipeline.dynamics import gauge_observables as obs
-from pipeline.dynamics.gauge_sector import GaugeSector
-from pipeline.dynamics.training import TrainResult, TrainSpec, train
+from pipeline.training import gauge_observables as obs
+from pipeline.training.gauge_sector import GaugeSector
+from pipeline.training.langevin import TrainResult, TrainSpec, train
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
 from pipeline.plots import ginn as plots

@@ -1,4 +1,4 @@
-"""`mlp_sweep` stage: one (activation, width, depth, sigma_b2, xi) job over a sigma_w2 grid (science.md §2).
+"""`mlp_sweep` stage: one (activation, width, depth, sigma_b2, xi) job over a sigma_w2 grid (docs/science.md §2).
 
 The engine vectorizes over sigma_w2 x seeds x inputs; Hydra multirun sweeps widths, depths and
 activations; `python -m pipeline.collect mlp_sweep` merges the jobs' tables.

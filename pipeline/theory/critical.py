@@ -1,7 +1,7 @@
 """Stability thresholds in sigma_w2 by a vectorized scan-then-bisection root finder.
 
-`gain="chi1"`: the edge of chaos, chi_1(q*) = 1 (science.md §1). `gain="a_q"`: the length
-(variance) threshold A_q(q*; xi) = 1 of the gauge-parameter ensemble (science.md §4);
+`gain="chi1"`: the edge of chaos, chi_1(q*) = 1 (docs/science.md §1). `gain="a_q"`: the length
+(variance) threshold A_q(q*; xi) = 1 of the gauge-parameter ensemble (docs/science.md §4);
 `gain="a_q0"`: A_q at q = 0, where the trivial fixed point q* = 0 loses stability.
 """
 

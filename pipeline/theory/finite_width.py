@@ -1,4 +1,4 @@
-"""Exact finite-width anchor (science.md §2): top Lyapunov exponent of bias-free Gaussian ReLU nets."""
+"""Exact finite-width anchor (docs/science.md §2): top Lyapunov exponent of bias-free Gaussian ReLU nets."""
 
 from __future__ import annotations
 

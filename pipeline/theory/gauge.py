@@ -1,4 +1,4 @@
-"""The gauge parameter xi as a kernel design choice (science.md §4, our construction).
+"""The gauge parameter xi as a kernel design choice (docs/science.md §4, our construction).
 
 Weight rows with covariance (sigma_w2/N)(P_T + xi P_L): the transverse gain chi_1 is gauge
 independent, the longitudinal factor A_q(xi) = dq'/dq is not. For positively homogeneous

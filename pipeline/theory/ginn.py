@@ -1,4 +1,4 @@
-"""Mean field of the GINN at initialisation (science.md §5): circular Gaussian z, Rayleigh moduli.
+"""Mean field of the GINN at initialisation (docs/science.md §5): circular Gaussian z, Rayleigh moduli.
 
 With E|z|^2 = q, r = |z| has r^2 ~ Exp(mean q). Variance map q' = sigma_w2 E g(r)^2; perturbation
 gain chi_GINN = sigma_w2 E[(g'(r)^2 + (g(r)/r)^2) / 2] (radial and tangential parts).

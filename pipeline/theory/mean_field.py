@@ -1,4 +1,4 @@
-"""Mean-field signal propagation (science.md §1, with the gauge parameter xi of §4).
+"""Mean-field signal propagation (docs/science.md §1, with the gauge parameter xi of §4).
 
 All functions are float64 and vectorized over broadcastable tensors of sigma_w2, sigma_b2 and xi;
 xi = 1 is the i.i.d. Gaussian network of the classic theory.

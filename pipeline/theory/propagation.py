@@ -1,4 +1,4 @@
-"""Layer-by-layer mean-field iterates q11^l, q22^l, q12^l, c^l of two inputs (science.md §1)."""
+"""Layer-by-layer mean-field iterates q11^l, q22^l, q12^l, c^l of two inputs (docs/science.md §1)."""
 
 from __future__ import annotations
 

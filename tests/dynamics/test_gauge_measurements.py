@@ -1,4 +1,4 @@
-"""Finite-width measurements of the xi ensemble against the gauge theory (science.md §4), width 512."""
+"""Finite-width measurements of the xi ensemble against the gauge theory (docs/science.md §4), width 512."""
 
 import math
 
@@ -47,7 +47,7 @@ def test_relu_chaos_crossing_stays_at_two_or_moves_with_xi(xi, expected):
 
 @pytest.mark.parametrize("xi", [0.0, 1.0, 2.0, 4.0])
 def test_relu_exponent_matches_half_log_max_of_chi1_and_a_q(xi):
-    """Where the transverse mode wins (chi_1 >= A_q) the exact O(1/N) shift of science.md §2 is added:
+    """Where the transverse mode wins (chi_1 >= A_q) the exact O(1/N) shift of docs/science.md §2 is added:
     at N = 512 it is -0.0025, above 3 SE of this measurement."""
     sws = np.array([1.2, 2.4, 3.2])
     t = measure("relu", 0.0, xi, sws)

@@ -1,4 +1,4 @@
-"""GINN (science.md §5): exact gauge invariance, gauge-free gradients, mean-field gain, gauge-sector OU."""
+"""GINN (docs/science.md §5): exact gauge invariance, gauge-free gradients, mean-field gain, gauge-sector OU."""
 
 import copy
 import math
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from pipeline.data.datasets import load
-from pipeline.dynamics.gauge_sector import GaugeSector
-from pipeline.dynamics.training import load_checkpoint, train
+from pipeline.training.gauge_sector import GaugeSector
+from pipeline.training.langevin import load_checkpoint, train
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge, site_divergence
 from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
 from tests.conftest import train_spec

@@ -1,4 +1,4 @@
-"""Weight ensembles: reproducible per network, orthogonal rows, the xi (gauge) covariance of science.md §4."""
+"""Weight ensembles: reproducible per network, orthogonal rows, the xi (gauge) covariance of docs/science.md §4."""
 
 import math
 

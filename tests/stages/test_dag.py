@@ -18,6 +18,29 @@ def _dvc(*args, cwd=ROOT):
     )
 
 
+def test_dvc_stages_follow_the_stage_registry():
+    """dvc.yaml's stages, commands, outputs and code deps agree with pipeline.stages.registry (one list)."""
+    import yaml
+
+    from pipeline.stages.registry import STAGES
+
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert set(dvc) == set(STAGES)
+    for name, spec in STAGES.items():
+        st = dvc[name]
+        cmd = " ".join(st["cmd"].split())
+        assert f"python -m pipeline.{name} " in cmd and ("-m experiment=" in cmd) == spec.multirun, cmd
+        declared = {next(iter(o)) if isinstance(o, dict) else o for o in st.get("outs", []) + st.get("plots", [])}
+        assert declared == {f"outputs/{name}/{o}" for o in spec.outs}, (name, declared)
+        metrics = {next(iter(o)) if isinstance(o, dict) else o for o in st["metrics"]}
+        assert metrics == {f"outputs/{name}/metrics.json"}
+        deps = set(st["deps"])
+        assert {f"pipeline/stages/{name}.py", "pipeline/stages/runner.py", "pipeline/stages/registry.py"} <= deps
+        assert f"conf/{name}.yaml" in deps
+        for dep in deps:
+            assert (ROOT / dep).exists() or dep.startswith("outputs/"), (name, dep)
+
+
 def test_dag_has_theory_then_finite_width_stages_then_report():
     p = _dvc("dag", "--dot")
     assert p.returncode == 0, p.stderr

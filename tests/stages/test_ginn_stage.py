@@ -46,3 +46,24 @@ def test_ginn_train_smoke_run(run_cli, store, tmp_path):
 
     hist_metric = mlflow.MlflowClient(tracking_uri=store).get_metric_history(m["mlflow_run_id"], "ginn.val_accuracy")
     assert len(hist_metric) == 3
+
+
+def test_critical_point_follows_the_configured_modulus_activation_and_threads_are_restored():
+    """Regression (issue 13): the GINN critical point was computed for tanh whatever ginn.activation was,
+    and ginn_train left torch's process-wide thread count at ginn.train.threads."""
+    from pipeline.theory.ginn import ginn_critical_sigma_w2
+
+    over = ["experiment=smoke", "ginn.activation=modrelu", "ginn.modrelu_offset=-0.2", "ginn.train.threads=1",
+            "ginn.trainability.enabled=false", "ginn.gauge_fixing.enabled=false"]  # fmt: skip
+    cfg = to_validated(_compose("ginn_train", over))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        res = ginn_train.compute(cfg)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    want = ginn_critical_sigma_w2("modrelu", -0.2)
+    assert abs(res.critical_sigma_w2 - want) < 1e-9
+    # modReLU's dead zone |z| < 0.2 lowers the gain: its critical point lies well above tanh's (= 1)
+    assert want > 1.1 and abs(ginn_critical_sigma_w2("tanh") - 1.0) < 1e-6

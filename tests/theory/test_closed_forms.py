@@ -1,4 +1,4 @@
-"""Mean-field quantities against closed forms (science.md §1): ReLU, tanh, erf, linear."""
+"""Mean-field quantities against closed forms (docs/science.md §1): ReLU, tanh, erf, linear."""
 
 import math
 
@@ -44,7 +44,7 @@ def test_relu_critical_point_is_two_for_every_bias():
 
 
 def test_tanh_critical_point_at_small_bias_matches_science_value():
-    # science.md §1: theory crossing 1.76095 at sigma_b2 = 0.05
+    # docs/science.md §1: theory crossing 1.76095 at sigma_b2 = 0.05
     cl = critical_line(integ("tanh"), [0.05])
     assert abs(float(cl.sigma_w2_crit[0]) - 1.76095) < 5e-5
 
@@ -115,7 +115,7 @@ def test_quadrature_moment_matches_scipy_quad(name):
 
 
 def test_relu_longitudinal_factor_closed_form_in_xi():
-    """science.md §4: A_q = sigma_w2 (1/2 - (1 - xi)/(2 pi)) for ReLU, any q."""
+    """docs/science.md §4: A_q = sigma_w2 (1/2 - (1 - xi)/(2 pi)) for ReLU, any q."""
     g = integ("relu")
     for xi in (0.0, 0.5, 1.0, 2.0, 4.0):
         got = variance_slope(g, torch.tensor(0.8, dtype=T), 1.9, xi)

@@ -1,4 +1,4 @@
-"""Gauge-parameter theory (science.md §4) against its closed forms."""
+"""Gauge-parameter theory (docs/science.md §4) against its closed forms."""
 
 import math
 
@@ -24,7 +24,7 @@ def test_relu_chaos_threshold_stays_at_two_up_to_xi_one_then_moves():
 
 
 def test_relu_worked_example_xi2():
-    """science.md §4: xi = 2, sigma_w2 = 1.8 predicts 0.085, while 0.5 ln chi_1 gives -0.053."""
+    """docs/science.md §4: xi = 2, sigma_w2 = 1.8 predicts 0.085, while 0.5 ln chi_1 gives -0.053."""
     th = gauge_theory(integrator("relu"), torch.tensor([1.8], dtype=torch.float64), 0.0, 2.0)
     assert abs(float(th["lambda_theory"]) - 0.5 * math.log(1.8 * (0.5 + 1 / (2 * math.pi)))) < 1e-12
     assert abs(float(th["lambda_theory"]) - 0.085) < 1e-3

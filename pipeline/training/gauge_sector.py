@@ -3,7 +3,7 @@
 Phases theta split into a physical part (E^T theta_perp = 0) and gauge coordinates a with
 theta = theta_perp + E a, where E maps site phases to link phases and M = E^T E. The loss is gauge
 invariant, so its gradient has no gauge part; covariant gauge fixing adds the drift -(1/xi) E E^T theta,
-so a obeys da = -(1/xi) M a dt + sqrt(2T) M^{-1/2} dW (science.md §5). In M's eigenbasis (eigenvalue
+so a obeys da = -(1/xi) M a dt + sqrt(2T) M^{-1/2} dW (docs/science.md §5). In M's eigenbasis (eigenvalue
 m) that is solved exactly over a step dt: a' = e^{-x} a + sqrt(T xi / m^2 (1 - e^{-2x})) zeta with
 x = m dt / xi; xi = inf is free diffusion a' = a + sqrt(2 T dt / m) zeta. G = E^T theta = M a then
 has stationary variance xi T at every site, whatever the stiffness (no step-size limit).

@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from pipeline.data.datasets import Split
-from pipeline.dynamics.gauge_sector import GaugeSector
+from pipeline.training.gauge_sector import GaugeSector
 from pipeline.nets.ginn import GINN
 
 OPTIMIZERS = ("sgd", "adam", "langevin")

@@ -40,6 +40,7 @@ THRESHOLD_COLUMNS = [
 class GaugeScanResult:
     scan: pd.DataFrame  # one row per (case, width, xi, sigma_w2)
     thresholds: pd.DataFrame  # one row per (case, width, xi)
+    output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
 
 
 def compute(cfg: StageConfig) -> GaugeScanResult:
@@ -87,10 +88,13 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
             lx, lse = float("nan"), float("nan")
         cx, cse = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
         trows.append(dict(zip(THRESHOLD_COLUMNS, [act, xi, case.sigma_b2, width, len_th, lx, lse, chaos_th, cx, cse])))
-    return GaugeScanResult(pd.concat(rows, ignore_index=True), pd.DataFrame(trows, columns=THRESHOLD_COLUMNS))
+    result = GaugeScanResult(pd.concat(rows, ignore_index=True), pd.DataFrame(trows, columns=THRESHOLD_COLUMNS))
+    result.output = headline(result)
+    return result
 
 
 def write(result: GaugeScanResult, folder: Path) -> StageOutput:
+    """gauge_scan.csv, thresholds.csv and figures; returns the headline computed by `compute` (writers only write)."""
     result.scan.to_csv(folder / "gauge_scan.csv", index=False)
     result.thresholds.to_csv(folder / "thresholds.csv", index=False)
     figs = folder / "figures"
@@ -98,6 +102,11 @@ def write(result: GaugeScanResult, folder: Path) -> StageOutput:
     plots.thresholds_vs_xi(result.thresholds, figs / "thresholds_vs_xi.png")
     plots.a_q_vs_sigma_w2(result.scan, figs / "a_q_vs_sigma_w2.png")
     plots.exponent_vs_sigma_w2(result.scan, figs / "lyapunov_vs_sigma_w2_per_xi.png")
+    return result.output
+
+
+def headline(result: GaugeScanResult) -> StageOutput:
+    """metrics.json numbers, curves and the one-line summary, from the result tables (no I/O)."""
     th = result.thresholds
     d_len = (th.len_threshold_measured - th.len_threshold_theory).abs()
     d_chaos = (th.chaos_threshold_measured - th.chaos_threshold_theory).abs()

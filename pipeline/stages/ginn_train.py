@@ -24,9 +24,6 @@ from tqdm.auto import tqdm
 from pipeline.activations import get_activation
 from pipeline.config.schema import StageConfig
 from pipeline.data.datasets import Split, load
-from pipeline.training import gauge_observables as obs
-from pipeline.training.gauge_sector import GaugeSector
-from pipeline.training.langevin import TrainResult, TrainSpec, train
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
 from pipeline.plots import ginn as plots
@@ -34,6 +31,9 @@ from pipeline.stages.runner import StageOutput
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
 from pipeline.theory.mean_field import mean_field_grid
+from pipeline.training import gauge_observables as obs
+from pipeline.training.gauge_sector import GaugeSector
+from pipeline.training.langevin import TrainResult, TrainSpec, train
 
 log = logging.getLogger("ginn.ginn_train")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -61,6 +61,7 @@ class GinnTrainResult:
     spectra: pd.DataFrame | None
     models: dict
     critical_sigma_w2: float  # chi_GINN(q*) = 1 for the configured modulus activation and offset
+    output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
 
 
 def _spec(tc, **over) -> TrainSpec:
@@ -172,7 +173,9 @@ def _compute(cfg: StageConfig) -> GinnTrainResult:
         + (["var_G"] if rows and "var_G" in rows[0] else []),
     )
     crit = ginn_critical_sigma_w2(g.activation.value, g.modrelu_offset)
-    return GinnTrainResult(history, summary, tab, bnd, gf, spectra, models, crit)
+    result = GinnTrainResult(history, summary, tab, bnd, gf, spectra, models, crit)
+    result.output = headline(result)
+    return result
 
 
 def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -285,6 +288,7 @@ def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.D
 
 
 def write(result: GinnTrainResult, folder: Path) -> StageOutput:
+    """Tables, model weights and figures; returns the headline computed by `compute`."""
     result.history.to_csv(folder / "history.csv", index=False)
     figs = folder / "figures"
     figs.mkdir()
@@ -299,6 +303,11 @@ def write(result: GinnTrainResult, folder: Path) -> StageOutput:
         result.gauge_fixing.to_csv(folder / "gauge_fixing.csv", index=False)
         result.spectra.to_csv(folder / "gauge_spectra.csv", index=False)
         plots.gauge_spectra(result.spectra, result.gauge_fixing, figs / "gauge_spectra.png")
+    return result.output
+
+
+def headline(result: GinnTrainResult) -> StageOutput:
+    """metrics.json numbers, curves and the one-line summary, from the result tables (no I/O)."""
     s = result.summary
     curves = {}
     for model, d in result.history.groupby("model"):

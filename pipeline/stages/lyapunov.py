@@ -30,6 +30,7 @@ class LyapunovResult:
     relu_finite_width: pd.DataFrame
     eps_check: pd.DataFrame
     local: pd.DataFrame  # per-layer local exponents
+    output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
 
 
 def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -130,16 +131,19 @@ def compute(cfg: StageConfig) -> LyapunovResult:
                 "lambda_tangent_se": s.lambda_tangent_se,
             }
         )
-    return LyapunovResult(
+    result = LyapunovResult(
         pd.concat(tables, ignore_index=True),
         pd.DataFrame(crossings),
         pd.DataFrame(rows),
         pd.DataFrame(eps_rows),
         pd.concat(locals_, ignore_index=True),
     )
+    result.output = headline(result)
+    return result
 
 
 def write(result: LyapunovResult, folder: Path) -> StageOutput:
+    """Tables and figures; returns the headline computed by `compute`."""
     result.lyapunov.to_csv(folder / "lyapunov.csv", index=False)
     result.crossings.to_csv(folder / "zero_crossings.csv", index=False)
     result.relu_finite_width.to_csv(folder / "relu_finite_width.csv", index=False)
@@ -151,6 +155,11 @@ def write(result: LyapunovResult, folder: Path) -> StageOutput:
         plots.spectrum(result.lyapunov, figs / "spectrum.png")
     plots.relu_finite_width(result.relu_finite_width, figs / "relu_finite_width.png")
     plots.eps_flatness(result.eps_check, figs / "eps_flatness.png")
+    return result.output
+
+
+def headline(result: LyapunovResult) -> StageOutput:
+    """metrics.json numbers, curves and the one-line summary, from the result tables (no I/O)."""
     cr = result.crossings
     rfw = result.relu_finite_width
     metrics = {

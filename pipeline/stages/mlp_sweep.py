@@ -30,6 +30,7 @@ class MlpSweepResult:
     sweep: pd.DataFrame  # one row per sigma_w2: measured and theory
     layers: pd.DataFrame  # one row per (sigma_w2, layer): measured and theory
     crossing: dict
+    output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
 
 
 def compute(cfg: StageConfig) -> MlpSweepResult:
@@ -70,16 +71,24 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
         "crossing_theory": theory_x0,
         "crossing_theory_source": source,
     }
-    return MlpSweepResult(sweep, layers, crossing)
+    result = MlpSweepResult(sweep, layers, crossing)
+    result.output = headline(result)
+    return result
 
 
 def write(result: MlpSweepResult, folder: Path) -> StageOutput:
+    """sweep.csv, layers.csv and the job figures; returns the headline computed by `compute` (writers only write)."""
     result.sweep.to_csv(folder / "sweep.csv", index=False)
     result.layers.to_csv(folder / "layers.csv", index=False)
     figs = folder / "figures"
     figs.mkdir()
     plots.measured_vs_theory(result.sweep, figs / "measured_vs_theory.png")
     plots.layer_profiles(result.layers, figs / "layer_profiles.png")
+    return result.output
+
+
+def headline(result: MlpSweepResult) -> StageOutput:
+    """metrics.json numbers, curves and the one-line summary, from the result tables (no I/O)."""
     s = result.sweep
     rel_chi = (s.chi / s.chi1 - 1).abs()
     metrics = {

@@ -32,6 +32,7 @@ class TheoryResult:
     iterates: pd.DataFrame
     quadrature: dict[str, dict[str, float]]
     figures: bool = True
+    output: StageOutput | None = None  # headline metrics, curves and summary line (computed, not written)
 
 
 def integrator_for(act_name: str, cfg: StageConfig, sigma_w2_max: float, sigma_b2_max: float) -> GaussianIntegrator:
@@ -65,13 +66,15 @@ def compute(cfg: StageConfig) -> TheoryResult:
     iters = layer_iterates(g, net.sigma_w2, net.sigma_b2, net.depth, it.q11, it.q22, it.c0, net.xi)
     iters.insert(0, "activation", net.activation.value)
     iters = iters.drop(columns="sigma_w2")
-    return TheoryResult(
+    result = TheoryResult(
         pd.concat(grids, ignore_index=True), pd.concat(crits, ignore_index=True), iters, quad, th.figures
     )
+    result.output = headline(result)
+    return result
 
 
 def write(result: TheoryResult, folder: Path) -> StageOutput:
-    """CSV tables, figures, and the headline numbers for metrics.json."""
+    """CSV tables and figures; returns the headline computed by `compute` (writers only write)."""
     result.theory.to_csv(folder / "theory.csv", index=False)
     result.critical.to_csv(folder / "critical_line.csv", index=False)
     result.iterates.to_csv(folder / "iterates.csv", index=False)
@@ -81,6 +84,11 @@ def write(result: TheoryResult, folder: Path) -> StageOutput:
         plots.phase_diagram(result.theory, result.critical, figs / "phase_diagram.png")
         plots.gain_and_depth(result.theory, figs / "chi1_xi_c.png")
         plots.iterates(result.iterates, f"mean-field iterates ({result.iterates.activation[0]})", figs / "iterates.png")
+    return result.output
+
+
+def headline(result: TheoryResult) -> StageOutput:
+    """metrics.json numbers, per-layer curves and the one-line summary of the theory tables."""
     crit0 = result.critical[result.critical.sigma_b2 == 0].set_index("activation").sigma_w2_crit
     bad = ("max_iter", "unstable")
     unconverged = int((result.theory.q_status.isin(bad) | result.theory.c_status.isin(bad)).sum())

@@ -20,8 +20,8 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from pipeline.data.datasets import Split
-from pipeline.training.gauge_sector import GaugeSector
 from pipeline.nets.ginn import GINN
+from pipeline.training.gauge_sector import GaugeSector
 
 OPTIMIZERS = ("sgd", "adam", "langevin")
 

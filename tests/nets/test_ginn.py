@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from pipeline.data.datasets import load
-from pipeline.training.gauge_sector import GaugeSector
-from pipeline.training.langevin import load_checkpoint, train
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge, site_divergence
 from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
+from pipeline.training.gauge_sector import GaugeSector
+from pipeline.training.langevin import load_checkpoint, train
 from tests.conftest import train_spec
 
 

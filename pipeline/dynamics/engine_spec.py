@@ -8,7 +8,18 @@ from pipeline.dynamics.ensemble import EnsembleSpec
 
 
 def ensemble_spec(net, engine, sigma_w2: Sequence[float], seed: int, **override) -> EnsembleSpec:
-    """EnsembleSpec for `net` at the given sigma_w2 values; `override` replaces any field."""
+    """EnsembleSpec for `net` at the given sigma_w2 values; `override` replaces any field.
+
+    Args:
+        net: validated `net` config section (`NetConfig`: activation, width, depth, sigma_b2, xi, weights).
+        engine: validated `engine` config section (`EngineConfig`: n_seeds, n_pairs, q0, c0, eps, ...).
+        sigma_w2: the weight variances of the sweep (docs/science.md §2).
+        seed: base seed of the random streams.
+        **override: `EnsembleSpec` fields that replace the configured values.
+
+    Returns:
+        The `EnsembleSpec`.
+    """
     kw = dict(
         activation=net.activation.value,
         width=net.width,
@@ -34,7 +45,14 @@ def ensemble_spec(net, engine, sigma_w2: Sequence[float], seed: int, **override)
 
 def spec_with_defaults(**kw) -> EnsembleSpec:
     """EnsembleSpec with every value not given taken from the config schema (NetConfig, EngineConfig),
-    the defaults' one home; for scripts, benchmarks and tests that call the engine directly."""
+    the defaults' one home; for scripts, benchmarks and tests that call the engine directly.
+
+    Args:
+        **kw: `EnsembleSpec` fields; `sigma_w2` (sequence of floats) is required, `seed` defaults to 0.
+
+    Returns:
+        The `EnsembleSpec`.
+    """
     from pipeline.config.schema import EngineConfig, NetConfig
 
     return ensemble_spec(NetConfig(), EngineConfig(), tuple(kw.pop("sigma_w2")), kw.pop("seed", 0), **kw)

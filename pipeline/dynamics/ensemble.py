@@ -42,7 +42,7 @@ class _Cancelled(Exception):
 
 
 class MemoryBudgetError(ValueError):
-    """The configured memory budget cannot hold even one network of the requested size."""
+    """The configured memory budget cannot hold even one network of the requested size (see `seed_chunk`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,7 +50,27 @@ class EnsembleSpec:
     """What to simulate: one activation/width/depth/bias/xi, a grid of sigma_w2, seeds x input pairs.
 
     No defaults: the values come from the validated config (`engine_spec.ensemble_spec`), whose schema
-    is their one home (`pipeline.config.schema.NetConfig`, `EngineConfig`).
+    is their one home (`pipeline.config.schema.NetConfig`, `EngineConfig`). The networks are
+    h^l = sqrt(sigma_w2/N) Z^l phi(h^{l-1}) + b^l (docs/science.md §2), the estimators those of §3.
+
+    Attributes:
+        activation: activation name (`pipeline.activations`).
+        width: network width N.
+        depth: number of layers L (transitions 0 -> 1 .. L-1 -> L).
+        sigma_w2: the K weight variances, sharing each seed's Z (common random numbers).
+        sigma_b2: bias variance, b_i ~ N(0, sigma_b2).
+        xi: gauge parameter of the weight ensemble (docs/science.md §4); ignored by orthogonal weights.
+        weights: "gaussian" or "orthogonal".
+        n_seeds: number S of networks per sigma_w2.
+        n_pairs: input pairs P per network (I = 2 P inputs).
+        q0: exact empirical variance of every layer-0 pre-activation vector.
+        c0: exact empirical correlation of the two layer-0 vectors of a pair.
+        eps: two-replica separation, RMS in pre-activation units (relative to the signal only for ReLU/linear).
+        n_spectrum: number k of tangent vectors of the QR spectrum (0: off).
+        seed: base seed of all random streams (`pipeline.nets.weights`).
+        dtype: "float32" or "float64", precision of the engine arithmetic.
+        device: torch device string.
+        memory_budget_gb: memory the engine may use at once, GiB.
     """
 
     activation: str
@@ -64,7 +84,7 @@ class EnsembleSpec:
     n_pairs: int  # input pairs per network: 2 * n_pairs inputs, correlation measured per pair
     q0: float  # variance of the layer-0 pre-activations
     c0: float  # their correlation within a pair
-    eps: float  # replica separation (RMS, relative to the signal's RMS)
+    eps: float  # replica separation: RMS distance in pre-activation units (relative to the signal only for ReLU/linear)
     n_spectrum: int  # k tangent vectors for the QR spectrum (0: off)
     seed: int
     dtype: str  # float32 | float64
@@ -73,12 +93,33 @@ class EnsembleSpec:
 
     @property
     def n_inputs(self) -> int:
+        """Number of inputs per network, I = 2 * n_pairs."""
         return 2 * self.n_pairs
 
 
 @dataclass
 class EnsembleMeasurement:
-    """Raw per-layer measurements, float64 on the CPU; axes (S, K, inputs or pairs or k, layers)."""
+    """Raw per-layer measurements, float64 on the CPU; axes (S, K, inputs or pairs or k, layers).
+
+    S seeds (networks), K = len(spec.sigma_w2), I = 2 n_pairs inputs, P = n_pairs pairs (inputs 2p and
+    2p + 1 form pair p), k = n_spectrum, L = depth. Per-layer quantities of docs/science.md §2 and the
+    per-transition Lyapunov growths of §3 (natural log, of the norm); statistics in `statistics.py` (§7).
+    Values of a flagged network are NaN from its failed layer on.
+
+    Attributes:
+        spec: the simulated `EnsembleSpec`.
+        log_q: (S, K, I, L+1), ln q_hat^l = ln((1/N) sum_i (h_i^l)^2), l = 0..L.
+        c: (S, K, P, L+1), c_hat^l = sum_i h_a,i h_b,i / sqrt(sum_i h_a,i^2 sum_i h_b,i^2) of each pair.
+        chi: (S, K, I, L), chi_emp = ||J v||^2 / ||v||^2 at transition l -> l+1, J = W^{l+1} diag(phi'(h^l)),
+            v a fresh random unit vector per layer and input; mean-field value chi_1 (§1).
+        log_growth_replica: (S, K, I, L), ln(d_{l+1} / eps) of the Benettin-renormalised replica (§3).
+        log_growth_tangent: (S, K, I, L), ln(||J t|| / ||t||) of the carried tangent vector (§3).
+        spectrum_log_r: (S, K, k, L), ln |R_jj| of the QR step J Q = Q' R along input 0's trajectory,
+            or None when n_spectrum = 0.
+        failed_layer: (S, K) int64, first layer l (1..L) at which a network had a non-finite value or a
+            vanishing norm it is divided by, -1 if none; log_q and c are NaN from l on, the per-transition
+            arrays from transition l-1 on.
+    """
 
     spec: EnsembleSpec
     log_q: torch.Tensor  # (S, K, I, L+1): ln of mean squared pre-activation h^l
@@ -87,7 +128,7 @@ class EnsembleMeasurement:
     log_growth_replica: torch.Tensor  # (S, K, I, L): ln(d_{l+1} / eps), Benettin-renormalized
     log_growth_tangent: torch.Tensor  # (S, K, I, L): ln(||J t|| / ||t||)
     spectrum_log_r: torch.Tensor | None  # (S, K, k, L): ln |diag R| of the QR step
-    failed_layer: torch.Tensor = field(default=None)  # (S, K): first layer with a non-finite value, -1 if none
+    failed_layer: torch.Tensor = field(default=None)  # (S, K): first flagged layer, -1 if none
 
 
 def _bytes_per_seed(spec: EnsembleSpec) -> int:
@@ -97,7 +138,17 @@ def _bytes_per_seed(spec: EnsembleSpec) -> int:
 
 
 def seed_chunk(spec: EnsembleSpec) -> int:
-    """How many seeds fit in the memory budget at once (raises MemoryBudgetError if none fit)."""
+    """How many seeds fit in the memory budget at once (raises MemoryBudgetError if none fit).
+
+    Args:
+        spec: the ensemble; uses width, sigma_w2, n_pairs, n_spectrum, dtype, n_seeds and memory_budget_gb.
+
+    Returns:
+        Python int in [1, n_seeds].
+
+    Raises:
+        MemoryBudgetError: if one seed's estimated working set exceeds `memory_budget_gb`.
+    """
     per = _bytes_per_seed(spec)
     budget = spec.memory_budget_gb * 2**30
     if per > budget:
@@ -113,7 +164,18 @@ def _unit_columns(x: torch.Tensor) -> torch.Tensor:
 
 
 def seed_groups(spec: EnsembleSpec, workers: int) -> list[list[int]]:
-    """Seed ids in groups, one group per engine pass; at most `workers` groups are held at once."""
+    """Seed ids in groups, one group per engine pass; at most `workers` groups are held at once.
+
+    Args:
+        spec: the ensemble.
+        workers: number of worker threads that run groups concurrently.
+
+    Returns:
+        Consecutive groups of seed ids covering 0..n_seeds-1, each a list of python ints.
+
+    Raises:
+        MemoryBudgetError: if not even one network fits the budget.
+    """
     seed_chunk(spec)  # raises MemoryBudgetError if not even one network fits
     fit = int(spec.memory_budget_gb * 2**30 // _bytes_per_seed(spec))
     size = max(1, min(fit // workers, -(-spec.n_seeds // workers)))
@@ -122,7 +184,14 @@ def seed_groups(spec: EnsembleSpec, workers: int) -> list[list[int]]:
 
 def engine_workers(spec: EnsembleSpec) -> int:
     """CPU: one worker thread per torch thread, each running whole networks single-threaded (their
-    weight draws, pointwise work and products keep a core busy without fork/join gaps); GPU: one."""
+    weight draws, pointwise work and products keep a core busy without fork/join gaps); GPU: one.
+
+    Args:
+        spec: the ensemble (device, n_seeds and the memory budget bound the count).
+
+    Returns:
+        Python int >= 1.
+    """
     if torch.device(spec.device).type != "cpu":
         return 1
     return max(1, min(torch.get_num_threads(), spec.n_seeds, seed_chunk(spec)))
@@ -143,7 +212,20 @@ def _single_threaded_ops(active: bool):
 
 def simulate(spec: EnsembleSpec) -> EnsembleMeasurement:
     """Run the whole ensemble in seed groups bounded by the memory budget, groups in parallel on the
-    CPU. Each network's numbers do not depend on grouping or thread count (tests/dynamics)."""
+    CPU. Each network's numbers do not depend on grouping or thread count (tests/dynamics).
+
+    Measures everything of docs/science.md §2 (q_hat, c_hat, chi_emp) and §3 (two-replica, tangent and QR
+    Lyapunov growths, Benettin et al. 1980) in one pass over the layers.
+
+    Args:
+        spec: what to simulate.
+
+    Returns:
+        An `EnsembleMeasurement` with S = spec.n_seeds (seeds concatenated in id order).
+
+    Raises:
+        MemoryBudgetError: if not even one network fits the budget.
+    """
     workers = engine_workers(spec)
     groups = seed_groups(spec, workers)
     bar = tqdm(

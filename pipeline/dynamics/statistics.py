@@ -12,7 +12,18 @@ from .ensemble import EnsembleMeasurement
 
 
 def mean_se(x: torch.Tensor, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, standard error and count along `dim`, ignoring NaN (flagged networks)."""
+    """Mean, standard error and count along `dim`, ignoring NaN (flagged networks).
+
+    SE = std(ddof=1) / sqrt(n) over the finite entries (docs/science.md §7); with n = 1 the SE is 0, with
+    n = 0 the mean is NaN and the SE 0.
+
+    Args:
+        x: float64 tensor of any shape; non-finite entries are excluded.
+        dim: axis to reduce.
+
+    Returns:
+        (mean, se, n) as numpy arrays of x.shape without `dim` (n an integer count).
+    """
     ok = torch.isfinite(x)
     n = ok.sum(dim)
     mean = torch.where(ok, x, torch.zeros_like(x)).sum(dim) / n
@@ -27,6 +38,18 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     Exponents and chi are averaged over layers after `burn_in`, then over the inputs of each
     network; mean and standard error are taken over seeds, the independent samples (inputs
     through one network are correlated, so treating them as independent would understate errors).
+    Conventions of docs/science.md §7; the quantities are those of §2 and §3.
+
+    Args:
+        m: raw measurements of `ensemble.simulate`.
+        burn_in: first transition included in the layer averages (transitions burn_in .. L-1); clamped to
+            [0, depth - 1].
+
+    Returns:
+        DataFrame with K rows and columns sigma_w2; q_L, log_q_L, c_L (layer L); log_q_growth
+        (ln q_hat^{l+1} - ln q_hat^l after burn-in, -> ln A_q where q -> 0 or inf, §4); chi, lambda_replica,
+        lambda_tangent; each with a `_se` column; n_seeds_used (seeds with a finite lambda_tangent),
+        n_failed_networks; and lambda_j, lambda_j_se for j = 1..k when the QR spectrum was measured.
     """
     spec = m.spec
     b = min(max(burn_in, 0), spec.depth - 1)
@@ -52,7 +75,18 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
 
 
 def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
-    """Per-layer means over seeds x inputs: q^l, c^l, chi^l and local exponents, one row per (sigma_w2, layer)."""
+    """Per-layer means over seeds x inputs: q^l, c^l, chi^l and local exponents, one row per (sigma_w2, layer).
+
+    Plain NaN-ignoring means over seeds and inputs (pairs for c), no SE (docs/science.md §7).
+
+    Args:
+        m: raw measurements of `ensemble.simulate`.
+
+    Returns:
+        DataFrame with K (L + 1) rows and columns sigma_w2, layer (0..L), q (mean of q_hat, not of ln q_hat),
+        c, chi, lambda_replica, lambda_tangent; the last three in the row of layer l hold transition
+        l-1 -> l (NaN at layer 0).
+    """
     spec = m.spec
     K, L = len(spec.sigma_w2), spec.depth
     q = torch.exp(m.log_q).nanmean((0, 2))  # (K, L+1)
@@ -76,7 +110,18 @@ def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
 def zero_crossing(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> tuple[float, float]:
     """First upward crossing of y = 0 by linear interpolation, with SE propagated from the two points.
 
-    Returns (nan, nan) when y does not change sign from negative to non-negative on the grid.
+    For the first interval (after sorting by x) with finite y_i < 0 <= y_{i+1}: w = -y_i / (y_{i+1} - y_i),
+    x0 = x_i + w (x_{i+1} - x_i), SE = sqrt(((1 - w) se_i)^2 + (w se_{i+1})^2) / |slope| (docs/science.md §7;
+    treats the two points as independent).
+
+    Args:
+        x: grid, 1-D array (any order).
+        y: values at x, 1-D array of the same length.
+        se: standard errors of y, 1-D array of the same length.
+
+    Returns:
+        (x0, se_x0) as python floats; (nan, nan) when y does not change sign from negative to non-negative
+        on the grid.
     """
     order = np.argsort(x)
     x, y, se = np.asarray(x)[order], np.asarray(y)[order], np.asarray(se)[order]

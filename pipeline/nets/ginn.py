@@ -3,7 +3,7 @@
 Hidden units are complex (the matter field psi); the weights are links U_ij = rho_ij exp(i theta_ij)
 between adjacent layers with rho = softplus(free parameter) >= 0. Pre-activation z = U psi; the
 activation acts on the modulus and keeps the phase, psi_i = g(|z_i|) z_i / |z_i| with g(0) = 0
-(modReLU g(r) = relu(r + b_i), b_i = -softplus(.) <= 0, or g = tanh). No complex bias. The input is
+(modReLU g(r) = relu(r + b_i), b_i = -softplus(.) <= 0, or g = tanh, or g = identity). No complex bias. The input is
 real (gauge fixed there) and the readout acts on moduli: y = V |psi^L| + c. A local U(1) gauge
 transformation psi^l_i -> e^{i a^l_i} psi^l_i, theta^l_ij -> theta^l_ij + a^l_i - a^{l-1}_j leaves
 the network function exactly invariant.
@@ -25,7 +25,18 @@ def _inv_softplus(x: torch.Tensor) -> torch.Tensor:
 
 
 class GaugeLink(nn.Module):
-    """Links between layer l-1 (n_in sites) and layer l (n_out sites) in magnitude-phase form."""
+    """Links between layer l-1 (n_in sites) and layer l (n_out sites) in magnitude-phase form.
+
+    U_ij = rho_ij exp(i theta_ij), rho = softplus(rho_raw), initialised as circular complex Gaussians
+    (|U|^2 ~ Exp with mean sigma_w2 / n_in, uniform phase; docs/science.md §5).
+
+    Args:
+        n_in: number of sites of layer l-1.
+        n_out: number of sites of layer l.
+        sigma_w2: link variance, E|U_ij|^2 = sigma_w2 / n_in.
+        generator: random generator of the initialisation.
+        dtype: real dtype of the parameters rho_raw and theta, each of shape (n_out, n_in).
+    """
 
     def __init__(
         self,
@@ -44,6 +55,7 @@ class GaugeLink(nn.Module):
 
     @property
     def rho(self) -> torch.Tensor:
+        """Link moduli rho = softplus(rho_raw) >= 0, shape (n_out, n_in)."""
         return F.softplus(self.rho_raw)
 
     def forward(self, psi: torch.Tensor) -> torch.Tensor:
@@ -55,7 +67,19 @@ class GaugeLink(nn.Module):
 
 
 class ModulusLayer(nn.Module):
-    """psi = g(|z|) z / |z|: acts on the modulus, keeps the phase, continuous at z = 0."""
+    """psi = g(|z|) z / |z|: acts on the modulus, keeps the phase, continuous at z = 0.
+
+    docs/science.md §5; modReLU after Arjovsky et al. 2016 (arXiv:1511.06464).
+
+    Args:
+        kind: modulus activation: "tanh", "identity" or "modrelu".
+        n: number of units (size of modReLU's per-unit offset).
+        offset: initial modReLU offset b <= 0 (values above -1e-6 start at -1e-6); ignored by other kinds.
+        dtype: dtype of the offset parameter.
+
+    Raises:
+        ValueError: if `kind` uses an offset and `offset` > 0.
+    """
 
     def __init__(self, kind: str, n: int, offset: float = -0.1, dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -69,18 +93,41 @@ class ModulusLayer(nn.Module):
             )
 
     def g(self, r: torch.Tensor) -> torch.Tensor:
-        """g(|z|) from the shared definition; modReLU's offset is -softplus(b_raw) <= 0 per unit."""
+        """g(|z|) from the shared definition; modReLU's offset is -softplus(b_raw) <= 0 per unit.
+
+        Args:
+            r: moduli, real tensor of shape (B, n) (or broadcastable with the offset of shape (n,)).
+
+        Returns:
+            g(r), real tensor of the shape of r.
+        """
         offset = -F.softplus(self.b_raw) if self.spec.uses_offset else 0.0
         return self.spec.g_and_slope(r, offset)[0]
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """psi = g(|z|) z / |z| for complex pre-activations z of shape (B, n); z = 0 maps to 0."""
         r = z.abs()
         ratio = self.g(r) / r.clamp_min(torch.finfo(r.dtype).tiny)  # g(r)/r; z = 0 maps to 0
         return z * ratio
 
 
 class GINN(nn.Module):
-    """Input (real, d_in) -> L complex hidden layers of width N -> real readout on moduli."""
+    """Input (real, d_in) -> L complex hidden layers of width N -> real readout on moduli.
+
+    psi^0 = x, psi^l = g(|z^l|) z^l / |z^l| with z^l = U^l psi^{l-1}, y = V |psi^L| + c with V ~ N(0, 1/N),
+    c = 0 at initialisation (docs/science.md §5). All parameters come from one generator seeded by `seed`.
+
+    Args:
+        d_in: input dimension.
+        width: hidden width N.
+        depth: number of hidden layers L.
+        n_out: number of outputs (classes).
+        sigma_w2: link variance (E|U_ij|^2 = sigma_w2 / fan_in).
+        activation: modulus activation: "tanh", "identity" or "modrelu".
+        modrelu_offset: initial modReLU offset (<= 0).
+        seed: seed of the initialisation.
+        dtype: real parameter dtype (hidden units are the matching complex dtype).
+    """
 
     def __init__(
         self,
@@ -105,7 +152,14 @@ class GINN(nn.Module):
             self.readout.bias.zero_()
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """psi^1 .. psi^L for a batch of real inputs."""
+        """psi^1 .. psi^L for a batch of real inputs.
+
+        Args:
+            x: real inputs, tensor of shape (B, d_in).
+
+        Returns:
+            List of L complex tensors of shape (B, N).
+        """
         out, psi = [], x
         for link, act in zip(self.links, self.acts):
             psi = act(link(psi))
@@ -113,16 +167,29 @@ class GINN(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Real logits y = V |psi^L| + c of real inputs x (B, d_in); returns shape (B, n_out)."""
         return self.readout(self.hidden(x)[-1].abs())
 
     def phases(self) -> list[torch.Tensor]:
-        """theta^1 .. theta^L (the gauge-carrying parameters)."""
+        """theta^1 .. theta^L (the gauge-carrying parameters).
+
+        Returns:
+            List of L parameters; theta^l has shape (n_l, n_{l-1}) (n_0 = d_in).
+        """
         return [link.theta for link in self.links]
 
 
 @torch.no_grad()
 def apply_gauge(model: GINN, a: list[torch.Tensor]) -> None:
-    """theta^l_ij += a^l_i - a^{l-1}_j for hidden sites (a^0 = 0: the real input is gauge fixed)."""
+    """theta^l_ij += a^l_i - a^{l-1}_j for hidden sites (a^0 = 0: the real input is gauge fixed).
+
+    The local U(1) transformation of docs/science.md §5, applied in place; the network function is
+    exactly invariant.
+
+    Args:
+        model: the GINN, modified in place.
+        a: site phases per hidden layer, list of L tensors, a^l of shape (n_l,).
+    """
     prev = None
     for link, a_l in zip(model.links, a):
         link.theta += a_l[:, None]
@@ -132,7 +199,15 @@ def apply_gauge(model: GINN, a: list[torch.Tensor]) -> None:
 
 
 def random_gauge(model: GINN, generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """Uniform random phases a^l_i in [0, 2 pi) at every hidden site."""
+    """Uniform random phases a^l_i in [0, 2 pi) at every hidden site.
+
+    Args:
+        model: the GINN (fixes the layer sizes and dtype).
+        generator: random generator.
+
+    Returns:
+        List of L tensors, a^l of shape (n_l,) in the dtype of the phases.
+    """
     return [
         torch.rand(link.theta.shape[0], generator=generator, dtype=torch.float64).to(link.theta.dtype) * 2 * math.pi
         for link in model.links
@@ -140,7 +215,16 @@ def random_gauge(model: GINN, generator: torch.Generator | None = None) -> list[
 
 
 def site_divergence(thetas: list[torch.Tensor]) -> torch.Tensor:
-    """G^l_i = sum_j theta^l_ij - sum_k theta^{l+1}_ki for every hidden site, concatenated over layers (= E^T theta)."""
+    """G^l_i = sum_j theta^l_ij - sum_k theta^{l+1}_ki for every hidden site, concatenated over layers (= E^T theta).
+
+    The site divergence of the covariant gauge fixing (docs/science.md §5).
+
+    Args:
+        thetas: link phases per layer, theta^l of shape (n_l, n_{l-1}).
+
+    Returns:
+        Tensor of shape (n_1 + ... + n_L,) in the dtype of the phases.
+    """
     out = []
     for l, th in enumerate(thetas):
         g = th.sum(1)
@@ -151,7 +235,17 @@ def site_divergence(thetas: list[torch.Tensor]) -> torch.Tensor:
 
 
 def gauge_generator_gram(model: GINN) -> torch.Tensor:
-    """M = E^T E over hidden sites (float64): degree on the diagonal, -1 per link between hidden sites."""
+    """M = E^T E over hidden sites (float64): degree on the diagonal, -1 per link between hidden sites.
+
+    E maps site phases to link phases, (E a)^l_ij = a^l_i - a^{l-1}_j (docs/science.md §5); the diagonal is
+    fan-in plus hidden fan-out. Positive definite because the input is gauge fixed.
+
+    Args:
+        model: the GINN.
+
+    Returns:
+        float64 tensor of shape (n, n), n = n_1 + ... + n_L the number of hidden sites.
+    """
     sizes = [link.theta.shape for link in model.links]  # (n_out, n_in)
     n = sum(s[0] for s in sizes)
     m = torch.zeros(n, n, dtype=torch.float64)

@@ -9,7 +9,22 @@ from torch import nn
 
 
 class MLP(nn.Module):
-    """x -> L hidden layers phi(W h + b) of width N -> linear readout; W ~ N(0, sigma_w2 / fan_in)."""
+    """x -> L hidden layers phi(W h + b) of width N -> linear readout; W ~ N(0, sigma_w2 / fan_in).
+
+    The real baseline of the GINN experiments (docs/science.md §5, Note): b ~ N(0, sigma_b2) (zero if
+    sigma_b2 = 0), readout V ~ N(0, 1/N) with zero bias, all drawn from one generator seeded by `seed`.
+
+    Args:
+        d_in: input dimension.
+        width: hidden width N.
+        depth: number of hidden layers L.
+        n_out: number of outputs (classes).
+        sigma_w2: weight variance.
+        sigma_b2: bias variance.
+        activation: activation name (`pipeline.activations.get_activation`).
+        seed: seed of the initialisation.
+        dtype: parameter dtype.
+    """
 
     def __init__(
         self,
@@ -39,6 +54,14 @@ class MLP(nn.Module):
             self.readout.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch.
+
+        Args:
+            x: inputs, tensor of shape (B, d_in) in the parameter dtype.
+
+        Returns:
+            Tensor of shape (B, n_out).
+        """
         h = x
         for lin in self.layers:
             h = self.phi(lin(h))

@@ -20,7 +20,19 @@ STREAM_WEIGHTS, STREAM_BIAS, STREAM_INPUT, STREAM_PROBE, STREAM_TANGENT, STREAM_
 
 
 def generator(base_seed: int, seed_id: int, stream: int, device: torch.device) -> torch.Generator:
-    """A torch generator for one (network, stream), seeded from a hash of the three numbers."""
+    """A torch generator for one (network, stream), seeded from a hash of the three numbers.
+
+    Seeding convention of docs/science.md §7 (Randomness): numpy's SeedSequence hashes the triple.
+
+    Args:
+        base_seed: base seed of the run.
+        seed_id: network id.
+        stream: one of the STREAM_* constants.
+        device: device of the generator.
+
+    Returns:
+        A seeded `torch.Generator`.
+    """
     state = np.random.SeedSequence([base_seed, seed_id, stream]).generate_state(2, dtype=np.uint32)
     g = torch.Generator(device=device)
     g.manual_seed(int(state[0]) << 31 ^ int(state[1]))
@@ -28,7 +40,15 @@ def generator(base_seed: int, seed_id: int, stream: int, device: torch.device) -
 
 
 class NetworkStreams:
-    """The random numbers of networks `seed_ids`, drawn in order: call once per layer, in layer order."""
+    """The random numbers of networks `seed_ids`, drawn in order: call once per layer, in layer order.
+
+    One generator per (network, stream), created on first use (docs/science.md §7).
+
+    Args:
+        base_seed: base seed of the run.
+        seed_ids: network ids; the leading axis of every draw follows this order.
+        device: device of generators and draws.
+    """
 
     def __init__(self, base_seed: int, seed_ids: list[int], device: torch.device):
         self.base_seed, self.seed_ids, self.device = base_seed, list(seed_ids), torch.device(device)
@@ -39,7 +59,19 @@ class NetworkStreams:
         self, stream: int, shape: tuple[int, ...], dtype: torch.dtype, out: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The next i.i.d. N(0, 1) draws of `stream`, shape (networks, *shape), into `out` if given
-        (engines reuse buffers: a fresh multi-MB tensor per layer costs page faults)."""
+        (engines reuse buffers: a fresh multi-MB tensor per layer costs page faults).
+
+        Draws are always made in float32 and then cast, so float32 and float64 runs see the same numbers.
+
+        Args:
+            stream: one of the STREAM_* constants.
+            shape: per-network shape of the draw.
+            dtype: dtype of the returned tensor when `out` is None.
+            out: optional buffer of shape (networks, *shape); its dtype wins over `dtype`.
+
+        Returns:
+            Tensor of shape (len(seed_ids), *shape) (`out` itself when given).
+        """
         if stream not in self._gens:
             self._gens[stream] = [generator(self.base_seed, sid, stream, self.device) for sid in self.seed_ids]
         shape = (len(self.seed_ids), *shape)
@@ -63,7 +95,18 @@ class NetworkStreams:
 
         gaussian: Z i.i.d. N(0, 1), then the gauge structure Z (P_T + sqrt(xi) P_L) of docs/science.md §4
         (row means rescaled by sqrt(xi); xi = 1 leaves Z unchanged, xi = 0 makes rows sum to zero).
-        orthogonal: sqrt(N) times a Haar orthogonal matrix (W W^T = sigma_w2 I).
+        orthogonal: sqrt(N) times a Haar orthogonal matrix (W W^T = sigma_w2 I), by QR of a Gaussian matrix
+        in float64 with the sign fix (Pennington et al. 2017, arXiv:1711.04735; docs/science.md §2).
+
+        Args:
+            width: N.
+            kind: "gaussian" or "orthogonal".
+            xi: gauge parameter, python float >= 0 (ignored by "orthogonal").
+            dtype: dtype of the result.
+            out: optional buffer of shape (networks, N, N) for the gaussian draw (ignored by "orthogonal").
+
+        Returns:
+            Z, tensor of shape (len(seed_ids), N, N) in `dtype` (or `out`'s dtype).
         """
         if kind == "orthogonal":
             z = self.normal(STREAM_WEIGHTS, (width, width), torch.float64)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from pipeline.plots.prepare import pick_evenly
+
 
 def _errorbars(ax, d: pd.DataFrame, x: str, y: str, hue: str, palette) -> None:
     for (key, g), color in zip(d.groupby(hue), palette):
@@ -65,8 +67,7 @@ def collapse(fw: pd.DataFrame, path: Path) -> None:
 
 def layer_profiles(layers: pd.DataFrame, path: Path, n_curves: int = 4) -> None:
     """q^l and c^l against layer for a few sigma_w2: markers measured, lines theory."""
-    sws = np.unique(layers.sigma_w2)
-    pick = sws[np.unique(np.linspace(0, len(sws) - 1, n_curves).round().astype(int))]
+    pick = pick_evenly(layers.sigma_w2, n_curves)
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     for sw, color in zip(pick, sns.color_palette("viridis", len(pick))):
         d = layers[np.isclose(layers.sigma_w2, sw)]

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from pipeline.plots.prepare import widest_per_case
+
 
 def _case(d: pd.DataFrame) -> str:
     return f"{d.activation.iloc[0]}, $\\sigma_b^2$={d.sigma_b2.iloc[0]:g}"
@@ -16,9 +18,9 @@ def _case(d: pd.DataFrame) -> str:
 
 def _widest_per_case(scan: pd.DataFrame, height: float):
     """A figure with one panel per (activation, sigma_b2) case, and each case's widest-network rows."""
-    cases = list(scan.groupby(["activation", "sigma_b2"]))
+    cases = widest_per_case(scan)
     fig, axes = plt.subplots(1, len(cases), figsize=(5.2 * len(cases), height), squeeze=False, constrained_layout=True)
-    return fig, [(ax, d[d.width == d.width.max()]) for ax, (_, d) in zip(axes[0], cases)]
+    return fig, list(zip(axes[0], cases))
 
 
 def thresholds_vs_xi(th: pd.DataFrame, path: Path) -> None:

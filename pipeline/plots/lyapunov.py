@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from pipeline.plots.prepare import relu_exact_curve, spectrum_orders
+
 
 def exponent_vs_sigma_w2(lyap: pd.DataFrame, path: Path) -> None:
     """The paper's key figure: measured lambda (two-replica, +-SE), 0.5 ln chi1 and chi1 - 1, per activation."""
@@ -44,11 +46,7 @@ def exponent_vs_sigma_w2(lyap: pd.DataFrame, path: Path) -> None:
 
 def spectrum(lyap: pd.DataFrame, path: Path) -> None:
     """Top-k exponents from QR re-orthonormalization vs sigma_w2, one panel per curve."""
-    ks = sorted(
-        int(c.split("_")[1])
-        for c in lyap.columns
-        if c.startswith("lambda_") and c.split("_")[1].isdigit() and not c.endswith("_se")
-    )
+    ks = spectrum_orders(lyap.columns)
     curves = list(lyap.groupby(["activation", "sigma_b2"]))
     fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.8), squeeze=False, constrained_layout=True)
     for ax, ((act, sb), d) in zip(axes[0], curves):
@@ -74,6 +72,7 @@ def spectrum(lyap: pd.DataFrame, path: Path) -> None:
 
 def relu_finite_width(df: pd.DataFrame, path: Path) -> None:
     """Measured exponent vs width N against the exact finite-N formula and mean field."""
+    exact = relu_exact_curve(df)
     fig, ax = plt.subplots(figsize=(6.5, 4.2), constrained_layout=True)
     for (sw, d), color in zip(df.groupby("sigma_w2"), sns.color_palette("deep")):
         ax.errorbar(
@@ -84,10 +83,8 @@ def relu_finite_width(df: pd.DataFrame, path: Path) -> None:
             color=color,
             label=rf"measured $\sigma_w^2$={sw:g}",
         )
-        n = np.unique(np.geomspace(d.width.min(), d.width.max(), 60).round().astype(int))
-        from pipeline.theory.finite_width import relu_lyapunov_exact
-
-        ax.plot(n, [relu_lyapunov_exact(int(k), sw) for k in n], "-", color=color, lw=1.2, label="exact finite N")
+        e = exact[exact.sigma_w2 == sw]
+        ax.plot(e.width, e.lambda_exact, "-", color=color, lw=1.2, label="exact finite N")
         ax.axhline(d.lambda_mean_field.iloc[0], color=color, ls="--", lw=0.9)
     ax.set(
         xscale="log",

@@ -10,15 +10,16 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import TwoSlopeNorm
 
+from pipeline.plots.prepare import gain_depth_curves, ln_chi1_grid, pick_evenly
+
 
 def phase_diagram(theory: pd.DataFrame, critical: pd.DataFrame, path: Path) -> None:
     """ln chi_1 over (sigma_w2, sigma_b2) per activation (blue ordered, red chaotic) + chi_1 = 1 line."""
     acts = list(dict.fromkeys(theory["activation"]))
     fig, axes = plt.subplots(1, len(acts), figsize=(4.6 * len(acts), 4), squeeze=False, constrained_layout=True)
     for ax, act in zip(axes[0], acts):
-        d = theory[theory.activation == act]
-        pivot = d.pivot_table(index="sigma_b2", columns="sigma_w2", values="chi1")
-        z = np.log(pivot.values)
+        pivot = ln_chi1_grid(theory, act)
+        z = pivot.values
         lim = max(1e-3, np.nanmax(np.abs(z[np.isfinite(z)])))
         mesh = ax.pcolormesh(
             pivot.columns, pivot.index, z, cmap="RdBu_r", shading="auto", norm=TwoSlopeNorm(0.0, -lim, lim)
@@ -44,15 +45,12 @@ def gain_and_depth(theory: pd.DataFrame, path: Path, n_curves: int = 4) -> None:
     fig, axes = plt.subplots(
         2, len(acts), figsize=(4.6 * len(acts), 6.5), squeeze=False, sharex="col", constrained_layout=True
     )
-    sbs = np.unique(theory.sigma_b2)
-    pick = sbs[np.unique(np.linspace(0, len(sbs) - 1, n_curves).round().astype(int))]
+    pick = pick_evenly(theory.sigma_b2, n_curves)
     for j, act in enumerate(acts):
-        d = theory[(theory.activation == act) & theory.sigma_b2.isin(pick)].copy()
-        d["sigma_b2"] = d.sigma_b2.round(4).astype(str)
+        d = gain_depth_curves(theory, act, pick)
         sns.lineplot(d, x="sigma_w2", y="chi1", hue="sigma_b2", ax=axes[0, j], palette="viridis")
         axes[0, j].axhline(1, color="k", ls="--", lw=1)
         axes[0, j].set(title=act, ylabel=r"$\chi_1$")
-        d["xi_c"] = d.xi_c.replace(np.inf, np.nan)
         sns.lineplot(d, x="sigma_w2", y="xi_c", hue="sigma_b2", ax=axes[1, j], palette="viridis", legend=False)
         axes[1, j].set(yscale="log", xlabel=r"$\sigma_w^2$", ylabel=r"$\xi_c$ (layers)")
     fig.savefig(path, dpi=110)

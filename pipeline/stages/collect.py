@@ -1,7 +1,8 @@
 """Merge the jobs of a stage's multirun into one set of tables and figures (the DVC-owned outputs).
 
 `python -m pipeline.collect mlp_sweep` reads outputs/mlp_sweep/jobs/<n>/ and writes
-outputs/mlp_sweep/{sweep.csv, finite_width.csv, layers.csv, figures/, metrics.json}; the merged
+outputs/mlp_sweep/{sweep.csv, finite_width.csv, layers.csv, figures/, metrics.json} (figures/: every
+mlp_sweep figure of the registry `pipeline.plots.figures`, drawn from the merged tables); the merged
 artifacts are also attached to the sweep's MLflow parent run.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.paths import repo_root
-from pipeline.plots import finite_width as plots
+from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.outputs import staged, write_json
 from pipeline.tracking.sweep import PARENT_FILE
 
@@ -30,7 +31,7 @@ def job_dirs(jobs: Path) -> list[Path]:
 
 
 def finite_width_table(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Deviation from mean field times N (science.md §2: loop corrections scale as 1/N)."""
+    """Deviation from mean field times N (docs/science.md §2: loop corrections scale as 1/N)."""
     keys = ["activation", "width", "depth", "sigma_b2", "xi", "sigma_w2"]
     out = sweep[keys].copy()
     n = sweep.width
@@ -73,10 +74,9 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
         layers.to_csv(folder / "layers.csv", index=False)
         fw.to_csv(folder / "finite_width.csv", index=False)
         pd.DataFrame(crossings).to_csv(folder / "crossings.csv", index=False)
-        figs = folder / "figures"
-        figs.mkdir()
-        plots.measured_vs_theory(sweep, figs / "measured_vs_theory.png")
-        plots.collapse(fw, figs / "finite_width_collapse.png")
+        # the merged figures (registry: measured_vs_theory, layer_profiles at the widest width, collapse)
+        merged = {"mlp_sweep/sweep.csv": sweep, "mlp_sweep/layers.csv": layers, "mlp_sweep/finite_width.csv": fw}
+        draw_stage_figures("mlp_sweep", merged, folder / "figures")
         metrics = {
             "n_jobs": len(dirs),
             "n_rows": len(sweep),

@@ -14,8 +14,9 @@ from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import summarize, zero_crossing
-from pipeline.plots import gauge as plots
+from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import StageOutput
+from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import theory_crossing
 from pipeline.theory.gauge import gauge_theory, thresholds
 from pipeline.theory.predictions import integrator
@@ -94,14 +95,9 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
 
 
 def write(result: GaugeScanResult, folder: Path) -> StageOutput:
-    """gauge_scan.csv, thresholds.csv and figures; returns the headline computed by `compute` (writers only write)."""
-    result.scan.to_csv(folder / "gauge_scan.csv", index=False)
-    result.thresholds.to_csv(folder / "thresholds.csv", index=False)
-    figs = folder / "figures"
-    figs.mkdir()
-    plots.thresholds_vs_xi(result.thresholds, figs / "thresholds_vs_xi.png")
-    plots.a_q_vs_sigma_w2(result.scan, figs / "a_q_vs_sigma_w2.png")
-    plots.exponent_vs_sigma_w2(result.scan, figs / "lyapunov_vs_sigma_w2_per_xi.png")
+    """gauge_scan.csv, thresholds.csv and figures; returns the headline from `compute`."""
+    tables = write_tables("gauge_scan", folder, {"gauge_scan.csv": result.scan, "thresholds.csv": result.thresholds})
+    draw_stage_figures("gauge_scan", tables, folder / "figures")
     return result.output
 
 

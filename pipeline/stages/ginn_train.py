@@ -26,8 +26,9 @@ from pipeline.config.schema import StageConfig
 from pipeline.data.datasets import Split, load
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
-from pipeline.plots import ginn as plots
+from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import StageOutput
+from pipeline.stages.tables import write_tables
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
 from pipeline.theory.mean_field import mean_field_grid
@@ -288,21 +289,19 @@ def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.D
 
 
 def write(result: GinnTrainResult, folder: Path) -> StageOutput:
-    """Tables, model weights and figures; returns the headline computed by `compute`."""
-    result.history.to_csv(folder / "history.csv", index=False)
-    figs = folder / "figures"
-    figs.mkdir()
-    plots.training_curves(result.history, figs / "training_curves.png")
+    """Tables, model weights and figures (optional studies only where they ran); returns the headline."""
+    optional = {
+        "trainability.csv": result.trainability,
+        "trainability_boundary.csv": result.boundary,
+        "gauge_fixing.csv": result.gauge_fixing,
+        "gauge_spectra.csv": result.spectra,
+    }
+    tables = write_tables(
+        "ginn_train", folder, {"history.csv": result.history, **{k: v for k, v in optional.items() if v is not None}}
+    )
     for name, m in result.models.items():
         torch.save(m.state_dict(), folder / f"{name}.pt")
-    if result.trainability is not None:
-        result.trainability.to_csv(folder / "trainability.csv", index=False)
-        result.boundary.to_csv(folder / "trainability_boundary.csv", index=False)
-        plots.trainability(result.trainability, result.boundary, figs / "trainability.png")
-    if result.gauge_fixing is not None:
-        result.gauge_fixing.to_csv(folder / "gauge_fixing.csv", index=False)
-        result.spectra.to_csv(folder / "gauge_spectra.csv", index=False)
-        plots.gauge_spectra(result.spectra, result.gauge_fixing, figs / "gauge_spectra.png")
+    draw_stage_figures("ginn_train", tables, folder / "figures")
     return result.output
 
 

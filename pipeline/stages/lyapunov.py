@@ -14,8 +14,9 @@ from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
-from pipeline.plots import lyapunov as plots
+from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import StageOutput
+from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import theory_crossing
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.predictions import predictions
@@ -143,18 +144,18 @@ def compute(cfg: StageConfig) -> LyapunovResult:
 
 
 def write(result: LyapunovResult, folder: Path) -> StageOutput:
-    """Tables and figures; returns the headline computed by `compute`."""
-    result.lyapunov.to_csv(folder / "lyapunov.csv", index=False)
-    result.crossings.to_csv(folder / "zero_crossings.csv", index=False)
-    result.relu_finite_width.to_csv(folder / "relu_finite_width.csv", index=False)
-    result.eps_check.to_csv(folder / "eps_check.csv", index=False)
-    figs = folder / "figures"
-    figs.mkdir()
-    plots.exponent_vs_sigma_w2(result.lyapunov, figs / "lyapunov_vs_sigma_w2.png")
-    if any(c == "lambda_1" for c in result.lyapunov.columns):
-        plots.spectrum(result.lyapunov, figs / "spectrum.png")
-    plots.relu_finite_width(result.relu_finite_width, figs / "relu_finite_width.png")
-    plots.eps_flatness(result.eps_check, figs / "eps_flatness.png")
+    """Tables and figures; returns the headline from `compute`."""
+    tables = write_tables(
+        "lyapunov",
+        folder,
+        {
+            "lyapunov.csv": result.lyapunov,
+            "zero_crossings.csv": result.crossings,
+            "relu_finite_width.csv": result.relu_finite_width,
+            "eps_check.csv": result.eps_check,
+        },
+    )
+    draw_stage_figures("lyapunov", tables, folder / "figures")
     return result.output
 
 

@@ -17,8 +17,9 @@ from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
-from pipeline.plots import finite_width as plots
+from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import NumericalError, StageOutput
+from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import theory_crossing
 from pipeline.theory.predictions import predictions
 
@@ -77,13 +78,9 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
 
 
 def write(result: MlpSweepResult, folder: Path) -> StageOutput:
-    """sweep.csv, layers.csv and the job figures; returns the headline computed by `compute` (writers only write)."""
-    result.sweep.to_csv(folder / "sweep.csv", index=False)
-    result.layers.to_csv(folder / "layers.csv", index=False)
-    figs = folder / "figures"
-    figs.mkdir()
-    plots.measured_vs_theory(result.sweep, figs / "measured_vs_theory.png")
-    plots.layer_profiles(result.layers, figs / "layer_profiles.png")
+    """sweep.csv, layers.csv and the job's figures; returns the headline from `compute`."""
+    tables = write_tables("mlp_sweep", folder, {"sweep.csv": result.sweep, "layers.csv": result.layers})
+    draw_stage_figures("mlp_sweep", tables, folder / "figures")
     return result.output
 
 

@@ -12,8 +12,9 @@ from tqdm.auto import tqdm
 
 from pipeline.activations import get_activation
 from pipeline.config.schema import StageConfig
-from pipeline.plots import theory as plots
+from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import StageOutput
+from pipeline.stages.tables import write_tables
 from pipeline.theory.critical import critical_line
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import mean_field_grid
@@ -74,16 +75,14 @@ def compute(cfg: StageConfig) -> TheoryResult:
 
 
 def write(result: TheoryResult, folder: Path) -> StageOutput:
-    """CSV tables and figures; returns the headline computed by `compute` (writers only write)."""
-    result.theory.to_csv(folder / "theory.csv", index=False)
-    result.critical.to_csv(folder / "critical_line.csv", index=False)
-    result.iterates.to_csv(folder / "iterates.csv", index=False)
+    """CSV tables and (unless theory.figures=false) the stage's figures; returns the headline from `compute`."""
+    tables = write_tables(
+        "theory",
+        folder,
+        {"theory.csv": result.theory, "critical_line.csv": result.critical, "iterates.csv": result.iterates},
+    )
     if result.figures:
-        figs = folder / "figures"
-        figs.mkdir()
-        plots.phase_diagram(result.theory, result.critical, figs / "phase_diagram.png")
-        plots.gain_and_depth(result.theory, figs / "chi1_xi_c.png")
-        plots.iterates(result.iterates, f"mean-field iterates ({result.iterates.activation[0]})", figs / "iterates.png")
+        draw_stage_figures("theory", tables, folder / "figures")
     return result.output
 
 

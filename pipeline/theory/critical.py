@@ -18,7 +18,19 @@ from .mean_field import as_t, chi1, gain_variance, q_star, variance_slope
 
 @dataclass
 class CriticalLine:
-    """sigma_w2_crit(sigma_b2), q* there, and whether a crossing was found in the scanned range."""
+    """sigma_w2_crit(sigma_b2), q* there, and whether a crossing was found in the scanned range.
+
+    One entry per (sigma_b2, xi) pair of `critical_line` (docs/science.md §1 critical line, §7 root finder).
+
+    Attributes:
+        sigma_b2: bias variance of each pair, float64 tensor of shape (n,), n the broadcast length of the
+            flattened `sigma_b2` and `xi` passed to `critical_line`.
+        sigma_w2_crit: first upward crossing of gain = 1 in sigma_w2, float64 (n,); NaN where none was found.
+        q_star: q* at sigma_w2_crit, float64 (n,); where `found` is False it is q* at the placeholder
+            sigma_w2 = 1 (not NaN), flagged by `q_status`.
+        q_status: `Status` code of the q* solve, int64 (n,); `Status.DIVERGED` where `found` is False.
+        found: whether the scan found a crossing, bool (n,).
+    """
 
     sigma_b2: torch.Tensor
     sigma_w2_crit: torch.Tensor
@@ -46,7 +58,32 @@ def critical_line(
     tol: float = 1e-10,
     gain: str = "chi1",
 ) -> CriticalLine:
-    """First upward crossing of gain = 1 in sigma_w2 for every (sigma_b2, xi) pair, to `tol` in sigma_w2."""
+    """First upward crossing of gain = 1 in sigma_w2 for every (sigma_b2, xi) pair, to `tol` in sigma_w2.
+
+    Locates the stability thresholds of docs/science.md §1 (edge of chaos, `chi_1(q*) = 1`, Poole et al. 2016,
+    arXiv:1606.05340; Schoenholz et al. 2017, arXiv:1611.01232) and §4 (length threshold `A_q = 1`).
+    A uniform `n_scan`-point scan of `gain(q*) - 1` over `sigma_w2_range` finds the first interval with
+    `gain - 1 < 0 <= gain - 1` at its right end, then vectorised bisection narrows it below `tol`
+    (docs/science.md §7). Where q* is 0 or infinite, gains are taken at `mean_field.gain_variance`.
+
+    Args:
+        g: Gaussian integrator of the activation phi (fixes the quadrature rule and q_max).
+        sigma_b2: bias variance, float or array-like; flattened to 1-D and broadcast with `xi`; float64.
+        xi: gauge parameter of the weight ensemble (docs/science.md §4), float or array-like, flattened to 1-D
+            and broadcast with `sigma_b2`; 1 is the i.i.d. network.
+        sigma_w2_range: (lo, hi) interval of weight variances that is scanned.
+        n_scan: number of scan points (linspace including both ends).
+        tol: bisection stops when every bracket is narrower than this, in sigma_w2.
+        gain: which gain crosses 1: "chi1" (transverse gain chi_1(q*), the edge of chaos), "a_q" (longitudinal
+            factor A_q(q*; xi) = dq'/dq) or "a_q0" (A_q at q = 0, stability of the trivial fixed point q* = 0).
+
+    Returns:
+        A `CriticalLine` whose tensors have shape (n,), n the broadcast length of flattened `sigma_b2` and
+        `xi`; `sigma_w2_crit` is NaN and `found` False where no crossing lies in `sigma_w2_range`.
+
+    Raises:
+        ValueError: if `gain` is not one of "chi1", "a_q", "a_q0".
+    """
     if gain not in ("chi1", "a_q", "a_q0"):
         raise ValueError(f"gain={gain!r}: allowed chi1, a_q, a_q0")
     sb, xi = torch.broadcast_tensors(as_t(sigma_b2).reshape(-1), as_t(xi).reshape(-1))

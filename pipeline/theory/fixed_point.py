@@ -15,7 +15,10 @@ MapFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
 
 
 class Status(IntEnum):
-    """Outcome of a fixed-point solve at one grid point."""
+    """Outcome of a fixed-point solve at one grid point (the `q_status`/`c_status` columns, docs/science.md §7).
+
+    Stored as int64 codes in `FixedPoint.status`; `STATUS_NAMES` maps a code to its lower-case name.
+    """
 
     CONVERGED = 0
     DIVERGED = 1  # no finite fixed point in range (e.g. ReLU variance above criticality)
@@ -29,7 +32,15 @@ STATUS_NAMES = {int(s): s.name.lower() for s in Status}
 
 @dataclass
 class FixedPoint:
-    """Solution x*, the map's slope there, the status per point and the iterations used."""
+    """Solution x*, the map's slope there, the status per point and the iterations used.
+
+    Attributes:
+        x: fixed point per point, same shape and dtype as the solver's `x0` (callers reshape it to their grid);
+            +inf where the status is `Status.DIVERGED`.
+        slope: f'(x) at the last iterate evaluated, same shape as `x` (at a converged point, the slope at x*).
+        status: `Status` code per point, int64, same shape as `x`.
+        iterations: number of solver sweeps run for the whole batch (the slowest point), python int.
+    """
 
     x: torch.Tensor
     slope: torch.Tensor
@@ -49,12 +60,31 @@ def solve_fixed_point(
 ) -> FixedPoint:
     """Find x = f(x) pointwise for increasing maps; `fmap(x, idx)` returns (f(x), f'(x)) at points `idx`.
 
+    Used for the variance fixed point q*, the correlation fixed point c* (docs/science.md §1) and the GINN
+    q* (§5); the algorithm and tolerances are the conventions of docs/science.md §7.
     The target is the fixed point that plain iteration from x0 reaches (the stable one). For an
     increasing map, f(x) lies between x and that target, so each evaluation tightens a bracket
     [lo, hi]: r = f(x) - x > 0 gives lo = f(x), r < 0 gives hi = f(x). After `n_plain` plain
-    steps, Newton steps are taken where they land inside the bracket, else the bracket midpoint
-    (or the plain step while the bracket is open). Converged when |r| <= tol * |x| + atol; left
-    [lower, upper] means diverged.
+    steps, Newton steps x - r / (f'(x) - 1) are taken where f'(x) < 1 and they land inside the bracket,
+    else the bracket midpoint (or the plain step while the bracket is open). Converged when
+    |r| <= tol * |x| + atol; left [lower, upper] (or a non-finite step) means diverged. A converged point
+    with |f'(x*)| > 1 + 1e-9 is marked unstable. Points still running after `max_iter` sweeps keep
+    status `max_iter`.
+
+    Args:
+        fmap: callable (x, idx) -> (f(x), f'(x)); x a 1-D float tensor of the still-active points, idx the
+            int64 indices (into the flattened x0) of those points; both outputs have the shape of x.
+        x0: starting points, 1-D float tensor (n,), typically float64; not modified.
+        tol: relative tolerance on |f(x) - x|.
+        max_iter: maximum number of sweeps.
+        lower: smallest allowed iterate; a step below it means diverged.
+        upper: largest allowed iterate; a step above it means diverged. Values >= 1e8 leave the upper end of
+            the bracket open (+inf) initially.
+        n_plain: number of plain iteration steps before Newton steps are allowed.
+        atol: absolute tolerance added to tol * |x|.
+
+    Returns:
+        A `FixedPoint` with `x`, `slope`, `status` of shape (n,) (x and slope in the dtype of x0, status int64).
     """
     x = x0.clone()
     slope = torch.full_like(x, float("nan"))

@@ -18,7 +18,23 @@ from .quadrature import DTYPE, GaussRule, converged_node_count, gauss_rule, gaus
 
 @dataclass
 class GaussianIntegrator:
-    """Moments E[g(sqrt(q) z)] and kernels of `act` with a node count fixed by a convergence check."""
+    """Moments E[g(sqrt(q) z)] and kernels of `act` with a node count fixed by a convergence check.
+
+    The Gaussian expectations behind the mean-field maps of docs/science.md §1, in float64; the node count
+    is the smallest rung of `quadrature.NODE_LADDER` whose moments E phi^2, E phi'^2, E phi phi'' (and E phi
+    without closed form) agree with the next rung to `tol` at q in {1e-3, 0.1, 0.5, 1, 3, q_max}
+    (docs/science.md §7).
+
+    Attributes:
+        act: the elementwise activation phi with its derivatives and optional closed forms.
+        q_max: largest variance probed by the convergence check (float).
+        n_nodes: number of quadrature nodes (even); None chooses it by the convergence check.
+        tol: relative tolerance of the convergence check.
+        use_closed_forms: use the activation's closed-form mean and kernels where they exist; False forces
+            quadrature and Mehler's series everywhere (the tests compare both paths).
+        quad_error: estimated relative error of the chosen node count (0 if `n_nodes` was given).
+        rule: the `GaussRule` with `n_nodes` nodes.
+    """
 
     act: Activation
     q_max: float = 20.0
@@ -46,7 +62,15 @@ class GaussianIntegrator:
         """(E phi^2, E phi'^2, E phi phi'') stacked on a new first axis, in one chunked pass over q.
 
         The hot loop of the variance fixed point: one activation evaluation per node, and chunks
-        small enough to stay in cache.
+        small enough to stay in cache. Expectations over h = sqrt(q) z, z ~ N(0, 1) (docs/science.md §1);
+        negative q is clamped to 0. Always by quadrature (no closed forms).
+
+        Args:
+            q: pre-activation variances, float64 tensor of any shape.
+            chunk: number of q values evaluated per pass.
+
+        Returns:
+            float64 tensor of shape (3,) + q.shape.
         """
         flat = q.reshape(-1).clamp_min(0).sqrt()
         out = torch.empty(3, flat.numel(), dtype=DTYPE)
@@ -58,25 +82,65 @@ class GaussianIntegrator:
         return out.reshape((3,) + q.shape)
 
     def e_phi2(self, q: torch.Tensor) -> torch.Tensor:
-        """E[phi(h)^2], h ~ N(0, q)."""
+        """E[phi(h)^2], h ~ N(0, q) (docs/science.md §1, the variance map).
+
+        Args:
+            q: variance, float64 tensor of any shape (clamped at 0).
+
+        Returns:
+            float64 tensor of shape q.shape.
+        """
         return gaussian_expectation(lambda x: self.act.phi(x) ** 2, q, self.rule)
 
     def e_dphi2(self, q: torch.Tensor) -> torch.Tensor:
-        """E[phi'(h)^2]."""
+        """E[phi'(h)^2], h ~ N(0, q); sigma_w2 times it is chi_1 (docs/science.md §1).
+
+        Args:
+            q: variance, float64 tensor of any shape (clamped at 0).
+
+        Returns:
+            float64 tensor of shape q.shape.
+        """
         return gaussian_expectation(lambda x: self.act.dphi(x) ** 2, q, self.rule)
 
     def e_phi_d2phi(self, q: torch.Tensor) -> torch.Tensor:
-        """E[phi(h) phi''(h)] (zero a.e. for piecewise-linear activations)."""
+        """E[phi(h) phi''(h)], h ~ N(0, q) (zero a.e. for piecewise-linear activations); a term of A_q (§1).
+
+        Args:
+            q: variance, float64 tensor of any shape (clamped at 0).
+
+        Returns:
+            float64 tensor of shape q.shape.
+        """
         return gaussian_expectation(lambda x: self.act.phi(x) * self.act.d2phi(x), q, self.rule)
 
     def e_phi(self, q: torch.Tensor) -> torch.Tensor:
-        """E[phi(h)]: the mean ("longitudinal") mode that the gauge parameter xi weights."""
+        """E[phi(h)], h ~ N(0, q): the mean ("longitudinal") mode that the gauge parameter xi weights.
+
+        Enters the (1 - xi) terms of the maps (docs/science.md §1, §4); closed form where the activation has
+        one (ReLU sqrt(q/(2 pi)); tanh, erf, linear 0), else quadrature.
+
+        Args:
+            q: variance, float64 tensor of any shape.
+
+        Returns:
+            float64 tensor of shape q.shape.
+        """
         if self.use_closed_forms and self.act.mean is not None:
             return self.act.mean(q)
         return gaussian_expectation(self.act.phi, q, self.rule)
 
     def de_phi_dq(self, q: torch.Tensor) -> torch.Tensor:
-        """d/dq E[phi(h)] = E[phi''(h)] / 2 (Stein), via E[phi'(sqrt q z) z] / (2 sqrt q) when no closed form."""
+        """d/dq E[phi(h)] = E[phi''(h)] / 2 (Stein), via E[phi'(sqrt q z) z] / (2 sqrt q) when no closed form.
+
+        The dE phi/dq factor of A_q (docs/science.md §1); q is clamped at 1e-300 in the quadrature path.
+
+        Args:
+            q: variance, float64 tensor of any shape.
+
+        Returns:
+            float64 tensor of shape q.shape.
+        """
         if self.use_closed_forms and self.act.dmean_dq is not None:
             return self.act.dmean_dq(q)
         sq = q.clamp_min(1e-300).sqrt()
@@ -85,25 +149,73 @@ class GaussianIntegrator:
 
     # ---- 2-D kernels ------------------------------------------------------------------
     def hermite(self, q: torch.Tensor, derivative: bool = False) -> torch.Tensor:
-        """Normalized Hermite coefficients of phi(sqrt(q) z) (or of phi'), shape q.shape + (K,)."""
+        """Normalized Hermite coefficients of phi(sqrt(q) z) (or of phi'), shape q.shape + (K,).
+
+        a_k(q) = E[phi(sqrt(q) z) He_k(z)] / sqrt(k!), k = 0..K-1, K = `rule.n_coeffs` (160), the input to
+        Mehler's formula (docs/science.md §1).
+
+        Args:
+            q: variance, float64 tensor of any shape (clamped at 0).
+            derivative: expand phi' instead of phi.
+
+        Returns:
+            float64 tensor of shape q.shape + (K,).
+        """
         fn = self.act.dphi if derivative else self.act.phi
         return self.rule.coefficients(fn(q.clamp_min(0).sqrt().unsqueeze(-1) * self.rule.z))
 
     def kernel(self, q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """E[phi(u1) phi(u2)] for variances q1, q2 and correlation c."""
+        """E[phi(u1) phi(u2)] for variances q1, q2 and correlation c.
+
+        u1 = sqrt(q1) z1, u2 = sqrt(q2) (c z1 + sqrt(1 - c^2) z2) (docs/science.md §1). Closed forms: ReLU
+        arc-cosine kernel sqrt(q1 q2)/(2 pi) [sin t + (pi - t) cos t], t = arccos c (Cho & Saul 2009); erf
+        arcsine kernel (Williams 1996); linear; otherwise Mehler's series sum_k a_k(q1) a_k(q2) c^k.
+
+        Args:
+            q1: variance of the first input, float64 tensor broadcastable with q2 and c.
+            q2: variance of the second input, float64 tensor broadcastable with q1 and c.
+            c: correlation in [-1, 1], float64 tensor broadcastable with q1 and q2.
+
+        Returns:
+            float64 tensor of the broadcast shape.
+        """
         if self.use_closed_forms and self.act.kernel is not None:
             return self.act.kernel(q1, q2, c)
         return mehler(self.hermite(q1), self.hermite(q2), c)
 
     def grad_kernel(self, q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """E[phi'(u1) phi'(u2)] = d kernel / d q12 (Price's theorem)."""
+        """E[phi'(u1) phi'(u2)] = d kernel / d q12 (Price's theorem).
+
+        The derivative kernel behind chi_c (docs/science.md §1); closed forms for ReLU (pi - t)/(2 pi)
+        (Cho & Saul 2009), erf and linear, otherwise Mehler's series on the coefficients of phi'.
+
+        Args:
+            q1: variance of the first input, float64 tensor broadcastable with q2 and c.
+            q2: variance of the second input, float64 tensor broadcastable with q1 and c.
+            c: correlation in [-1, 1], float64 tensor broadcastable with q1 and q2.
+
+        Returns:
+            float64 tensor of the broadcast shape.
+        """
         if self.use_closed_forms and self.act.grad_kernel is not None:
             return self.act.grad_kernel(q1, q2, c)
         return mehler(self.hermite(q1, True), self.hermite(q2, True), c)
 
 
 def mehler(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    """sum_k a_k b_k c^k (Mehler's formula), a and b of shape c.shape + (K,)."""
+    """sum_k a_k b_k c^k (Mehler's formula), a and b of shape c.shape + (K,).
+
+    With normalised Hermite coefficients a_k, b_k of f(sqrt(q1) z) and g(sqrt(q2) z), this is
+    E[f(u1) g(u2)] at correlation c (docs/science.md §1); c^0 is taken as 1, also at c = 0.
+
+    Args:
+        a: coefficients of the first function, tensor of shape c.shape + (K,) (or broadcastable to it).
+        b: coefficients of the second function, same shape as `a`.
+        c: correlation, tensor.
+
+    Returns:
+        Tensor of shape c.shape (the broadcast of a, b and c without the last axis), dtype of `a`.
+    """
     k = torch.arange(a.shape[-1], dtype=a.dtype)
     powers = torch.where(k == 0, torch.ones_like(c).unsqueeze(-1), c.unsqueeze(-1) ** k)
     return (a * b * powers).sum(-1)

@@ -3,7 +3,8 @@
 With E|z|^2 = q, r = |z| has r^2 ~ Exp(mean q). Variance map q' = sigma_w2 E g(r)^2; perturbation
 gain chi_GINN = sigma_w2 E[(g'(r)^2 + (g(r)/r)^2) / 2] (radial and tangential parts).
 Expectations: E f(r) = int_0^inf f(sqrt(q u)) exp(-u) du by Gauss–Laguerre quadrature (float64),
-exact for polynomials in r^2: smooth even g (tanh, identity) converge geometrically; modReLU's kink
+exact for polynomials in r^2: smooth odd g (tanh, identity), whose integrands are even in r and so
+smooth in u = r^2, converge geometrically; modReLU's kink
 at r = -b converges algebraically (error ~1e-5 at 200 nodes, enough for its 3% checks).
 """
 
@@ -26,20 +27,53 @@ def _g(kind: str, r: torch.Tensor, offset: float) -> tuple[torch.Tensor, torch.T
 
 
 def rayleigh_expectation(fn, q: torch.Tensor) -> torch.Tensor:
-    """E fn(r) for r = |z|, z circular complex Gaussian with E|z|^2 = q (vectorized over q)."""
+    """E fn(r) for r = |z|, z circular complex Gaussian with E|z|^2 = q (vectorized over q).
+
+    E fn(r) = int_0^inf fn(sqrt(q u)) exp(-u) du by 200-node Gauss-Laguerre quadrature (docs/science.md §5).
+
+    Args:
+        fn: elementwise callable on a float64 tensor of moduli r, shape q.shape + (200,).
+        q: E|z|^2, float or tensor of any shape (clamped at 0); float64.
+
+    Returns:
+        float64 tensor of shape q.shape.
+    """
     r = torch.as_tensor(q, dtype=torch.float64).clamp_min(0).sqrt().unsqueeze(-1) * _S
     return fn(r) @ _W
 
 
 def ginn_variance_map(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tensor:
-    """q' = sigma_w2 E g(r)^2."""
+    """q' = sigma_w2 E g(r)^2: the GINN variance map at initialisation (docs/science.md §5).
+
+    Args:
+        q: E|z|^2 of the pre-activations, float or tensor; float64.
+        sigma_w2: link variance (E|U_ij|^2 = sigma_w2/n_in), float or tensor broadcastable with q.
+        kind: modulus activation g: "tanh", "identity" or "modrelu".
+        offset: modReLU offset b <= 0 (ignored by the other kinds).
+
+    Returns:
+        float64 tensor of the broadcast shape of q and sigma_w2.
+    """
     return torch.as_tensor(sigma_w2, dtype=torch.float64) * rayleigh_expectation(
         lambda r: _g(kind, r, offset)[0] ** 2, q
     )
 
 
 def chi_ginn(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tensor:
-    """sigma_w2 E[(g'(r)^2 + (g(r)/r)^2) / 2]; at r -> 0, g(r)/r -> g'(0)."""
+    """sigma_w2 E[(g'(r)^2 + (g(r)/r)^2) / 2]; at r -> 0, g(r)/r -> g'(0).
+
+    Perturbation gain chi_GINN of docs/science.md §5: an isotropic complex perturbation is half radial
+    (scaled by g') and half tangential (scaled by g/r). Identity gives chi_GINN = sigma_w2.
+
+    Args:
+        q: E|z|^2, float or tensor; float64.
+        sigma_w2: link variance, float or tensor broadcastable with q.
+        kind: modulus activation g: "tanh", "identity" or "modrelu".
+        offset: modReLU offset b <= 0 (ignored by the other kinds).
+
+    Returns:
+        float64 tensor of the broadcast shape of q and sigma_w2.
+    """
 
     def f(r):
         g, dg = _g(kind, r, offset)
@@ -50,7 +84,19 @@ def chi_ginn(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tens
 
 
 def ginn_variance_slope(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tensor:
-    """dq'/dq = sigma_w2 E[g(r) g'(r) r] / q (= sigma_w2 g'(0)^2 as q -> 0)."""
+    """dq'/dq = sigma_w2 E[g(r) g'(r) r] / q (= sigma_w2 g'(0)^2 as q -> 0).
+
+    Slope of the GINN variance map (docs/science.md §5); the q -> 0 limit is used for q < 1e-12.
+
+    Args:
+        q: E|z|^2, float or tensor; float64.
+        sigma_w2: link variance, float or tensor broadcastable with q.
+        kind: modulus activation g: "tanh", "identity" or "modrelu".
+        offset: modReLU offset b <= 0 (ignored by the other kinds).
+
+    Returns:
+        float64 tensor of the broadcast shape of q and sigma_w2.
+    """
     q = torch.as_tensor(q, dtype=torch.float64)
 
     def f(r):
@@ -64,7 +110,22 @@ def ginn_variance_slope(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) ->
 
 
 def ginn_q_star(sigma_w2, kind: str = "tanh", offset: float = 0.0, q0: float = 1.0, q_max: float = 1e6):
-    """Stable fixed point of the GINN variance map (bracketed Newton, status per point; inf if divergent)."""
+    """Stable fixed point of the GINN variance map (bracketed Newton, status per point; inf if divergent).
+
+    Solves q* = sigma_w2 E g(r)^2 (docs/science.md §5) with `solve_fixed_point` (docs/science.md §7);
+    values below 1e-12 are set to exactly 0.
+
+    Args:
+        sigma_w2: link variance, float or array-like/tensor of any shape (flattened); float64.
+        kind: modulus activation g: "tanh", "identity" or "modrelu".
+        offset: modReLU offset b <= 0 (ignored by the other kinds).
+        q0: starting variance of the iteration.
+        q_max: upper end of the allowed range; leaving it means diverged (q* = inf).
+
+    Returns:
+        A `FixedPoint` with float64 `x` (q*), `slope` (dq'/dq) and int64 `status`, all of shape (n,), n the
+        number of elements of `sigma_w2` (flattened, not reshaped back).
+    """
     from .fixed_point import solve_fixed_point
 
     sw = torch.as_tensor(sigma_w2, dtype=torch.float64).reshape(-1)
@@ -80,7 +141,21 @@ def ginn_q_star(sigma_w2, kind: str = "tanh", offset: float = 0.0, q0: float = 1
 def ginn_critical_sigma_w2(
     kind: str = "tanh", offset: float = 0.0, lo: float = 0.05, hi: float = 10.0, tol: float = 1e-8
 ) -> float:
-    """sigma_w2 where chi_GINN(q*) = 1, by bisection (nan if no crossing in [lo, hi])."""
+    """sigma_w2 where chi_GINN(q*) = 1, by bisection (nan if no crossing in [lo, hi]).
+
+    The GINN edge of chaos (docs/science.md §5; 1 for tanh). A divergent q* is replaced by q = 1e6, the
+    large-q limit. Requires chi_GINN(q*) - 1 < 0 at `lo` and >= 0 at `hi`.
+
+    Args:
+        kind: modulus activation g: "tanh", "identity" or "modrelu".
+        offset: modReLU offset b <= 0 (ignored by the other kinds).
+        lo: lower end of the bracket in sigma_w2.
+        hi: upper end of the bracket in sigma_w2.
+        tol: bisection stops when hi - lo <= tol.
+
+    Returns:
+        The critical sigma_w2 as a python float, or nan.
+    """
 
     def excess(sw: float) -> float:
         q = ginn_q_star(torch.tensor(sw), kind, offset).x

@@ -18,25 +18,75 @@ Q_ZERO = 1e-12  # a variance fixed point below this is the trivial q* = 0 (signa
 
 
 def as_t(x) -> torch.Tensor:
-    """A float64 tensor view of a number, array or tensor."""
+    """A float64 tensor view of a number, array or tensor.
+
+    Args:
+        x: python number, sequence, numpy array or tensor.
+
+    Returns:
+        float64 tensor with the shape of `x` (no copy when `x` already is a float64 tensor).
+    """
     return torch.as_tensor(x, dtype=DTYPE)
 
 
 def variance_map(g: GaussianIntegrator, q, sigma_w2, sigma_b2, xi=1.0) -> torch.Tensor:
-    """q' = sigma_w2 [E phi^2 - (1 - xi) (E phi)^2] + sigma_b2."""
+    """q' = sigma_w2 [E phi^2 - (1 - xi) (E phi)^2] + sigma_b2.
+
+    Variance map of mean-field signal propagation, docs/science.md §1 (Poole et al. 2016, arXiv:1606.05340)
+    with the gauge-parameter term of §4; expectations over h ~ N(0, q). At xi = 1 it is the classic
+    q' = sigma_w2 E phi^2 + sigma_b2.
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        q: pre-activation variance of the current layer, float or tensor broadcastable with sigma_w2,
+            sigma_b2 and xi; float64.
+        sigma_w2: weight variance, float or tensor broadcastable with q, sigma_b2 and xi; float64.
+        sigma_b2: bias variance, float or tensor broadcastable with q, sigma_w2 and xi; float64.
+        xi: gauge parameter (1: i.i.d. weights), float or tensor broadcastable with the others; float64.
+
+    Returns:
+        q' of the next layer, float64 tensor of the broadcast shape.
+    """
     q, sigma_w2, sigma_b2, xi = map(as_t, (q, sigma_w2, sigma_b2, xi))
     return sigma_w2 * (g.e_phi2(q) - (1 - xi) * g.e_phi(q) ** 2) + sigma_b2
 
 
 def variance_slope(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> torch.Tensor:
-    """A_q = dq'/dq = sigma_w2 [E phi'^2 + E phi phi'' - 2 (1 - xi) E phi dE phi/dq] (longitudinal factor)."""
+    """A_q = dq'/dq = sigma_w2 [E phi'^2 + E phi phi'' - 2 (1 - xi) E phi dE phi/dq] (longitudinal factor).
+
+    Slope of `variance_map` in q (docs/science.md §1, §4), with dE phi/dq = E phi''/2 (Stein's lemma); at
+    xi = 1 it is chi_1 + sigma_w2 E phi phi'' (Schoenholz et al. 2017, arXiv:1611.01232). A_q = 1 is the
+    length (variance) stability threshold of §4.
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        q: pre-activation variance, float or tensor broadcastable with sigma_w2 and xi; float64.
+        sigma_w2: weight variance, float or tensor broadcastable with q and xi; float64.
+        xi: gauge parameter, float or tensor broadcastable with q and sigma_w2; float64.
+
+    Returns:
+        A_q, float64 tensor of the broadcast shape.
+    """
     q, sigma_w2, xi = map(as_t, (q, sigma_w2, xi))
     e_phi = g.e_phi(q)
     return sigma_w2 * (g.e_dphi2(q) + g.e_phi_d2phi(q) - 2 * (1 - xi) * e_phi * g.de_phi_dq(q))
 
 
 def gains(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """(chi_1, A_q) at q from one pass of the variance moments (as chi1 and variance_slope)."""
+    """(chi_1, A_q) at q from one pass of the variance moments (as chi1 and variance_slope).
+
+    chi_1 = sigma_w2 E phi'^2 and A_q = sigma_w2 [E phi'^2 + E phi phi'' - 2 (1 - xi) E phi dE phi/dq]
+    (docs/science.md §1, §4); the xi term is skipped when every xi is 1.
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        q: pre-activation variance, float or tensor broadcastable with sigma_w2 and xi; float64.
+        sigma_w2: weight variance, float or tensor broadcastable with q and xi; float64.
+        xi: gauge parameter, float or tensor broadcastable with q and sigma_w2; float64.
+
+    Returns:
+        (chi_1, A_q), two float64 tensors of the broadcast shape of (q, sigma_w2, xi).
+    """
     q, sigma_w2, xi = torch.broadcast_tensors(*map(as_t, (q, sigma_w2, xi)))
     _, e_dphi2, e_phi_d2phi = g.variance_moments(q)
     a_q = e_dphi2 + e_phi_d2phi
@@ -46,12 +96,41 @@ def gains(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> tuple[torch.Tensor, tor
 
 
 def chi1(g: GaussianIntegrator, q, sigma_w2) -> torch.Tensor:
-    """Transverse gain chi_1 = sigma_w2 E[phi'(h)^2], h ~ N(0, q)."""
+    """Transverse gain chi_1 = sigma_w2 E[phi'(h)^2], h ~ N(0, q).
+
+    Mean growth of the squared norm of a generic infinitesimal perturbation per layer; chi_1 = 1 is the edge
+    of chaos and lambda_MF = 0.5 ln chi_1 (docs/science.md §1, §3; Poole et al. 2016, arXiv:1606.05340).
+    Independent of xi at leading order in 1/N (§4).
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        q: pre-activation variance, float or tensor broadcastable with sigma_w2; float64.
+        sigma_w2: weight variance, float or tensor broadcastable with q; float64.
+
+    Returns:
+        chi_1, float64 tensor of the broadcast shape.
+    """
     return as_t(sigma_w2) * g.e_dphi2(as_t(q))
 
 
 def correlation_map(g: GaussianIntegrator, q1, q2, q12, sigma_w2, sigma_b2, xi=1.0) -> torch.Tensor:
-    """q12' = sigma_w2 [E phi(u1) phi(u2) - (1 - xi) E phi(u1) E phi(u2)] + sigma_b2."""
+    """q12' = sigma_w2 [E phi(u1) phi(u2) - (1 - xi) E phi(u1) E phi(u2)] + sigma_b2.
+
+    Covariance map of two inputs, docs/science.md §1 (Poole et al. 2016, arXiv:1606.05340) with the gauge
+    term of §4: u1 = sqrt(q1) z1, u2 = sqrt(q2) (c z1 + sqrt(1 - c^2) z2), c = q12 / sqrt(q1 q2).
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        q1: variance of input 1, float or tensor broadcastable with the other arguments; float64.
+        q2: variance of input 2, float or tensor broadcastable with the other arguments; float64.
+        q12: covariance of the two inputs, float or tensor broadcastable with the others; float64.
+        sigma_w2: weight variance, float or tensor broadcastable with the others; float64.
+        sigma_b2: bias variance, float or tensor broadcastable with the others; float64.
+        xi: gauge parameter, float or tensor broadcastable with the others; float64.
+
+    Returns:
+        q12' of the next layer, float64 tensor of the broadcast shape.
+    """
     q1, q2, q12, sigma_w2, sigma_b2, xi = map(as_t, (q1, q2, q12, sigma_w2, sigma_b2, xi))
     c = q12 / torch.sqrt(q1 * q2)
     mean_mode = (1 - xi) * g.e_phi(q1) * g.e_phi(q2)
@@ -59,13 +138,43 @@ def correlation_map(g: GaussianIntegrator, q1, q2, q12, sigma_w2, sigma_b2, xi=1
 
 
 def chi_c(g: GaussianIntegrator, q, c, sigma_w2) -> torch.Tensor:
-    """Slope of the correlation map dc'/dc = sigma_w2 E[phi'(u1) phi'(u2)] at equal variances q."""
+    """Slope of the correlation map dc'/dc = sigma_w2 E[phi'(u1) phi'(u2)] at equal variances q.
+
+    chi_c of docs/science.md §1 (Price's theorem; Schoenholz et al. 2017, arXiv:1611.01232); valid at a
+    finite variance fixed point q = q*, where q' = q. `mean_field_grid` reports the solver's normalised slope
+    instead, which differs where q* is 0 or infinite (see the Note in §1).
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        q: common variance of the two inputs, float or tensor broadcastable with c and sigma_w2; float64.
+        c: correlation, float or tensor broadcastable with q and sigma_w2; float64.
+        sigma_w2: weight variance, float or tensor broadcastable with q and c; float64.
+
+    Returns:
+        chi_c, float64 tensor of the broadcast shape.
+    """
     q, c = as_t(q), as_t(c)
     return as_t(sigma_w2) * g.grad_kernel(q, q, c)
 
 
 def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, **solver) -> FixedPoint:
-    """Stable fixed point of the variance map, with the slope A_q there and a status per point."""
+    """Stable fixed point of the variance map, with the slope A_q there and a status per point.
+
+    Solves q* = sigma_w2 [E phi^2 - (1 - xi) (E phi)^2] + sigma_b2 (docs/science.md §1, §4) by
+    `solve_fixed_point` from q0 (docs/science.md §7); q* below 1e-12 (`Q_ZERO`) is set to exactly 0.
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        sigma_w2: weight variance, float or tensor broadcastable with sigma_b2 and xi; float64.
+        sigma_b2: bias variance, float or tensor broadcastable with sigma_w2 and xi; float64.
+        xi: gauge parameter, float or tensor broadcastable with sigma_w2 and sigma_b2; float64.
+        q0: starting variance of the iteration.
+        **solver: keyword arguments passed on to `solve_fixed_point` (tol, max_iter, ...).
+
+    Returns:
+        A `FixedPoint` whose `x` (q*; +inf where diverged), `slope` (A_q at the last iterate) and `status`
+        have the broadcast shape of (sigma_w2, sigma_b2, xi); float64 values, int64 status.
+    """
     sigma_w2, sigma_b2, xi = torch.broadcast_tensors(*map(as_t, (sigma_w2, sigma_b2, xi)))
     sw, sb, x = sigma_w2.reshape(-1), sigma_b2.reshape(-1), xi.reshape(-1)
 
@@ -88,10 +197,27 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
 def c_star(g: GaussianIntegrator, q, sigma_w2, sigma_b2, xi=1.0, c0: float = 0.5, **solver) -> FixedPoint:
     """Stable fixed point of the correlation map c' = q12'(c) / q' at q11 = q22 = q, slope there, status.
 
+    c* of docs/science.md §1 (Poole et al. 2016, arXiv:1606.05340), with the (1 - xi) term of §4.
     At a finite variance fixed point q' = q. Where q* is 0 or infinite, positively homogeneous
-    activations (ReLU, linear) still have a q-independent correlation map, evaluated at q = 1;
-    other activations get status `degenerate` and NaN. Without a closed-form kernel, Mehler
-    coefficients at q are computed once, so each iteration is a cheap power series.
+    activations (ReLU, linear) without bias (sigma_b2 = 0) still have a q-independent correlation map,
+    evaluated at q = 1; every other point (other activations, or homogeneous ones with sigma_b2 > 0)
+    gets status `degenerate` and NaN. Without a closed-form kernel, Mehler coefficients at q are
+    computed once (orders below 1e-18 of the total dropped), so each iteration is a cheap power series
+    evaluated by Horner's rule.
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        q: variance fixed point q* (0 and inf allowed), float or tensor broadcastable with sigma_w2,
+            sigma_b2 and xi; float64.
+        sigma_w2: weight variance, float or tensor broadcastable with q, sigma_b2 and xi; float64.
+        sigma_b2: bias variance, float or tensor broadcastable with q, sigma_w2 and xi; float64.
+        xi: gauge parameter, float or tensor broadcastable with q, sigma_w2 and sigma_b2; float64.
+        c0: starting correlation of the iteration.
+        **solver: keyword arguments passed on to `solve_fixed_point`.
+
+    Returns:
+        A `FixedPoint` whose `x` (c*, clamped at 1), `slope` (dc'/dc of the normalised map, chi_c at a finite
+        q*) and `status` have the broadcast shape of (q, sigma_w2, sigma_b2, xi); NaN where degenerate.
     """
     q, sigma_w2, sigma_b2, xi = torch.broadcast_tensors(*map(as_t, (q, sigma_w2, sigma_b2, xi)))
     qf, sw, sb, x = (t.reshape(-1) for t in (q, sigma_w2, sigma_b2, xi))
@@ -135,14 +261,34 @@ def _reshaped(fp: FixedPoint, shape) -> FixedPoint:
 
 def gain_variance(g: GaussianIntegrator, q: torch.Tensor) -> torch.Tensor:
     """Where to evaluate gains when q* is 0 or infinite: any q (say 1) for positively homogeneous
-    activations, whose gains are q-independent; else the limit q -> 0 (phi'(0)) or q = q_max."""
+    activations, whose gains are q-independent; else the limit q -> 0 (phi'(0)) or q = q_max.
+
+    Convention of docs/science.md §7.
+
+    Args:
+        g: Gaussian integrator of the activation (supplies `act.homogeneous` and `q_max`).
+        q: variance fixed points q*, float64 tensor of any shape (0 and +inf allowed).
+
+    Returns:
+        float64 tensor of shape q.shape: q where it is usable, else 1 (homogeneous) or q_max (others, q = inf).
+    """
     if g.act.homogeneous:
         return torch.where((q == 0) | ~torch.isfinite(q), torch.ones_like(q), q)
     return torch.where(torch.isfinite(q), q, torch.full_like(q, g.q_max))
 
 
 def depth_scale(slope: torch.Tensor) -> torch.Tensor:
-    """xi = -1 / ln(slope): layers over which a deviation from the fixed point decays (inf at slope 1)."""
+    """xi = -1 / ln(slope): layers over which a deviation from the fixed point decays (inf at slope 1).
+
+    Depth scales xi_q = -1/ln A_q and xi_c = -1/ln chi_c of docs/science.md §1 (Schoenholz et al. 2017,
+    arXiv:1611.01232); +inf wherever slope >= 1.
+
+    Args:
+        slope: slope of a map at its fixed point, float64 tensor of any shape.
+
+    Returns:
+        float64 tensor of shape slope.shape (0 at slope 0, NaN for a negative or NaN slope).
+    """
     with torch.no_grad():
         out = -1.0 / torch.log(slope)
     return torch.where(slope >= 1.0, torch.full_like(out, float("inf")), out)
@@ -150,7 +296,26 @@ def depth_scale(slope: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class MeanFieldGrid:
-    """Everything §1 defines at each grid point, plus solver status columns."""
+    """Everything §1 defines at each grid point, plus solver status columns.
+
+    All fields have the broadcast shape of the (sigma_w2, sigma_b2, xi) grid passed to `mean_field_grid`;
+    values are float64, statuses int64 `Status` codes (docs/science.md §1, §7).
+
+    Attributes:
+        sigma_w2: weight variance.
+        sigma_b2: bias variance.
+        xi: gauge parameter.
+        q_star: variance fixed point q* (0 for the trivial fixed point, +inf where diverged).
+        q_status: status of the q* solve.
+        c_star: correlation fixed point c* (NaN where degenerate).
+        c_status: status of the c* solve.
+        chi1: transverse gain chi_1 = sigma_w2 E phi'^2 at q* (or at `gain_variance`).
+        a_q: longitudinal factor A_q at the same q.
+        chi_c: slope of the normalised correlation map at c* (see the Note in docs/science.md §1).
+        xi_q: depth scale -1/ln A_q (inf where A_q >= 1).
+        xi_c: depth scale -1/ln chi_c (inf where chi_c >= 1).
+        lambda_mf: mean-field Lyapunov exponent 0.5 ln chi_1 (per layer, of the norm; §1, §3).
+    """
 
     sigma_w2: torch.Tensor
     sigma_b2: torch.Tensor
@@ -168,7 +333,22 @@ class MeanFieldGrid:
 
 
 def mean_field_grid(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, **solver) -> MeanFieldGrid:
-    """Fixed points, gains, depth scales and the mean-field Lyapunov exponent over broadcast grids."""
+    """Fixed points, gains, depth scales and the mean-field Lyapunov exponent over broadcast grids.
+
+    The `theory` stage's computation (docs/science.md §1, with the xi terms of §4): q*, c*, chi_1 and A_q at
+    q* (at `gain_variance` where q* is 0 or infinite), chi_c, xi_q, xi_c and lambda_MF = 0.5 ln chi_1
+    (Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. 2017, arXiv:1611.01232).
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        sigma_w2: weight variance, float or tensor broadcastable with sigma_b2 and xi; float64.
+        sigma_b2: bias variance, float or tensor broadcastable with sigma_w2 and xi; float64.
+        xi: gauge parameter, float or tensor broadcastable with sigma_w2 and sigma_b2; float64.
+        **solver: keyword arguments passed on to `solve_fixed_point` for both fixed points.
+
+    Returns:
+        A `MeanFieldGrid` whose fields all have the broadcast shape of (sigma_w2, sigma_b2, xi).
+    """
     sigma_w2, sigma_b2, xi = torch.broadcast_tensors(*map(as_t, (sigma_w2, sigma_b2, xi)))
     qfp = q_star(g, sigma_w2, sigma_b2, xi, **solver)
     q_eval = gain_variance(g, qfp.x)

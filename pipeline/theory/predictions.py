@@ -13,7 +13,18 @@ from .propagation import layer_iterates
 
 
 def integrator(activation: str, sigma_w2_max: float = 5.0, sigma_b2_max: float = 1.0) -> GaussianIntegrator:
-    """Quadrature for an activation, sized to the variances a grid can reach."""
+    """Quadrature for an activation, sized to the variances a grid can reach.
+
+    q_max = sigma_w2_max sup phi^2 + sigma_b2_max for bounded activations, else 20 (docs/science.md §7).
+
+    Args:
+        activation: activation name known to `pipeline.activations.get_activation`.
+        sigma_w2_max: largest weight variance of the grid.
+        sigma_b2_max: largest bias variance of the grid.
+
+    Returns:
+        A `GaussianIntegrator` (float64) with its node count fixed by the convergence check.
+    """
     act = get_activation(activation)
     q_max = sigma_w2_max * act.sup_phi2 + sigma_b2_max if act.sup_phi2 else 20.0
     return GaussianIntegrator(act, q_max=q_max)
@@ -27,6 +38,22 @@ def predictions(
     Per sigma_w2: q^L and c^L after `depth` layers from (q0, c0), q*, c*, chi1 at q*, and
     lambda_mf = 0.5 ln chi1 (docs/science.md §1). Both tables carry their `sigma_w2` key (and
     `layer`): callers join them to measurements by key, never by position, in any grid order.
+    The iterates and q*, c* use `xi`; lambda_mf stays 0.5 ln chi_1 for any xi (see the Note in
+    docs/science.md §4: for ReLU/linear without bias and xi > 1 the right prediction is `gauge_theory`).
+
+    Args:
+        activation: activation name known to `pipeline.activations.get_activation`.
+        sigma_w2: weight variances, float or 1-D array-like (flattened); float64.
+        sigma_b2: bias variance, python float.
+        depth: number of layers L.
+        q0: variance of the layer-0 pre-activations of both inputs.
+        c0: correlation of the two layer-0 inputs.
+        xi: gauge parameter of the weight ensemble.
+
+    Returns:
+        (table, iterates): `table` has one row per sigma_w2 and columns sigma_w2, q_L_theory, c_L_theory,
+        q_star, c_star, chi1, lambda_mf (float64); `iterates` is `layer_iterates`' frame with
+        (depth + 1) rows per sigma_w2.
     """
     sw = as_t(sigma_w2).reshape(-1)
     g = integrator(activation, float(sw.max()), sigma_b2)
@@ -47,5 +74,18 @@ def predictions(
 
 
 def critical_sigma_w2(activation: str, sigma_b2: float, xi: float = 1.0) -> float:
-    """Theory zero crossing of lambda_mf (chi1 = 1) at (sigma_b2, xi), computed here (pure)."""
+    """Theory zero crossing of lambda_mf (chi1 = 1) at (sigma_b2, xi), computed here (pure).
+
+    Edge of chaos chi_1(q*) = 1 of docs/science.md §1 (Poole et al. 2016, arXiv:1606.05340) via
+    `critical_line` over its default range sigma_w2 in [0.05, 20]; q* depends on xi, the criterion does not
+    (Note in docs/science.md §4).
+
+    Args:
+        activation: activation name known to `pipeline.activations.get_activation`.
+        sigma_b2: bias variance, python float.
+        xi: gauge parameter, python float.
+
+    Returns:
+        Critical sigma_w2 as a python float; nan if there is no crossing in the range.
+    """
     return float(critical_line(integrator(activation), [sigma_b2], xi).sigma_w2_crit[0])

@@ -23,7 +23,23 @@ def layer_iterates(
     """Iterate the variance and correlation maps from pre-activation statistics of layer 0.
 
     `sigma_w2` may be a scalar or a 1-D grid (vectorized). Row (sigma_w2, l) holds the statistics
-    of h^l (layer 0 = the given start values) and chi1 = sigma_w2 E phi'(h^l)^2 at that layer.
+    of h^l (layer 0 = the given start values) and chi1 = sigma_w2 E phi'(h^l)^2 at that layer,
+    with h^l ~ N(0, q11^l) (the first input). Maps: `variance_map` and `correlation_map` of
+    docs/science.md §1 (Poole et al. 2016, arXiv:1606.05340), with the (1 - xi) terms of §4.
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        sigma_w2: weight variance, float or 1-D array-like/tensor (flattened); float64.
+        sigma_b2: bias variance, python float.
+        depth: number of layers L; layers 0..L are returned.
+        q11: layer-0 variance of input 1.
+        q22: layer-0 variance of input 2.
+        c0: layer-0 correlation of the two inputs.
+        xi: gauge parameter.
+
+    Returns:
+        DataFrame with (L + 1) rows per sigma_w2, sorted by (sigma_w2, layer), and columns sigma_w2, layer
+        (int), q11, q22, q12, c = q12 / sqrt(q11 q22), chi1 (all others float64).
     """
     sw = as_t(sigma_w2).reshape(-1)
     a = torch.full_like(sw, q11)

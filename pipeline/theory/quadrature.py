@@ -24,7 +24,15 @@ NODE_LADDER: tuple[int, ...] = (128, 256, 512, 1024, 2048)
 
 @dataclass(frozen=True)
 class GaussRule:
-    """Nodes, weights (summing to 1) and orthonormal Hermite functions sqrt(w_i) He_k(z_i)/sqrt(k!)."""
+    """Nodes, weights (summing to 1) and orthonormal Hermite functions sqrt(w_i) He_k(z_i)/sqrt(k!).
+
+    A symmetric trapezoid rule for E f(z), z ~ N(0, 1) (docs/science.md §7), float64.
+
+    Attributes:
+        z: nodes, shape (n,).
+        w: Gaussian weights normalised to sum to 1, shape (n,).
+        basis: sqrt(w_i) He_k(z_i) / sqrt(k!), shape (n, K), K = n_coeffs.
+    """
 
     z: torch.Tensor  # (n,)
     w: torch.Tensor  # (n,)
@@ -32,24 +40,56 @@ class GaussRule:
 
     @property
     def n(self) -> int:
+        """Number of nodes n."""
         return int(self.z.shape[0])
 
     @property
     def n_coeffs(self) -> int:
+        """Number K of Hermite coefficients the basis provides."""
         return int(self.basis.shape[1])
 
     def expect(self, values: torch.Tensor) -> torch.Tensor:
-        """E[f(z)] from values f(z_i) along the last axis."""
+        """E[f(z)] from values f(z_i) along the last axis.
+
+        Args:
+            values: f at the nodes, float64 tensor of shape (..., n).
+
+        Returns:
+            float64 tensor of shape (...).
+        """
         return values @ self.w
 
     def coefficients(self, values: torch.Tensor) -> torch.Tensor:
-        """Normalized Hermite coefficients a_k = E[f(z) He_k(z)] / sqrt(k!) along the last axis."""
+        """Normalized Hermite coefficients a_k = E[f(z) He_k(z)] / sqrt(k!) along the last axis.
+
+        The coefficients of Mehler's formula (docs/science.md §1).
+
+        Args:
+            values: f at the nodes, float64 tensor of shape (..., n).
+
+        Returns:
+            float64 tensor of shape (..., K).
+        """
         return (values * self.w.sqrt()) @ self.basis
 
 
 @functools.cache
 def gauss_rule(n: int, n_coeffs: int = 160) -> GaussRule:
-    """Symmetric trapezoid rule with n (even) nodes on [-HALF_WIDTH, HALF_WIDTH] and n_coeffs Hermite functions."""
+    """Symmetric trapezoid rule with n (even) nodes on [-HALF_WIDTH, HALF_WIDTH] and n_coeffs Hermite functions.
+
+    Nodes z_i = (i - (n - 1)/2) h, h = 2 HALF_WIDTH / n, so z = 0 is never a node; weights exp(-z^2/2)
+    normalised to 1 (docs/science.md §7). Cached per (n, n_coeffs).
+
+    Args:
+        n: number of nodes, even int >= 2.
+        n_coeffs: number K of orthonormal Hermite functions, built by their three-term recursion.
+
+    Returns:
+        A float64 `GaussRule`.
+
+    Raises:
+        ValueError: if n is odd or below 2.
+    """
     if n < 2 or n % 2:
         raise ValueError(f"quadrature n_nodes={n} must be an even integer >= 2")
     h = 2 * HALF_WIDTH / n
@@ -66,7 +106,16 @@ def gauss_rule(n: int, n_coeffs: int = 160) -> GaussRule:
 
 
 def gaussian_expectation(fn: Callable[[torch.Tensor], torch.Tensor], q: torch.Tensor, rule: GaussRule) -> torch.Tensor:
-    """E[fn(sqrt(q) z)] for every entry of q (vectorized: one (..., n) evaluation)."""
+    """E[fn(sqrt(q) z)] for every entry of q (vectorized: one (..., n) evaluation).
+
+    Args:
+        fn: elementwise callable on a float64 tensor of shape q.shape + (n,).
+        q: variances, float64 tensor of any shape (clamped at 0).
+        rule: the quadrature rule.
+
+    Returns:
+        float64 tensor of shape q.shape.
+    """
     h = q.clamp_min(0).sqrt().unsqueeze(-1) * rule.z
     return rule.expect(fn(h))
 
@@ -79,8 +128,18 @@ def converged_node_count(
 ) -> tuple[int, float]:
     """Smallest node count on the ladder whose moments agree with the next rung to `tol` (relative).
 
-    Returns (n, estimated_error); if no rung converges, the largest rung and its error, so the
-    caller reports it instead of trusting a guess.
+    The error of a rung is max |E_n - E_next| / (1 + |E_next|) over all `fns` and probe variances
+    (docs/science.md §7).
+
+    Args:
+        fns: elementwise callables f whose E f(sqrt(q) z) must converge.
+        q_probe: probe variances, 1-D float64 tensor.
+        tol: tolerance on the error above.
+        ladder: increasing even node counts to try.
+
+    Returns:
+        (n, estimated_error); if no rung converges, the largest rung and its error, so the
+        caller reports it instead of trusting a guess.
     """
     err = float("inf")
     prev = None

@@ -15,7 +15,18 @@ def _status(t) -> list[str]:
 
 
 def grid_table(activation: str, r: MeanFieldGrid) -> pd.DataFrame:
-    """theory.csv rows: fixed points, gains, depth scales, lambda_mf and solver status."""
+    """theory.csv rows: fixed points, gains, depth scales, lambda_mf and solver status.
+
+    The quantities of docs/science.md §1 (statuses as in §7), flattened from the grid.
+
+    Args:
+        activation: activation name, written to every row.
+        r: the `MeanFieldGrid` of `mean_field_grid`.
+
+    Returns:
+        DataFrame with one row per grid point and columns activation, sigma_w2, sigma_b2, xi, q_star, c_star,
+        chi1, a_q, chi_c, xi_q, xi_c, lambda_mf (float64), q_status, c_status (lower-case status names).
+    """
     cols = {
         "activation": activation,
         "sigma_w2": r.sigma_w2,
@@ -37,7 +48,19 @@ def grid_table(activation: str, r: MeanFieldGrid) -> pd.DataFrame:
 
 
 def critical_table(activation: str, cl: CriticalLine) -> pd.DataFrame:
-    """critical_line.csv rows: sigma_w2 where chi_1 = 1, per sigma_b2, with q* there."""
+    """critical_line.csv rows: sigma_w2 where chi_1 = 1, per sigma_b2, with q* there.
+
+    The critical line of docs/science.md §1 (edge of chaos, Poole et al. 2016, arXiv:1606.05340).
+
+    Args:
+        activation: activation name, written to every row.
+        cl: the `CriticalLine` of `critical_line` (with gain "chi1").
+
+    Returns:
+        DataFrame with one row per sigma_b2 and columns activation, sigma_b2, sigma_w2_crit, q_star,
+        q_status (status name), found (bool). Where found is False, q_star is a placeholder (see
+        `CriticalLine`).
+    """
     return pd.DataFrame(
         {
             "activation": activation,
@@ -51,4 +74,12 @@ def critical_table(activation: str, cl: CriticalLine) -> pd.DataFrame:
 
 
 def finite_or_none(x: float) -> float | None:
+    """A JSON-friendly number: float(x) if finite, else None.
+
+    Args:
+        x: a number (python or numpy scalar).
+
+    Returns:
+        Python float, or None for NaN and +-inf.
+    """
     return float(x) if np.isfinite(x) else None

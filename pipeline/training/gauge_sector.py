@@ -19,7 +19,14 @@ from pipeline.nets.ginn import GINN, apply_gauge, gauge_generator_gram, site_div
 
 
 class GaugeSector:
-    """Exact OU update of a GINN's gauge coordinates, and projection of noise off gauge orbits."""
+    """Exact OU update of a GINN's gauge coordinates, and projection of noise off gauge orbits.
+
+    Covariant gauge fixing after Zwanziger 1981 (docs/science.md §5). Holds the eigendecomposition
+    (m_eig, m_vec) of M = E^T E, float64, of shapes (n,) and (n, n), n the number of hidden sites.
+
+    Args:
+        model: the GINN whose phases are updated in place by `step` and `fix_divergence_free`.
+    """
 
     def __init__(self, model: GINN):
         self.model = model
@@ -28,7 +35,11 @@ class GaugeSector:
         self.m_eig, self.m_vec = torch.linalg.eigh(m)
 
     def divergence(self) -> torch.Tensor:
-        """G = E^T theta (float64), concatenated over hidden layers."""
+        """G = E^T theta (float64), concatenated over hidden layers.
+
+        Returns:
+            float64 tensor of shape (n,).
+        """
         return site_divergence([t.detach().double() for t in self.model.phases()])
 
     def _to_layers(self, a: torch.Tensor) -> list[torch.Tensor]:
@@ -39,7 +50,14 @@ class GaugeSector:
         return self.m_vec @ ((self.m_vec.T @ g) / self.m_eig)
 
     def project_out(self, noise: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Remove the gauge-orbit component E M^{-1} E^T eta from a phase noise eta (per layer)."""
+        """Remove the gauge-orbit component E M^{-1} E^T eta from a phase noise eta (per layer).
+
+        Args:
+            noise: phase noise per layer, eta^l of shape (n_l, n_{l-1}).
+
+        Returns:
+            The physical part eta - E M^{-1} E^T eta per layer, same shapes and dtypes as `noise`.
+        """
         g = site_divergence([n.double() for n in noise])
         a = self._to_layers(self._solve(g))
         out, prev = [], None
@@ -56,7 +74,18 @@ class GaugeSector:
 
     @torch.no_grad()
     def step(self, dt: float, temperature: float, xi: float, generator: torch.Generator) -> None:
-        """Advance the gauge coordinates exactly by dt (drift strength 1/xi, xi = inf: none)."""
+        """Advance the gauge coordinates exactly by dt (drift strength 1/xi, xi = inf: none).
+
+        Per eigenmode (m, u_m) of M: a <- e^{-x} a + sqrt(T xi (1 - e^{-2x})) / m * zeta, x = m dt / xi,
+        the exact solution of da = -(1/xi) M a dt + sqrt(2T) M^{-1/2} dW; for xi = inf
+        a <- a + sqrt(2 T dt / m) zeta (docs/science.md §5). Applied to the phases as a gauge transformation.
+
+        Args:
+            dt: time step (the Langevin learning rate).
+            temperature: temperature T >= 0.
+            xi: gauge parameter, > 0 or inf.
+            generator: random stream of the gauge noise zeta (float64).
+        """
         a = self.m_vec.T @ self._solve(self.divergence())  # eigen-coordinates of a
         zeta = torch.randn(a.shape, generator=generator, dtype=torch.float64)
         m = self.m_eig
@@ -68,7 +97,20 @@ class GaugeSector:
         apply_gauge(self.model, self._to_layers(self.m_vec @ (new - a)))
 
     def predicted_autocorrelation(self, lags: torch.Tensor, dt: float, temperature: float, xi: float) -> torch.Tensor:
-        """Site-averaged autocovariance of G at integer lags: xi T mean_m(u_m^2 e^{-m k dt / xi})."""
+        """Site-averaged autocovariance of G at integer lags: xi T mean_m(u_m^2 e^{-m k dt / xi}).
+
+        C(k) = xi T sum_m w_m exp(-m k dt / xi), w_m the site average of u_m^2 (= 1/n for unit eigenvectors,
+        so C(k) is xi T times the mode average of exp(-m k dt / xi)); docs/science.md §5.
+
+        Args:
+            lags: integer lags k in steps, tensor of shape (n_lags,).
+            dt: time step.
+            temperature: temperature T.
+            xi: gauge parameter (finite).
+
+        Returns:
+            float64 tensor of shape (n_lags,).
+        """
         w = (self.m_vec**2).mean(0)  # site-average weight of each mode (sums to 1/n * n = 1)
         return (
             temperature * xi * (w[None, :] * torch.exp(-self.m_eig[None, :] * lags[:, None] * dt / xi)).sum(1) / w.sum()

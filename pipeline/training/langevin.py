@@ -28,7 +28,21 @@ OPTIMIZERS = ("sgd", "adam", "langevin")
 
 @dataclass(frozen=True, kw_only=True)
 class TrainSpec:
-    """One training run. No defaults for configured values: their home is `pipeline.config.schema.TrainConfig`."""
+    """One training run. No defaults for configured values: their home is `pipeline.config.schema.TrainConfig`.
+
+    Attributes:
+        optimizer: "sgd", "adam" or "langevin" (Euler-Maruyama, docs/science.md §5).
+        lr: learning rate; the Langevin time step dt.
+        epochs: number of epochs.
+        batch_size: mini-batch size.
+        temperature: Langevin temperature T.
+        xi: gauge-fixing parameter (inf: no gauge fixing).
+        seed: seed of the mini-batch order.
+        noise_seed: seed of the Langevin noise (the gauge stream uses noise_seed + 1_000_003).
+        max_loss: divergence threshold on the training loss.
+        restore_best: end with the best validation-accuracy epoch's parameters (unless diverged).
+        record_gauge: record G(t) after every step (GINN with Langevin only).
+    """
 
     optimizer: str  # sgd | adam | langevin
     lr: float
@@ -45,6 +59,20 @@ class TrainSpec:
 
 @dataclass
 class TrainResult:
+    """Outcome of `train`.
+
+    Attributes:
+        history: one dict per completed epoch: epoch, train_loss, train_accuracy, val_loss, val_accuracy, and
+            var_G (site mean of G^2) when a gauge sector is active.
+        diverged: whether training stopped on a non-finite or too large loss (or a non-finite test loss).
+        diverged_reason: human-readable reason, "" if not diverged.
+        test_accuracy: accuracy on the test set with the final parameters.
+        test_loss: cross-entropy on the test set with the final parameters.
+        gauge_trace: G(t) after each step, float64 tensor of shape (steps, sites), or None.
+        outputs_test: logits on the test set, shape (n_test, n_out).
+        best_epoch_val_accuracy: validation accuracy of the restored epoch (nan if none was restored).
+    """
+
     history: list[dict] = field(default_factory=list)  # one dict per epoch
     diverged: bool = False
     diverged_reason: str = ""
@@ -57,7 +85,16 @@ class TrainResult:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float, torch.Tensor]:
-    """(loss, accuracy, logits)."""
+    """(loss, accuracy, logits).
+
+    Args:
+        model: classifier returning logits of shape (B, n_classes).
+        x: inputs, tensor of shape (B, d_in).
+        y: integer labels, tensor of shape (B,).
+
+    Returns:
+        (mean cross-entropy as python float, accuracy as python float, logits tensor of shape (B, n_classes)).
+    """
     out = model(x)
     return float(F.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean()), out
 
@@ -65,7 +102,25 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 def train(
     model: nn.Module, data: Split, spec: TrainSpec, progress: bool = True, checkpoint: Path | None = None
 ) -> TrainResult:
-    """Train with mini-batches; stop early (flagged, not raised) when the loss diverges."""
+    """Train with mini-batches; stop early (flagged, not raised) when the loss diverges.
+
+    Langevin: p <- p - dt dL/dp + sqrt(2 T dt) eta for every parameter, dt = lr; for a GINN the phase noise
+    loses its gauge-orbit part and `GaugeSector.step` integrates the gauge coordinates exactly
+    (docs/science.md §5).
+
+    Args:
+        model: the network (a `GINN` enables the gauge sector under Langevin).
+        data: train/val/test split.
+        spec: the run's settings.
+        progress: show a progress bar.
+        checkpoint: if given, the final state_dict is saved there.
+
+    Returns:
+        A `TrainResult`.
+
+    Raises:
+        ValueError: if `spec.optimizer` is not one of OPTIMIZERS.
+    """
     if spec.optimizer not in OPTIMIZERS:
         raise ValueError(f"train.optimizer={spec.optimizer!r}: allowed {list(OPTIMIZERS)}")
     params = [p for p in model.parameters() if p.requires_grad]
@@ -166,5 +221,10 @@ def _langevin_step(
 
 
 def load_checkpoint(model: nn.Module, path: Path) -> None:
-    """Restore parameters saved by `train(..., checkpoint=path)` (weights only: no code is unpickled)."""
+    """Restore parameters saved by `train(..., checkpoint=path)` (weights only: no code is unpickled).
+
+    Args:
+        model: module with the same architecture, modified in place.
+        path: checkpoint file.
+    """
     model.load_state_dict(torch.load(path, weights_only=True))

@@ -1,7 +1,8 @@
-"""The report from stage outputs: every figure embedded and non-empty; summary lists zero crossings."""
+"""The report from stage outputs: every stage figure embedded and copied; summary lists zero crossings."""
 
 import base64
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -9,7 +10,7 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from pipeline.stages.report import FIGURES
+from pipeline.plots.figures import REPORT_FIGURES
 from tests.conftest import ROOT
 
 SMOKE_STAGES = ["theory", "lyapunov", "gauge_scan", "ginn_train"]
@@ -107,12 +108,14 @@ def test_report_embeds_every_figure_and_lists_crossings(smoke_outputs, tmp_path)
     assert p.returncode == 0, p.stderr
     parser = _Imgs()
     parser.feed((out / "report.html").read_text())
-    assert len(parser.srcs) == len(FIGURES) == len(parser.captions)
-    for src in parser.srcs:
+    assert len(parser.srcs) == len(REPORT_FIGURES) == len(parser.captions)
+    for src, fig in zip(parser.srcs, REPORT_FIGURES):
         m = re.match(r"data:image/png;base64,(.+)", src)
         assert m
         png = base64.b64decode(m.group(1))
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+        # the stage's own PNG, embedded and copied as is (the report does not re-draw)
+        assert png == (smoke_outputs / fig.source).read_bytes() == (out / "figures" / fig.name).read_bytes()
     summary = pd.read_csv(out / "summary.csv")
     zc = summary[summary.quantity == "lyapunov_zero_crossing"]
     assert len(zc) >= 1 and {"measured", "theory", "difference"} <= set(summary.columns)
@@ -133,6 +136,30 @@ def test_report_names_missing_inputs(tmp_path):
         text=True,
     )
     assert p.returncode != 0 and "report inputs missing" in p.stderr
+    assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_report_names_a_missing_stage_figure(smoke_outputs, tmp_path):
+    root = tmp_path / "outputs"
+    shutil.copytree(smoke_outputs, root, ignore=shutil.ignore_patterns("jobs"))
+    gone = next(f for f in REPORT_FIGURES if f.stage == "mlp_sweep" and f.name == "layer_profiles.png")
+    (root / gone.source).unlink()
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.report",
+            "tracking.enabled=false",
+            f"report.inputs={root}",
+            f"hydra.run.dir={tmp_path / 'r'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert p.returncode != 0
+    line = next(ln for ln in p.stderr.splitlines() if "report inputs missing" in ln)
+    assert str(root / gone.source) in line and "dvc repro" in line
     assert not (tmp_path / "r" / "report.html").exists()
 
 

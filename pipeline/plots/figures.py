@@ -1,0 +1,214 @@
+"""The one figure registry: every figure's file, owning stage, report section, caption, inputs and drawer.
+
+A stage draws its figures into outputs/<stage>/figures/ (`draw_stage_figures`, or its own calls to the
+same plot functions); the report never re-draws, it embeds the PNGs listed here (`REPORT_FIGURES`).
+Table keys are 'stage/file' under the outputs root, e.g. "theory/theory.csv".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.plots import finite_width, gauge, ginn, lyapunov, theory
+from pipeline.plots.prepare import iterates_title, widest_first_activation
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure: file name, owning stage, report section, caption, table keys it needs, how to draw it."""
+
+    name: str
+    stage: str  # its PNG lives in outputs/<stage>/figures/<name>
+    section: str
+    caption: str
+    needs: tuple[str, ...]
+    draw: Callable[[dict, Path], None]
+    in_report: bool = True
+    when: Callable[[dict], bool] | None = None  # drawn only if this holds for the tables (else skipped)
+
+    @property
+    def source(self) -> str:
+        """Path of the PNG relative to the outputs root."""
+        return f"{self.stage}/figures/{self.name}"
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure(
+        "phase_diagram.png",
+        "theory",
+        "Mean-field theory",
+        "Phase diagram: ln chi_1 over (sigma_w2, sigma_b2) per activation (blue ordered, red chaotic) with "
+        "the critical line chi_1 = 1. Closed forms: ReLU at sigma_w2 = 2 for every sigma_b2, tanh and "
+        "erf at 1 and pi/4 for sigma_b2 = 0 (to 1e-6).",
+        ("theory/theory.csv", "theory/critical_line.csv"),
+        lambda t, p: theory.phase_diagram(t["theory/theory.csv"], t["theory/critical_line.csv"], p),
+    ),
+    Figure(
+        "chi1_xi_c.png",
+        "theory",
+        "Mean-field theory",
+        "chi_1 and the correlation depth scale xi_c against sigma_w2 for several sigma_b2: xi_c diverges "
+        "where chi_1 crosses 1 (the edge of chaos).",
+        ("theory/theory.csv",),
+        lambda t, p: theory.gain_and_depth(t["theory/theory.csv"], p),
+    ),
+    Figure(
+        "iterates.png",
+        "theory",
+        "Mean-field theory",
+        "Mean-field iterates q^l (both inputs) and c^l against layer for the configured network.",
+        ("theory/iterates.csv",),
+        lambda t, p: theory.iterates(t["theory/iterates.csv"], iterates_title(t["theory/iterates.csv"]), p),
+        in_report=False,
+    ),
+    Figure(
+        "measured_vs_theory.png",
+        "mlp_sweep",
+        "Finite-width networks",
+        "Measured q^L, c^L, gain chi and two-replica exponent (points +- SE, colour = width) against mean "
+        "field (lines). Expect agreement up to O(1/N) corrections, largest near the edge of chaos.",
+        ("mlp_sweep/sweep.csv",),
+        lambda t, p: finite_width.measured_vs_theory(t["mlp_sweep/sweep.csv"], p),
+    ),
+    Figure(
+        "layer_profiles.png",
+        "mlp_sweep",
+        "Finite-width networks",
+        "q^l and c^l layer by layer at the widest network (markers) against the mean-field iterates "
+        "(lines), for a few sigma_w2.",
+        ("mlp_sweep/layers.csv",),
+        lambda t, p: finite_width.layer_profiles(widest_first_activation(t["mlp_sweep/layers.csv"]), p),
+    ),
+    Figure(
+        "finite_width_collapse.png",
+        "mlp_sweep",
+        "Finite-width networks",
+        "Deviation from mean field times N: curves for different widths collapse if the corrections "
+        "scale like 1/N (the paper's loop corrections). Error bars grow like N: look at the trend.",
+        ("mlp_sweep/finite_width.csv",),
+        lambda t, p: finite_width.collapse(t["mlp_sweep/finite_width.csv"], p),
+    ),
+    Figure(
+        "lyapunov_vs_sigma_w2.png",
+        "lyapunov",
+        "Lyapunov exponents",
+        "The key figure: largest Lyapunov exponent per layer (two replicas, +- SE) for tanh and ReLU, "
+        "with 0.5 ln chi_1 and chi_1 - 1; both vanish at the edge of chaos. Finite width shifts the "
+        "crossing up: ~sqrt(3/N) for tanh at sigma_b2 = 0, ~+5/N for ReLU.",
+        ("lyapunov/lyapunov.csv",),
+        lambda t, p: lyapunov.exponent_vs_sigma_w2(t["lyapunov/lyapunov.csv"], p),
+    ),
+    Figure(
+        "spectrum.png",
+        "lyapunov",
+        "Lyapunov exponents",
+        "Top-k Lyapunov spectrum by QR re-orthonormalization: lambda_1 equals the two-replica exponent; the "
+        "gaps are O(1/N).",
+        ("lyapunov/lyapunov.csv",),
+        lambda t, p: lyapunov.spectrum(t["lyapunov/lyapunov.csv"], p),
+        when=lambda t: "lambda_1" in t["lyapunov/lyapunov.csv"].columns,
+    ),
+    Figure(
+        "relu_finite_width.png",
+        "lyapunov",
+        "Lyapunov exponents",
+        "Exact finite-width check: bias-free Gaussian ReLU networks against lambda_N = 0.5 [ln(2 sigma_w2/N) "
+        "+ E psi(k/2)] (lines); expect agreement within 3 SE at every width, below mean field (dashed).",
+        ("lyapunov/relu_finite_width.csv",),
+        lambda t, p: lyapunov.relu_finite_width(t["lyapunov/relu_finite_width.csv"], p),
+    ),
+    Figure(
+        "eps_flatness.png",
+        "lyapunov",
+        "Lyapunov exponents",
+        "The two-replica estimate is flat in the replica separation eps and equals the tangent estimate.",
+        ("lyapunov/eps_check.csv",),
+        lambda t, p: lyapunov.eps_flatness(t["lyapunov/eps_check.csv"], p),
+    ),
+    Figure(
+        "thresholds_vs_xi.png",
+        "gauge_scan",
+        "Gauge parameter",
+        "Length (A_q = 1) and chaos thresholds against the gauge parameter xi: theory lines, measured "
+        "points. ReLU: the chaos threshold stays at 2 for xi <= 1 and follows 2 pi/(pi - 1 + xi) above; "
+        "tanh has no xi dependence.",
+        ("gauge_scan/thresholds.csv",),
+        lambda t, p: gauge.thresholds_vs_xi(t["gauge_scan/thresholds.csv"], p),
+    ),
+    Figure(
+        "a_q_vs_sigma_w2.png",
+        "gauge_scan",
+        "Gauge parameter",
+        "Longitudinal amplification factor A_q(xi) and transverse gain chi_1 against sigma_w2.",
+        ("gauge_scan/gauge_scan.csv",),
+        lambda t, p: gauge.a_q_vs_sigma_w2(t["gauge_scan/gauge_scan.csv"], p),
+    ),
+    Figure(
+        "lyapunov_vs_sigma_w2_per_xi.png",
+        "gauge_scan",
+        "Gauge parameter",
+        "Measured exponent per xi with 0.5 ln chi_1 (black) and 0.5 ln A_q (lines): for ReLU without bias "
+        "lambda = 0.5 ln max(chi_1, A_q).",
+        ("gauge_scan/gauge_scan.csv",),
+        lambda t, p: gauge.exponent_vs_sigma_w2(t["gauge_scan/gauge_scan.csv"], p),
+    ),
+    Figure(
+        "training_curves.png",
+        "ginn_train",
+        "Gauge-invariant network",
+        "GINN (magnitude-phase links, complex units) against a tanh MLP of the same size on digits: loss "
+        "and validation accuracy per epoch.",
+        ("ginn_train/history.csv",),
+        lambda t, p: ginn.training_curves(t["ginn_train/history.csv"], p),
+    ),
+    Figure(
+        "trainability.png",
+        "ginn_train",
+        "Gauge-invariant network",
+        "Test accuracy over sigma_w2 x depth (short training) for GINN and MLP, with the mean-field "
+        "boundaries: depth 6 xi_c (MLP) and 6/|ln chi_GINN| (GINN, diverging at chi_GINN = 1).",
+        ("ginn_train/trainability.csv", "ginn_train/trainability_boundary.csv"),
+        lambda t, p: ginn.trainability(t["ginn_train/trainability.csv"], t["ginn_train/trainability_boundary.csv"], p),
+    ),
+    Figure(
+        "gauge_spectra.png",
+        "ginn_train",
+        "Gauge-invariant network",
+        "Gauge sector under Langevin training with covariant gauge fixing: power spectrum of the site "
+        "divergence G (measured points, predicted discrete Lorentzians) narrows like 1/xi, and Var(G) = xi T; "
+        "gauge-invariant outputs are identical for every xi.",
+        ("ginn_train/gauge_spectra.csv", "ginn_train/gauge_fixing.csv"),
+        lambda t, p: ginn.gauge_spectra(t["ginn_train/gauge_spectra.csv"], t["ginn_train/gauge_fixing.csv"], p),
+    ),
+)
+
+REPORT_FIGURES: tuple[Figure, ...] = tuple(f for f in FIGURES if f.in_report)
+
+
+def stage_figures(stage: str) -> list[Figure]:
+    """The registry entries owned by `stage`, in registry order."""
+    return [f for f in FIGURES if f.stage == stage]
+
+
+def draw_stage_figures(stage: str, tables: dict, folder: Path) -> list[Path]:
+    """Draw every figure of `stage` whose tables are all in `tables` (and whose `when` holds) into `folder`.
+
+    `tables` is keyed like the registry's needs ("mlp_sweep/sweep.csv"); entries with a missing table are
+    skipped (e.g. an optional study that was not run). Returns the written paths.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for f in stage_figures(stage):
+        if not all(k in tables for k in f.needs) or (f.when is not None and not f.when(tables)):
+            continue
+        f.draw(tables, folder / f.name)
+        written.append(folder / f.name)
+    return written
+
+
+def missing_report_figures(root: Path) -> list[Path]:
+    """PNGs the report embeds that are absent under the outputs root."""
+    return [Path(root) / f.source for f in REPORT_FIGURES if not (Path(root) / f.source).is_file()]

@@ -1,6 +1,6 @@
 """Benchmark: the vectorized mean-field grid vs a straightforward per-point scipy.quad implementation.
 
-Both compute q*, chi_1, xi_q, c*, xi_c for tanh on a 200 x 200 (sigma_w2, sigma_b2) grid. The
+Both compute q*, chi_1, depth_scale_q, c*, depth_scale_c for tanh on a 200 x 200 (sigma_w2, sigma_b2) grid. The
 per-point reference is timed on a random sample of points and extrapolated to the full grid
 (running it on all 40,000 points would take hours); its values are also checked against the grid.
 """
@@ -31,7 +31,7 @@ def _gauss(f):
 
 
 def per_point(sw: float, sb: float) -> tuple[float, float, float, float, float]:
-    """q*, chi1, xi_q, c*, xi_c for tanh at one point by plain iteration and scipy quadrature."""
+    """q*, chi1, depth_scale_q, c*, depth_scale_c for tanh at one point by plain iteration and scipy quadrature."""
     t = math.tanh
     q = 1.0
     for _ in range(1000):
@@ -44,7 +44,7 @@ def per_point(sw: float, sb: float) -> tuple[float, float, float, float, float]:
     d1 = lambda x: 1 - t(x) ** 2  # noqa: E731
     chi = sw * _gauss(lambda z: d1(s * z) ** 2)
     a_q = chi + sw * _gauss(lambda z: t(s * z) * (-2 * t(s * z) * d1(s * z)))
-    xi_q = -1 / math.log(a_q)
+    depth_scale_q = -1 / math.log(a_q)
 
     def k2(c, f):
         r = math.sqrt(max(1 - c * c, 0.0))
@@ -58,8 +58,8 @@ def per_point(sw: float, sb: float) -> tuple[float, float, float, float, float]:
             c = cn
             break
         c = min(cn, 1.0)
-    xi_c = -1 / math.log(sw * k2(c, d1)) if c < 1 else -1 / math.log(chi)
-    return q, chi, xi_q, c, xi_c
+    depth_scale_c = -1 / math.log(sw * k2(c, d1)) if c < 1 else -1 / math.log(chi)
+    return q, chi, depth_scale_q, c, depth_scale_c
 
 
 def run(repeats: int = 3, sample: int = 4) -> list[dict]:
@@ -85,7 +85,7 @@ def run(repeats: int = 3, sample: int = 4) -> list[dict]:
     t_ref = t_point * N_SIDE * N_SIDE
     return [
         {
-            "benchmark": "theory grid 200x200 tanh (q*, chi1, xi_q, c*, xi_c)",
+            "benchmark": "theory grid 200x200 tanh (q*, chi1, depth_scale_q, c*, depth_scale_c)",
             "measured": f"{t_grid:.2f} s",
             "target": "< 2 s",
             "met": t_grid < 2.0,

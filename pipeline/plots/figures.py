@@ -46,10 +46,10 @@ FIGURES: tuple[Figure, ...] = (
         lambda t, p: theory.phase_diagram(t["theory/theory.csv"], t["theory/critical_line.csv"], p),
     ),
     Figure(
-        "chi1_xi_c.png",
+        "chi1_depth_scale_c.png",
         "theory",
         "Mean-field theory",
-        "chi_1 and the correlation depth scale xi_c against sigma_w2 for several sigma_b2: xi_c diverges "
+        "chi_1 and the correlation depth scale depth_scale_c against sigma_w2 for several sigma_b2: it diverges "
         "where chi_1 crosses 1 (the edge of chaos).",
         ("theory/theory.csv",),
         lambda t, p: theory.gain_and_depth(t["theory/theory.csv"], p),
@@ -168,7 +168,7 @@ FIGURES: tuple[Figure, ...] = (
         "ginn_train",
         "Gauge-invariant network",
         "Test accuracy over sigma_w2 x depth (short training) for GINN and MLP, with the mean-field "
-        "boundaries: depth 6 xi_c (MLP) and 6/|ln chi_GINN| (GINN, diverging at chi_GINN = 1).",
+        "boundaries: depth 6 depth_scale_c (MLP) and 6/|ln chi_GINN| (GINN, diverging at chi_GINN = 1).",
         ("ginn_train/trainability.csv", "ginn_train/trainability_boundary.csv"),
         lambda t, p: ginn.trainability(t["ginn_train/trainability.csv"], t["ginn_train/trainability_boundary.csv"], p),
     ),

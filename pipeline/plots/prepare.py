@@ -56,10 +56,10 @@ def ln_chi1_grid(theory: pd.DataFrame, activation: str) -> pd.DataFrame:
 
 
 def gain_depth_curves(theory: pd.DataFrame, activation: str, sigma_b2s) -> pd.DataFrame:
-    """One activation's rows at the chosen sigma_b2 (as a rounded string label), xi_c = inf -> NaN."""
+    """One activation's rows at the chosen sigma_b2 (as a rounded string label), depth_scale_c = inf -> NaN."""
     d = theory[(theory.activation == activation) & theory.sigma_b2.isin(sigma_b2s)].copy()
     d["sigma_b2"] = d.sigma_b2.round(4).astype(str)
-    d["xi_c"] = d.xi_c.replace(np.inf, np.nan)
+    d["depth_scale_c"] = d.depth_scale_c.replace(np.inf, np.nan)
     return d
 
 

@@ -1,4 +1,4 @@
-"""Mean-field figures: phase diagram with the critical line, chi_1 and xi_c vs sigma_w2, iterates."""
+"""Mean-field figures: phase diagram with the critical line, chi_1 and depth_scale_c vs sigma_w2, iterates."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def phase_diagram(theory: pd.DataFrame, critical: pd.DataFrame, path: Path) -> N
 
 
 def gain_and_depth(theory: pd.DataFrame, path: Path, n_curves: int = 4) -> None:
-    """chi_1 (top) and xi_c (bottom) vs sigma_w2 for a few sigma_b2 per activation."""
+    """chi_1 (top) and depth_scale_c (bottom) vs sigma_w2 for a few sigma_b2 per activation."""
     acts = list(dict.fromkeys(theory["activation"]))
     fig, axes = plt.subplots(
         2, len(acts), figsize=(4.6 * len(acts), 6.5), squeeze=False, sharex="col", constrained_layout=True
@@ -51,7 +51,7 @@ def gain_and_depth(theory: pd.DataFrame, path: Path, n_curves: int = 4) -> None:
         sns.lineplot(d, x="sigma_w2", y="chi1", hue="sigma_b2", ax=axes[0, j], palette="viridis")
         axes[0, j].axhline(1, color="k", ls="--", lw=1)
         axes[0, j].set(title=act, ylabel=r"$\chi_1$")
-        sns.lineplot(d, x="sigma_w2", y="xi_c", hue="sigma_b2", ax=axes[1, j], palette="viridis", legend=False)
+        sns.lineplot(d, x="sigma_w2", y="depth_scale_c", hue="sigma_b2", ax=axes[1, j], palette="viridis", legend=False)
         axes[1, j].set(yscale="log", xlabel=r"$\sigma_w^2$", ylabel=r"$\xi_c$ (layers)")
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -2,7 +2,7 @@
 
 Main run: GINN (and the MLP of matching width/depth) on the configured data; the trained GINN is
 checked for exact gauge invariance. Experiment (a): test accuracy over sigma_w2 x depth with the
-mean-field boundaries (MLP: depth 6 xi_c; GINN: chi_GINN = 1 and depth 6 / |ln chi_GINN|).
+mean-field boundaries (MLP: depth 6 depth_scale_c; GINN: chi_GINN = 1 and depth 6 / |ln chi_GINN|).
 Experiment (b): Langevin training at several xi with one noise seed: gauge-invariant observables
 must coincide, while Var(G) = xi T and the spectrum of G narrows like 1/xi.
 """
@@ -208,7 +208,7 @@ def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFr
                 {
                     "model": "mlp",
                     "sigma_w2": sws.numpy(),
-                    "depth_boundary": 6 * mf.xi_c.numpy(),
+                    "depth_boundary": 6 * mf.depth_scale_c.numpy(),
                     "label": r"$6\,\xi_c$ (mean field)",
                 }
             ),

@@ -280,7 +280,7 @@ def gain_variance(g: GaussianIntegrator, q: torch.Tensor) -> torch.Tensor:
 def depth_scale(slope: torch.Tensor) -> torch.Tensor:
     """xi = -1 / ln(slope): layers over which a deviation from the fixed point decays (inf at slope 1).
 
-    Depth scales xi_q = -1/ln A_q and xi_c = -1/ln chi_c of docs/science.md §1 (Schoenholz et al. 2017,
+    Depth scales depth_scale_q = -1/ln A_q, depth_scale_c = -1/ln chi_c of docs/science.md §1 (Schoenholz et al. 2017,
     arXiv:1611.01232); +inf wherever slope >= 1.
 
     Args:
@@ -312,8 +312,8 @@ class MeanFieldGrid:
         chi1: transverse gain chi_1 = sigma_w2 E phi'^2 at q* (or at `gain_variance`).
         a_q: longitudinal factor A_q at the same q.
         chi_c: slope of the normalised correlation map at c* (see the Note in docs/science.md §1).
-        xi_q: depth scale -1/ln A_q (inf where A_q >= 1).
-        xi_c: depth scale -1/ln chi_c (inf where chi_c >= 1).
+        depth_scale_q: depth scale -1/ln A_q (inf where A_q >= 1).
+        depth_scale_c: depth scale -1/ln chi_c (inf where chi_c >= 1).
         lambda_mf: mean-field Lyapunov exponent 0.5 ln chi_1 (per layer, of the norm; §1, §3).
     """
 
@@ -327,8 +327,8 @@ class MeanFieldGrid:
     chi1: torch.Tensor
     a_q: torch.Tensor
     chi_c: torch.Tensor
-    xi_q: torch.Tensor
-    xi_c: torch.Tensor
+    depth_scale_q: torch.Tensor
+    depth_scale_c: torch.Tensor
     lambda_mf: torch.Tensor
 
 
@@ -336,7 +336,7 @@ def mean_field_grid(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, **solver)
     """Fixed points, gains, depth scales and the mean-field Lyapunov exponent over broadcast grids.
 
     The `theory` stage's computation (docs/science.md §1, with the xi terms of §4): q*, c*, chi_1 and A_q at
-    q* (at `gain_variance` where q* is 0 or infinite), chi_c, xi_q, xi_c and lambda_MF = 0.5 ln chi_1
+    q* (at `gain_variance` where q* is 0 or infinite), chi_c, depth_scale_q, depth_scale_c and lambda_MF = 0.5 ln chi_1
     (Poole et al. 2016, arXiv:1606.05340; Schoenholz et al. 2017, arXiv:1611.01232).
 
     Args:
@@ -366,7 +366,7 @@ def mean_field_grid(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, **solver)
         chi1=gain,
         a_q=a_q,
         chi_c=chic,
-        xi_q=depth_scale(a_q),
-        xi_c=depth_scale(chic),
+        depth_scale_q=depth_scale(a_q),
+        depth_scale_c=depth_scale(chic),
         lambda_mf=0.5 * torch.log(gain),
     )

@@ -25,7 +25,7 @@ def grid_table(activation: str, r: MeanFieldGrid) -> pd.DataFrame:
 
     Returns:
         DataFrame with one row per grid point and columns activation, sigma_w2, sigma_b2, xi, q_star, c_star,
-        chi1, a_q, chi_c, xi_q, xi_c, lambda_mf (float64), q_status, c_status (lower-case status names).
+        chi1, a_q, chi_c, depth_scale_q, depth_scale_c, lambda_mf (float64), q_status, c_status (lower-case names).
     """
     cols = {
         "activation": activation,
@@ -37,8 +37,8 @@ def grid_table(activation: str, r: MeanFieldGrid) -> pd.DataFrame:
         "chi1": r.chi1,
         "a_q": r.a_q,
         "chi_c": r.chi_c,
-        "xi_q": r.xi_q,
-        "xi_c": r.xi_c,
+        "depth_scale_q": r.depth_scale_q,
+        "depth_scale_c": r.depth_scale_c,
         "lambda_mf": r.lambda_mf,
     }
     df = pd.DataFrame({k: (v.reshape(-1).numpy() if hasattr(v, "numpy") else v) for k, v in cols.items()})

@@ -20,7 +20,7 @@ def test_single_run_writes_tables_figures_and_a_finished_run(run_cli, store, tmp
         "iterates.csv",
         "metrics.json",
         "figures/phase_diagram.png",
-        "figures/chi1_xi_c.png",
+        "figures/chi1_depth_scale_c.png",
     ):
         assert (out / f).stat().st_size > 0, f
     theory = pd.read_csv(out / "theory.csv")
@@ -31,8 +31,8 @@ def test_single_run_writes_tables_figures_and_a_finished_run(run_cli, store, tmp
         "q_star",
         "c_star",
         "chi1",
-        "xi_q",
-        "xi_c",
+        "depth_scale_q",
+        "depth_scale_c",
         "lambda_mf",
         "q_status",
         "c_status",

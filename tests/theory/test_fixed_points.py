@@ -32,8 +32,8 @@ def test_correlation_depth_scale_grows_toward_the_critical_line_from_both_sides(
     crit = float(critical_line(g, [sb2]).sigma_w2_crit[0])
     left = torch.linspace(crit - 0.8, crit - 0.01, 12, dtype=T)
     right = torch.linspace(crit + 0.01, crit + 1.5, 12, dtype=T)
-    xl = mean_field_grid(g, left, sb2).xi_c
-    xr = mean_field_grid(g, right, sb2).xi_c
+    xl = mean_field_grid(g, left, sb2).depth_scale_c
+    xr = mean_field_grid(g, right, sb2).depth_scale_c
     assert torch.all(xl[1:] > xl[:-1]), xl
     assert torch.all(xr[1:] < xr[:-1]), xr
     assert xl[-1] > 50 and xr[0] > 50

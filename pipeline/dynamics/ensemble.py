@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from pipeline.activations import get_activation
 from pipeline.nets.weights import (
@@ -32,6 +31,7 @@ from pipeline.nets.weights import (
     STREAM_TANGENT,
     NetworkStreams,
 )
+from pipeline.progress import progress
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _TANGENT_SQ_MAX = math.exp(60.0)  # carried tangents are renormalized once their norm leaves e^(+-30)
@@ -228,13 +228,7 @@ def simulate(spec: EnsembleSpec) -> EnsembleMeasurement:
     """
     workers = engine_workers(spec)
     groups = seed_groups(spec, workers)
-    bar = tqdm(
-        total=spec.n_seeds * spec.depth,
-        desc=f"{spec.activation} N={spec.width}",
-        unit="layer",
-        disable=None,
-        leave=False,
-    )
+    bar = progress(total=spec.n_seeds * spec.depth, desc=f"{spec.activation} N={spec.width} (layers x seeds)")
     lock, stop = threading.Lock(), threading.Event()
 
     def tick(n: int) -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import summarize, zero_crossing
 from pipeline.plots.figures import draw_stage_figures
+from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import theory_crossing
@@ -50,7 +50,7 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
     sws = ga.sigma_w2.points()
     jobs = [(c, w, xi) for c in ga.cases for w in ga.widths for xi in ga.xi]
     rows, trows = [], []
-    for case, width, xi in tqdm(jobs, desc="gauge scan", disable=None):
+    for case, width, xi in progress(jobs, desc="gauge scan"):
         act = case.activation.value
         spec = ensemble_spec(net, eng, sws, cfg.seed, activation=act, sigma_b2=case.sigma_b2, width=width, xi=xi)
         t = summarize(simulate(spec), eng.burn_in)

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from pipeline.activations import get_activation
 from pipeline.config.schema import StageConfig
@@ -27,6 +26,7 @@ from pipeline.data.datasets import Split, load
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
 from pipeline.plots.figures import draw_stage_figures
+from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.theory.gaussian import GaussianIntegrator
@@ -184,7 +184,7 @@ def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFr
     g, ta = cfg.ginn, cfg.ginn.trainability
     cells = [(sw, d) for sw in ta.sigma_w2 for d in ta.depths]
     rows = []
-    for sw, depth in tqdm(cells, desc="trainability", disable=None):
+    for sw, depth in progress(cells, desc="trainability"):
         for model, build in (("ginn", _ginn), ("mlp", _mlp)):
             m = build(cfg, data, ta.width, depth, sw, cfg.seed)
             r = train(m, data, _spec(g.train, epochs=ta.epochs, seed=cfg.seed), progress=False)
@@ -243,7 +243,7 @@ def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.D
     )
     GaugeSector(base).fix_divergence_free()  # start every run at G = 0 (same network function)
     rows, spec_rows, ref = [], [], None
-    for xi in tqdm(gf.xi, desc="gauge fixing", disable=None):
+    for xi in progress(gf.xi, desc="gauge fixing"):
         m = copy.deepcopy(base)
         spec = _spec(
             g.train,

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
 from pipeline.plots.figures import draw_stage_figures
+from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import theory_crossing
@@ -57,7 +57,7 @@ def compute(cfg: StageConfig) -> LyapunovResult:
     """All curves, their zero crossings, the ReLU finite-width table and the eps check."""
     net, eng, ly = cfg.net, cfg.engine, cfg.lyapunov
     tables, locals_, crossings = [], [], []
-    for curve in tqdm(ly.curves, desc="lyapunov curves", disable=None):
+    for curve in progress(ly.curves, desc="lyapunov curves"):
         t, loc = _curve(cfg, curve.activation, curve.sigma_b2, curve.sigma_w2.points())
         tables.append(t)
         locals_.append(loc)
@@ -77,7 +77,7 @@ def compute(cfg: StageConfig) -> LyapunovResult:
         )
     rfw = ly.relu_finite_width
     rows = []
-    for width in tqdm(rfw.widths, desc="relu finite width", disable=None):
+    for width in progress(rfw.widths, desc="relu finite width"):
         spec = ensemble_spec(
             net,
             eng,

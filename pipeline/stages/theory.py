@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from pipeline.activations import get_activation
 from pipeline.config.schema import StageConfig
 from pipeline.plots.figures import draw_stage_figures
+from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.theory.critical import critical_line
@@ -52,7 +52,7 @@ def compute(cfg: StageConfig) -> TheoryResult:
     solver = dict(tol=th.quad.fixed_point_tol, max_iter=th.quad.max_iter)
     grids, crits, quad = [], [], {}
     names = list(dict.fromkeys(a.value for a in th.activations))
-    for name in tqdm(names, desc="theory", unit="activation", disable=None):
+    for name in progress(names, desc="theory", unit="activation"):
         g = integrator_for(
             name, cfg, max(float(sw.max()), *th.sigma_w2_search), float(max(sb.max(), *th.critical_sigma_b2))
         )

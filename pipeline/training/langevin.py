@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from pipeline.data.datasets import Split
 from pipeline.nets.ginn import GINN
+from pipeline.progress import progress as progress_bar
 from pipeline.training.gauge_sector import GaugeSector
 
 OPTIMIZERS = ("sgd", "adam", "langevin")
@@ -139,9 +140,8 @@ def train(
     best = None
     result = TrainResult()
     n = data.x_train.shape[0]
-    bar = tqdm(
-        range(spec.epochs), desc=f"train {type(model).__name__}", disable=None if progress else True, leave=False
-    )
+    desc = f"train {type(model).__name__}"
+    bar = progress_bar(range(spec.epochs), desc=desc) if progress else tqdm(range(spec.epochs), disable=True)
     for epoch in bar:
         perm = torch.randperm(n, generator=order_gen)
         total, count = 0.0, 0

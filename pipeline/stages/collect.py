@@ -103,18 +103,30 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
 COLLECTORS = {"mlp_sweep": collect_mlp_sweep}
 
 
+def latest_sweep(stage: str) -> Path | None:
+    """The newest sweep folder of `stage` under outputs/multirun/ (by name: Hydra names them by time)."""
+    root = repo_root() / "outputs" / "multirun" / stage
+    dirs = sorted(p for p in root.glob("*") if p.is_dir() and any(c.name.isdigit() for c in p.iterdir()))
+    return dirs[-1] if dirs else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pipeline.collect", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m pipeline.collect",
+        description=__doc__.splitlines()[0],
+        epilog="Without --out the merged tables go to <jobs>/merged: the DVC-owned outputs/<stage>/ is written only "
+        "when asked for with --out (as dvc.yaml does).",
+    )
     p.add_argument("stage", choices=sorted(COLLECTORS))
-    p.add_argument("--jobs", type=Path, help="sweep dir (default outputs/<stage>/jobs)")
-    p.add_argument("--out", type=Path, help="merged output dir (default outputs/<stage>)")
+    p.add_argument("--jobs", type=Path, help="sweep dir (default: the newest outputs/multirun/<stage>/<time>)")
+    p.add_argument("--out", type=Path, help="merged output dir (default: <jobs>/merged)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
-    out = a.out or repo_root() / "outputs" / a.stage
-    jobs = a.jobs or out / "jobs"
-    if not jobs.is_dir():
-        print(f"error: --jobs {jobs}: no such sweep directory", file=sys.stderr)
+    jobs = a.jobs or latest_sweep(a.stage)
+    if jobs is None or not jobs.is_dir():
+        print(f"error: --jobs {jobs or ''}: no such sweep directory (run a sweep with -m first)", file=sys.stderr)
         return 2
+    out = a.out or jobs / "merged"
     m = COLLECTORS[a.stage](jobs, out)
-    log.info("collected %s jobs of %s -> %s", m["n_jobs"], a.stage, out)
+    log.info("collected %s jobs of %s from %s -> %s", m["n_jobs"], a.stage, jobs, out)
     return 0

@@ -153,6 +153,7 @@ def write(result: LyapunovResult, folder: Path) -> StageOutput:
             "zero_crossings.csv": result.crossings,
             "relu_finite_width.csv": result.relu_finite_width,
             "eps_check.csv": result.eps_check,
+            "local_exponents.csv": result.local,
         },
     )
     draw_stage_figures("lyapunov", tables, folder / "figures")
@@ -183,9 +184,7 @@ def headline(result: LyapunovResult) -> StageOutput:
         ),
         "eps_spread": float(result.eps_check.lambda_replica.max() - result.eps_check.lambda_replica.min()),
     }
-    curves = {}
-    for (act, sb, sw), d in result.local.groupby(["activation", "sigma_b2", "sigma_w2"]):
-        curves[f"lambda_l.{act}_sb{sb:g}.sw2_{sw:.3f}"] = d.lambda_replica.fillna(0.0).tolist()[1:]
+    curves = {}  # per-layer local exponents: local_exponents.csv, not one metric key per (curve, sigma_w2)
     summary = "; ".join(
         f"{r.activation} sb2={r.sigma_b2:g}: crossing {r.crossing_measured:.3f}+-{r.crossing_measured_se:.3f}"
         f" (theory {r.crossing_theory:.3f})"

@@ -94,10 +94,7 @@ def headline(result: MlpSweepResult) -> StageOutput:
         "lambda_replica_minus_tangent_max": float((s.lambda_replica - s.lambda_tangent).abs().max()),
         "n_failed_networks": int(s.n_failed_networks.sum()),
     }
-    curves = {}
-    for sw, d in result.layers.groupby("sigma_w2"):
-        curves[f"q_l.sw2_{sw:.3f}"] = d.q.tolist()
-        curves[f"c_l.sw2_{sw:.3f}"] = d.c.tolist()
+    curves = {}  # per-layer curves: layers.csv and the layer_profiles figure, not one metric key per sigma_w2
     c = result.crossing
     return StageOutput(
         metrics,

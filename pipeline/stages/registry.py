@@ -143,7 +143,14 @@ STAGES: dict[str, StageSpec] = {
             "lyapunov",
             ("net", "engine", "lyapunov"),
             "two-replica and tangent exponents, QR spectrum, crossings, exact finite-width ReLU (§2-3)",
-            ("lyapunov.csv", "zero_crossings.csv", "relu_finite_width.csv", "eps_check.csv", "figures"),
+            (
+                "lyapunov.csv",
+                "zero_crossings.csv",
+                "relu_finite_width.csv",
+                "eps_check.csv",
+                "local_exponents.csv",
+                "figures",
+            ),
             check=_check_lyapunov,
         ),
         StageSpec(

@@ -131,6 +131,26 @@ class IterateConfig:
 
 
 @dataclass
+class ActivationCase:
+    """One activation and bias variance (a curve of the one-loop tables, docs/science.md §6)."""
+
+    activation: ActivationName = ActivationName.tanh
+    sigma_b2: float = rng(0.05, ge=0.0)
+
+
+@dataclass
+class OneLoopSettings:
+    """Finite width at one loop (docs/science.md §6): per-point coefficients and crossings vs width."""
+
+    enabled: bool = True
+    cases: List[ActivationCase] = field(default_factory=lambda: [
+        ActivationCase(ActivationName.tanh, 0.05), ActivationCase(ActivationName.erf, 0.05),
+        ActivationCase(ActivationName.gelu, 0.05), ActivationCase(ActivationName.relu, 0.0),
+        ActivationCase(ActivationName.relu, 0.05), ActivationCase(ActivationName.tanh, 0.0)])  # fmt: skip
+    widths: List[int] = rng([16, 32, 64, 128, 256, 512], min_len=1, ge=2, ascending=True)
+
+
+@dataclass
 class TheorySettings:
     """What the `theory` stage computes."""
 
@@ -143,14 +163,36 @@ class TheorySettings:
     )  # bracket for the critical-line root finder
     iterate: IterateConfig = field(default_factory=IterateConfig)
     quad: QuadConfig = field(default_factory=QuadConfig)
+    one_loop: OneLoopSettings = field(default_factory=OneLoopSettings)
     figures: bool = True  # false: tables only (large sweeps, benchmarks)
 
 
 @dataclass
 class MlpGridSettings:
-    """The sigma_w2 grid one mlp_sweep job vectorizes over (config section `grid`)."""
+    """The sigma_w2 grid one mlp_sweep job vectorizes over (config section `grid`).
+
+    `refine` extra points, evenly spaced over +- `refine_halfwidth` around the one-loop prediction of this
+    job's zero crossing (docs/science.md §6), are merged into the grid, so that the crossing's error comes
+    from the seeds rather than the grid spacing. 0 turns it off.
+    """
 
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.5, 4.0, 36))
+    refine: int = rng(0, ge=0)
+    refine_halfwidth: float = rng(0.1, gt=0.0)
+
+
+@dataclass
+class FluctuationSettings:
+    """Network-to-network fluctuations of q_hat^l against one loop (docs/science.md §6), per mlp_sweep job.
+
+    Var(q_hat) needs many networks: its relative standard error is about sqrt(2/n_seeds) (6% at 512),
+    so this runs apart from the main ensemble, at a few sigma_w2 values and only in the jobs whose width is
+    in `widths` (its cost grows like N^2). 0 seeds: off.
+    """
+
+    sigma_w2: List[float] = rng([1.0, 1.5, 1.9], min_len=1, gt=0.0, ascending=True)
+    n_seeds: int = rng(0, ge=0)
+    widths: List[int] = rng([128], ge=1, ascending=True)  # only jobs whose net.width is listed run the study
 
 
 @dataclass
@@ -335,6 +377,7 @@ class StageConfig:
     theory: TheorySettings = field(default_factory=TheorySettings)
     engine: EngineConfig = field(default_factory=EngineConfig)
     grid: MlpGridSettings = field(default_factory=MlpGridSettings)
+    fluctuations: FluctuationSettings = field(default_factory=FluctuationSettings)
     # Deprecated alias of `grid` (renamed: "sweep" read like a Hydra multirun); accepted for one release:
     # a value that differs from the default is moved to `grid` with a notice (pipeline.stages.registry).
     sweep: MlpGridSettings = field(default_factory=MlpGridSettings)

@@ -46,20 +46,25 @@ def measured_vs_theory(sweep: pd.DataFrame, path: Path, hue: str = "width") -> N
 
 
 def collapse(fw: pd.DataFrame, path: Path) -> None:
-    """(measured - theory) x N vs sigma_w2 per width: curves that coincide show the 1/N scaling."""
-    acts = list(dict.fromkeys(fw.activation))
+    """(measured - theory) x N vs sigma_w2 per width and (activation, sigma_b2): coinciding curves show the 1/N
+    scaling; the black line is the one-loop prediction of N (lambda - lambda_MF) where the table carries it."""
+    cases = list(fw.groupby(["activation", "sigma_b2"], sort=False))
     cols = [
         ("dlogq_L_times_N", r"$(\ln q^L - \ln q^L_{MF})\,N$"),
         ("dlambda_times_N", r"$(\lambda - \lambda_{MF})\,N$"),
     ]
-    fig, axes = plt.subplots(len(acts), 2, figsize=(10, 3.6 * len(acts)), squeeze=False, constrained_layout=True)
-    for i, act in enumerate(acts):
-        d = fw[fw.activation == act]
+    fig, axes = plt.subplots(len(cases), 2, figsize=(10, 3.6 * len(cases)), squeeze=False, constrained_layout=True)
+    for i, ((act, sb), d) in enumerate(cases):
         palette = sns.color_palette("viridis", d.width.nunique())
         for j, (col, label) in enumerate(cols):
             _errorbars(axes[i, j], d, "sigma_w2", col, "width", palette)
             axes[i, j].axhline(0, color="grey", lw=0.8)
-            axes[i, j].set(title=f"{act}: {label}", xlabel=r"$\sigma_w^2$")
+            axes[i, j].set(title=f"{act}, $\\sigma_b^2$={sb:g}: {label}", xlabel=r"$\sigma_w^2$")
+        if "dlambda_times_N_one_loop" in d and d.dlambda_times_N_one_loop.notna().any():
+            th = d.drop_duplicates("sigma_w2").sort_values("sigma_w2")
+            axes[i, 1].plot(th.sigma_w2, th.dlambda_times_N_one_loop, "k-", lw=1.4, label="one loop")
+            lo, hi = np.nanpercentile(d.dlambda_times_N, [2, 98])
+            axes[i, 1].set_ylim(min(lo, np.nanmin(th.dlambda_times_N_one_loop)) - 0.5, hi + 0.5)
         axes[i, 0].legend(fontsize=7)
     fig.savefig(path, dpi=100)
     plt.close(fig)

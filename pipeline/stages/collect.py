@@ -42,7 +42,52 @@ def finite_width_table(sweep: pd.DataFrame) -> pd.DataFrame:
         short = "lambda" if col.startswith("lambda") else col
         out[f"d{short}_times_N"] = (sweep[col] - sweep[theo]) * n
         out[f"d{short}_times_N_se"] = sweep[f"{col}_se"] * n
+    if "lambda_coeff_1overN" in sweep:  # one loop: N (lambda - lambda_MF) -> c1 (docs/science.md §6)
+        out["dlambda_times_N_one_loop"] = sweep.lambda_coeff_1overN
     return out
+
+
+ONE_LOOP_KEYS = ("crossing_one_loop", "crossing_one_loop_deep", "crossing_mean_field_finite_depth", "crossing_exact",
+                 "one_loop_expansion_parameter", "one_loop_status")  # fmt: skip
+
+
+def one_loop_crossings(crossings: pd.DataFrame) -> pd.DataFrame:
+    """one_loop_crossings.csv: measured zero crossings beside mean field, one loop and (ReLU) the exact formula.
+
+    crossing_one_loop is the one-loop prediction at the job's depth (exponent averaged over the measured layers);
+    crossing_one_loop_deep its deep-layer (fixed-point) value; crossing_mean_field the N -> inf, L -> inf value
+    (the critical line) and crossing_mean_field_finite_depth N -> inf at the job's depth. z columns:
+    (measured - prediction) / SE. One row per job, from that job's own key (activation, sigma_b2, width, depth).
+    """
+    c = crossings
+    out = pd.DataFrame({
+        "activation": c.activation, "sigma_b2": c.sigma_b2, "width": c.width, "depth": c.depth,
+        "crossing_measured": c.crossing_measured, "crossing_se": c.crossing_measured_se,
+        "crossing_mean_field": c.crossing_theory, "crossing_one_loop": c.crossing_one_loop,
+        "crossing_exact": c.crossing_exact, "expansion_parameter": c.one_loop_expansion_parameter,
+        "crossing_one_loop_deep": c.crossing_one_loop_deep,
+        "crossing_mean_field_finite_depth": c.crossing_mean_field_finite_depth,
+        "one_loop_status": c.one_loop_status,
+    })  # fmt: skip
+    num = ["crossing_measured", "crossing_se", "crossing_mean_field", "crossing_one_loop", "crossing_exact",
+           "crossing_one_loop_deep", "crossing_mean_field_finite_depth"]  # fmt: skip
+    out[num] = out[num].apply(pd.to_numeric, errors="coerce")
+    out["z_mean_field"] = (out.crossing_measured - out.crossing_mean_field) / out.crossing_se
+    out["z_one_loop"] = (out.crossing_measured - out.crossing_one_loop) / out.crossing_se
+    return out.sort_values(["activation", "sigma_b2", "depth", "width"], kind="stable").reset_index(drop=True)
+
+
+def one_loop_summary(loop: pd.DataFrame) -> dict:
+    """A few headline numbers of the one-loop comparison (metrics.json stays short; the table has the rest)."""
+    ok = loop.crossing_one_loop.notna() & loop.crossing_measured.notna()
+    closer = (loop.crossing_measured - loop.crossing_one_loop).abs() < (
+        loop.crossing_measured - loop.crossing_mean_field
+    ).abs()
+    return {
+        "one_loop_max_abs_z": float(loop.z_one_loop[ok].abs().max()) if ok.any() else None,
+        "mean_field_max_abs_z": float(loop.z_mean_field[ok].abs().max()) if ok.any() else None,
+        "one_loop_closer_than_mean_field": f"{int((closer & ok).sum())}/{int(ok.sum())}",
+    }
 
 
 def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
@@ -66,22 +111,31 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
                 "xi": row.xi,
                 "mlflow_run_id": m.get("mlflow_run_id"),
                 **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_theory")},
+                **{k: m.get(k) for k in ONE_LOOP_KEYS},
             }
         )
     fw = finite_width_table(sweep)
+    loop = one_loop_crossings(pd.DataFrame(crossings))
+    fluct = [d / "fluctuations.csv" for d in dirs if (d / "fluctuations.csv").is_file()]
+    fluct = pd.concat([pd.read_csv(f) for f in fluct], ignore_index=True) if fluct else None
     with staged(out) as folder:
         sweep.to_csv(folder / "sweep.csv", index=False)
         layers.to_csv(folder / "layers.csv", index=False)
         fw.to_csv(folder / "finite_width.csv", index=False)
-        pd.DataFrame(crossings).to_csv(folder / "crossings.csv", index=False)
-        # the merged figures (registry: measured_vs_theory, layer_profiles at the widest width, collapse)
-        merged = {"mlp_sweep/sweep.csv": sweep, "mlp_sweep/layers.csv": layers, "mlp_sweep/finite_width.csv": fw}
+        pd.DataFrame(crossings).drop(columns=list(ONE_LOOP_KEYS)).to_csv(folder / "crossings.csv", index=False)
+        loop.to_csv(folder / "one_loop_crossings.csv", index=False)
+        merged = {"mlp_sweep/sweep.csv": sweep, "mlp_sweep/layers.csv": layers, "mlp_sweep/finite_width.csv": fw,
+                  "mlp_sweep/one_loop_crossings.csv": loop}  # fmt: skip
+        if fluct is not None:
+            fluct.to_csv(folder / "fluctuations.csv", index=False)
+            merged["mlp_sweep/fluctuations.csv"] = fluct
+        # the merged figures (registry: measured_vs_theory, layer_profiles at the widest width, collapse, one loop)
         draw_stage_figures("mlp_sweep", merged, folder / "figures")
         metrics = {
             "n_jobs": len(dirs),
             "n_rows": len(sweep),
             "n_failed_networks": int(sweep.n_failed_networks.sum()),
-            "crossing": {f"{c['activation']}_N{c['width']}_L{c['depth']}": c["crossing_measured"] for c in crossings},
+            **one_loop_summary(loop),
         }
         parent = jobs / PARENT_FILE
         metrics["mlflow_run_id"] = json.loads(parent.read_text())["run_id"] if parent.exists() else None
@@ -94,7 +148,13 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
             info["run_id"],
             info["uri"],
             {"n_jobs": len(dirs)},
-            [out / "sweep.csv", out / "finite_width.csv", out / "crossings.csv", out / "figures"],
+            [
+                out / "sweep.csv",
+                out / "finite_width.csv",
+                out / "crossings.csv",
+                out / "one_loop_crossings.csv",
+                out / "figures",
+            ],  # fmt: skip
             "merged",
         )
     return metrics

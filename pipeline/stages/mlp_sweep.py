@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
@@ -20,7 +21,8 @@ from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import NumericalError, StageOutput
 from pipeline.stages.tables import write_tables
-from pipeline.stages.theory_inputs import theory_crossing
+from pipeline.stages.theory_inputs import one_loop_crossing, theory_crossing
+from pipeline.theory.one_loop import finite_depth_crossing, layer_recursion, one_loop_table
 from pipeline.theory.predictions import predictions
 
 log = logging.getLogger("ginn.mlp_sweep")
@@ -31,19 +33,85 @@ class MlpSweepResult:
     sweep: pd.DataFrame  # one row per sigma_w2: measured and theory
     layers: pd.DataFrame  # one row per (sigma_w2, layer): measured and theory
     crossing: dict
+    fluctuations: pd.DataFrame | None = None  # per (sigma_w2, layer): N Var(q_hat), N (E q_hat - K) vs one loop
     output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
+
+
+def refined_grid(base: tuple[float, ...], center: float, n: int, halfwidth: float) -> tuple[float, ...]:
+    """`base` plus n points evenly over center +- halfwidth (kept > 0), ascending, without near-duplicates."""
+    if n <= 0 or not np.isfinite(center):
+        return base
+    extra = np.linspace(center - halfwidth, center + halfwidth, n)
+    pts = np.unique(np.round(np.concatenate([np.asarray(base), extra[extra > 0]]), 10))
+    return tuple(float(x) for x in pts)
+
+
+def fluctuation_table(cfg: StageConfig) -> pd.DataFrame | None:
+    """N Var(q_hat^l) and N (E q_hat^l - K^l) over many networks against one loop, per (sigma_w2, layer).
+
+    q_hat^l = |h^l|^2 / N of one input through one network (docs/science.md §6). Inputs of one network are
+    correlated, so each seed contributes one number per statistic (its inputs averaged) and the standard
+    errors are over seeds. Theory: (V^l + 2 (K^l)^2) and K1^l from `one_loop.layer_recursion`.
+    """
+    fl, net, eng = cfg.fluctuations, cfg.net, cfg.engine
+    if fl.n_seeds == 0 or net.width not in fl.widths or net.xi != 1.0 or net.weights.value != "gaussian":
+        return None
+    sws = tuple(fl.sigma_w2)
+    m = simulate(ensemble_spec(net, eng, sws, cfg.seed, n_seeds=fl.n_seeds, n_spectrum=0))
+    q = torch.exp(m.log_q)  # (S, K, I, L+1)
+    S, N = q.shape[0], net.width
+    dev2 = (q - q.nanmean(0, keepdim=True)) ** 2 * (S / (S - 1))  # unbiased per-input variance contributions
+    per_seed_var = N * dev2.nanmean(2)  # (S, K, L+1)
+    theory = layer_recursion(
+        net.activation.value, torch.tensor(sws, dtype=torch.float64), net.sigma_b2, net.depth, eng.q0
+    )
+    shift = N * (q.nanmean(2) - theory.K.unsqueeze(0))  # (S, K, L+1)
+    rows = []
+    for k, sw in enumerate(sws):
+        for layer in range(net.depth + 1):
+            v, sh = per_seed_var[:, k, layer], shift[:, k, layer]
+            rows.append({
+                "sigma_w2": sw, "layer": layer,
+                "N_var_q": float(v.nanmean()), "N_var_q_se": float(v.std() / np.sqrt(S)),
+                "N_var_q_one_loop": float(theory.V[k, layer] + 2 * theory.K[k, layer] ** 2),
+                "N_mean_shift": float(sh.nanmean()), "N_mean_shift_se": float(sh.std() / np.sqrt(S)),
+                "N_mean_shift_one_loop": float(theory.K1[k, layer]),
+                "K": float(theory.K[k, layer]), "n_networks": S,
+            })  # fmt: skip
+    out = pd.DataFrame(rows)
+    for i, (key, v) in enumerate(dict(activation=net.activation.value, width=N, sigma_b2=net.sigma_b2).items()):
+        out.insert(i, key, v)
+    return out
 
 
 def compute(cfg: StageConfig) -> MlpSweepResult:
     """Simulate the ensemble and join the mean-field predictions by key (sigma_w2, layer)."""
     net, eng = cfg.net, cfg.engine
-    sws = cfg.grid.sigma_w2.points()
+    iid = net.xi == 1.0 and net.weights.value == "gaussian"  # one loop is derived for i.i.d. Gaussian weights
+    loop, loop_source = (
+        one_loop_crossing(cfg.theory_outputs, net.activation.value, net.sigma_b2, net.width) if iid else ({}, "")
+    )
+    if iid:  # what this depth measures: the exponent averaged over layers burn_in..L-1, at one loop and N -> inf
+        fd = finite_depth_crossing(
+            net.activation.value, net.sigma_b2, net.width, net.depth, min(eng.burn_in, net.depth - 1), eng.q0
+        )
+        loop = {**loop, "crossing_one_loop_deep": loop.get("crossing_one_loop"), "crossing_one_loop": fd.one_loop,
+                "crossing_mean_field_finite_depth": fd.mean_field}  # fmt: skip
+    center = loop.get("crossing_one_loop", float("nan"))
+    if not np.isfinite(center):  # no one-loop crossing (e.g. a saddle-node transition): refine at mean field
+        center = loop.get("crossing_mean_field", float("nan"))
+    sws = refined_grid(cfg.grid.sigma_w2.points(), center, cfg.grid.refine, cfg.grid.refine_halfwidth)
     m = simulate(ensemble_spec(net, eng, sws, cfg.seed))
     table = summarize(m, eng.burn_in)
     if table.n_seeds_used.min() == 0:
         bad = table.sigma_w2[table.n_seeds_used == 0].tolist()
         raise NumericalError(f"all networks non-finite at sigma_w2={bad}")
     theory, iters = predictions(net.activation.value, sws, net.sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
+    if iid:  # the 1/N coefficient of the typical exponent at the deep fixed point, per sigma_w2 (by key)
+        c1 = one_loop_table(net.activation.value, torch.tensor(sws, dtype=torch.float64), net.sigma_b2)[
+            ["sigma_w2", "lambda_coeff_1overN"]
+        ]
+        theory = theory.merge(c1, on="sigma_w2", how="left", validate="one_to_one")
     sweep = table.merge(theory, on="sigma_w2", how="left", validate="one_to_one")
     meta = dict(
         activation=net.activation.value,
@@ -71,15 +139,22 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
         "crossing_measured_se": se,
         "crossing_theory": theory_x0,
         "crossing_theory_source": source,
+        **{
+            k if k.startswith("crossing") else f"one_loop_{k}": v for k, v in loop.items() if k != "crossing_mean_field"
+        },
+        "one_loop_source": loop_source,
     }
-    result = MlpSweepResult(sweep, layers, crossing)
+    result = MlpSweepResult(sweep, layers, crossing, fluctuation_table(cfg))
     result.output = headline(result)
     return result
 
 
 def write(result: MlpSweepResult, folder: Path) -> StageOutput:
     """sweep.csv, layers.csv and the job's figures; returns the headline from `compute`."""
-    tables = write_tables("mlp_sweep", folder, {"sweep.csv": result.sweep, "layers.csv": result.layers})
+    tables = {"sweep.csv": result.sweep, "layers.csv": result.layers}
+    if result.fluctuations is not None:
+        tables["fluctuations.csv"] = result.fluctuations
+    tables = write_tables("mlp_sweep", folder, tables)
     draw_stage_figures("mlp_sweep", tables, folder / "figures")
     return result.output
 

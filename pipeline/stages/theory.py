@@ -18,6 +18,8 @@ from pipeline.stages.tables import write_tables
 from pipeline.theory.critical import critical_line
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import mean_field_grid
+from pipeline.theory.one_loop import crossing_table, one_loop_table
+from pipeline.theory.predictions import critical_sigma_w2
 from pipeline.theory.propagation import layer_iterates
 from pipeline.theory.tables import critical_table, finite_or_none, grid_table
 
@@ -33,6 +35,8 @@ class TheoryResult:
     iterates: pd.DataFrame
     quadrature: dict[str, dict[str, float]]
     figures: bool = True
+    one_loop: pd.DataFrame | None = None  # per (case, sigma_w2, width): V*, K1*, 1/N coefficient (docs/science.md §6)
+    one_loop_crossings: pd.DataFrame | None = None  # per (case, width): mean-field, one-loop, exact crossings
     output: StageOutput | None = None  # headline metrics, curves and summary line (computed, not written)
 
 
@@ -42,6 +46,26 @@ def integrator_for(act_name: str, cfg: StageConfig, sigma_w2_max: float, sigma_b
     q = cfg.theory.quad
     q_max = q.q_max or (sigma_w2_max * act.sup_phi2 + sigma_b2_max if act.sup_phi2 else 20.0)
     return GaussianIntegrator(act, q_max=q_max, n_nodes=q.n_nodes, tol=q.tol)
+
+
+ONE_LOOP_COLUMNS = ["activation", "sigma_w2", "sigma_b2", "width", "q_star", "chi_par", "V_star", "K1_star",
+                    "lambda_mf", "lambda_coeff_1overN", "lambda_one_loop", "expansion_parameter", "status"]  # fmt: skip
+CROSSING_THEORY_COLUMNS = ["activation", "sigma_b2", "width", "crossing_mean_field", "crossing_one_loop",
+                           "crossing_annealed", "crossing_exact", "expansion_parameter", "status"]  # fmt: skip
+
+
+def one_loop_tables(settings, sigma_w2: torch.Tensor) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one_loop.csv, one_loop_crossings.csv): coefficients on the theory grid and crossings vs width, per case."""
+    rows, crossings = [], []
+    for case in progress(settings.cases, desc="one loop"):
+        act = case.activation.value
+        rows.append(one_loop_table(act, sigma_w2, case.sigma_b2, widths=settings.widths)[ONE_LOOP_COLUMNS])
+        cr = crossing_table(act, [case.sigma_b2], settings.widths)
+        # the mean-field crossing has one home, the critical line (it also covers a discontinuous transition, e.g.
+        # gelu's finite q* vanishing at a saddle node, where one loop has no crossing and says so in `status`)
+        cr["crossing_mean_field"] = critical_sigma_w2(act, case.sigma_b2)
+        crossings.append(cr[CROSSING_THEORY_COLUMNS])
+    return pd.concat(rows, ignore_index=True), pd.concat(crossings, ignore_index=True)
 
 
 def compute(cfg: StageConfig) -> TheoryResult:
@@ -67,8 +91,17 @@ def compute(cfg: StageConfig) -> TheoryResult:
     iters = layer_iterates(g, net.sigma_w2, net.sigma_b2, net.depth, it.q11, it.q22, it.c0, net.xi)
     iters.insert(0, "activation", net.activation.value)
     iters = iters.drop(columns="sigma_w2")
+    loop, loop_cross = one_loop_tables(th.one_loop, sw) if th.one_loop.enabled and cfg.net.xi == 1.0 else (None, None)
+    if th.one_loop.enabled and cfg.net.xi != 1.0:
+        log.warning("one-loop tables skipped: derived for i.i.d. weights (net.xi = 1), got net.xi=%g", cfg.net.xi)
     result = TheoryResult(
-        pd.concat(grids, ignore_index=True), pd.concat(crits, ignore_index=True), iters, quad, th.figures
+        pd.concat(grids, ignore_index=True),
+        pd.concat(crits, ignore_index=True),
+        iters,
+        quad,
+        th.figures,
+        one_loop=loop,
+        one_loop_crossings=loop_cross,
     )
     result.output = headline(result)
     return result
@@ -76,10 +109,16 @@ def compute(cfg: StageConfig) -> TheoryResult:
 
 def write(result: TheoryResult, folder: Path) -> StageOutput:
     """CSV tables and (unless theory.figures=false) the stage's figures; returns the headline from `compute`."""
+    optional = {"one_loop.csv": result.one_loop, "one_loop_crossings.csv": result.one_loop_crossings}
     tables = write_tables(
         "theory",
         folder,
-        {"theory.csv": result.theory, "critical_line.csv": result.critical, "iterates.csv": result.iterates},
+        {
+            "theory.csv": result.theory,
+            "critical_line.csv": result.critical,
+            "iterates.csv": result.iterates,
+            **{k: v for k, v in optional.items() if v is not None},
+        },
     )
     if result.figures:
         draw_stage_figures("theory", tables, folder / "figures")
@@ -101,6 +140,14 @@ def headline(result: TheoryResult) -> StageOutput:
         "final_q": float(result.iterates.q11.iloc[-1]),
         "final_c": float(result.iterates.c.iloc[-1]),
     }
+    if result.one_loop_crossings is not None:  # the one-loop shift of the crossing at the narrowest width, per case
+        oc = result.one_loop_crossings
+        narrow = oc[oc.width == oc.width.min()]
+        metrics["one_loop_crossing_shift_at_min_width"] = {
+            f"{r.activation}_sb{r.sigma_b2:g}_N{r.width}": finite_or_none(r.crossing_one_loop - r.crossing_mean_field)
+            for r in narrow.itertuples()
+        }
+        metrics["one_loop_points_flagged"] = int((result.one_loop.status != "ok").sum())
     curves = {"iterate_q11": result.iterates.q11.tolist(), "iterate_c": result.iterates.c.tolist()}
     crit_txt = ", ".join(f"{a} {v:.6f}" for a, v in crit0.items())
     return StageOutput(

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.theory.one_loop import crossing_table
 from pipeline.theory.predictions import critical_sigma_w2
 
 
@@ -24,3 +25,23 @@ def theory_crossing(theory_outputs: str | Path, activation: str, sigma_b2: float
         if len(row) == 1 and np.isfinite(row.sigma_w2_crit.iloc[0]):
             return float(row.sigma_w2_crit.iloc[0]), "theory_stage"
     return critical_sigma_w2(activation, sigma_b2, xi), "computed"
+
+
+def one_loop_crossing(theory_outputs: str | Path, activation: str, sigma_b2: float, width: int) -> tuple[dict, str]:
+    """Theory columns of one_loop_crossings.csv for (activation, sigma_b2, width), and their source.
+
+    Read from the theory stage's table where it has the row, else computed (docs/science.md §6).
+    """
+    cols = ["crossing_mean_field", "crossing_one_loop", "crossing_exact", "expansion_parameter", "status"]
+    table = Path(theory_outputs) / "one_loop_crossings.csv"
+    if table.is_file():
+        t = pd.read_csv(table)
+        row = t[
+            (t.activation == activation) & np.isclose(t.sigma_b2, sigma_b2, rtol=0, atol=1e-12) & (t.width == width)
+        ]
+        if len(row) == 1:
+            return {c: row[c].iloc[0] for c in cols}, "theory_stage"
+    row = crossing_table(activation, [sigma_b2], [width]).iloc[0]
+    out = {c: row[c] for c in cols}
+    out["crossing_mean_field"] = critical_sigma_w2(activation, sigma_b2)
+    return out, "computed"

@@ -1,0 +1,439 @@
+"""One-loop finite-width theory (docs/science.md §6) against independent references.
+
+References: closed forms (ReLU, linear), the exact bias-free ReLU exponent (science.md §2), finite
+differences of the mean-field variance map, and Monte Carlo of random networks written here
+(explicit weight matrices, or the exact per-layer law of (W phi, W u)), never the recursions.
+Each science test states the size of the effect and why its tolerance is well below it.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.theory import one_loop as ol
+from pipeline.theory.finite_width import relu_lyapunov_exact
+from pipeline.theory.gaussian import GaussianIntegrator
+from pipeline.theory.mean_field import variance_map
+
+try:
+    from pipeline.activations import get_activation
+except ImportError:  # pragma: no cover
+    from pipeline.theory.activations import get_activation
+
+T = torch.float64
+SB = 0.05
+
+
+# ---------------------------------------------------------------------------------------------
+# Monte Carlo of random networks (independent of the recursions)
+# ---------------------------------------------------------------------------------------------
+def network_q(name, width, depth, n, sigma_w2, sigma_b2, q0=1.0, seed=0):
+    """q_hat^l and G^l (= E[q_hat^l | layer l-1]) of n explicit random networks, shape (n, L+1).
+
+    h^0: uniform direction with |h^0|^2 = N q0 (the engine's input); h^{l+1} = W phi(h^l) + b.
+    """
+    act = get_activation(name)
+    gen = torch.Generator().manual_seed(seed)
+    chunk = max(1, int(4e7 // (width * width)))
+    qs, gs = [], []
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        h = torch.randn(m, width, dtype=T, generator=gen)
+        h = h / h.norm(dim=1, keepdim=True) * math.sqrt(width * q0)
+        q, g = [h.pow(2).mean(1)], [torch.full((m,), q0, dtype=T)]
+        for _ in range(depth):
+            p = act.phi(h)
+            g.append(sigma_w2 * p.pow(2).mean(1) + sigma_b2)
+            W = torch.randn(m, width, width, dtype=T, generator=gen) * math.sqrt(sigma_w2 / width)
+            h = torch.bmm(W, p.unsqueeze(-1)).squeeze(-1) + math.sqrt(sigma_b2) * torch.randn(
+                m, width, dtype=T, generator=gen
+            )
+            q.append(h.pow(2).mean(1))
+        qs.append(torch.stack(q, 1))
+        gs.append(torch.stack(g, 1))
+    return torch.cat(qs), torch.cat(gs)
+
+
+def var_and_se(x):
+    """Sample variance along axis 0 and its standard error sqrt((mu4 - var^2)/n)."""
+    c = x - x.mean(0)
+    var = x.var(0)
+    return var, (((c**4).mean(0) - var**2).clamp_min(0) / x.shape[0]).sqrt()
+
+
+def tangent_growth(name, width, depth, burn_in, n, sigma_w2, sigma_b2, explicit=False, decorrelate=False, seed=0):
+    """Per-network mean over transitions burn_in..L-1 of ln(||t^{l+1}|| / ||t^l||), shape (n,).
+
+    The tangent t^{l+1} = W (phi'(h^l) t^l) uses the same W as h^{l+1} = W phi(h^l) + b. With
+    explicit=False, (W phi, W u) is drawn from its exact joint Gaussian law given layer l (2N
+    normals instead of N^2: the same random network, in law). decorrelate=True zeroes their
+    covariance (the spec's assumption), to show what the correlation term does.
+    """
+    act = get_activation(name)
+    gen = torch.Generator().manual_seed(seed)
+    chunk = max(1, int((4e7 if not explicit else 2e7) // (width * (1 if not explicit else width))))
+    out = []
+    for s in range(0, n, chunk):
+        m = min(chunk, n - s)
+        h = torch.randn(m, width, dtype=T, generator=gen)
+        h = h / h.norm(dim=1, keepdim=True) * math.sqrt(width)
+        t = torch.randn(m, width, dtype=T, generator=gen)
+        t = t / t.norm(dim=1, keepdim=True)
+        acc = torch.zeros(m, dtype=T)
+        for layer in range(depth):
+            p, u = act.phi(h), act.dphi(h) * t
+            if explicit:
+                W = torch.randn(m, width, width, dtype=T, generator=gen) * math.sqrt(sigma_w2 / width)
+                a, c = torch.bmm(W, torch.stack([p, u], -1)).unbind(-1)
+            else:
+                pp, pu, uu = ((x * y).sum(1, keepdim=True) for x, y in ((p, p), (p, u), (u, u)))
+                if decorrelate:
+                    pu = torch.zeros_like(pu)
+                a = (sigma_w2 * pp / width).sqrt() * torch.randn(m, width, dtype=T, generator=gen)
+                resid = (sigma_w2 / width * (uu - pu * pu / pp)).clamp_min(0).sqrt()
+                c = pu / pp * a + resid * torch.randn(m, width, dtype=T, generator=gen)
+            h = a + math.sqrt(sigma_b2) * torch.randn(m, width, dtype=T, generator=gen)
+            norm = c.norm(dim=1, keepdim=True)
+            if layer >= burn_in:
+                acc += norm.squeeze(1).log()
+            t = c / norm
+        out.append(acc / (depth - burn_in))
+    return torch.cat(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU: coefficient, exact formula, crossing
+# ---------------------------------------------------------------------------------------------
+def test_relu_coefficient_is_minus_five_quarters():
+    # closed form: m4/m2^2 = (1/2)/(1/4) = 2 and ln chi1 = ln(s/2) has no K dependence, so
+    # c1 = -(3*2 - 1)/4 = -5/4 at every (sigma_w2, sigma_b2), including q* = 0 or infinite
+    sw = torch.linspace(0.5, 4.0, 15, dtype=T)
+    for sb in (0.0, 0.3):
+        c1 = ol.lambda_coeff_1overN("relu", sw, sb)
+        assert (c1 + 1.25).abs().max() < 1e-6, (sb, c1)
+        m = ol.layer_moments("relu", torch.tensor([0.3, 1.0, 7.0], dtype=T))
+        assert torch.allclose(m.m4 / m.m2**2, torch.full((3,), 2.0, dtype=T), atol=1e-12)
+
+
+def test_relu_exact_formula_at_4096_is_one_loop_plus_order_inverse_n_squared():
+    # Expanding E psi(k/2), k ~ Bin(N, 1/2) (E e^2 = 1/N, E e^4 = (3N-2)/N^3 for k = N/2 (1+e)):
+    # lambda_N = 0.5 ln(s/2) - 5/(4N) - 49/(24 N^2) + O(N^-3). The 1/N term is 3e-4 at N = 4096;
+    # the residual times N^2 must be -49/24 up to O(1/N) = c3/N with |c3| ~ 6 (seen at N = 512..8192),
+    # i.e. within 6/4096 = 0.0015; roundoff (1e-15 in lambda) contributes 2e-8. Tolerance 0.003.
+    N = 4096
+    for s in (1.0, 2.0, 3.7):
+        res = relu_lyapunov_exact(N, s) - (0.5 * math.log(s / 2) - 5 / (4 * N))
+        assert abs(res * N * N + 49 / 24) < 0.003, (s, res * N * N)
+
+
+def test_relu_fit_of_exact_formula_has_intercept_minus_five_quarters():
+    # y(N) = N (exact - mean field) = -5/4 - (49/24)/N + c3/N^2, c3 ~ -6. A straight-line fit in x = 1/N
+    # over N = 512..8192 has intercept bias c3 * a2, where a2 is the fitted intercept of x^2 itself
+    # (computed below: about -3.3e-7, so the bias is ~2e-6, above the brief's 1e-6: the honest
+    # tolerance is 1.5 |c3| |a2| + roundoff). A quadratic fit removes it down to O(N^-3) ~ 1e-9.
+    Ns = np.array([512, 1024, 2048, 4096, 8192])
+    x = 1.0 / Ns
+    y = np.array([n * (relu_lyapunov_exact(int(n), 1.3) - 0.5 * math.log(1.3 / 2)) for n in Ns])
+    A = np.stack([np.ones_like(x), x], 1)
+    a2 = np.linalg.lstsq(A, x**2, rcond=None)[0][0]
+    intercept = np.linalg.lstsq(A, y, rcond=None)[0][0]
+    tol = 1.5 * 6.0 * abs(a2) + 1e-10
+    assert abs(intercept + 1.25) < tol, (intercept + 1.25, tol)
+    quad = np.polyfit(x, y, 2)[-1]
+    assert abs(quad + 1.25) < 1e-8, quad + 1.25
+
+
+def test_relu_one_loop_crossing_matches_exact_root():
+    # exact root s* = exp(-2 lambda_N(1)) = 2 exp(5/(2N) + 49/(12 N^2) + ...); one loop drops the
+    # 1/N^2 term, so one_loop - exact = -2 * 49/(12 N^2) + O(N^-3): 0.008 at N = 32, against a 1/N
+    # shift of 0.16. Tolerance on the difference: 25% of the predicted 1/N^2 gap (the next orders,
+    # exp(5/(2N)) - 1 and 12/N^3 in the exponent, are 8% + 9% of it at N = 32).
+    widths = [32, 64, 256]
+    df = ol.crossing_table("relu", [0.0], widths)
+    for _, row in df.iterrows():
+        n = row.width
+        assert abs(row.crossing_mean_field - 2.0) < 1e-8
+        assert abs(row.crossing_one_loop - 2 * math.exp(5 / (2 * n))) < 1e-8
+        gap = row.crossing_one_loop - row.crossing_exact
+        assert abs(gap + 49 / (6 * n * n)) < 0.25 * 49 / (6 * n * n), (n, gap)
+        assert row.status == "ok"
+    assert list(df.columns[:8]) == [
+        "activation",
+        "sigma_b2",
+        "width",
+        "crossing_mean_field",
+        "crossing_one_loop",
+        "crossing_one_loop_spec",
+        "crossing_annealed",
+        "crossing_exact",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Moments and fixed points
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["tanh", "erf", "gelu", "swish", "relu", "linear"])
+def test_chi_par_is_the_slope_of_the_mean_field_variance_map(name):
+    # central difference of mean_field.variance_map with step h = 1e-4 K: truncation error
+    # h^2 |q'''|/6 ~ 1e-9, roundoff 1e-16/h ~ 1e-12; chi_par is O(1), so 1e-7 is far below it
+    g = GaussianIntegrator(get_activation(name))
+    K = torch.tensor([0.02, 0.3, 1.0, 4.0], dtype=T)
+    sw = torch.tensor([0.9, 1.5, 2.0, 1.2], dtype=T)
+    h = 1e-4 * K
+    fd = (variance_map(g, K + h, sw, SB) - variance_map(g, K - h, sw, SB)) / (2 * h)
+    m = ol.layer_moments(name, K)
+    assert (sw * m.dphi2 - fd).abs().max() < 1e-7
+    # and the second derivative against a finite difference of the first (closed-form check for relu/linear: 0)
+    fd2 = (ol.layer_moments(name, K + h).dphi2 - ol.layer_moments(name, K - h).dphi2) / (2 * h)
+    assert (m.d2phi2 - fd2).abs().max() < 1e-6
+
+
+def test_moments_converged_against_twice_the_nodes():
+    K = torch.tensor([1e-3, 0.2, 1.5, 12.0], dtype=T)
+    for name in ("tanh", "erf", "gelu", "swish"):
+        n = ol._rule_for(name, None).n
+        a, b = ol.layer_moments(name, K), ol.layer_moments(name, K, n_nodes=2 * n)
+        for f in ("phi2", "phi4", "dphi2", "d2phi2", "m2", "m4", "dm2", "d2m2", "phi2_dphi2"):
+            x, y = getattr(a, f), getattr(b, f)
+            assert ((x - y).abs() / (1 + y.abs())).max() < 1e-9, (name, f)
+
+
+@pytest.mark.parametrize(
+    "name,sw",
+    [("tanh", [1.2, 1.8, 2.6]), ("erf", [1.0, 1.5, 2.5]), ("gelu", [1.0, 1.5, 1.8]), ("swish", [1.2, 1.6, 1.8])],
+)
+def test_fixed_points_equal_the_recursion_iterated_to_convergence(name, sw):
+    # The recursions contract with chi_par^2, chi_par and chi_par^2/chi1 (all <= 0.8 here): 300 layers
+    # leave < 1e-29 of the initial condition; the values are O(0.01-10), compared to 1e-9 relative.
+    fp = ol.fixed_point(name, sw, SB)
+    assert all(s in ("ok",) for s in fp.status), fp.status
+    rec = ol.layer_recursion(name, sw, SB, depth=300)
+    for mine, deep in (
+        (fp.q_star, rec.K[:, -1]),
+        (fp.V_star, rec.V[:, -1]),
+        (fp.K1_star, rec.K1[:, -1]),
+        (fp.R_star, rec.R[:, -1]),
+        (fp.c1, rec.c1[:, -1]),
+        (fp.c1_spec, rec.c1_spec[:, -1]),
+        (fp.chi1_1overN, rec.chi1_1overN[:, -1]),
+    ):
+        assert torch.allclose(mine, deep, rtol=1e-9, atol=1e-12), (name, mine, deep)
+
+
+def test_linear_activation_closed_forms():
+    # phi(x) = x: <phi^2> = K, Var(phi^2) = 2K^2, chi_par = chi1 = s, <phi^2>'' = 0. So
+    # K^l = s^l q0 + sb (1 - s^l)/(1 - s), K1 = 0, V^l = 2 s^2 sum_{j<l} s^{2(l-1-j)} (K^j)^2 + s^{2l} V^0;
+    # with the fixed-norm input V^0 = -2 q0^2 and at sb = 0 this is V^l = 2 (l-1) (K^l)^2 (q_hat^l is
+    # K^l times a product of l-1 independent chi^2_N/N factors after the deterministic G^1: its variance
+    # is 2 l (K^l)^2 / N). Fixed point: V* = 2 s^2 K*^2/(1 - s^2), c1 = -(3 - 1)/4 = -1/2, which is the
+    # 1/N term of the exact linear exponent 0.5 [ln(2 s/N) + psi(N/2)].
+    s = torch.tensor([0.5, 0.8, 0.95], dtype=T)
+    L, q0 = 12, 1.3
+    for sb in (0.0, 0.2):
+        rec = ol.layer_recursion("linear", s, sb, depth=L, q0=q0)
+        l = torch.arange(L + 1, dtype=T)
+        K = s[:, None] ** l * q0 + sb * (1 - s[:, None] ** l) / (1 - s[:, None])
+        V = torch.zeros_like(K)
+        V[:, 0] = -2 * q0**2
+        for j in range(L):
+            V[:, j + 1] = 2 * s**2 * K[:, j] ** 2 + s**2 * V[:, j]
+        assert torch.allclose(rec.K, K, rtol=1e-12)
+        assert torch.allclose(rec.V, V, rtol=1e-10, atol=1e-12)
+        assert rec.K1.abs().max() < 1e-12
+        if sb == 0.0:
+            assert torch.allclose(rec.V, 2 * (l - 1) * K**2, rtol=1e-10, atol=1e-12)
+    sb = 0.2
+    fp = ol.fixed_point("linear", s, sb)
+    Ks = sb / (1 - s)
+    assert torch.allclose(fp.q_star, Ks, rtol=1e-10)
+    assert torch.allclose(fp.V_star, 2 * s**2 * Ks**2 / (1 - s**2), rtol=1e-9)
+    assert torch.allclose(fp.c1, torch.full_like(s, -0.5), atol=1e-12)
+    from scipy.special import digamma
+
+    for n in (1024, 4096):
+        exact = 0.5 * (math.log(2 * 0.8 / n) + digamma(n / 2))
+        assert abs(n * (exact - 0.5 * math.log(0.8)) + 0.5) < 2.0 / n  # next order is O(1/N)
+
+
+def test_trivial_fixed_point_is_the_linearized_network():
+    # tanh, sb = 0, s < 1: q* = 0 and the network is linear near 0 with phi'(0) = 1, so c1 -> -1/2
+    # (the linear value) up to O(K_LIMIT) = 1e-12
+    fp = ol.fixed_point("tanh", torch.tensor([0.5, 0.8], dtype=T), 0.0)
+    assert list(fp.status) == ["trivial_fixed_point"] * 2
+    assert (fp.c1 + 0.5).abs().max() < 1e-5
+
+
+# ---------------------------------------------------------------------------------------------
+# Recursions against Monte Carlo of explicit networks
+# ---------------------------------------------------------------------------------------------
+def test_first_layer_variance_needs_the_fixed_norm_input_correction():
+    # tanh, s = 1.8, sb = 0.05, q0 = 1: layer 1 has N Var(q_hat^1) = V^1 + 2K^2 = 1.256 with
+    # V^1 = s^2 [Var(phi^2) - 2 q0^2 <phi^2>'^2] = 0.102 (correction 1); the brief's V^1 = 0 gives 1.154,
+    # the spec's Gaussian-input V^1 = s^2 Var(phi^2) gives 1.470. n = 20000 networks at N = 64: the SE
+    # of N Var is ~0.013 (1%), so 4 SE = 0.05 resolves the 0.10 gap; the O(1/N) residual measured with
+    # 2e6 exact-law networks is +0.018 at N = 64 (+0.009 at N = 128), added to the tolerance.
+    N, n = 64, 20000
+    q, _ = network_q("tanh", N, 1, n, 1.8, SB, seed=1)
+    var, se = var_and_se(q[:, 1])
+    rec = ol.layer_recursion("tanh", [1.8], SB, depth=1)
+    pred = float(rec.V[0, 1] + 2 * rec.K[0, 1] ** 2)
+    tol = 4 * N * se + 0.018
+    assert abs(N * var - pred) < tol, (N * var, pred, N * se)
+    assert abs(N * var - float(2 * rec.K[0, 1] ** 2)) > tol  # V^1 = 0 is rejected
+    gauss = ol.layer_recursion("tanh", [1.8], SB, depth=1, input_law="gaussian")
+    assert abs(N * var - float(gauss.V[0, 1] + 2 * gauss.K[0, 1] ** 2)) > tol
+
+
+@pytest.mark.parametrize(
+    "name,sw,N,depth,n,allowance",
+    [
+        # allowance = the O(1/N) residual of N Var seen with 1e6-2e6 exact-law networks (relative):
+        # tanh N = 64 up to 1.5%, gelu N = 128 at layer 2: 2.1%
+        ("tanh", 1.8, 64, 6, 6000, 0.015),
+        ("gelu", 2.5, 128, 2, 3000, 0.021),
+    ],
+)
+def test_q_hat_variance_matches_vertex_recursion(name, sw, N, depth, n, allowance):
+    # effect: V is 31% of N Var(q_hat^6) for tanh (V = 0.32 vs 2K^2 = 0.72) and 83% at layer 2 for
+    # gelu (V = 15.0 vs 2K^2 = 3.1); the tolerance is 4 SE (SE from the sample fourth moment, ~2-6%)
+    # plus the O(1/N) allowance, well below the effect
+    q, _ = network_q(name, N, depth, n, sw, SB, seed=2)
+    rec = ol.layer_recursion(name, [sw], SB, depth=depth)
+    var, se = var_and_se(q)
+    pred = rec.V[0] + 2 * rec.K[0] ** 2
+    for l in range(1, depth + 1):
+        tol = 4 * N * se[l] + allowance * pred[l]
+        assert abs(N * var[l] - pred[l]) < tol, (l, N * var[l], pred[l], tol)
+        if l >= 2:  # the vertex itself is resolved (layer 1 has its own test above)
+            assert rec.V[0, l] > tol, (l, rec.V[0, l], tol)
+    l = depth
+    assert abs(N * var[l] - 2 * rec.K[0, l] ** 2) > 4 * N * se[l] + allowance * pred[l]
+
+
+@pytest.mark.parametrize("name,sw", [("tanh", 1.8), ("erf", 1.5)])
+def test_mean_shift_matches_k1_recursion(name, sw):
+    # Effect: K1^l = +0.30 at layer 1 (the fixed-norm input's sphere correction) then -0.04..-0.19 for
+    # tanh (erf: +0.30 .. -0.11), i.e. N (E q_hat - K). Estimator: G^l = E[q_hat^l | layer l-1] from
+    # the same explicit networks (Rao-Blackwell: variance V/N instead of (V + 2K^2)/N). 25000 networks
+    # at N = 32 give SE(N (E G - K)) ~ 0.01 (layer 1) to 0.02 (layer 4); tolerance 4 SE plus the O(1/N)
+    # residual, <= 0.01 at N = 32 in 2e6 exact-law networks (tanh). Resolved: |K1| > 4 SE at layers 1, 4.
+    # The spec's Gaussian-input K1 (no sphere term, K1^1 = 0) is off by 0.25-0.3 at layer 1.
+    N, n, L = 32, 25000, 4
+    _, G = network_q(name, N, L, n, sw, SB, seed=3)
+    rec = ol.layer_recursion(name, [sw], SB, depth=L)
+    shift = N * (G.mean(0) - rec.K[0])
+    se = N * G.std(0) / math.sqrt(n)
+    for l in range(1, L + 1):
+        assert abs(shift[l] - rec.K1[0, l]) < 4 * se[l] + 0.01, (l, shift[l], rec.K1[0, l], se[l])
+    assert rec.K1[0, 1].abs() > 4 * se[1] + 0.01 and rec.K1[0, L].abs() > 4 * se[L] + 0.01
+    gauss = ol.layer_recursion(name, [sw], SB, depth=L, input_law="gaussian")
+    assert abs(shift[1] - gauss.K1[0, 1]) > 10 * se[1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lyapunov exponent: the tangent-signal correlation term
+# ---------------------------------------------------------------------------------------------
+def test_typical_exponent_needs_the_tangent_signal_correlation_term():
+    # tanh, s = 1.8, sb = 0.05, N = 64, depth 30, burn-in 10. N (lambda - lambda_MF): one loop with the
+    # correlation term -0.849, spec formula -0.652: the term is -0.197, i.e. 0.0031 in lambda. With
+    # 5000 networks the SE of N (mean log growth) is ~0.025, so 4 SE = 0.10 resolves it; the O(1/N)
+    # residual at N = 64 is < 0.02 (2e4 networks gave -0.849 +- 0.013). Decorrelating (W phi, W u) by
+    # hand reproduces the spec's formula, which locates the missing term.
+    N, L, b, n, sw = 64, 30, 10, 5000, 1.8
+    rec = ol.layer_recursion("tanh", [sw], SB, depth=L)
+    lmf = float(0.5 * torch.log(rec.chi1[0, b:L]).mean())
+    full = float(rec.lambda_average(N, b)[0])
+    spec = float(rec.lambda_average(N, b, include_correlation=False)[0])
+    for decorrelate, target, other in ((False, full, spec), (True, spec, full)):
+        g = tangent_growth("tanh", N, L, b, n, sw, SB, decorrelate=decorrelate, seed=4 + decorrelate)
+        mean, se = float(g.mean()), float(g.std() / math.sqrt(n))
+        assert abs(N * (mean - target)) < 4 * N * se + 0.02, (decorrelate, N * (mean - lmf), N * (target - lmf))
+        assert abs(N * (mean - other)) > 4 * N * se, (decorrelate, N * (mean - lmf), N * (other - lmf))
+
+
+@pytest.mark.slow
+def test_typical_exponent_with_explicit_weight_matrices():
+    # same check with explicit N x N matrices (the network itself, not its per-layer law): 4000
+    # networks at N = 64, SE ~0.028 in N (lambda - lambda_MF), effect of the correlation term 0.197
+    N, L, b, n, sw = 64, 30, 10, 4000, 1.8
+    rec = ol.layer_recursion("tanh", [sw], SB, depth=L)
+    g = tangent_growth("tanh", N, L, b, n, sw, SB, explicit=True, seed=7)
+    mean, se = float(g.mean()), float(g.std() / math.sqrt(n))
+    assert abs(N * (mean - float(rec.lambda_average(N, b)[0]))) < 4 * N * se + 0.02
+    assert abs(N * (mean - float(rec.lambda_average(N, b, include_correlation=False)[0]))) > 4 * N * se
+
+
+# ---------------------------------------------------------------------------------------------
+# Crossings and tables
+# ---------------------------------------------------------------------------------------------
+def test_crossing_and_tables_are_consistent():
+    # the one-loop root solves 0.5 ln chi1(q*) + c1/N = 0 (checked by evaluating lambda there), moves
+    # right of the mean-field root 1.76095 by ~ -c1/(N d lambda/ds) ~ 7.4/N for tanh at sb = 0.05
+    cr = ol.one_loop_crossing("tanh", [0.05], [32, 256])
+    mf = float(cr.mean_field[0])
+    assert abs(mf - 1.76095) < 5e-5
+    for j, n in enumerate((32, 256)):
+        root = float(cr.one_loop[0, j])
+        assert abs(float(ol.lambda_one_loop("tanh", [root], 0.05, n)[0])) < 1e-9
+        assert 4 / n < root - mf < 12 / n
+        assert cr.status[0, j] == "ok" and float(cr.expansion_parameter[0, j]) < 0.3
+    df = ol.one_loop_table("tanh", torch.linspace(1.0, 3.0, 5, dtype=T), 0.05, widths=[64, 128])
+    for col in (
+        "activation",
+        "sigma_w2",
+        "sigma_b2",
+        "q_star",
+        "chi_par",
+        "V_star",
+        "K1_star",
+        "lambda_coeff_1overN",
+        "expansion_parameter",
+        "status",
+        "width",
+    ):
+        assert col in df.columns
+    assert len(df) == 10 and set(df.status) == {"ok"}
+    # tanh at sb = 0 just above s = 1 (q* -> 0, V*/K^2 ~ 1/(2 q*)): flagged, not silently trusted
+    fp = ol.fixed_point("tanh", torch.tensor([1.01, 1.5], dtype=T), 0.0)
+    assert list(fp.status_at(64)) == ["expansion_breakdown", "ok"]
+    # homogeneous activations: lambda's kernel terms vanish identically, so no breakdown flag for ReLU
+    assert list(ol.fixed_point("relu", torch.tensor([1.99], dtype=T), 0.1).status_at(32)) == ["ok"]
+
+
+@pytest.mark.slow
+def test_engine_exponent_matches_one_loop_with_correlation_term():
+    # The batched engine (pipeline.dynamics), tanh, sb = 0.05, N = 64, depth 40, burn-in 10, 2500 seeds:
+    # N (lambda_tangent - lambda_MF) has SE ~0.027 per point; the one-loop finite-depth average with
+    # the correlation term vs the spec's formula differ by 0.2 (7 SE). 1500 seeds at depth 50 gave
+    # agreement to 1 SE at every sigma_w2 in 1.4..2.6 (crossing 1.8966 +- 0.0040 vs 1.8964).
+    ensemble = pytest.importorskip("pipeline.dynamics.ensemble")
+    statistics = pytest.importorskip("pipeline.dynamics.statistics")
+    N, L, b, grid = 64, 40, 10, (1.6, 1.9, 2.2)
+    spec = ensemble.EnsembleSpec(
+        activation="tanh",
+        width=N,
+        depth=L,
+        sigma_w2=grid,
+        sigma_b2=SB,
+        n_seeds=2500,
+        n_pairs=1,
+        q0=1.0,
+        c0=0.5,
+        eps=1e-6,
+        n_spectrum=0,
+        seed=0,
+        dtype="float64",
+        device="cpu",
+        memory_budget_gb=2.0,
+        xi=1.0,
+        weights="gaussian",
+    )
+    df = statistics.summarize(ensemble.simulate(spec), b)
+    rec = ol.layer_recursion("tanh", list(grid), SB, depth=L)
+    full = rec.lambda_average(N, b).numpy()
+    spec_only = rec.lambda_average(N, b, include_correlation=False).numpy()
+    y, se = df["lambda_tangent"].to_numpy(), df["lambda_tangent_se"].to_numpy()
+    assert np.all(np.abs(y - full) < 4 * se + 0.02 / N), (N * (y - full), N * se)
+    assert np.all(np.abs(y - spec_only) > 4 * se), (N * (y - spec_only), N * se)

@@ -41,12 +41,17 @@ def test_verdicts_flag_disagreements_with_their_numbers_and_never_widen_the_tole
 
 def test_theory_stage_writes_the_one_loop_tables(run_cli, tmp_path):
     out = tmp_path / "th"
-    p = run_cli("theory", *SMOKE, "theory.one_loop.widths=[32,128]", f"hydra.run.dir={out}")
+    cases = (
+        "[{activation: tanh, sigma_b2: 0.05}, {activation: relu, sigma_b2: 0.0}, {activation: gelu, sigma_b2: 0.05}]"
+    )
+    p = run_cli("theory", *SMOKE, "theory.one_loop.widths=[32,128]", f"theory.one_loop.cases={cases}",
+                f"hydra.run.dir={out}")  # fmt: skip
     assert p.returncode == 0, p.stderr
     t = pd.read_csv(out / "one_loop.csv")
     assert set(ISSUE_COLUMNS) <= set(t.columns) and set(t.width) == {32, 128}
     c = pd.read_csv(out / "one_loop_crossings.csv")
-    assert len(c) == 6 * 2  # the six default cases x two widths
+    assert len(c) == 3 * 2  # three cases x two widths
+    assert (c.status[c.activation == "gelu"] == "no_crossing").all()  # saddle-node transition: no one-loop root
     # the exact ReLU crossing where (and only where) it exists: bias-free ReLU
     relu0 = (c.activation == "relu") & (c.sigma_b2 == 0)
     assert c.crossing_exact[relu0].notna().all() and c.crossing_exact[~relu0].isna().all()

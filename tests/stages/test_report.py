@@ -189,3 +189,13 @@ def test_compare_pulls_runs_into_a_table(run_cli, store, tmp_path):
     assert c.returncode == 0, c.stderr
     t = pd.read_csv(tmp_path / "cmp.csv")
     assert list(t["metrics.net.sigma_w2"]) == [1.0, 2.0] and t["metrics.final_q"].notna().all()
+    # a second sweep: compare defaults to the newest sweep only and writes into that sweep's folder
+    p = run_cli("theory", "-m", "net.sigma_w2=3.0", "experiment=smoke", f"hydra.sweep.dir={tmp_path / 's2'}")
+    assert p.returncode == 0, p.stderr
+    args = [sys.executable, "-m", "pipeline.compare", "--experiment", "theory", "--x", "net.sigma_w2", "--y", "final_q",
+            "--uri", store]  # fmt: skip
+    c = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True)
+    assert c.returncode == 0, c.stderr
+    t = pd.read_csv(tmp_path / "s2" / "compare" / "final_q_vs_net.sigma_w2.csv")
+    assert list(t["metrics.net.sigma_w2"]) == [3.0]
+    assert not (ROOT / "compare.png").exists() and not (tmp_path / "compare.png").exists()

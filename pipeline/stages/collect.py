@@ -74,6 +74,7 @@ def one_loop_crossings(crossings: pd.DataFrame) -> pd.DataFrame:
     out[num] = out[num].apply(pd.to_numeric, errors="coerce")
     out["z_mean_field"] = (out.crossing_measured - out.crossing_mean_field) / out.crossing_se
     out["z_one_loop"] = (out.crossing_measured - out.crossing_one_loop) / out.crossing_se
+    out["group"] = [f"{a} sb2={b:g} L={d}" for a, b, d in zip(out.activation, out.sigma_b2, out.depth)]  # dvc plots
     return out.sort_values(["activation", "sigma_b2", "depth", "width"], kind="stable").reset_index(drop=True)
 
 

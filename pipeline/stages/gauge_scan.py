@@ -89,7 +89,9 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
             lx, lse = float("nan"), float("nan")
         cx, cse = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
         trows.append(dict(zip(THRESHOLD_COLUMNS, [act, xi, case.sigma_b2, width, len_th, lx, lse, chaos_th, cx, cse])))
-    result = GaugeScanResult(pd.concat(rows, ignore_index=True), pd.DataFrame(trows, columns=THRESHOLD_COLUMNS))
+    thr = pd.DataFrame(trows, columns=THRESHOLD_COLUMNS)
+    thr["group"] = [f"{a} sb2={b:g} N={w}" for a, b, w in zip(thr.activation, thr.sigma_b2, thr.width)]  # dvc plots
+    result = GaugeScanResult(pd.concat(rows, ignore_index=True), thr)
     result.output = headline(result)
     return result
 

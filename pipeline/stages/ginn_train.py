@@ -173,6 +173,7 @@ def _compute(cfg: StageConfig) -> GinnTrainResult:
         columns=["model", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy"]
         + (["var_G"] if rows and "var_G" in rows[0] else []),
     )
+    history["group"] = history.model  # one dvc-plots line per model (.dvc/plots/by_group.json)
     crit = ginn_critical_sigma_w2(g.activation.value, g.modrelu_offset)
     result = GinnTrainResult(history, summary, tab, bnd, gf, spectra, models, crit)
     result.output = headline(result)

@@ -132,8 +132,10 @@ def compute(cfg: StageConfig) -> LyapunovResult:
                 "lambda_tangent_se": s.lambda_tangent_se,
             }
         )
+    table = pd.concat(tables, ignore_index=True)
+    table["group"] = [f"{a} sb2={b:g}" for a, b in zip(table.activation, table.sigma_b2)]  # one dvc-plots line each
     result = LyapunovResult(
-        pd.concat(tables, ignore_index=True),
+        table,
         pd.DataFrame(crossings),
         pd.DataFrame(rows),
         pd.DataFrame(eps_rows),

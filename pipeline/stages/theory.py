@@ -80,11 +80,12 @@ def compute(cfg: StageConfig) -> TheoryResult:
         g = integrator_for(
             name, cfg, max(float(sw.max()), *th.sigma_w2_search), float(max(sb.max(), *th.critical_sigma_b2))
         )
-        quad[name] = {"n_nodes": g.n_nodes, "q_max": g.q_max, "quad_error": g.quad_error}
         grids.append(grid_table(name, mean_field_grid(g, sw[:, None], sb[None, :], cfg.net.xi, **solver)))
         crits.append(
             critical_table(name, critical_line(g, th.critical_sigma_b2, cfg.net.xi, tuple(th.sigma_w2_search)))
         )
+        # after the work: the rule follows the variances it was asked about (GaussianIntegrator.cover)
+        quad[name] = {"n_nodes": g.n_nodes, "q_max": g.q_max, "quad_error": g.quad_error, "accurate": g.accurate}
     net = cfg.net
     g = integrator_for(net.activation.value, cfg, net.sigma_w2, net.sigma_b2)
     it = th.iterate

@@ -13,7 +13,7 @@ import torch
 
 from pipeline.activations import Activation
 
-from .quadrature import DTYPE, GaussRule, converged_node_count, gauss_rule, gaussian_expectation
+from .quadrature import DTYPE, EXTENDED_LADDER, GaussRule, converged_node_count, gauss_rule, gaussian_expectation
 
 
 @dataclass
@@ -43,19 +43,49 @@ class GaussianIntegrator:
     use_closed_forms: bool = True
     quad_error: float = field(init=False, default=0.0)
     rule: GaussRule = field(init=False)
+    q_seen: float = field(init=False, default=0.0)  # largest finite variance integrated so far
+    auto_nodes: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
-        if self.n_nodes is None:
-            probe = torch.tensor([1e-3, 0.1, 0.5, 1.0, 3.0, self.q_max], dtype=DTYPE)
-            fns = [
-                lambda x: self.act.phi(x) ** 2,
-                lambda x: self.act.dphi(x) ** 2,
-                lambda x: self.act.phi(x) * self.act.d2phi(x),
-            ]
-            if not (self.use_closed_forms and self.act.mean is not None):
-                fns.append(self.act.phi)
-            self.n_nodes, self.quad_error = converged_node_count(fns, probe, self.tol)
+        self.auto_nodes = self.n_nodes is None
+        if self.auto_nodes:
+            self._calibrate(self.q_max)
         self.rule = gauss_rule(self.n_nodes)
+
+    def _calibrate(self, q_max: float) -> None:
+        """Node count by the convergence check over probe variances up to q_max (docs/science.md §7)."""
+        probe = torch.tensor([1e-3, 0.1, 0.5, 1.0, 3.0, q_max], dtype=DTYPE)
+        fns = [
+            lambda x: self.act.phi(x) ** 2,
+            lambda x: self.act.dphi(x) ** 2,
+            lambda x: self.act.phi(x) * self.act.d2phi(x),
+        ]
+        if not (self.use_closed_forms and self.act.mean is not None):
+            fns.append(self.act.phi)
+        self.q_max = q_max
+        self.n_nodes, self.quad_error = converged_node_count(fns, probe, self.tol, ladder=EXTENDED_LADDER)
+
+    def cover(self, q: torch.Tensor) -> None:
+        """Follow the variances asked about: past q_max the rule is re-calibrated (auto node count) so every
+        value keeps the stated tolerance; with a fixed node count, `accurate` turns False instead of silently
+        losing digits (gelu at q ~ 1200 lost 7e-5 relative on a rule calibrated to q = 20)."""
+        finite = q[torch.isfinite(q)]
+        if finite.numel() == 0:
+            return
+        top = float(finite.max())
+        self.q_seen = max(self.q_seen, top)
+        if top <= self.q_max * (1 + 1e-12) or self.act.homogeneous:  # homogeneous: moments scale exactly with q
+            return
+        if self.auto_nodes:
+            self._calibrate(2.0 * top)
+            self.rule = gauss_rule(self.n_nodes)
+        else:
+            self.quad_error = float("inf")  # not checked at this variance
+
+    @property
+    def accurate(self) -> bool:
+        """Whether every variance integrated so far lay where the convergence check met `tol`."""
+        return self.quad_error <= self.tol
 
     # ---- 1-D moments -------------------------------------------------------------------
     def variance_moments(self, q: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
@@ -72,6 +102,7 @@ class GaussianIntegrator:
         Returns:
             float64 tensor of shape (3,) + q.shape.
         """
+        self.cover(torch.as_tensor(q, dtype=DTYPE))
         flat = q.reshape(-1).clamp_min(0).sqrt()
         out = torch.empty(3, flat.numel(), dtype=DTYPE)
         for s in range(0, flat.numel(), chunk):
@@ -90,6 +121,7 @@ class GaussianIntegrator:
         Returns:
             float64 tensor of shape q.shape.
         """
+        self.cover(torch.as_tensor(q, dtype=DTYPE))
         return gaussian_expectation(lambda x: self.act.phi(x) ** 2, q, self.rule)
 
     def e_dphi2(self, q: torch.Tensor) -> torch.Tensor:
@@ -101,6 +133,7 @@ class GaussianIntegrator:
         Returns:
             float64 tensor of shape q.shape.
         """
+        self.cover(torch.as_tensor(q, dtype=DTYPE))
         return gaussian_expectation(lambda x: self.act.dphi(x) ** 2, q, self.rule)
 
     def e_phi_d2phi(self, q: torch.Tensor) -> torch.Tensor:
@@ -112,6 +145,7 @@ class GaussianIntegrator:
         Returns:
             float64 tensor of shape q.shape.
         """
+        self.cover(torch.as_tensor(q, dtype=DTYPE))
         return gaussian_expectation(lambda x: self.act.phi(x) * self.act.d2phi(x), q, self.rule)
 
     def e_phi(self, q: torch.Tensor) -> torch.Tensor:
@@ -126,6 +160,7 @@ class GaussianIntegrator:
         Returns:
             float64 tensor of shape q.shape.
         """
+        self.cover(torch.as_tensor(q, dtype=DTYPE))
         if self.use_closed_forms and self.act.mean is not None:
             return self.act.mean(q)
         return gaussian_expectation(self.act.phi, q, self.rule)
@@ -141,6 +176,7 @@ class GaussianIntegrator:
         Returns:
             float64 tensor of shape q.shape.
         """
+        self.cover(torch.as_tensor(q, dtype=DTYPE))
         if self.use_closed_forms and self.act.dmean_dq is not None:
             return self.act.dmean_dq(q)
         sq = q.clamp_min(1e-300).sqrt()
@@ -161,6 +197,7 @@ class GaussianIntegrator:
         Returns:
             float64 tensor of shape q.shape + (K,).
         """
+        self.cover(torch.as_tensor(q, dtype=DTYPE))
         fn = self.act.dphi if derivative else self.act.phi
         return self.rule.coefficients(fn(q.clamp_min(0).sqrt().unsqueeze(-1) * self.rule.z))
 

@@ -20,6 +20,7 @@ import torch
 DTYPE = torch.float64
 HALF_WIDTH = 12.5  # sqrt(phi(z)) < 1e-16 beyond: enough for Hermite coefficients of any order
 NODE_LADDER: tuple[int, ...] = (128, 256, 512, 1024, 2048)
+EXTENDED_LADDER: tuple[int, ...] = NODE_LADDER + (4096, 8192)  # large variances: sqrt(q) z resolves finer
 
 
 @dataclass(frozen=True)

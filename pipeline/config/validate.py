@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -66,8 +67,53 @@ def _show(value: list) -> str:
     return "[" + ", ".join(getattr(v, "value", str(v)) if not isinstance(v, float) else f"{v:g}" for v in value) + "]"
 
 
+def _schema_of(annotation: Any) -> Any:
+    """The dataclass type of a field annotation (also the item type of List[dataclass]), else None."""
+    if dataclasses.is_dataclass(annotation):
+        return annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (list, typing.List) and args and dataclasses.is_dataclass(args[0]):
+        return args[0]
+    if len(args) == 1 and dataclasses.is_dataclass(args[0]):  # Optional[dataclass]
+        return args[0]
+    return None
+
+
+def check_known_keys(tree: Any, schema: type, prefix: str = "") -> None:
+    """Raise ConfigError naming the first key of `tree` (a plain dict/list config) not in `schema`.
+
+    Hydra's `+key=value` adds keys even to a structured config; every such key would be ignored
+    while its value is logged as if used, so it is rejected (the schema has no free-form section).
+    """
+    if not isinstance(tree, dict):
+        return
+    hints = typing.get_type_hints(schema)
+    names = {f.name for f in dataclasses.fields(schema)}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"{dotted}: unknown config key (not in the schema: allowed {', '.join(sorted(names))})")
+        sub = _schema_of(hints.get(key))
+        if sub is None:
+            continue
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                check_known_keys(item, sub, f"{dotted}[{i}].")
+        else:
+            check_known_keys(value, sub, dotted + ".")
+
+
+def check_schema_keys(cfg: DictConfig) -> None:
+    """Every key of a structured config is in its schema (see check_known_keys)."""
+    schema = OmegaConf.get_type(cfg)
+    if dataclasses.is_dataclass(schema):
+        check_known_keys(OmegaConf.to_container(cfg, resolve=False), schema)
+
+
 def to_validated(cfg: DictConfig) -> Any:
-    """Resolve every interpolation and missing value now, convert to dataclasses, check ranges."""
+    """Reject unknown keys, resolve every interpolation and missing value now, convert to dataclasses,
+    check ranges."""
+    check_schema_keys(cfg)
     try:
         obj = OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
@@ -76,3 +122,33 @@ def to_validated(cfg: DictConfig) -> Any:
         raise ConfigError(f"{key}: {msg}" if key else msg) from None
     check_ranges(obj)
     return obj
+
+
+# Top-level keys every stage reads (or that only steer the run), and renamed sections still accepted.
+COMMON_KEYS = frozenset({"stage", "seed", "out_dir", "theory_outputs", "resume", "tracking"})
+ALIASES = {"sweep": "grid"}
+
+
+def check_overrides_read(overrides: list[str], stage: str, sections: tuple[str, ...]) -> None:
+    """A command-line override of a config section the stage never reads would be silently ignored
+    (and logged as if used): ConfigError naming the key. Group choices (`experiment=...`) and
+    `hydra.*` settings are not config values and pass."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except Exception:  # noqa: BLE001 - Hydra itself reports grammar errors before the task runs
+        return
+    allowed = COMMON_KEYS | set(sections)
+    for ov in parsed:
+        key = ov.key_or_group
+        if "/" in key or key.startswith("hydra") or key == "experiment" or (ov.is_delete()):
+            continue
+        root = key.split(".")[0]
+        if root in ("net", "engine", "tracking") and "." not in key and not ov.is_add():
+            continue  # a config-group choice (net=default), not a value
+        if ALIASES.get(root, root) not in allowed:
+            raise ConfigError(
+                f"{key}: not read by stage {stage!r} (it reads {', '.join(sorted(allowed))}): "
+                "the value would be ignored"
+            )

@@ -2,15 +2,77 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
 import hydra
+from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config.store import register
+from pipeline.config.validate import ConfigError
 from pipeline.paths import conf_dir, repo_root
-from pipeline.tracking.sweep import close_open_parents
+from pipeline.stages.outputs import remove_dead_staging, signals_deferred
+from pipeline.tracking.provenance import redact_files
+from pipeline.tracking.sweep import SWEEP_DIRS, close_open_parents
+
+
+def _one_line(exc: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line messages as one line naming the key."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
+    key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+    lines = [
+        ln.strip()
+        for ln in str(exc).splitlines()
+        if ln.strip() and not ln.startswith((" ", "\t")) and not ln.startswith("To append")
+    ]
+    if cause is not exc:
+        lines += [ln.strip() for ln in str(cause).splitlines()[:1] if ln.strip() not in lines]
+    text = " ".join(lines) or type(exc).__name__
+    if "not in '" in text and "Could not override" in text:
+        text = "unknown config key (" + text + ")"
+    return f"{key}: {text}" if key and not text.startswith(str(key)) else text
+
+
+def _install_one_line_errors() -> None:
+    """Bad input found by Hydra (composition, types, unknown keys) or by our validation exits 2 with one
+    line `error: <key>: ...`; any other exception keeps Hydra's report. HYDRA_FULL_ERROR=1 keeps Hydra's."""
+    import os
+
+    import hydra._internal.utils as hu
+
+    if getattr(hu.run_and_report, "_ginn", False):
+        return
+    original = hu.run_and_report
+
+    def run_and_report(func):
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            return original(func)
+        try:
+            return func()
+        except (ConfigError, HydraException, OmegaConfBaseException) as exc:
+            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as exc:  # noqa: BLE001 - Hydra's own report for everything else
+            from pipeline.stages.runner import NumericalError
+
+            if isinstance(exc, NumericalError):  # a known failure class: the run is FAILED with its reason
+                print(f"error: numerical failure: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+                sys.exit(1)
+            err = exc
+
+            def again():
+                raise err
+
+            return original(again)
+
+    run_and_report._ginn = True
+    hu.run_and_report = run_and_report
+
 
 if not OmegaConf.has_resolver("repo_root"):
     OmegaConf.register_new_resolver("repo_root", lambda: str(repo_root()))
@@ -19,6 +81,7 @@ if not OmegaConf.has_resolver("repo_root"):
 def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callable[[], None]:
     """`main()` for `python -m pipeline.<stage>`: never relies on chdir (version_base 1.3)."""
     register()
+    _install_one_line_errors()
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=config_name)(task)
 
     def main() -> None:
@@ -27,14 +90,20 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
         install_sigterm_handler()
         try:
             app()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             print(
                 "interrupted: runs in flight are marked KILLED; finished jobs keep their runs and outputs. "
                 "Re-run the same command with resume=true to run only the rest.",
                 file=sys.stderr,
             )
-            raise SystemExit(130) from None
+            # the shell convention 128 + signal number: 143 for SIGTERM, 130 for Ctrl-C (SIGINT)
+            raise SystemExit(128 + int(getattr(exc, "signum", signal.SIGINT))) from None
         finally:
-            close_open_parents()  # Hydra skips on_multirun_end when a job failed
+            with signals_deferred():  # a second Ctrl-C must not cut the clean-up short
+                close_open_parents()  # Hydra skips on_multirun_end when a job failed; closes killed workers' runs
+                while SWEEP_DIRS:
+                    sweep_dir = SWEEP_DIRS.pop()
+                    remove_dead_staging(sweep_dir)
+                    redact_files(sweep_dir)  # Hydra's multirun.yaml lists the overrides
 
     return main

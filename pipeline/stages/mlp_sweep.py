@@ -103,9 +103,13 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
     sws = refined_grid(cfg.grid.sigma_w2.points(), center, cfg.grid.refine, cfg.grid.refine_halfwidth)
     m = simulate(ensemble_spec(net, eng, sws, cfg.seed))
     table = summarize(m, eng.burn_in)
-    if table.n_seeds_used.min() == 0:
-        bad = table.sigma_w2[table.n_seeds_used == 0].tolist()
-        raise NumericalError(f"all networks non-finite at sigma_w2={bad}")
+    excluded = table.n_seeds_used == 0  # every network overflowed at this sigma_w2: no estimate there
+    if excluded.all():
+        raise NumericalError(f"all networks non-finite at every sigma_w2 of the grid ({list(sws)})")
+    table["excluded"] = excluded  # guarantee 5: the point is excluded and flagged, the rest of the job is kept
+    if excluded.any():
+        log.warning("sigma_w2=%s: every network overflowed; excluded (flagged in sweep.csv `excluded`)",
+                    table.sigma_w2[excluded].tolist())  # fmt: skip
     theory, iters = predictions(net.activation.value, sws, net.sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
     if iid:  # the 1/N coefficient of the typical exponent at the deep fixed point, per sigma_w2 (by key)
         c1 = one_loop_table(net.activation.value, torch.tensor(sws, dtype=torch.float64), net.sigma_b2)[
@@ -168,6 +172,7 @@ def headline(result: MlpSweepResult) -> StageOutput:
         "chi_rel_err_median": float(np.nanmedian(rel_chi)),
         "lambda_replica_minus_tangent_max": float((s.lambda_replica - s.lambda_tangent).abs().max()),
         "n_failed_networks": int(s.n_failed_networks.sum()),
+        "n_excluded_points": int(s.excluded.sum()) if "excluded" in s else 0,
     }
     curves = {}  # per-layer curves: layers.csv and the layer_profiles figure, not one metric key per sigma_w2
     c = result.crossing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -22,12 +23,28 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config.validate import ConfigError, to_validated
+from pipeline.config.validate import ConfigError, check_overrides_read, check_schema_keys, to_validated
 from pipeline.stages.outputs import staged, write_json
 from pipeline.stages.registry import check_stage, get_stage
-from pipeline.tracking.provenance import config_hash, config_params, git_state, numeric_axes
-from pipeline.tracking.run import Interrupted, find_finished, record_failed_job, stage_run
-from pipeline.tracking.store import check_reachable, resolve_uri, use_sqlite_wal
+from pipeline.tracking.provenance import (
+    code_version,
+    config_hash,
+    config_params,
+    env_keys,
+    git_state,
+    numeric_axes,
+    redact_files,
+    redact_overrides,
+)
+from pipeline.tracking.run import (
+    Interrupted,
+    close_orphans,
+    download_outputs,
+    finished_run,
+    record_failed_job,
+    stage_run,
+)
+from pipeline.tracking.store import StoreError, prepare_store, resolve_uri, use_sqlite_wal
 from pipeline.tracking.sweep import parent_run_id
 
 log = logging.getLogger("ginn")
@@ -41,6 +58,10 @@ class StageOutput:
     curves: dict[str, list[float]] = field(default_factory=dict)
     summary: str = ""
     failure: str = ""  # non-empty: outputs are kept and logged, then the run is marked FAILED with this reason
+
+
+class _StoreFault(ConfigError):
+    """The tracking store cannot be used: reported in one line, never retried or recorded in that store."""
 
 
 class NumericalError(RuntimeError):
@@ -65,7 +86,9 @@ def _flat_numeric(d: dict, prefix: str = "") -> dict[str, float]:
 
 
 def _raise_interrupt(signum, frame):
-    raise Interrupted(f"signal {signum}")
+    exc = Interrupted(f"signal {signum}")
+    exc.signum = signum  # the entry point exits 128 + signum (143 for SIGTERM)
+    raise exc
 
 
 def install_sigterm_handler() -> None:
@@ -79,6 +102,77 @@ def install_sigterm_handler() -> None:
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+def validate_config(cfg: DictConfig, stage: str, overrides: list[str] = ()) -> Any:
+    """Every check a stage's config gets before compute (schema keys, types, ranges, overrides of
+    sections the stage never reads, the stage's cross-field checks): the validated object, or a
+    one-line ConfigError naming the key."""
+    check_schema_keys(cfg)  # unknown keys first: the most specific message
+    check_overrides_read(list(overrides), stage, get_stage(stage).sections)
+    obj = to_validated(cfg)
+    if obj.stage != stage:
+        raise ConfigError(f"stage={obj.stage!r}: this entry point runs {stage!r} (leave `stage` unset)")
+    check_stage(obj)
+    return obj
+
+
+def _remove_hydra_only_dir() -> None:
+    """A rejected job leaves no output folder: Hydra created the job's run dir (its `.hydra/` and
+    `<job>.log`) before the task started; remove it when it holds nothing else."""
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    hydra_own = {".hydra", f"{hc.job.name}.log"}
+    try:
+        if out.is_dir() and {p.name for p in out.iterdir()} <= hydra_own:
+            for h in logging.getLogger().handlers:  # Hydra's file handler on <job>.log
+                if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == out:
+                    logging.getLogger().removeHandler(h)
+                    h.close()
+            shutil.rmtree(out)
+        else:
+            redact_files(out)  # an existing output folder keeps the rejected job's .hydra/: no secrets there
+    except OSError:
+        pass
+
+
+def _reuse_outputs(run_id: str, src: Path | None, out_dir: Path, uri: str | None) -> None:
+    """A job skipped by resume still gets its outputs in this run's folder, whatever sweep dir the resume
+    runs in: copied from the finished run's folder if it still holds that run's outputs, else downloaded
+    from its artifacts. Hydra's files of the current job are kept (see `staged`)."""
+    import json
+
+    if src is not None and src.resolve() == out_dir.resolve():
+        return
+
+    def owned_by_run(folder: Path) -> bool:
+        try:
+            return json.loads((folder / "metrics.json").read_text()).get("mlflow_run_id") == run_id
+        except (OSError, ValueError):
+            return False
+
+    with staged(out_dir) as folder:
+        if src is not None and owned_by_run(src):
+            for entry in src.iterdir():
+                if entry.name.startswith(".staging-") or entry.name == ".hydra" or entry.suffix == ".log":
+                    continue
+                (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, folder / entry.name)
+        else:
+            try:
+                download_outputs(run_id, uri, folder)
+            except Exception as exc:  # noqa: BLE001 - any failure: say exactly what to do instead
+                raise ConfigError(
+                    f"resume=true: run {run_id} has this config but its outputs are neither in {src} nor in its "
+                    f"artifacts ({type(exc).__name__}); re-run without resume=true"
+                ) from None
+            for name in (".hydra",):
+                shutil.rmtree(folder / name, ignore_errors=True)
+            for log_file in folder.glob("*.log"):
+                log_file.unlink()
+        if not owned_by_run(folder):
+            raise ConfigError(f"resume=true: the outputs of run {run_id} are incomplete (no matching metrics.json)")
+
+
 def run_stage(
     cfg: DictConfig,
     stage: str,
@@ -87,22 +181,21 @@ def run_stage(
 ) -> float | None:
     """Run one stage job end to end (see module docstring); compute/write default to the registry's."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    overrides = " ".join(HydraConfig.get().overrides.task) if HydraConfig.initialized() else ""
+    task_overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    overrides = redact_overrides(task_overrides)  # the `overrides` tag: secrets never reach MLflow
     try:
-        obj = to_validated(cfg)
-        if obj.stage != stage:
-            raise ConfigError(f"stage={obj.stage!r}: this entry point runs {stage!r} (leave `stage` unset)")
-        check_stage(obj)
+        obj = validate_config(cfg, stage, task_overrides)
         use_sqlite_wal(obj.tracking.sqlite_wal)
         if obj.tracking.enabled:
             try:
-                check_reachable(resolve_uri(obj.tracking.uri))
-            except RuntimeError as exc:
-                raise ConfigError(str(exc)) from None
+                prepare_store(resolve_uri(obj.tracking.uri))
+            except StoreError as exc:
+                raise _StoreFault(str(exc)) from None
     except ConfigError as exc:
+        _remove_hydra_only_dir()
         if multirun:  # the sweep goes on; this job is recorded as a FAILED child run
             tracking = cfg.get("tracking") or {}
-            if tracking.get("enabled", True):
+            if tracking.get("enabled", True) and not isinstance(exc, _StoreFault):
                 try:
                     record_failed_job(
                         tracking.get("experiment") or stage,
@@ -119,6 +212,7 @@ def run_stage(
     seed_everything(obj.seed)
     install_sigterm_handler()
     out_dir = Path(obj.out_dir)
+    redact_files(out_dir)  # Hydra's saved .hydra/*.yaml: on disk and as artifacts, without secrets
     if compute is None or write is None:
         compute, write = get_stage(stage).functions()
     container = OmegaConf.to_container(OmegaConf.structured(obj), enum_to_str=True)  # validated, migrated values
@@ -132,12 +226,15 @@ def run_stage(
         "git_dirty": str(dirty),
         "hydra_output_dir": str(out_dir.resolve()),
         "config_hash": chash,
+        "code_version": code_version(),
         "overrides": overrides[:5000],
     }
     if obj.resume and obj.tracking.enabled:
-        done = find_finished(obj.tracking.experiment or stage, obj.tracking.uri, chash)
+        close_orphans(obj.tracking.experiment or stage, obj.tracking.uri)  # runs a SIGKILL left RUNNING
+        done = finished_run(obj.tracking.experiment or stage, obj.tracking.uri, chash)
         if done:
-            log.info("%s: resume=true and an identical config already FINISHED in run %s: skipped", stage, done)
+            _reuse_outputs(done[0], Path(done[1]) if done[1] else None, out_dir, obj.tracking.uri)
+            log.info("%s: resume=true and an identical config already FINISHED in run %s: skipped", stage, done[0])
             return None
     with stage_run(
         obj.tracking.experiment or stage,
@@ -147,7 +244,9 @@ def run_stage(
         parent_run_id(),
         tags,
     ) as run:
-        run.log_params(config_params(logged), metrics=numeric_axes(logged))
+        from_env = env_keys(OmegaConf.to_container(cfg, resolve=False))
+        axes = {k: v for k, v in numeric_axes(logged).items() if k not in from_env}
+        run.log_params(config_params(logged, from_env), metrics=axes)
         result = compute(obj)
         with staged(out_dir) as folder:
             out = write(result, folder)

@@ -79,8 +79,12 @@ class GaussianIntegrator:
         if self.auto_nodes:
             self._calibrate(2.0 * top)
             self.rule = gauss_rule(self.n_nodes)
+            self.hermite_cache_clear()
         else:
             self.quad_error = float("inf")  # not checked at this variance
+
+    def hermite_cache_clear(self) -> None:
+        """Hook for cached per-rule quantities (none today): called whenever the rule changes."""
 
     @property
     def accurate(self) -> bool:
@@ -88,7 +92,7 @@ class GaussianIntegrator:
         return self.quad_error <= self.tol
 
     # ---- 1-D moments -------------------------------------------------------------------
-    def variance_moments(self, q: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    def variance_moments(self, q: torch.Tensor, chunk: int = 2048, cover: bool = True) -> torch.Tensor:
         """(E phi^2, E phi'^2, E phi phi'') stacked on a new first axis, in one chunked pass over q.
 
         The hot loop of the variance fixed point: one activation evaluation per node, and chunks
@@ -98,11 +102,14 @@ class GaussianIntegrator:
         Args:
             q: pre-activation variances, float64 tensor of any shape.
             chunk: number of q values evaluated per pass.
+            cover: re-calibrate the rule to q first (see `cover`); a fixed-point search passes False for its
+                trial iterates (a diverging search visits q up to 1e8) and covers the solution instead.
 
         Returns:
             float64 tensor of shape (3,) + q.shape.
         """
-        self.cover(torch.as_tensor(q, dtype=DTYPE))
+        if cover:
+            self.cover(torch.as_tensor(q, dtype=DTYPE))
         flat = q.reshape(-1).clamp_min(0).sqrt()
         out = torch.empty(3, flat.numel(), dtype=DTYPE)
         for s in range(0, flat.numel(), chunk):

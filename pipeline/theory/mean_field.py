@@ -179,7 +179,7 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
     sw, sb, x = sigma_w2.reshape(-1), sigma_b2.reshape(-1), xi.reshape(-1)
 
     def fmap(q, idx):
-        e_phi2, e_dphi2, e_phi_d2phi = g.variance_moments(q)
+        e_phi2, e_dphi2, e_phi_d2phi = g.variance_moments(q, cover=False)  # trial iterates: the answer is covered
         s, xx = sw[idx], x[idx]
         if bool((xx == 1).all()):
             return s * e_phi2 + sb[idx], s * (e_dphi2 + e_phi_d2phi)
@@ -190,6 +190,11 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
         )
 
     fp = solve_fixed_point(fmap, torch.full_like(sw, q0), lower=0.0, **solver)
+    n_before = g.n_nodes
+    g.cover(fp.x[torch.isfinite(fp.x)])  # the rule must resolve the answer, not only the probes it was built on
+    if g.n_nodes != n_before:  # re-solve on the finer rule, from the answer (a few Newton steps)
+        fp = solve_fixed_point(fmap, torch.where(torch.isfinite(fp.x), fp.x, torch.full_like(fp.x, q0)),
+                               lower=0.0, **solver)  # fmt: skip
     fp.x = torch.where(fp.x < Q_ZERO, torch.zeros_like(fp.x), fp.x)  # the trivial fixed point, exactly
     return _reshaped(fp, sigma_w2.shape)
 

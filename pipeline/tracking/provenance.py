@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from enum import Enum
@@ -12,7 +13,75 @@ from typing import Any
 
 from pipeline.paths import repo_root
 
-SECRET_HINTS = ("token", "password", "secret", "api_key", "apikey", "credential")
+SECRET_HINTS = ("token", "password", "passwd", "secret", "api_key", "apikey", "credential", "private_key", "access_key")
+REDACTED = "<redacted>"
+_ENV_INTERP = ("${oc.env:", "${env:", "${oc.decode:${oc.env:")
+
+
+def is_secret_key(key: str) -> bool:
+    """A dotted key any segment of which looks like a secret (token, password, ..., `key`, `*_key`)."""
+    for seg in key.lower().lstrip("+~").split("."):
+        if any(h in seg for h in SECRET_HINTS) or seg == "key" or seg.endswith("_key"):
+            return True
+    return False
+
+
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
+_OVERRIDE = re.compile(r"""(?P<pre>(?:^|(?<=[\s'"\[,]))[+~]{0,2})(?P<key>[\w.@/-]+)=(?P<val>[^\s'",\]]*)""")
+_YAML_KEY = re.compile(r"^(?P<pre>[ \t]*-?[ \t]*)(?P<key>[\w.-]+)(?P<sep>[ \t]*:[ \t]+)(?P<val>\S.*)$", re.MULTILINE)
+
+
+def redact_text(text: str) -> str:
+    """Secrets out of free text (override lists, saved YAML): values of secret-looking keys, values
+    taken from the environment by an `${oc.env:...}`-free literal are kept, and user:password@ in URIs."""
+    text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
+
+    def override(m: re.Match) -> str:
+        return m.group(0) if not is_secret_key(m.group("key")) else f"{m.group('pre')}{m.group('key')}={REDACTED}"
+
+    def yaml_line(m: re.Match) -> str:
+        if not is_secret_key(m.group("key")):
+            return m.group(0)
+        return f"{m.group('pre')}{m.group('key')}{m.group('sep')}{REDACTED}"
+
+    return _YAML_KEY.sub(yaml_line, _OVERRIDE.sub(override, text))
+
+
+def redact_overrides(overrides) -> str:
+    """The `overrides` tag: Hydra's task overrides joined by spaces, secrets redacted."""
+    return redact_text(" ".join(str(o) for o in overrides))
+
+
+def redact_files(folder) -> None:
+    """Redact, in place, every YAML file Hydra saved in `folder` (`.hydra/*.yaml`, `multirun.yaml`)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for path in [*folder.glob("*.yaml"), *folder.glob(".hydra/*.yaml")]:
+        try:
+            text = path.read_text()
+            clean = redact_text(text)
+            if clean != text:
+                path.write_text(clean)
+        except OSError:
+            pass
+
+
+def env_keys(raw: Any, prefix: str = "") -> set[str]:
+    """Dotted keys of a raw (unresolved) config whose value is read from the environment."""
+    out: set[str] = set()
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            out |= env_keys(v, f"{prefix}{k}.")
+    elif isinstance(raw, list):
+        for v in raw:
+            if env_keys(v, prefix):
+                out.add(prefix.rstrip("."))
+    elif isinstance(raw, str) and any(t in raw for t in _ENV_INTERP):
+        out.add(prefix.rstrip("."))
+    return out
 
 
 def flatten(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -24,15 +93,19 @@ def flatten(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix.rstrip("."), tree.value if isinstance(tree, Enum) else tree
 
 
-def config_params(tree: dict) -> dict[str, str]:
-    """Params for MLflow: every leaf as text, secrets-looking keys dropped."""
+def config_params(tree: dict, from_env: set[str] = frozenset()) -> dict[str, str]:
+    """Params for MLflow: every leaf as text; secret-looking keys dropped, values read from the
+    environment (`from_env`, see env_keys) replaced by a marker, credentials in URIs redacted."""
     out = {}
     for k, v in flatten(tree):
-        if any(h in k.lower() for h in SECRET_HINTS):
+        if is_secret_key(k):
+            continue
+        if k in from_env:
+            out[k] = "<from environment, not logged>"
             continue
         if isinstance(v, list):
             v = [x.value if isinstance(x, Enum) else x for x in v]
-        out[k] = str(v)[:6000]
+        out[k] = redact_text(str(v))[:6000]
     return out
 
 
@@ -66,8 +139,29 @@ def git_state() -> tuple[str, bool]:
         return "unknown", False
 
 
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Short hash of the pipeline package's sources (every .py file, path and bytes): any code change,
+    committed or not, gives a new version, so resume never reuses results computed by other code.
+    $GINN_LAB_CODE_VERSION replaces it (a deliberate "this edit changes no result"; tests in a checkout
+    others edit meanwhile)."""
+    import os
+
+    if os.environ.get("GINN_LAB_CODE_VERSION"):
+        return os.environ["GINN_LAB_CODE_VERSION"]
+    pkg = repo_root() / "pipeline"
+    h = hashlib.sha256()
+    for path in sorted(pkg.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(str(path.relative_to(pkg)).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def config_hash(tree: dict) -> str:
-    """Stable short hash of a resolved config (what a run computes; output dirs and tracking excluded)."""
+    """Stable short hash of a resolved config and the code version (what a run computes; output dirs and
+    tracking excluded): the key `resume` matches."""
     keep = {k: v for k, v in tree.items() if k not in ("out_dir", "tracking", "hydra", "resume")}
-    blob = json.dumps(keep, sort_keys=True, default=str)
+    blob = json.dumps({"config": keep, "code_version": code_version()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

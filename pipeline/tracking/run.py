@@ -7,19 +7,79 @@ KILLED on Ctrl-C/SIGTERM. With tracking disabled the same calls are no-ops.
 from __future__ import annotations
 
 import math
+import os
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .store import check_reachable, client, ensure_experiment, resolve_uri
+from .store import client, ensure_experiment, prepare_store, resolve_uri
 
 BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 
 
 class Interrupted(KeyboardInterrupt):
     """SIGTERM (as a cluster scheduler sends) turned into an interrupt, so runs end KILLED."""
+
+
+# ---- which process owns a RUNNING run: orphans (SIGKILL, power loss) are found and closed later ----
+
+
+def _start_ticks(pid: int) -> str:
+    """Start time of process `pid` in clock ticks since boot ('' where /proc is unavailable): with the pid
+    it identifies a process even after the pid is reused."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+        return stat.rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that runs a run (`ginn.pid`, `ginn.pid_start`, `ginn.host`)."""
+    pid = os.getpid()
+    return {"ginn.pid": str(pid), "ginn.pid_start": _start_ticks(pid), "ginn.host": socket.gethostname()}
+
+
+def _process_alive(pid: int, start: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return not start or _start_ticks(pid) in ("", start)
+
+
+def close_orphans(experiment: str, uri: str | None) -> list[str]:
+    """Close as KILLED (tag `killed_reason`) every RUNNING run of `experiment` whose recorded process on
+    this host is gone (SIGKILL, OOM killer, power loss). Runs of other hosts or without process tags
+    are left alone (their state cannot be known from here). Returns the closed run ids."""
+    uri = resolve_uri(uri)
+    c = client(uri)
+    exp = c.get_experiment_by_name(experiment)
+    if exp is None:
+        return []
+    host = socket.gethostname()
+    closed = []
+    for run in c.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000):
+        tags = run.data.tags
+        if tags.get("ginn.host") != host or not tags.get("ginn.pid", "").isdigit():
+            continue
+        pid = int(tags["ginn.pid"])
+        if _process_alive(pid, tags.get("ginn.pid_start", "")):
+            continue
+        reason = f"orphaned: process {pid} on {host} ended without closing the run (SIGKILL or power loss)"
+        c.set_tag(run.info.run_id, "killed_reason", reason)
+        c.set_terminated(run.info.run_id, "KILLED")
+        closed.append(run.info.run_id)
+    if closed:
+        import logging
+
+        logging.getLogger("ginn").warning("closed %d orphaned RUNNING run(s) of %s as KILLED", len(closed), experiment)
+    return closed
 
 
 @dataclass
@@ -118,9 +178,9 @@ def stage_run(
         yield RunLogger(run_id=None)
         return
     uri = resolve_uri(uri)
-    check_reachable(uri)
+    prepare_store(uri)
     exp_id = ensure_experiment(experiment, uri)
-    all_tags = dict(tags or {})
+    all_tags = {**(tags or {}), **process_tags()}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     run = client(uri).create_run(exp_id, run_name=run_name, tags=all_tags)
@@ -185,3 +245,16 @@ def find_finished(experiment: str, uri: str | None, config_hash: str) -> str | N
         filter_string=f"tags.config_hash = '{config_hash}' and attributes.status = 'FINISHED'",
     )
     return found[0].info.run_id if found else None
+
+
+def finished_run(experiment: str, uri: str | None, config_hash: str) -> tuple[str, str] | None:
+    """(run_id, its output dir tag) of a FINISHED run of `experiment` with this config hash, if any."""
+    run_id = find_finished(experiment, uri, config_hash)
+    if run_id is None:
+        return None
+    return run_id, client(resolve_uri(uri)).get_run(run_id).data.tags.get("hydra_output_dir", "")
+
+
+def download_outputs(run_id: str, uri: str | None, dst: Path) -> None:
+    """The run's logged output folder (its artifacts) into `dst`."""
+    client(resolve_uri(uri)).download_artifacts(run_id, "", str(dst))

@@ -18,6 +18,16 @@ from pipeline.paths import artifact_root, default_tracking_uri, repo_root
 
 # No usage telemetry leaves a research machine unless the user asks for it (and it costs ms per call).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# MLflow's HTTP client retries a failing request for minutes by default (7 retries, backoff factor 2,
+# 120 s timeout): a server that goes away mid-sweep would cost minutes per job. Fail within seconds
+# instead (each can still be raised by setting the variable).
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+
+
+class StoreError(RuntimeError):
+    """The tracking store cannot be used (unreachable, read-only, corrupt, mistyped path): one line."""
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -25,10 +35,20 @@ def resolve_uri(uri: str | None = None) -> str:
     return uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a `sqlite:///<path>` store, else None."""
+    if uri.startswith("sqlite:///") and ":memory:" not in uri:
+        return Path(uri[len("sqlite:///") :].split("?")[0])
+    return None
+
+
 @contextmanager
-def store_lock() -> Iterator[None]:
-    """Exclusive lock across processes on this machine (file lock next to the store)."""
-    path = repo_root() / ".mlflow.lock"
+def store_lock(uri: str | None = None) -> Iterator[None]:
+    """Exclusive lock across processes on this machine: `<store>.lock` next to a SQLite store, else one
+    file at the repo root. flock is per host: processes on several hosts sharing a store on a network
+    filesystem are not serialised (use an `mlflow server` there)."""
+    db = sqlite_path(uri) if uri else None
+    path = db.with_name(db.name + ".lock") if db is not None else repo_root() / ".mlflow.lock"
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
@@ -91,11 +111,12 @@ def ensure_experiment(name: str, uri: str) -> str:
 
 
 def _ensure_experiment(name: str, uri: str) -> str:
+    prepare_store(uri)
     c = client(uri)
-    exp = c.get_experiment_by_name(name) if _store_exists(uri) else None
+    exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    with store_lock():
+    with store_lock(uri):
         exp = c.get_experiment_by_name(name)
         if exp is not None:
             return exp.experiment_id
@@ -105,19 +126,84 @@ def _ensure_experiment(name: str, uri: str) -> str:
         return c.create_experiment(name, artifact_location=location)
 
 
-def _store_exists(uri: str) -> bool:
-    """False for a SQLite store whose file does not exist yet (its creation needs the lock)."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).exists()
-    return True
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _check_sqlite(uri: str, db: Path) -> None:
+    """Fail fast for a SQLite store MLflow could not use (it would retry, then print a long traceback)."""
+    import sqlite3
+
+    parent = db.parent
+    if not parent.is_dir():
+        raise StoreError(
+            f"tracking.uri={uri}: directory {parent} does not exist (a mistyped path? a new store is only "
+            "created in an existing directory)"
+        )
+    if db.exists() and not db.is_file():
+        raise StoreError(f"tracking.uri={uri}: {db} is not a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StoreError(f"tracking.uri={uri}: directory {parent} is read-only (SQLite writes its journal there)")
+    if not db.exists():
+        return  # created (under the lock) by prepare_store
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=rw", uri=True, timeout=10)
+    except sqlite3.Error as exc:
+        raise StoreError(f"tracking.uri={uri}: cannot open the store for writing ({_first_line(exc)})") from None
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        version = int(con.execute("PRAGMA user_version").fetchone()[0])
+        con.execute("BEGIN IMMEDIATE")  # waits up to 10 s for another writer
+        try:
+            con.execute(f"PRAGMA user_version = {version}")  # a real write (rolled back): read-only fails here
+        finally:
+            con.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc) or "read-only" in str(exc):
+            raise StoreError(f"tracking.uri={uri}: the store is read-only ({_first_line(exc)})") from None
+        raise StoreError(f"tracking.uri={uri}: store unusable ({_first_line(exc)})") from None
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"tracking.uri={uri}: not a valid SQLite store, corrupt? ({_first_line(exc)})") from None
+    finally:
+        con.close()
 
 
 def check_reachable(uri: str) -> None:
-    """Fail fast, before any compute, when the tracking server cannot be reached."""
+    """Fail fast (StoreError, one line), before any compute, when the store cannot be used: server
+    unreachable, SQLite file read-only / corrupt / in a directory that does not exist."""
     if uri.startswith(("http://", "https://")):
         import urllib.request
 
         try:
             urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
         except Exception as exc:  # noqa: BLE001 - any failure means unreachable
-            raise RuntimeError(f"tracking.uri={uri}: MLflow server unreachable ({exc})") from None
+            raise StoreError(f"tracking.uri={uri}: MLflow server unreachable ({_first_line(exc)})") from None
+        return
+    db = sqlite_path(uri)
+    if db is not None:
+        _check_sqlite(uri, db)
+    elif uri.startswith("file:") or "://" not in uri:
+        path = Path(uri[len("file://") :] if uri.startswith("file://") else uri)
+        if not path.parent.is_dir():
+            raise StoreError(f"tracking.uri={uri}: directory {path.parent} does not exist (a mistyped path?)")
+
+
+_READY: set[str] = set()
+
+
+def prepare_store(uri: str) -> None:
+    """Check the store, then create and migrate its schema once per process under the store's file lock
+    (whatever the file's state: absent, empty, half-created by another process), so any number of
+    concurrent first users is safe. Raises StoreError with one line."""
+    if uri in _READY:
+        return
+    check_reachable(uri)
+    try:
+        with store_lock(uri):
+            client(uri).search_experiments(max_results=1)  # MLflow creates/verifies the schema on first use
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any MLflow/SQLAlchemy failure here is a store fault
+        raise StoreError(f"tracking.uri={uri}: store set-up failed ({_first_line(exc)})") from None
+    _READY.add(uri)

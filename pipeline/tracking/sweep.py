@@ -18,26 +18,41 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from .provenance import git_state
-from .store import check_reachable, client, ensure_experiment, resolve_uri, use_sqlite_wal
+from .provenance import git_state, redact_overrides
+from .run import _process_alive, close_orphans, process_tags
+from .store import client, ensure_experiment, prepare_store, resolve_uri, use_sqlite_wal
 
 PARENT_FILE = "mlflow_parent_run.json"
 log = logging.getLogger(__name__)
 _OPEN: list[tuple[str, str]] = []  # (uri, run_id) of parents opened by this process
+SWEEP_DIRS: list[Path] = []  # sweep dirs started by this process (staging clean-up at exit)
 
 
 class SweepTracking(Callback):
     """Hydra callback: open the sweep's parent run at start, close it at the end."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Open the parent run; if that fails the sweep stops here with one line and exit 2 (Hydra would
+        only warn about a callback's exception and run every job without a parent)."""
+        try:
+            self._open_parent(config)
+        except Exception as exc:  # noqa: BLE001 - any failure to open the parent fails the sweep
+            text = str(exc).strip().splitlines()
+            msg = text[0] if text else type(exc).__name__
+            print(f"error: sweep not started, its parent run could not be created: {msg}", file=sys.stderr)
+            raise SystemExit(2) from None  # BaseException: not swallowed by Hydra's callback wrapper
+
+    def _open_parent(self, config: DictConfig) -> None:
+        SWEEP_DIRS.append(Path(config.hydra.sweep.dir))
         tracking = config.get("tracking")
         if tracking is None or not tracking.get("enabled", True):
             return
         stage = str(config.get("stage", "stage"))
         use_sqlite_wal(bool(tracking.get("sqlite_wal", True)))
         uri = resolve_uri(tracking.get("uri"))
-        check_reachable(uri)
+        prepare_store(uri)
         exp_id = ensure_experiment(tracking.get("experiment") or stage, uri)
+        close_orphans(tracking.get("experiment") or stage, uri)  # runs left RUNNING by a SIGKILLed sweep
         sweep_dir = Path(config.hydra.sweep.dir)
         sha, dirty = git_state()
         run = client(uri).create_run(
@@ -49,7 +64,8 @@ class SweepTracking(Callback):
                 "hydra_output_dir": str(sweep_dir.resolve()),
                 "git_commit": sha,
                 "git_dirty": str(dirty),
-                "overrides": " ".join(config.hydra.overrides.task)[:5000],
+                "overrides": redact_overrides(config.hydra.overrides.task)[:5000],
+                **process_tags(),
             },
         )
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -76,9 +92,7 @@ def close_open_parents() -> None:
         parent = c.get_run(run_id)
         if parent.info.status != "RUNNING":
             continue
-        children = c.search_runs(
-            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=50000
-        )
+        children = _close_dead_children(c, parent.info.experiment_id, run_id)
         counts: dict[str, int] = {}
         for ch in children:
             counts[ch.info.status] = counts.get(ch.info.status, 0) + 1
@@ -98,3 +112,33 @@ def close_open_parents() -> None:
             line += " | failed jobs: " + "; ".join(f"[{o}]" for o in failed)
         print(line, file=sys.stderr)
         log.info("sweep parent %s closed: %s", run_id, counts)
+
+
+def _close_dead_children(c, experiment_id: str, run_id: str, wait: float = 5.0):
+    """Children of `run_id`; those still RUNNING whose worker process is gone (a launcher's worker
+    killed on Ctrl-C/SIGTERM before it could close its run) are closed KILLED with a reason. A worker
+    still alive gets `wait` seconds to close its own run."""
+    import os
+    import time
+
+    deadline = time.time() + wait
+    while True:
+        children = c.search_runs(
+            [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=50000
+        )
+        waiting = False
+        for ch in children:
+            if ch.info.status != "RUNNING":
+                continue
+            tags = ch.data.tags
+            pid = int(tags["ginn.pid"]) if tags.get("ginn.pid", "").isdigit() else None
+            if pid is not None and pid != os.getpid() and _process_alive(pid, tags.get("ginn.pid_start", "")):
+                waiting = True
+                continue
+            c.set_tag(ch.info.run_id, "killed_reason", "interrupted: the sweep stopped before this job closed its run")
+            c.set_terminated(ch.info.run_id, "KILLED")
+        if not waiting or time.time() > deadline:
+            return c.search_runs(
+                [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'", max_results=50000
+            )
+        time.sleep(0.2)

@@ -46,7 +46,8 @@ def test_failed_job_leaves_a_failed_child_a_closed_parent_and_a_one_line_summary
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_path, sig):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1"}
+    # the code version is pinned: others may edit the package between the run and its resume
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "GINN_LAB_CODE_VERSION": "pinned"}
     args = [
         sys.executable,
         "-m",
@@ -119,7 +120,7 @@ def test_unreachable_tracking_server_fails_before_compute(run_cli, tmp_path):
     p = run_cli("theory", *SMOKE, "tracking.uri=http://127.0.0.1:9", f"hydra.run.dir={out}")
     assert p.returncode == 2
     assert p.stderr.strip().splitlines()[-1].startswith("error: tracking.uri=http://127.0.0.1:9")
-    assert {f.name for f in out.iterdir()} <= {".hydra", "theory.log"}
+    assert not out.exists()  # a rejected run leaves no output folder
 
 
 @pytest.mark.slow

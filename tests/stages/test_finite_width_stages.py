@@ -147,6 +147,7 @@ def test_gauge_scan_smoke_run(run_cli, store, tmp_path):
         "chaos_threshold_theory",
         "chaos_threshold_measured",
         "chaos_threshold_se",
+        "group",  # the dvc-plots line label
     ]
     assert len(th) == 4
     relu = th[th.activation == "relu"].set_index("xi")

@@ -1,0 +1,253 @@
+"""The real MLflow UI, in a headless chromium, on a fresh smoke sweep (issue 16's acceptance).
+
+A two-job `mlp_sweep` writes into a temp SQLite store; `mlflow server` serves it on loopback; Playwright
+opens the experiment's runs list (all runs shown, nested children expanded) and the compare page of the
+two child runs. Checked: every run name on the page is non-empty and distinct, and the compare page's
+Metrics table lists the headline metrics.
+
+Needs the `ui` extra (`pip install -e ".[ui]"`) and the distribution's chromium (`apt-get install
+chromium`): Playwright's own browser download (`playwright install`) is blocked here, so the system
+binary is its executable_path. Skips with the reason when either is missing. Screenshots go to the
+test's tmp dir and, when GINN_UI_SCREENSHOTS is set, are copied there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPERIMENT = "mlp_sweep"
+HEADLINE = ("crossing_measured", "crossing_measured_se", "crossing_theory", "chi_rel_err_median")
+# Playwright's launch() already uses a fresh temporary profile (it rejects --user-data-dir in args;
+# launch_persistent_context below passes a fresh one explicitly). Without the background-networking
+# flags the closed network refuses chromium's own connections.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SWEEP_TIMEOUT_S = 150
+SERVER_START_TIMEOUT_S = 90
+PAGE_TIMEOUT_MS = 30_000
+
+pytestmark = [pytest.mark.ui, pytest.mark.timeout(300)]
+
+
+def _chromium() -> str | None:
+    exe = shutil.which("chromium") or "/usr/bin/chromium"
+    return exe if os.access(exe, os.X_OK) else None
+
+
+@pytest.fixture
+def browser_exe() -> str:
+    """The system chromium; skip (with the reason) when it or Playwright is missing."""
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip('playwright is not installed: pip install -e ".[ui]" (do not run `playwright install`)')
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no chromium binary (PATH or /usr/bin/chromium): apt-get install -y chromium")
+    return exe
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(store: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": store,
+        "TQDM_DISABLE": "1",
+        "HYDRA_FULL_ERROR": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
+
+
+def _wait_until_up(url: str, proc: subprocess.Popen, log: Path) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never via a proxy
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with opener.open(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"mlflow server did not answer within {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate the server's process group (mlflow server forks uvicorn and a job runner)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+    else:  # the leader exited: still end the children it left in its group
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def _save(page, path: Path) -> None:
+    page.screenshot(path=str(path), full_page=True)
+    dest = os.environ.get("GINN_UI_SCREENSHOTS")
+    if dest:
+        Path(dest).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, Path(dest) / path.name)
+
+
+def _run_names(page, expected: int) -> list[str]:
+    """Names in the runs table's Run Name column, once `expected` rows are shown."""
+    cells = page.locator('[role="gridcell"][col-id="attributes.`Run Name`"]')
+    deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+    while cells.count() < expected and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    # the cell also holds the run colour swatch (a hidden label); the name is the link's text
+    return [c.locator("a").first.inner_text().strip() for c in cells.all()]
+
+
+def _metric_names(page) -> list[str]:
+    """Row names of the compare page's Metrics table, scrolling its virtualised grid to the end."""
+    section = page.locator('[class*="-collapse-item"]', has=page.get_by_text("Metrics", exact=True)).first
+    grid = section.locator('[role="grid"]').first
+    grid.locator("a").first.wait_for()
+    seen: list[str] = []
+    for _ in range(200):  # bounded: 200 scroll steps of one grid height
+        for name in grid.locator("a").all_inner_texts():
+            if name.strip() and name.strip() not in seen:
+                seen.append(name.strip())
+        at_end = grid.evaluate(
+            "g => { const top = g.scrollTop; g.scrollTop = top + g.clientHeight; return g.scrollTop === top; }"
+        )
+        if at_end:
+            break
+        page.wait_for_timeout(100)
+    grid.evaluate("g => { g.scrollTop = 0; }")
+    return seen
+
+
+def _listed(name: str, rows: list[str]) -> bool:
+    """`name` is a row, possibly under a prefix (`headline/crossing_theory`), never a longer key's stem."""
+    return any(re.search(rf"(^|[./:\s-]){re.escape(name)}$", r) for r in rows)
+
+
+def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: Path) -> None:
+    import mlflow
+    from playwright.sync_api import sync_playwright
+
+    t0 = time.monotonic()
+    db = tmp_path / "mlflow.db"
+    store = f"sqlite:///{db}"
+    env = _env(store)
+
+    # Initialise the fresh store once, before the server and the sweep touch it concurrently (several
+    # processes migrating a fresh SQLite store break it), and keep its artifacts in tmp, not the repo.
+    client = mlflow.MlflowClient(tracking_uri=store)
+    client.create_experiment(EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri())
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server_log = tmp_path / "server.log"
+    with server_log.open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store,
+             "--artifacts-destination", str(tmp_path / "served-artifacts"),
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        sweep = subprocess.run(
+            [sys.executable, "-m", "pipeline.mlp_sweep", "-m", "net.width=16,32", "experiment=smoke",
+             f"tracking.uri={store}", f"hydra.sweep.dir={tmp_path / 's'}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S,
+        )  # fmt: skip
+        assert sweep.returncode == 0, f"smoke sweep failed:\n{sweep.stdout[-3000:]}\n{sweep.stderr[-3000:]}"
+        t_sweep = time.monotonic() - t0
+
+        exp = client.get_experiment_by_name(EXPERIMENT)
+        all_runs = client.search_runs([exp.experiment_id])
+        children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId")]
+        parents = {r.data.tags["mlflow.parentRunId"] for r in children}
+        assert len(children) == 2, f"expected 2 child runs, got {[r.info.run_name for r in all_runs]}"
+
+        _wait_until_up(url, server, server_log)
+        problems: list[str] = []
+        with sync_playwright() as p:
+            ctx = p.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"),
+                executable_path=browser_exe,
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1600, "height": 1400},
+            )
+            try:
+                ctx.set_default_timeout(PAGE_TIMEOUT_MS)
+                page = ctx.new_page()
+
+                # 1. the experiment's runs list, every parent expanded so its children are listed
+                page.goto(f"{url}/#/experiments/{exp.experiment_id}/runs")
+                page.locator('[role="gridcell"][col-id="attributes.`Run Name`"]').first.wait_for()
+                for parent_id in parents:
+                    row = page.locator(f'[role="row"][row-id="{parent_id}"]').first
+                    row.locator('button[data-component-id*="runnamecellrenderer"]').first.click()
+                names = _run_names(page, expected=len(all_runs))
+                _save(page, tmp_path / "mlflow_ui_runs.png")
+                if len(names) != len(all_runs):
+                    problems.append(f"runs list shows {names}, the store has {len(all_runs)} runs")
+                if not all(names):
+                    problems.append(f"empty run name in the runs list: {names}")
+                if len(set(names)) != len(names):
+                    problems.append(f"run names are not distinct in the MLflow UI: {names}")
+
+                # 2. the compare page of the two children (mlflow 3.x route: /compare-runs?runs=[..]&experiments=[..])
+                run_ids = json.dumps([r.info.run_id for r in children], separators=(",", ":"))
+                exps = json.dumps([exp.experiment_id], separators=(",", ":"))
+                compare = f"{url}/#/compare-runs?runs={run_ids}&experiments={exps}"
+                page.goto(compare)
+                page.get_by_text(re.compile(r"Comparing 2 Runs")).first.wait_for()
+                metrics = _metric_names(page)
+                page.get_by_text("Metrics", exact=True).first.scroll_into_view_if_needed()
+                _save(page, tmp_path / "mlflow_ui_compare.png")
+                missing = [m for m in HEADLINE if not _listed(m, metrics)]
+                if missing:
+                    problems.append(f"compare page does not list {missing}; its Metrics table: {metrics}")
+            finally:
+                ctx.close()
+    finally:
+        _stop(server)
+    print(f"ui test: sweep {t_sweep:.0f} s, total {time.monotonic() - t0:.0f} s; screenshots in {tmp_path}")
+    # both pages are checked before failing, so one broken page does not hide the other
+    assert not problems, "\n".join(problems) + f"\n(screenshots: {tmp_path})"

@@ -103,3 +103,55 @@ def test_a_toy_activation_added_in_one_place_runs_through_theory_and_engine(monk
     # finite-width shift of q^L is O(q/N) ~ 0.005; seeds give SE ~ 0.01: 5 SE + 2 q/N bounds both
     err = np.abs(t.q_L.to_numpy() - grid.q_star.numpy())
     assert np.all(err < 5 * t.q_L_se.to_numpy() + 2 * grid.q_star.numpy() / 256), (t.q_L, grid.q_star)
+
+
+def test_registering_a_taken_name_is_refused_with_the_name_in_the_message():
+    with pytest.raises(ValueError, match="'tanh' is already registered"):
+        activations.register(Activation("tanh", torch.tanh, torch.tanh, torch.tanh))
+
+
+def test_kinks_take_slope_zero_in_theory_engine_and_modulus_relu():
+    """One convention at the kink, phi'(0) = 0, shared by ReLU's theory slope, the engine's fast path
+    (sign(relu(x))) and modReLU's g'(-b): the same derivative wherever it is read."""
+    relu = get_activation("relu")
+    x = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+    assert relu.dphi(x).tolist() == [0.0, 0.0, 1.0]
+    out, slope = torch.empty_like(x), torch.empty_like(x)
+    assert relu.phi_and_slope(x, out, slope).tolist() == [0.0, 0.0, 1.0]
+    g, dg = MODULUS_ACTIVATIONS["modrelu"].g_and_slope(torch.tensor([0.2, 0.3, 0.4], dtype=torch.float64), -0.3)
+    assert dg.tolist() == [0.0, 0.0, 1.0] and g.tolist() == pytest.approx([0.0, 0.0, 0.1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_tanh_off_the_numpy_path_matches_math(dtype):
+    """Dtypes NumPy's loop does not take go through torch's kernel, into the given buffer (vs math.tanh)."""
+    x = torch.linspace(-3, 3, 13).to(dtype)
+    out = torch.empty_like(x)
+    assert activations.tanh_into(x, out) is out
+    want = torch.tensor([math.tanh(v) for v in x.double().tolist()], dtype=torch.float64)
+    assert torch.allclose(out.double(), want, atol=1e-2)
+
+
+def test_tanh_under_autograd_has_the_derivative_one_minus_tanh_squared():
+    """phi under autograd (MLP training) must stay differentiable: torch's path, gradient 1 - tanh^2 by hand."""
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64, requires_grad=True)
+    y = get_activation("tanh").phi(x)
+    y.sum().backward()
+    want = torch.tensor([1 - math.tanh(v) ** 2 for v in x.detach().tolist()], dtype=torch.float64)
+    assert torch.allclose(x.grad, want, atol=1e-15)
+
+
+def test_generic_phi_and_slope_uses_the_joint_derivatives_of_a_custom_activation():
+    """An activation with `joint` but no fast path: phi and phi' from the joint evaluation, vs math."""
+    joint = lambda x: (x.sin(), x.cos(), -x.sin())  # noqa: E731
+    toy = Activation("sin_joint", torch.sin, torch.cos, lambda x: -torch.sin(x), joint=joint)
+    x = torch.linspace(-2, 2, 7, dtype=torch.float64)
+    out, slope = torch.empty_like(x), torch.empty_like(x)
+    toy.phi_and_slope(x, out, slope)
+    assert torch.allclose(out, torch.tensor([math.sin(v) for v in x.tolist()], dtype=torch.float64), atol=1e-15)
+    assert torch.allclose(slope, torch.tensor([math.cos(v) for v in x.tolist()], dtype=torch.float64), atol=1e-15)
+
+
+def test_unknown_modulus_activation_error_lists_the_allowed_names():
+    with pytest.raises(ValueError, match=r"ginn.activation='nope': allowed \['identity', 'modrelu', 'tanh'\]"):
+        activations.get_modulus_activation("nope")

@@ -1,0 +1,164 @@
+"""Engine statistics against hand computations (docs/science.md §7): no simulation, no shared code.
+
+Every expected value below is computed with plain NumPy loops or written out by hand, never with
+`mean_se`, `summarize` or `zero_crossing` themselves.
+"""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.dynamics.ensemble import EnsembleMeasurement
+from pipeline.dynamics.statistics import mean_se, summarize, zero_crossing
+
+T = torch.float64
+
+
+def _hand_mean_se(values):
+    """Mean, SE = std(ddof=1)/sqrt(n) and count of the finite entries of a 1-D list, by hand."""
+    v = [float(a) for a in values if math.isfinite(a)]
+    n = len(v)
+    if n == 0:
+        return math.nan, 0.0, 0
+    m = sum(v) / n
+    se = math.sqrt(sum((a - m) ** 2 for a in v) / (n - 1) / n) if n > 1 else 0.0
+    return m, se, n
+
+
+def test_mean_se_matches_hand_formula_with_nan_and_small_counts():
+    # columns with 4, 3, 2, 1 and 0 finite entries: n - 1 (not n, not n + 1) in the variance, SE 0 at n = 1
+    x = torch.tensor(
+        [
+            [1.0, 2.0, 5.0, 7.0, math.nan],
+            [3.0, math.nan, 1.0, math.nan, math.nan],
+            [4.0, 6.0, math.nan, math.nan, math.nan],
+            [-2.0, 10.0, math.nan, math.nan, math.nan],
+        ],
+        dtype=T,
+    )
+    for dim in (0, 1):
+        mean, se, n = mean_se(x, dim)
+        cols = x.T if dim == 0 else x
+        for j, col in enumerate(cols.tolist()):
+            m_ref, se_ref, n_ref = _hand_mean_se(col)
+            assert n[j] == n_ref
+            assert se[j] == pytest.approx(se_ref, abs=1e-14)
+            if n_ref:
+                assert mean[j] == pytest.approx(m_ref, abs=1e-14)
+            else:
+                assert math.isnan(mean[j])
+    # a concrete case written out: (5, 1) -> mean 3, sample variance 8, SE sqrt(8 / 2) = 2
+    mean, se, n = mean_se(torch.tensor([[5.0, 1.0]], dtype=T), 1)
+    assert (mean[0], se[0], n[0]) == (3.0, 2.0, 2)
+
+
+def _measurement(seed=0, S=4, K=2, P=1, L=5, k=2):
+    """A hand-built EnsembleMeasurement with distinct random values in every layer, seed and input."""
+    g = torch.Generator().manual_seed(seed)
+    I = 2 * P
+    r = lambda *shape: torch.randn(*shape, generator=g, dtype=T)  # noqa: E731
+    log_q = r(S, K, I, L + 1)
+    c = 0.5 * torch.tanh(r(S, K, P, L + 1))
+    chi = 1 + 0.1 * r(S, K, I, L)
+    rep, tan = r(S, K, I, L), r(S, K, I, L)
+    spec_r = r(S, K, k, L)
+    failed = torch.full((S, K), -1, dtype=torch.long)
+    # network (seed 1, K 0) failed at layer 3: NaN from layer 3 (log_q, c), from transition 2 on (others)
+    failed[1, 0] = 3
+    log_q[1, 0, :, 3:] = math.nan
+    c[1, 0, :, 3:] = math.nan
+    for a in (chi, rep, tan, spec_r):
+        a[1, 0, :, 2:] = math.nan
+    # network (seed 2, K 1) failed at layer 1: nothing finite after the input layer
+    failed[2, 1] = 1
+    log_q[2, 1, :, 1:] = math.nan
+    c[2, 1, :, 1:] = math.nan
+    for a in (chi, rep, tan, spec_r):
+        a[2, 1] = math.nan
+    spec = SimpleNamespace(depth=L, sigma_w2=(1.3, 2.1))
+    return EnsembleMeasurement(spec, log_q, c, chi, rep, tan, spec_r, failed)
+
+
+def _seed_values(arr, s, kk, layers):
+    """Per-seed value: mean over layers `layers` of each input (NaN-ignoring), then over inputs."""
+    per_input = []
+    for i in range(arr.shape[2]):
+        v = [float(arr[s, kk, i, l]) for l in layers if math.isfinite(float(arr[s, kk, i, l]))]
+        per_input.append(sum(v) / len(v) if v else math.nan)
+    fin = [v for v in per_input if math.isfinite(v)]
+    return sum(fin) / len(fin) if fin else math.nan
+
+
+@pytest.mark.parametrize("burn_in,b", [(0, 0), (-3, 0), (2, 2), (99, 4)])
+def test_summarize_matches_a_hand_computation_per_column(burn_in, b):
+    m = _measurement()
+    S, K, L = m.log_q.shape[0], m.log_q.shape[1], m.spec.depth
+    t = summarize(m, burn_in)
+    expected_cols = {"sigma_w2", "q_L", "log_q_L", "c_L", "log_q_growth", "chi", "lambda_replica", "lambda_tangent"}
+    expected_cols |= {f"{c}_se" for c in expected_cols - {"sigma_w2"}}
+    expected_cols |= {"n_seeds_used", "n_failed_networks", "lambda_1", "lambda_1_se", "lambda_2", "lambda_2_se"}
+    assert set(t.columns) == expected_cols
+    assert t.sigma_w2.tolist() == [1.3, 2.1]
+    growth = m.log_q[..., 1:] - m.log_q[..., :-1]
+    after = range(b, L)
+    per_col = {
+        "q_L": lambda s, kk: _seed_values(torch.exp(m.log_q), s, kk, [L]),
+        "log_q_L": lambda s, kk: _seed_values(m.log_q, s, kk, [L]),
+        "c_L": lambda s, kk: _seed_values(m.c, s, kk, [L]),
+        "log_q_growth": lambda s, kk: _seed_values(growth, s, kk, after),
+        "chi": lambda s, kk: _seed_values(m.chi, s, kk, after),
+        "lambda_replica": lambda s, kk: _seed_values(m.log_growth_replica, s, kk, after),
+        "lambda_tangent": lambda s, kk: _seed_values(m.log_growth_tangent, s, kk, after),
+    }
+    for kk in range(K):
+        for name, fn in per_col.items():
+            ref_mean, ref_se, ref_n = _hand_mean_se([fn(s, kk) for s in range(S)])
+            assert t[name][kk] == pytest.approx(ref_mean, abs=1e-12), (name, kk)
+            assert t[f"{name}_se"][kk] == pytest.approx(ref_se, abs=1e-12), (name, kk)
+            if name == "lambda_tangent":
+                assert t.n_seeds_used[kk] == ref_n
+        for j in range(2):  # QR spectrum: layer mean per seed, then mean and SE over seeds
+            vals = []
+            for s in range(S):
+                v = [float(m.spectrum_log_r[s, kk, j, l]) for l in after]
+                v = [a for a in v if math.isfinite(a)]
+                vals.append(sum(v) / len(v) if v else math.nan)
+            ref_mean, ref_se, _ = _hand_mean_se(vals)
+            assert t[f"lambda_{j + 1}"][kk] == pytest.approx(ref_mean, abs=1e-12)
+            assert t[f"lambda_{j + 1}_se"][kk] == pytest.approx(ref_se, abs=1e-12)
+    assert t.n_failed_networks.tolist() == [1, 1]
+    # with burn_in >= 2 network (1, 0) has no finite transition and drops out: 3 seeds left
+    assert t.n_seeds_used.tolist() == ([3, 3] if b >= 2 else [4, 3])
+
+
+def test_zero_crossing_interpolates_and_propagates_se_by_hand():
+    # unsorted, non-uniform grid; the crossing is between x = 1 (y = -0.2) and x = 3 (y = 0.3)
+    x = np.array([3.0, 0.0, 1.0, 4.0])
+    y = np.array([0.3, -0.5, -0.2, 0.9])
+    se = np.array([0.02, 0.05, 0.01, 0.03])
+    x0, err = zero_crossing(x, y, se)
+    w = 0.2 / 0.5  # fraction of the interval [1, 3]
+    assert x0 == pytest.approx(1 + w * 2, abs=1e-14)
+    slope = 0.5 / 2
+    assert err == pytest.approx(math.sqrt(((1 - w) * 0.01) ** 2 + (w * 0.02) ** 2) / slope, abs=1e-14)
+
+
+def test_zero_crossing_edge_cases_written_out():
+    se = np.full(4, 0.1)
+    # the crossing in the last interval is found
+    assert zero_crossing(np.arange(4.0), np.array([-3.0, -2.0, -1.0, 1.0]), se)[0] == pytest.approx(2.5)
+    # landing exactly on 0 counts as crossing (y_i < 0 <= y_i+1); starting at 0 does not
+    assert zero_crossing(np.arange(3.0), np.array([-1.0, 0.0, 1.0]), se[:3])[0] == pytest.approx(1.0)
+    x0, e = zero_crossing(np.arange(3.0), np.array([0.0, 1.0, 2.0]), se[:3])
+    assert math.isnan(x0) and math.isnan(e)
+    # a NaN beyond the crossing pair does not hide it; a NaN inside the pair does
+    assert zero_crossing(np.arange(4.0), np.array([-1.0, 1.0, math.nan, 2.0]), se)[0] == pytest.approx(0.5)
+    assert zero_crossing(np.arange(3.0), np.array([-1.0, 1.0, math.nan]), se[:3])[0] == pytest.approx(0.5)
+    x0, e = zero_crossing(np.arange(4.0), np.array([-1.0, math.nan, 1.0, 2.0]), se)
+    assert math.isnan(x0) and math.isnan(e)
+    # no upward crossing (only downward) -> (nan, nan)
+    x0, e = zero_crossing(np.arange(4.0), np.array([1.0, -1.0, -2.0, -3.0]), se)
+    assert math.isnan(x0) and math.isnan(e)

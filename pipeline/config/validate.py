@@ -129,7 +129,9 @@ COMMON_KEYS = frozenset({"stage", "seed", "out_dir", "theory_outputs", "resume",
 ALIASES = {"sweep": "grid"}
 
 
-def check_overrides_read(overrides: list[str], stage: str, sections: tuple[str, ...]) -> None:
+def check_overrides_read(
+    overrides: list[str], stage: str, sections: tuple[str, ...], unused: tuple[str, ...] = ()
+) -> None:
     """A command-line override of a config section the stage never reads would be silently ignored
     (and logged as if used): ConfigError naming the key. Group choices (`experiment=...`) and
     `hydra.*` settings are not config values and pass."""
@@ -151,4 +153,8 @@ def check_overrides_read(overrides: list[str], stage: str, sections: tuple[str, 
             raise ConfigError(
                 f"{key}: not read by stage {stage!r} (it reads {', '.join(sorted(allowed))}): "
                 "the value would be ignored"
+            )
+        if key in unused:
+            raise ConfigError(
+                f"{key}: not used by stage {stage!r} (its own settings replace it): the value would be ignored"
             )

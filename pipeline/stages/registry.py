@@ -19,16 +19,22 @@ from pipeline.config.validate import ConfigError
 class StageSpec:
     """One pipeline stage."""
 
-    name: str
+    stage: str
     sections: tuple[str, ...]  # config sections the stage reads (logged as params); others are carried
     summary: str
     outs: tuple[str, ...]  # DVC-owned outputs under outputs/<name>/ (metrics.json is always written too)
     multirun: bool = False  # DVC runs it as a Hydra multirun plus `collect`
     check: Callable[[Any], None] | None = None  # cross-field checks on the validated config object
+    unused: tuple[str, ...] = ()  # keys of its sections it never reads: not logged, not hashed, overrides rejected
+    name: Callable[[Any], str] | None = None  # the MLflow run name, from the validated config
 
     @property
     def module(self) -> str:
-        return f"pipeline.stages.{self.name}"
+        return f"pipeline.stages.{self.stage}"
+
+    def run_name(self, cfg) -> str:
+        """What the run is, for the MLflow UI (never MLflow's random name generator)."""
+        return self.name(cfg) if self.name else self.stage
 
     def functions(self) -> tuple[Callable, Callable]:
         """(compute, write) of the stage module (imported on demand: each stage pulls in its own deps)."""
@@ -122,7 +128,7 @@ def _check_gauge_scan(cfg) -> None:
 
 
 STAGES: dict[str, StageSpec] = {
-    s.name: s
+    s.stage: s
     for s in (
         StageSpec(
             "theory",
@@ -130,6 +136,8 @@ STAGES: dict[str, StageSpec] = {
             "mean-field maps, fixed points, chi1, depth scales, critical lines (docs/science.md §1)",
             ("theory.csv", "critical_line.csv", "iterates.csv", "one_loop.csv", "one_loop_crossings.csv", "figures"),
             check=_check_theory,
+            unused=("net.width", "net.weights"),
+            name=lambda c: f"theory {','.join(a.value for a in c.theory.activations)} xi={c.net.xi:g}",
         ),
         StageSpec(
             "mlp_sweep",
@@ -146,6 +154,11 @@ STAGES: dict[str, StageSpec] = {
             ),
             multirun=True,
             check=_check_mlp_sweep,
+            unused=("net.sigma_w2",),
+            name=lambda c: (
+                f"{c.net.activation.value} N={c.net.width} L={c.net.depth} sb2={c.net.sigma_b2:g}"
+                + (f" xi={c.net.xi:g}" if c.net.xi != 1.0 else "")
+            ),
         ),
         StageSpec(
             "lyapunov",
@@ -160,6 +173,11 @@ STAGES: dict[str, StageSpec] = {
                 "figures",
             ),
             check=_check_lyapunov,
+            unused=("net.activation", "net.sigma_b2", "net.sigma_w2"),
+            name=lambda c: (
+                f"lyapunov N={c.net.width} L={c.net.depth} "
+                + ",".join(f"{k.activation.value}/{k.sigma_b2:g}" for k in c.lyapunov.curves)
+            ),
         ),
         StageSpec(
             "gauge_scan",
@@ -167,6 +185,8 @@ STAGES: dict[str, StageSpec] = {
             "the gauge parameter xi swept: A_q(xi), length/chaos thresholds, measured vs predicted (§4)",
             ("gauge_scan.csv", "thresholds.csv", "figures"),
             check=_check_gauge_scan,
+            unused=("net.activation", "net.sigma_b2", "net.sigma_w2", "net.width", "net.xi"),
+            name=lambda c: f"gauge_scan L={c.net.depth} N={','.join(map(str, c.gauge.widths))}",
         ),
         StageSpec(
             "ginn_train",
@@ -181,6 +201,10 @@ STAGES: dict[str, StageSpec] = {
                 "gauge_fixing.csv",
                 "gauge_spectra.csv",
                 "figures",
+            ),
+            name=lambda c: (
+                f"ginn_train {c.ginn.model.value} {c.ginn.activation.value} N={c.ginn.width} "
+                f"L={c.ginn.depth} {c.ginn.data.name.value}"
             ),
         ),
         StageSpec(

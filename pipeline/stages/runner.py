@@ -12,6 +12,7 @@ import random
 import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +45,7 @@ from pipeline.tracking.run import (
     record_failed_job,
     stage_run,
 )
-from pipeline.tracking.store import StoreError, prepare_store, resolve_uri, use_sqlite_wal
+from pipeline.tracking.store import StoreError, prepare_store, resolve_uri, run_link, use_sqlite_wal
 from pipeline.tracking.sweep import parent_run_id
 
 log = logging.getLogger("ginn")
@@ -107,7 +108,7 @@ def validate_config(cfg: DictConfig, stage: str, overrides: list[str] = ()) -> A
     sections the stage never reads, the stage's cross-field checks): the validated object, or a
     one-line ConfigError naming the key."""
     check_schema_keys(cfg)  # unknown keys first: the most specific message
-    check_overrides_read(list(overrides), stage, get_stage(stage).sections)
+    check_overrides_read(list(overrides), stage, get_stage(stage).sections, get_stage(stage).unused)
     obj = to_validated(cfg)
     if obj.stage != stage:
         raise ConfigError(f"stage={obj.stage!r}: this entry point runs {stage!r} (leave `stage` unset)")
@@ -216,8 +217,12 @@ def run_stage(
     if compute is None or write is None:
         compute, write = get_stage(stage).functions()
     container = OmegaConf.to_container(OmegaConf.structured(obj), enum_to_str=True)  # validated, migrated values
-    sections = get_stage(stage).sections
-    logged = {k: v for k, v in container.items() if v is not None and (not isinstance(v, dict) or k in sections)}
+    spec = get_stage(stage)
+    logged = {k: v for k, v in container.items() if v is not None and (not isinstance(v, dict) or k in spec.sections)}
+    for key in spec.unused:  # keys this stage never reads: neither params nor part of the config hash
+        section, _, leaf = key.partition(".")
+        if isinstance(logged.get(section), dict):
+            logged[section] = {k: v for k, v in logged[section].items() if k != leaf}
     sha, dirty = git_state()
     chash = config_hash({"stage": stage, **logged})
     tags = {
@@ -236,11 +241,12 @@ def run_stage(
             _reuse_outputs(done[0], Path(done[1]) if done[1] else None, out_dir, obj.tracking.uri)
             log.info("%s: resume=true and an identical config already FINISHED in run %s: skipped", stage, done[0])
             return None
+    started = time.monotonic()
     with stage_run(
         obj.tracking.experiment or stage,
         obj.tracking.enabled,
         obj.tracking.uri,
-        obj.tracking.run_name,
+        obj.tracking.run_name or spec.run_name(obj),
         parent_run_id(),
         tags,
     ) as run:
@@ -255,5 +261,7 @@ def run_stage(
         run.log_artifacts(out_dir)  # tables, figures, metrics.json, the log and .hydra/ in one call
         if out.failure:
             raise NumericalError(out.failure)
-    log.info("%s done -> %s%s", stage, out_dir, f" | {out.summary}" if out.summary else "")
+    link = run_link(obj.tracking.uri, run.run_id, obj.tracking.experiment or stage) if obj.tracking.enabled else ""
+    log.info("%s done in %.1f s -> %s%s%s", stage, time.monotonic() - started, out_dir,
+             f" | {out.summary}" if out.summary else "", f" | {link}" if link else "")  # fmt: skip
     return None

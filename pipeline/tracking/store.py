@@ -110,6 +110,13 @@ def ensure_experiment(name: str, uri: str) -> str:
     return _EXPERIMENT_IDS[(uri, name)]
 
 
+def artifact_dir_for(uri: str) -> Path:
+    """Artifacts live beside the store the run used: <folder of mlflow.db>/mlartifacts (the repo's own
+    mlartifacts/ only for the repo's own store), so a store elsewhere never writes into the repo."""
+    path = sqlite_path(uri)
+    return path.resolve().parent / "mlartifacts" if path else artifact_root()
+
+
 def _ensure_experiment(name: str, uri: str) -> str:
     prepare_store(uri)
     c = client(uri)
@@ -122,7 +129,7 @@ def _ensure_experiment(name: str, uri: str) -> str:
             return exp.experiment_id
         location = None
         if uri.startswith("sqlite:") or uri.startswith("file:"):
-            location = (artifact_root() / name).as_uri()
+            location = (artifact_dir_for(uri) / name).as_uri()
         return c.create_experiment(name, artifact_location=location)
 
 
@@ -207,3 +214,13 @@ def prepare_store(uri: str) -> None:
     except Exception as exc:  # noqa: BLE001 - any MLflow/SQLAlchemy failure here is a store fault
         raise StoreError(f"tracking.uri={uri}: store set-up failed ({_first_line(exc)})") from None
     _READY.add(uri)
+
+
+def run_link(uri: str | None, run_id: str, experiment: str | None = None) -> str:
+    """Where to look at a run: its UI address (a server store), or the `mlflow ui` command plus the address."""
+    resolved = resolve_uri(uri)
+    exp_id = _EXPERIMENT_IDS.get((resolved, experiment)) if experiment else None
+    path = f"#/experiments/{exp_id}/runs/{run_id}" if exp_id else f"#/runs/{run_id}"
+    if resolved.startswith(("http://", "https://")):
+        return f"{resolved.rstrip('/')}/{path}"
+    return f"mlflow ui --backend-store-uri {resolved}  ->  http://127.0.0.1:5000/{path}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,11 @@ class SweepTracking(Callback):
         close_orphans(tracking.get("experiment") or stage, uri)  # runs left RUNNING by a SIGKILLed sweep
         sweep_dir = Path(config.hydra.sweep.dir)
         sha, dirty = git_state()
-        run = client(uri).create_run(
+        run = client(
+            uri
+        ).create_run(
             exp_id,
-            run_name=f"sweep {sweep_dir.name}",
+            run_name=f"{stage} sweep {sweep_dir.name}",  # renamed with the job count when the sweep closes
             tags={
                 "stage": stage,
                 "sweep": "parent",
@@ -71,6 +74,7 @@ class SweepTracking(Callback):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "uri": uri}))
         _OPEN.append((uri, run.info.run_id))
+        _SWEEP_INFO[run.info.run_id] = (stage, sweep_dir, time.monotonic())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_open_parents()
@@ -82,6 +86,58 @@ def parent_run_id() -> str | None:
         return None
     path = Path(HydraConfig.get().sweep.dir) / PARENT_FILE
     return json.loads(path.read_text())["run_id"] if path.exists() else None
+
+
+_SWEEP_INFO: dict[str, tuple] = {}  # parent run id -> (stage, sweep dir, start time)
+SKIPPED_TAG = "resumed_from"  # set by the runner on a job skipped by resume=true
+
+
+def _describe_parent(c, run_id: str, stage: str, children, sweep_dir) -> None:
+    """The parent says what the sweep was: its name with the job count, the swept axes as params (lists of the
+    values the children took) and headline metrics (median/min/max of each child metric over the jobs)."""
+    import statistics
+
+    when = sweep_dir.name if sweep_dir is not None else ""
+    c.set_tag(run_id, "mlflow.runName", f"{stage} {len(children)} jobs {when}".strip())
+    values: dict[str, set] = {}
+    for ch in children:
+        for k, v in ch.data.params.items():
+            values.setdefault(k, set()).add(v)
+    swept = {k: v for k, v in values.items() if len(v) > 1}
+    constant = {k: next(iter(v)) for k, v in values.items() if len(v) == 1}
+
+    def order(vs):
+        try:
+            return sorted(vs, key=float)
+        except ValueError:
+            return sorted(vs)
+
+    from mlflow.entities import Metric, Param
+
+    params = [Param(f"swept.{k}", ",".join(order(v))[:6000]) for k, v in sorted(swept.items())]
+    params += [Param(k, v) for k, v in sorted(constant.items())]
+    now = int(time.time() * 1000)
+    metrics = []
+    finished = [ch for ch in children if ch.info.status == "FINISHED"]
+    keys = sorted({k for ch in finished for k in ch.data.metrics if not k.startswith(("children_", "net.", "engine."))})
+    for k in keys:
+        xs = [ch.data.metrics[k] for ch in finished if k in ch.data.metrics]
+        if xs and len(keys) <= 40:
+            metrics += [Metric(f"sweep.{k}.median", float(statistics.median(xs)), now, 0)]
+    existing = set(c.get_run(run_id).data.params)
+    params = [p for p in params if p.key not in existing]
+    for i in range(0, len(params), 100):
+        c.log_batch(run_id, params=params[i : i + 100])
+    if metrics:
+        c.log_batch(run_id, metrics=metrics[:1000])
+
+
+def _next_steps(stage: str, sweep_dir, run_id: str, uri: str) -> str:
+    """The last line of a sweep: where it is and what to run next."""
+    steps = [f"python -m pipeline.compare --experiment {stage} --parent {run_id} --x <swept param> --y <metric>"]
+    if stage == "mlp_sweep":
+        steps.insert(0, f"python -m pipeline.collect mlp_sweep --jobs {sweep_dir}")
+    return f"sweep folder: {sweep_dir} | next: " + "  ;  ".join(steps)
 
 
 def close_open_parents() -> None:
@@ -105,12 +161,18 @@ def close_open_parents() -> None:
             status = "KILLED"
         else:
             status = "FINISHED"
+        stage, sweep_dir, started = _SWEEP_INFO.pop(run_id, (parent.data.tags.get("stage", "stage"), None, None))
+        _describe_parent(c, run_id, stage, children, sweep_dir)
         c.set_terminated(run_id, status)
         failed = [ch.data.tags.get("overrides", "?") for ch in children if ch.info.status == "FAILED"]
         line = f"sweep {status}: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()))
+        if started is not None:
+            line += f" in {time.monotonic() - started:.0f} s"
         if failed:
             line += " | failed jobs: " + "; ".join(f"[{o}]" for o in failed)
         print(line, file=sys.stderr)
+        if sweep_dir is not None:
+            print(_next_steps(stage, sweep_dir, run_id, uri), file=sys.stderr)
         log.info("sweep parent %s closed: %s", run_id, counts)
 
 

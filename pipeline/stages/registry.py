@@ -127,6 +127,31 @@ def _check_gauge_scan(cfg) -> None:
     _check_engine(cfg, list(ga.widths), ga.sigma_w2.num)
 
 
+def _check_ginn_train(cfg) -> None:
+    """Options the chosen optimizer or activation would silently ignore are rejected."""
+    g, tr = cfg.ginn, cfg.ginn.train
+    if tr.optimizer.value != "langevin":
+        if tr.temperature != 0.0:
+            raise ConfigError(
+                f"ginn.train.temperature={tr.temperature:g}: only the langevin optimizer has a temperature "
+                f"(optimizer={tr.optimizer.value}; allowed: 0, or ginn.train.optimizer=langevin)"
+            )
+        if tr.xi != float("inf"):
+            raise ConfigError(
+                f"ginn.train.xi={tr.xi:g}: gauge fixing acts in Langevin training only "
+                f"(optimizer={tr.optimizer.value}; allowed: inf, or ginn.train.optimizer=langevin)"
+            )
+    from pipeline.config.schema import GinnSettings
+
+    if g.activation.value != "modrelu" and g.modrelu_offset != GinnSettings().modrelu_offset:
+        raise ConfigError(
+            f"ginn.modrelu_offset={g.modrelu_offset:g}: used by ginn.activation=modrelu only "
+            f"(activation={g.activation.value})"
+        )
+    if g.model.value == "mlp" and g.gauge_fixing.enabled:
+        raise ConfigError("ginn.gauge_fixing.enabled=true with ginn.model=mlp: the gauge-fixing scan trains a GINN")
+
+
 STAGES: dict[str, StageSpec] = {
     s.stage: s
     for s in (
@@ -202,6 +227,7 @@ STAGES: dict[str, StageSpec] = {
                 "gauge_spectra.csv",
                 "figures",
             ),
+            check=_check_ginn_train,
             name=lambda c: (
                 f"ginn_train {c.ginn.model.value} {c.ginn.activation.value} N={c.ginn.width} "
                 f"L={c.ginn.depth} {c.ginn.data.name.value}"

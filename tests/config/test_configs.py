@@ -98,6 +98,10 @@ def _checked(stage, overrides):
         ("lyapunov", ["lyapunov.curves=[]"], "lyapunov.curves"),
         ("mlp_sweep", ["grid.sigma_w2.start=-1"], "grid.sigma_w2"),
         ("mlp_sweep", ["engine.burn_in=60"], "engine.burn_in"),
+        # options the chosen optimizer or activation would ignore (issue 14)
+        ("ginn_train", ["ginn.train.temperature=0.01"], "ginn.train.temperature"),
+        ("ginn_train", ["ginn.train.xi=2.0"], "ginn.train.xi"),
+        ("ginn_train", ["ginn.modrelu_offset=-0.3"], "ginn.modrelu_offset"),
     ],
 )  # fmt: skip
 def test_disordered_grids_and_ignored_options_are_rejected_in_one_line(stage, overrides, key):

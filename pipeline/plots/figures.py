@@ -26,6 +26,7 @@ class Figure:
     needs: tuple[str, ...]
     draw: Callable[[dict, Path], None]
     in_report: bool = True
+    optional: bool = False  # drawn only when an optional study ran (the report notes its absence, no error)
     when: Callable[[dict], bool] | None = None  # drawn only if this holds for the tables (else skipped)
 
     @property
@@ -111,6 +112,7 @@ FIGURES: tuple[Figure, ...] = (
         "V + 2K^2 and N (E q_hat - K) against K1 (lines, one loop), layer by layer.",
         ("mlp_sweep/fluctuations.csv",),
         lambda t, p: one_loop.fluctuations_vs_layer(t["mlp_sweep/fluctuations.csv"], p),
+        optional=True,  # only when fluctuations.n_seeds > 0 for a job's width
     ),
     Figure(
         "lyapunov_vs_sigma_w2.png",
@@ -233,4 +235,4 @@ def draw_stage_figures(stage: str, tables: dict, folder: Path) -> list[Path]:
 
 def missing_report_figures(root: Path) -> list[Path]:
     """PNGs the report embeds that are absent under the outputs root."""
-    return [Path(root) / f.source for f in REPORT_FIGURES if not (Path(root) / f.source).is_file()]
+    return [Path(root) / f.source for f in REPORT_FIGURES if not f.optional and not (Path(root) / f.source).is_file()]

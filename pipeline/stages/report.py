@@ -66,12 +66,13 @@ def read_tables(root: Path) -> dict:
 
 
 def find_figures(root: Path) -> dict:
-    """Each report figure's PNG as its stage drew it (<root>/<stage>/figures/<name>); missing ones are an error."""
+    """Each report figure's PNG as its stage drew it (<root>/<stage>/figures/<name>); a missing one is an error,
+    unless the figure is optional (its study did not run): then it is left out and the report says so."""
     paths = {f.name: root / f.source for f in REPORT_FIGURES}
-    missing = [p for p in paths.values() if not p.is_file()]
+    missing = [root / f.source for f in REPORT_FIGURES if not f.optional and not paths[f.name].is_file()]
     if missing:
         raise _missing(missing)
-    return paths
+    return {name: p for name, p in paths.items() if p.is_file()}
 
 
 def headline(tables: dict) -> pd.DataFrame:
@@ -203,7 +204,7 @@ def compute(cfg: StageConfig) -> ReportResult:
         ),
         "ginn_test_accuracy": tables["ginn_train/metrics.json"].get("test_accuracy"),
         "mlp_test_accuracy": tables["ginn_train/metrics.json"].get("mlp_test_accuracy"),
-        "n_figures": len(REPORT_FIGURES),
+        "n_figures": len(figures),
     }
     loop = one_loop_verdicts(tables["mlp_sweep/one_loop_crossings.csv"])
     predicted = loop.crossing_one_loop.notna()
@@ -230,6 +231,9 @@ def _html(result: ReportResult, figs: Path) -> str:
         if f.section != section:
             section = f.section
             parts.append(f"<h2>{html.escape(section)}</h2>")
+        if f.name not in result.figures:  # an optional study that did not run
+            parts.append(f"<p><em>{html.escape(f.name)}: not produced (its optional study did not run).</em></p>")
+            continue
         data = base64.b64encode((figs / f.name).read_bytes()).decode()
         parts.append(
             f"<figure id='{f.name[:-4]}'><img alt='{f.name}' src='data:image/png;base64,{data}'>"
@@ -262,14 +266,14 @@ def _html(result: ReportResult, figs: Path) -> str:
 def write(result: ReportResult, folder: Path) -> StageOutput:
     figs = folder / "figures"
     figs.mkdir()
-    for f in REPORT_FIGURES:
-        shutil.copyfile(result.figures[f.name], figs / f.name)
+    for name, path in result.figures.items():
+        shutil.copyfile(path, figs / name)
     result.summary.to_csv(folder / "summary.csv", index=False)
     (folder / "report.html").write_text(_html(result, figs))
     m = result.metrics
     return StageOutput(
         m,
         {},
-        f"{len(REPORT_FIGURES)} figures, max |lyapunov crossing - theory| = "
+        f"{len(result.figures)} figures, max |lyapunov crossing - theory| = "
         f"{m['lyapunov_crossing_max_abs_diff']:.3f} -> report.html",
     )

@@ -53,7 +53,7 @@ def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_
         "-m",
         "pipeline.mlp_sweep",
         "-m",
-        "net.depth=20,400,401",
+        "net.depth=20,1500,1501",  # long jobs 2-3: a wide window to signal during job 2
         *SMOKE,
         "net.width=256",
         "engine.n_seeds=8",

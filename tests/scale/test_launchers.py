@@ -42,3 +42,25 @@ def test_ray_launcher_runs_locally(run_cli, tmp_path):
         f"hydra.sweep.dir={tmp_path / 's'}",
     )
     assert p.returncode == 0, p.stderr[-2000:]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray not installed (extra [ray])")
+def test_ray_attaches_to_a_running_loopback_cluster(run_cli, tmp_path):
+    """The README's Ray path: `ray start --head --node-ip-address=127.0.0.1`, then attach with address=auto."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ray = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    start = subprocess.run([ray, "start", "--head", "--node-ip-address=127.0.0.1", "--num-cpus=2"],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert start.returncode == 0, start.stderr[-2000:]
+    try:
+        p = run_cli("mlp_sweep", "-m", "net.width=8,16", "experiment=smoke", "hydra/launcher=ray",
+                    "+hydra.launcher.ray.init.address=auto", "+hydra.launcher.ray.init.object_store_memory=null",
+                    f"hydra.sweep.dir={tmp_path / 's'}")  # fmt: skip
+        assert p.returncode == 0, p.stderr[-2000:]
+        assert "sweep FINISHED: 2 finished" in p.stderr
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)

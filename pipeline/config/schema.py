@@ -143,7 +143,7 @@ class OneLoopSettings:
     """Finite width at one loop (docs/science.md §6): per-point coefficients and crossings vs width."""
 
     enabled: bool = True
-    cases: List[ActivationCase] = field(default_factory=lambda: [
+    cases: List[ActivationCase] = field(metadata={"min_len": 1}, default_factory=lambda: [
         ActivationCase(ActivationName.tanh, 0.05), ActivationCase(ActivationName.erf, 0.05),
         ActivationCase(ActivationName.gelu, 0.05), ActivationCase(ActivationName.relu, 0.0),
         ActivationCase(ActivationName.relu, 0.05), ActivationCase(ActivationName.tanh, 0.0)])  # fmt: skip

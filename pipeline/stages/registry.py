@@ -84,6 +84,9 @@ def _positive_grid(grid, key: str) -> None:
 
 
 def _check_theory(cfg) -> None:
+    keys = [(c.activation.value, c.sigma_b2) for c in cfg.theory.one_loop.cases]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"theory.one_loop.cases: duplicate (activation, sigma_b2) entries {keys}")
     if cfg.theory.sigma_w2.start <= 0:
         _positive_grid(cfg.theory.sigma_w2, "theory.sigma_w2")
     if cfg.theory.sigma_b2.start < 0:

@@ -98,6 +98,9 @@ def _checked(stage, overrides):
         ("lyapunov", ["lyapunov.curves=[]"], "lyapunov.curves"),
         ("mlp_sweep", ["grid.sigma_w2.start=-1"], "grid.sigma_w2"),
         ("mlp_sweep", ["engine.burn_in=60"], "engine.burn_in"),
+        ("theory", ["theory.one_loop.cases=[]"], "theory.one_loop.cases"),
+        ("theory", ["theory.one_loop.cases=[{activation: erf},{activation: erf}]"], "theory.one_loop.cases"),
+        ("theory", ["theory.one_loop.widths=[64,32]"], "theory.one_loop.widths"),
         # options the chosen optimizer or activation would ignore (issue 14)
         ("ginn_train", ["ginn.train.temperature=0.01"], "ginn.train.temperature"),
         ("ginn_train", ["ginn.train.xi=2.0"], "ginn.train.xi"),

@@ -56,7 +56,7 @@ def _staging(path):
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_joblib_sweep_interrupted_ends_children_killed_no_staging_and_exit_code(store, tmp_path, sig, code):
     sweep = tmp_path / "s"
-    proc = _start(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "net.depth=400,401,402", *LONG], store, sweep)
+    proc = _start(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "net.depth=3000,3001,3002", *LONG], store, sweep)
     _wait_running(store, 3)  # the parent and both workers' jobs
     os.killpg(proc.pid, sig)  # the whole group, as Ctrl-C in a terminal or a scheduler's kill does
     _, err = proc.communicate(timeout=120)

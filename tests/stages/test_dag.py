@@ -1,6 +1,7 @@
 """The DVC DAG: shape, and that changing one stage's params invalidates only that stage (and what follows)."""
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -67,7 +68,12 @@ def test_changing_mlp_sweep_params_invalidates_only_mlp_sweep(tmp_path):
     assert _dvc("commit", "-f", "-q", cwd=copy).returncode == 0  # the clone's cache: the copied outputs
     assert json.loads(_dvc("status", "--json", cwd=copy).stdout or "{}") == {}
     preset = copy / "experiments" / "mlp_sweep_default.yaml"
-    preset.write_text(preset.read_text().replace("num: 36", "num: 35"))
+    text = preset.read_text()
+    num = re.search(r"sigma_w2: \{start: [\d.]+, stop: [\d.]+, num: (\d+)\}", text)
+    assert num, "experiments/mlp_sweep_default.yaml: grid.sigma_w2 not found"
+    preset.write_text(
+        text.replace(num.group(0), num.group(0).replace(f"num: {num.group(1)}", f"num: {int(num.group(1)) - 1}"))
+    )
     changed = json.loads(_dvc("status", "--json", cwd=copy).stdout)
     assert set(changed) == {"mlp_sweep"}, changed
     dry = _dvc("repro", "--dry", cwd=copy).stdout

@@ -53,7 +53,7 @@ def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_
         "-m",
         "pipeline.mlp_sweep",
         "-m",
-        "net.depth=20,1500,1501",  # long jobs 2-3: a wide window to signal during job 2
+        "net.depth=20,600,601",  # jobs 2-3 take seconds: a wide window to signal during job 2
         *SMOKE,
         "net.width=256",
         "engine.n_seeds=8",
@@ -66,12 +66,23 @@ def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_
         stderr=subprocess.PIPE,
         text=True,
     )
+    import sqlite3
+
+    db = store[len("sqlite:///") :]
     deadline = time.time() + 120
-    while time.time() < deadline:  # wait until the first job has finished and the second is running
-        df = runs(store, "mlp_sweep")
-        if len(df) and (_children(df).status == "FINISHED").sum() >= 1 and (df.status == "RUNNING").sum() >= 2:
-            break
-        time.sleep(0.3)
+    while time.time() < deadline and proc.poll() is None:  # until job 1 FINISHED and job 2 (and the parent) run
+        try:  # sqlite3, not an MLflow client: a client here would race the sweep's own store creation
+            con = sqlite3.connect(db, timeout=5)
+            try:
+                counts = dict(con.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+            finally:
+                con.close()
+            if counts.get("FINISHED", 0) >= 1 and counts.get("RUNNING", 0) >= 2:
+                break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.2)
+    assert proc.poll() is None, "the sweep ended before the signal could be sent"
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0

@@ -67,3 +67,16 @@ def train_spec(**kw):
                 temperature=tc.temperature, xi=tc.xi, seed=0, noise_seed=tc.noise_seed, max_loss=tc.max_loss,
                 restore_best=tc.restore_best)  # fmt: skip
     return TrainSpec(**{**base, **kw})
+
+
+def default_signals() -> None:
+    """Popen preexec_fn: the child starts with SIGINT/SIGTERM at their defaults and unblocked, as from a shell.
+
+    A signal that is ignored or blocked in the test process is inherited through fork and exec; the interrupt
+    tests must send their signals to a process that can receive them, whatever earlier in-process tests did.
+    """
+    import signal
+
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)

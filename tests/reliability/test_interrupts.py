@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, runs
+from tests.conftest import ROOT, default_signals, runs
 
 LONG = ["experiment=smoke", "net.width=256", "engine.n_seeds=8"]
 
@@ -25,6 +25,7 @@ def _start(args, store, sweep_dir):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, like a shell job
+        preexec_fn=default_signals,
     )
 
 
@@ -73,6 +74,7 @@ def test_sigterm_to_a_single_run_exits_143_and_ends_killed(store, tmp_path):
         [sys.executable, "-m", "pipeline.mlp_sweep", *LONG, "net.depth=600", f"hydra.run.dir={tmp_path / 'o'}"],
         cwd=ROOT,
         env=env,
+        preexec_fn=default_signals,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

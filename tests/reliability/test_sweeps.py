@@ -9,7 +9,7 @@ import time
 import mlflow
 import pytest
 
-from tests.conftest import ROOT, runs
+from tests.conftest import ROOT, default_signals, runs
 
 SMOKE = ["experiment=smoke"]
 
@@ -65,6 +65,7 @@ def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_signals,  # as from a shell, whatever earlier in-process tests left behind
     )
     import sqlite3
 

@@ -102,3 +102,25 @@ def test_n_var_q_hat_within_10_percent_of_one_loop_at_depth_20_and_beyond(tmp_pa
     pred = th.V + 2 * th.K**2
     ratio = (nvar / pred)[:, 20:]
     assert torch.all((ratio - 1).abs() < 0.10), ratio
+
+
+@pytest.mark.slow
+def test_reproduced_crossings_meet_the_one_loop_acceptance():
+    """Issue 12's acceptance on the `dvc repro` outputs (CI runs `make reproduce` before the slow tests): measured
+    crossings within max(2 SE, 0.02) of one loop at every width >= 64 for tanh, erf and relu at sigma_b2 = 0.05,
+    and one loop closer than mean field at every width <= 128. The effect guarded, the one-loop shift
+    crossing_one_loop - crossing_mean_field, is 0.03-0.5 at these widths: larger than the tolerance."""
+    from tests.conftest import ROOT
+
+    path = ROOT / "outputs" / "mlp_sweep" / "one_loop_crossings.csv"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing: run `make reproduce` first")
+    d = one_loop_verdicts(pd.read_csv(path))
+    d = d[d.activation.isin(["tanh", "erf", "relu"]) & np.isclose(d.sigma_b2, 0.05)]
+    assert set(d.width) >= {16, 32, 64, 128, 256, 512}, sorted(d.width)
+    wide = d[d.width >= 64]
+    assert len(wide) == 3 * 4 and (wide.verdict == "agrees").all(), wide[["activation", "width", "verdict"]]
+    narrow = d[d.width <= 128]
+    assert narrow.one_loop_closer_than_mean_field.all(), narrow[["activation", "width", "crossing_measured"]]
+    shift = (d.crossing_one_loop - d.crossing_mean_field)[d.width <= 128]
+    assert (shift.abs() > 0.02).all(), shift  # the effect is larger than the 0.02 tolerance floor

@@ -18,6 +18,12 @@ from pathlib import Path
 from .store import client, ensure_experiment, prepare_store, resolve_uri
 
 BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
+UI_DIGITS = 6  # significant digits of a metric in MLflow: far below any standard error; the CSVs keep full precision
+
+
+def ui_value(v: float) -> float:
+    """A metric value rounded to UI_DIGITS significant digits, so the UI shows 2.0 rather than 1.99999999996."""
+    return float(f"{float(v):.{UI_DIGITS}g}")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -105,7 +111,7 @@ class RunLogger:
             if v is None or not math.isfinite(float(v)):
                 self.skipped.append(k)
                 continue
-            items.append(Metric(k, float(v), now, step))
+            items.append(Metric(k, ui_value(v), now, step))
         self._send(items)
 
     def log_curves(
@@ -118,7 +124,7 @@ class RunLogger:
             return
         now = int(time.time() * 1000)
         items = [
-            Metric(k, float(v), now, start_step + i)
+            Metric(k, ui_value(v), now, start_step + i)
             for k, values in curves.items()
             for i, v in enumerate(values)
             if math.isfinite(float(v))
@@ -127,7 +133,7 @@ class RunLogger:
             if v is None or not math.isfinite(float(v)):
                 self.skipped.append(k)
             else:
-                items.append(Metric(k, float(v), now, 0))
+                items.append(Metric(k, ui_value(v), now, 0))
         self._send(items)
 
     def _send(self, items) -> None:
@@ -142,7 +148,7 @@ class RunLogger:
             return
         items = [Param(k, v) for k, v in params.items()]
         now = int(time.time() * 1000)
-        extra = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items() if math.isfinite(float(v))]
+        extra = [Metric(k, ui_value(v), now, 0) for k, v in (metrics or {}).items() if math.isfinite(float(v))]
         for s in range(0, max(len(items), 1), 100):
             self._client().log_batch(self.run_id, params=items[s : s + 100], metrics=extra if s == 0 else [])
 

@@ -46,6 +46,12 @@ def test_single_run_writes_tables_figures_and_a_finished_run(run_cli, store, tmp
     assert metrics["mlflow_run_id"] == df.run_id[0]
     assert df["tags.stage"][0] == "theory" and "tags.git_commit" in df
     assert df["params.net.sigma_w2"][0] == "1.5" and df["metrics.net.sigma_w2"][0] == 1.5
+    # the UI shows values rounded to 6 significant digits (issue 16); metrics.json keeps full precision
+    logged = {k[len("metrics.") :]: v for k, v in df.iloc[0].items() if k.startswith("metrics.") and pd.notna(v)}
+    assert logged and all(float(f"{v:.6g}") == v for v in logged.values())
+    full = {k: v for k, v in metrics.items() if k in logged and isinstance(v, float) and float(f"{v:.6g}") != v}
+    assert full, "no metric with more than 6 significant digits: the rounding check above would pass vacuously"
+    assert all(abs(logged[k] - v) <= 5e-6 * abs(v) for k, v in full.items())
 
 
 def test_multirun_gives_one_parent_and_three_finished_children(run_cli, store, tmp_path):

@@ -66,9 +66,27 @@ def column(df, name: str) -> str:
     )
 
 
+# params that name a run, not a configuration: a different value per job (its folder) or bookkeeping of the tracking;
+# grouping by them would make every run its own line and no line would ever cross the swept axis
+NOT_CONFIG = ("out_dir", "resume", "stage", "tracking.", "swept.", "hydra.")
+
+
 def varying_params(df, keep: list[str]) -> list[str]:
-    """Params that take more than one value across the runs, besides the ones already used."""
-    return [c for c in df.columns if c.startswith("params.") and c not in keep and df[c].nunique(dropna=True) > 1]
+    """Configuration params that take more than one value across the runs, besides the ones already used (x, hue).
+
+    A metric mirror of a param (numeric axes are logged as both) counts as the param: keep `metrics.net.width`
+    excludes `params.net.width`.
+    """
+    kept = {c.split(".", 1)[1] if c.startswith(("metrics.", "params.")) else c for c in keep}
+    return [
+        c
+        for c in df.columns
+        if c.startswith("params.")
+        and c not in keep
+        and c.split(".", 1)[1] not in kept
+        and not c.split(".", 1)[1].startswith(NOT_CONFIG)
+        and df[c].nunique(dropna=True) > 1
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y = column(df, a.x), column(df, a.y)
     hue = column(df, a.hue) if a.hue else None
     se = f"{y}_se" if f"{y}_se" in df.columns else None
-    others = varying_params(df, [c for c in (x, hue, "params." + a.x) if c])
+    others = varying_params(df, [c for c in (x, hue) if c])
     group = [c for c in [hue, *others] if c]
     cols = ["run_id", *group, x, y] + ([se] if se else [])
     table = df[cols].sort_values([*group, x]).reset_index(drop=True)
@@ -105,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out.with_suffix(".csv"), index=False)
     fig, ax = plt.subplots(figsize=(6.5, 4.2), constrained_layout=True)
-    for key, d in table.groupby(group, sort=False) if group else [((), table)]:
+    for key, d in table.groupby(group, sort=False, dropna=False) if group else [((), table)]:
         label = ", ".join(
             f"{g.split('.', 1)[-1]}={v}" for g, v in zip(group, key if isinstance(key, tuple) else (key,))
         )

@@ -35,6 +35,12 @@ class Figure:
         return f"{self.stage}/figures/{self.name}"
 
 
+def _keys(tables: dict) -> tuple[str, ...]:
+    """The config values that differ between a sweep's jobs (collect passes them as "mlp_sweep/keys"): each
+    figure draws one line per configuration of these, never one line across them."""
+    return tuple(tables.get("mlp_sweep/keys", ()))
+
+
 FIGURES: tuple[Figure, ...] = (
     Figure(
         "phase_diagram.png",
@@ -69,18 +75,19 @@ FIGURES: tuple[Figure, ...] = (
         "mlp_sweep",
         "Finite-width networks",
         "Measured q^L, c^L, gain chi and two-replica exponent (points +- SE, colour = width) against mean "
-        "field (lines). Expect agreement up to O(1/N) corrections, largest near the edge of chaos.",
+        "field (lines), one row per configuration (activation, sigma_b2, depth, ...). Expect agreement up to O(1/N) "
+        "corrections, largest near the edge of chaos.",
         ("mlp_sweep/sweep.csv",),
-        lambda t, p: finite_width.measured_vs_theory(t["mlp_sweep/sweep.csv"], p),
+        lambda t, p: finite_width.measured_vs_theory(t["mlp_sweep/sweep.csv"], p, keys=_keys(t)),
     ),
     Figure(
         "layer_profiles.png",
         "mlp_sweep",
         "Finite-width networks",
         "q^l and c^l layer by layer at the widest network (markers) against the mean-field iterates "
-        "(lines), for a few sigma_w2.",
+        "(lines), for a few sigma_w2; one row per configuration of that network (sigma_b2, depth, ...).",
         ("mlp_sweep/layers.csv",),
-        lambda t, p: finite_width.layer_profiles(widest_first_activation(t["mlp_sweep/layers.csv"]), p),
+        lambda t, p: finite_width.layer_profiles(widest_first_activation(t["mlp_sweep/layers.csv"]), p, keys=_keys(t)),
     ),
     Figure(
         "finite_width_collapse.png",
@@ -90,7 +97,7 @@ FIGURES: tuple[Figure, ...] = (
         "corrections scale like 1/N (the paper's loop corrections); the black line is the one-loop prediction of "
         "N (lambda - lambda_MF) at the deep fixed point (docs/science.md §6). Error bars grow like N.",
         ("mlp_sweep/finite_width.csv",),
-        lambda t, p: finite_width.collapse(t["mlp_sweep/finite_width.csv"], p),
+        lambda t, p: finite_width.collapse(t["mlp_sweep/finite_width.csv"], p, keys=_keys(t)),
     ),
     Figure(
         "one_loop_crossings.png",
@@ -102,7 +109,7 @@ FIGURES: tuple[Figure, ...] = (
         "should agree within 2 SE (or 0.02) for N >= 64; gelu at sigma_b2 > 0 has no one-loop crossing (its finite "
         "variance fixed point vanishes at a saddle node, where chi_par -> 1 and the expansion breaks down).",
         ("mlp_sweep/one_loop_crossings.csv",),
-        lambda t, p: one_loop.crossings_vs_inverse_width(t["mlp_sweep/one_loop_crossings.csv"], p),
+        lambda t, p: one_loop.crossings_vs_inverse_width(t["mlp_sweep/one_loop_crossings.csv"], p, keys=_keys(t)),
     ),
     Figure(
         "one_loop_fluctuations.png",
@@ -111,7 +118,7 @@ FIGURES: tuple[Figure, ...] = (
         "Network-to-network fluctuations of q_hat^l = |h^l|^2/N (points +- SE over networks): N Var(q_hat) against "
         "V + 2K^2 and N (E q_hat - K) against K1 (lines, one loop), layer by layer.",
         ("mlp_sweep/fluctuations.csv",),
-        lambda t, p: one_loop.fluctuations_vs_layer(t["mlp_sweep/fluctuations.csv"], p),
+        lambda t, p: one_loop.fluctuations_vs_layer(t["mlp_sweep/fluctuations.csv"], p, keys=_keys(t)),
         optional=True,  # only when fluctuations.n_seeds > 0 for a job's width
     ),
     Figure(

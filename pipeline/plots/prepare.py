@@ -18,8 +18,41 @@ def pick_evenly(values, n: int) -> np.ndarray:
     return u[np.unique(np.linspace(0, len(u) - 1, n).round().astype(int))]
 
 
+# columns that name a network configuration in the stage tables (collect adds the swept config values, see `keys`)
+CASE_COLUMNS = ("activation", "width", "depth", "sigma_b2", "xi", "weights", "dtype")
+
+
+def case_columns(df: pd.DataFrame, keys=(), exclude=()) -> list[str]:
+    """The columns that tell one configuration from another: the stage's own (activation, width, depth, sigma_b2,
+    xi, ...), the swept config values `keys` (collect's `mlp_sweep/keys`) and any dotted config-path column, minus
+    `exclude` (the plot's axes). A figure draws one line per distinct value of these, never one across them."""
+    cols = [*CASE_COLUMNS, *keys, *(c for c in df.columns if "." in str(c))]
+    return [c for c in dict.fromkeys(cols) if c in df.columns and c not in exclude]
+
+
+def cases(df: pd.DataFrame, keys=(), exclude=()) -> list[tuple[str, pd.DataFrame]]:
+    """(label, rows) per configuration (`case_columns`), in table order; the label names the activation and every
+    case column that takes more than one value, e.g. 'tanh sigma_b2=0.05 engine.q0=2'."""
+    cols = case_columns(df, keys, exclude)
+    if not cols:
+        return [("", df)]
+    shown = [c for c in cols if c == "activation" or df[c].nunique(dropna=False) > 1]
+    out = []
+    for key, d in df.groupby(cols, sort=False, dropna=False):
+        values = dict(zip(cols, key if isinstance(key, tuple) else (key,)))
+        out.append((" ".join(_fmt(c, values[c]) for c in shown), d))
+    return out
+
+
+def _fmt(col: str, v) -> str:
+    if col == "activation":
+        return str(v)
+    return f"{col}={v:g}" if isinstance(v, (float, np.floating)) else f"{col}={v}"
+
+
 def widest_first_activation(layers: pd.DataFrame) -> pd.DataFrame:
-    """Rows of the widest network, first activation only (merged mlp_sweep layers -> one layer profile)."""
+    """Rows of the widest network, first activation only (merged mlp_sweep layers -> layer profiles); every other
+    configuration of that network (sigma_b2, depth, swept config values) stays, drawn as its own panel row."""
     d = layers[layers.width == layers.width.max()]
     return d[d.activation == d.activation.iloc[0]]
 

@@ -4,6 +4,12 @@
 outputs/mlp_sweep/{sweep.csv, finite_width.csv, layers.csv, figures/, metrics.json} (figures/: every
 mlp_sweep figure of the registry `pipeline.plots.figures`, drawn from the merged tables); the merged
 artifacts are also attached to the sweep's MLflow parent run.
+
+Tables meet by key, never by position: every config value that differs between the jobs (read from each job's
+.hydra/config.yaml, else its overrides.yaml; bookkeeping such as out_dir and tracking.* excepted) is a key column
+of every merged table (`engine.q0`, `seed`, ...; net.* values under the stage's own names: sigma_b2, depth, xi)
+and of the dvc plots `group`; metrics.json lists them as `swept_keys`. A merged table whose key (the stage's own
+plus these) is not unique is refused with one line. Figures draw one line per configuration of these keys.
 """
 
 from __future__ import annotations
@@ -30,9 +36,107 @@ def job_dirs(jobs: Path) -> list[Path]:
     return sorted((p for p in jobs.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
 
 
-def finite_width_table(sweep: pd.DataFrame) -> pd.DataFrame:
+# a job's design (README: one (activation, width, depth, sigma_b2, xi) job): config leaves whose column name in the
+# stage's tables is the short name; every other config leaf that differs between jobs keeps its dotted path
+ALIASES = {"net.activation": "activation", "net.width": "width", "net.depth": "depth", "net.sigma_b2": "sigma_b2",
+           "net.xi": "xi", "net.weights": "weights", "engine.dtype": "dtype"}  # fmt: skip
+DESIGN = ("activation", "width", "depth", "sigma_b2", "xi")  # every merged table carries these columns
+# bookkeeping, not configuration: the same job with another value gives the same numbers
+NOT_KEYS = ("tracking.", "out_dir", "resume", "stage", "hydra.")
+# each table's natural key within one job; the merged key adds DESIGN and every config leaf that differs between jobs
+NATURAL_KEYS = {
+    "sweep.csv": ("sigma_w2",), "finite_width.csv": ("sigma_w2",), "layers.csv": ("sigma_w2", "layer"),
+    "fluctuations.csv": ("sigma_w2", "layer"), "crossings.csv": (), "one_loop_crossings.csv": (),
+}  # fmt: skip
+
+
+def _leaves(node, prefix: str = "") -> dict:
+    """Flatten a config to {dotted.path: value}; a list is one leaf (as its JSON text)."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            out.update(_leaves(v, f"{prefix}{k}."))
+        return out
+    if isinstance(node, list):
+        return {prefix[:-1]: json.dumps(node, default=str)}
+    return {prefix[:-1]: node}
+
+
+def job_config(job: Path) -> dict | None:
+    """A job's config leaves from <job>/.hydra/config.yaml (unresolved), else its overrides.yaml; None if neither."""
+    import yaml
+
+    hydra = job / ".hydra"
+    if (hydra / "config.yaml").is_file():
+        return _leaves(yaml.safe_load((hydra / "config.yaml").read_text()) or {})
+    if (hydra / "overrides.yaml").is_file():
+        out = {}
+        for o in yaml.safe_load((hydra / "overrides.yaml").read_text()) or []:
+            k, _, v = str(o).lstrip("+~").partition("=")
+            out[k] = yaml.safe_load(v) if v else None
+        return out
+    return None
+
+
+def key_column(leaf: str) -> str:
+    """The merged tables' column for a config leaf: the stage's own name for the design leaves, else the path."""
+    return ALIASES.get(leaf, leaf)
+
+
+def swept_keys(dirs: list[Path]) -> tuple[list[str], list[dict]]:
+    """(columns, per-job {column: value}) of the config leaves that differ between the jobs, bookkeeping excepted.
+
+    The design leaves (net.activation/width/depth/sigma_b2/xi) are always in the per-job values, so every merged
+    table can carry them; a job without a readable config contributes only what its tables already say.
+    """
+    configs = [job_config(d) or {} for d in dirs]
+    missing = [d.name for d, c in zip(dirs, configs) if not c]
+    if missing:
+        log.warning("jobs %s have no .hydra/config.yaml or overrides.yaml: their swept values are unknown", missing)
+    leaves = sorted({k for c in configs for k in c}, key=lambda k: (k not in ALIASES, k))
+    varying = [
+        k for k in leaves if not k.startswith(NOT_KEYS) and len({repr(c.get(k, "<unset>")) for c in configs}) > 1
+    ]
+    cols = [key_column(k) for k in varying]
+    design = [k for k, v in ALIASES.items() if v in DESIGN]
+    values = [{key_column(k): c[k] for k in (*design, *varying) if k in c} for c in configs]
+    return cols, values
+
+
+def with_job_keys(table: pd.DataFrame, values: dict, cols: list[str]) -> pd.DataFrame:
+    """One job's table with its design columns and the swept `cols` added where missing, keys first."""
+    table = table.copy()
+    at = sum(1 for c in table.columns[: len(DESIGN) + 2] if c in (*DESIGN, "weights", "dtype"))
+    for c in [*DESIGN, *cols]:
+        if c in table.columns or c not in values or (c not in cols and c not in ("depth", "sigma_b2", "xi")):
+            continue
+        table.insert(min(at, len(table.columns)), c, values[c])
+        at += 1
+    return table
+
+
+def table_key(name: str, table: pd.DataFrame, cols: list[str]) -> list[str]:
+    """The merged key of a table: the design columns it has, the swept config columns, its natural key."""
+    return list(dict.fromkeys([*(c for c in DESIGN if c in table.columns), *cols, *NATURAL_KEYS[name]]))
+
+
+def check_unique(name: str, table: pd.DataFrame, key: list[str], jobs: pd.Series | None = None) -> None:
+    """Fail with one line if two rows of a merged table share the key (then their numbers could not be told apart)."""
+    dup = table.duplicated(key, keep=False)
+    if dup.any():
+        first = table[dup].iloc[0]
+        same = table[dup & (table[key] == first[key]).all(axis=1)]
+        who = f" (jobs {', '.join(map(str, jobs[same.index].unique()))})" if jobs is not None else ""
+        raise SystemExit(
+            f"error: collect: {name}: {int(dup.sum())} rows share a key{who}, e.g. "
+            + ", ".join(f"{k}={first[k]}" for k in key)
+            + ": the jobs differ in nothing collect can key on (no .hydra/config.yaml?) or were run twice"
+        )
+
+
+def finite_width_table(sweep: pd.DataFrame, cols: list[str] = ()) -> pd.DataFrame:
     """Deviation from mean field times N (docs/science.md §2: loop corrections scale as 1/N)."""
-    keys = ["activation", "width", "depth", "sigma_b2", "xi", "sigma_w2"]
+    keys = list(dict.fromkeys(["activation", "width", "depth", "sigma_b2", "xi", *cols, "sigma_w2"]))
     out = sweep[keys].copy()
     n = sweep.width
     # the variance as a relative (log) deviation: ReLU's chaotic q^L spans hundreds of decades
@@ -51,13 +155,20 @@ ONE_LOOP_KEYS = ("crossing_one_loop", "crossing_one_loop_deep", "crossing_mean_f
                  "one_loop_expansion_parameter", "one_loop_status")  # fmt: skip
 
 
-def one_loop_crossings(crossings: pd.DataFrame) -> pd.DataFrame:
+def group_label(row, cols) -> str:
+    """A configuration's name for the dvc plots `group` column: activation, sigma_b2, depth, then the swept keys."""
+    extra = "".join(f" {c}={row[c]:g}" if isinstance(row[c], float) else f" {c}={row[c]}" for c in cols)
+    return f"{row['activation']} sb2={row['sigma_b2']:g} L={row['depth']}{extra}"
+
+
+def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.DataFrame:
     """one_loop_crossings.csv: measured zero crossings beside mean field, one loop and (ReLU) the exact formula.
 
     crossing_one_loop is the one-loop prediction at the job's depth (exponent averaged over the measured layers);
     crossing_one_loop_deep its deep-layer (fixed-point) value; crossing_mean_field the N -> inf, L -> inf value
     (the critical line) and crossing_mean_field_finite_depth N -> inf at the job's depth. z columns:
-    (measured - prediction) / SE. One row per job, from that job's own key (activation, sigma_b2, width, depth).
+    (measured - prediction) / SE. One row per job, from that job's own key (activation, sigma_b2, width, depth and
+    the config values `cols` that differ between the jobs, which also name the dvc plots `group`).
     """
     c = crossings
     out = pd.DataFrame({
@@ -69,13 +180,18 @@ def one_loop_crossings(crossings: pd.DataFrame) -> pd.DataFrame:
         "crossing_mean_field_finite_depth": c.crossing_mean_field_finite_depth,
         "one_loop_status": c.one_loop_status,
     })  # fmt: skip
+    extra = [k for k in cols if k not in out.columns]
+    for i, k in enumerate(extra):
+        out.insert(4 + i, k, c[k])
     num = ["crossing_measured", "crossing_se", "crossing_mean_field", "crossing_one_loop", "crossing_exact",
            "crossing_one_loop_deep", "crossing_mean_field_finite_depth"]  # fmt: skip
     out[num] = out[num].apply(pd.to_numeric, errors="coerce")
     out["z_mean_field"] = (out.crossing_measured - out.crossing_mean_field) / out.crossing_se
     out["z_one_loop"] = (out.crossing_measured - out.crossing_one_loop) / out.crossing_se
-    out["group"] = [f"{a} sb2={b:g} L={d}" for a, b, d in zip(out.activation, out.sigma_b2, out.depth)]  # dvc plots
-    return out.sort_values(["activation", "sigma_b2", "depth", "width"], kind="stable").reset_index(drop=True)
+    label = [k for k in cols if k not in ("activation", "sigma_b2", "depth", "width")]
+    out["group"] = [group_label(r, label) for _, r in out.iterrows()]  # dvc plots: one line per configuration
+    order = ["activation", "sigma_b2", "depth", *label, "width"]
+    return out.sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def one_loop_summary(loop: pd.DataFrame) -> dict:
@@ -97,10 +213,24 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     missing = [d.name for d in dirs if not (d / "sweep.csv").exists()]
     if not dirs or missing:
         raise SystemExit(f"error: collect mlp_sweep: jobs without outputs in {jobs}: {missing or 'no jobs'}")
-    sweep = pd.concat([pd.read_csv(d / "sweep.csv") for d in dirs], ignore_index=True)
-    layers = pd.concat([pd.read_csv(d / "layers.csv") for d in dirs], ignore_index=True)
+    # tables meet by key: every config value that differs between the jobs becomes a key column of every table
+    cols, values = swept_keys(dirs)
+
+    def merge(name: str, required: bool = True) -> tuple[pd.DataFrame, pd.Series] | tuple[None, None]:
+        parts = [(d, with_job_keys(pd.read_csv(d / name), v, cols)) for d, v in zip(dirs, values)
+                 if required or (d / name).is_file()]  # fmt: skip
+        if not parts:
+            return None, None
+        table = pd.concat([t for _, t in parts], ignore_index=True)
+        job = pd.Series([d.name for d, t in parts for _ in range(len(t))])
+        check_unique(name, table, table_key(name, table, cols), job)
+        return table, job
+
+    sweep, _ = merge("sweep.csv")
+    layers, _ = merge("layers.csv")
+    fluct, _ = merge("fluctuations.csv", required=False)  # only the jobs at fluctuations.widths have it
     crossings = []
-    for d in dirs:
+    for d, v in zip(dirs, values):
         m = json.loads((d / "metrics.json").read_text())
         row = pd.read_csv(d / "sweep.csv", nrows=1).iloc[0]
         crossings.append(
@@ -110,15 +240,18 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
                 "depth": int(row.depth),
                 "sigma_b2": row.sigma_b2,
                 "xi": row.xi,
+                **{k: v.get(k) for k in cols if k not in DESIGN},
                 "mlflow_run_id": m.get("mlflow_run_id"),
                 **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_theory")},
                 **{k: m.get(k) for k in ONE_LOOP_KEYS},
             }
         )
-    fw = finite_width_table(sweep)
-    loop = one_loop_crossings(pd.DataFrame(crossings))
-    fluct = [d / "fluctuations.csv" for d in dirs if (d / "fluctuations.csv").is_file()]
-    fluct = pd.concat([pd.read_csv(f) for f in fluct], ignore_index=True) if fluct else None
+    fw = finite_width_table(sweep, cols)
+    loop = one_loop_crossings(pd.DataFrame(crossings), cols)
+    check_unique("finite_width.csv", fw, table_key("finite_width.csv", fw, cols))
+    table = pd.DataFrame(crossings)  # one row per job, in job order
+    check_unique("crossings.csv", table, table_key("crossings.csv", table, cols), pd.Series([d.name for d in dirs]))
+    check_unique("one_loop_crossings.csv", loop, table_key("one_loop_crossings.csv", loop, cols))
     with staged(out) as folder:
         sweep.to_csv(folder / "sweep.csv", index=False)
         layers.to_csv(folder / "layers.csv", index=False)
@@ -126,7 +259,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
         pd.DataFrame(crossings).drop(columns=list(ONE_LOOP_KEYS)).to_csv(folder / "crossings.csv", index=False)
         loop.to_csv(folder / "one_loop_crossings.csv", index=False)
         merged = {"mlp_sweep/sweep.csv": sweep, "mlp_sweep/layers.csv": layers, "mlp_sweep/finite_width.csv": fw,
-                  "mlp_sweep/one_loop_crossings.csv": loop}  # fmt: skip
+                  "mlp_sweep/one_loop_crossings.csv": loop, "mlp_sweep/keys": cols}  # fmt: skip
         if fluct is not None:
             fluct.to_csv(folder / "fluctuations.csv", index=False)
             merged["mlp_sweep/fluctuations.csv"] = fluct
@@ -136,6 +269,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
             "n_jobs": len(dirs),
             "n_rows": len(sweep),
             "n_failed_networks": int(sweep.n_failed_networks.sum()),
+            "swept_keys": cols,  # config values that differ between the jobs: key columns of every table
             **one_loop_summary(loop),
         }
         parent = jobs / PARENT_FILE

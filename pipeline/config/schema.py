@@ -24,7 +24,7 @@ class WeightDist(str, Enum):
 
 
 def rng(default: Any, **bounds: Any) -> Any:
-    """A dataclass field with range bounds (gt, ge, lt, le, min_len) checked by `check_ranges`."""
+    """A dataclass field with range bounds (gt, ge, lt, le, min_len, even, ...) checked by `check_ranges`."""
     if isinstance(default, (list, dict)):
         return field(
             default_factory=lambda: list(default) if isinstance(default, list) else dict(default), metadata=bounds
@@ -39,7 +39,7 @@ class NetConfig:
     activation: ActivationName = ActivationName.tanh
     sigma_w2: float = rng(1.5, gt=0.0)
     sigma_b2: float = rng(0.05, ge=0.0)
-    width: int = rng(256, ge=1)
+    width: int = rng(256, ge=2)  # the engine's input pairs are 2 orthonormal vectors of R^N
     depth: int = rng(50, ge=1)
     xi: float = rng(1.0, ge=0.0)  # gauge parameter of the weight ensemble (docs/science.md §4); 1 = i.i.d.
     weights: WeightDist = WeightDist.gaussian
@@ -114,7 +114,7 @@ class GridSpec:
 class QuadConfig:
     """Quadrature and fixed-point solver settings (docs/science.md §1, Numerics)."""
 
-    n_nodes: Optional[int] = rng(None, ge=2)  # None: chosen by the convergence check
+    n_nodes: Optional[int] = rng(None, ge=2, even=True)  # None: chosen by the convergence check
     tol: float = rng(1e-12, gt=0.0)  # convergence check tolerance (relative)
     q_max: Optional[float] = rng(None, gt=0.0)  # largest variance the rule must resolve
     fixed_point_tol: float = rng(1e-13, gt=0.0)
@@ -192,7 +192,7 @@ class FluctuationSettings:
 
     sigma_w2: List[float] = rng([1.0, 1.5, 1.9], min_len=1, gt=0.0, ascending=True)
     n_seeds: int = rng(0, ge=0)
-    widths: List[int] = rng([128], ge=1, ascending=True)  # only jobs whose net.width is listed run the study
+    widths: List[int] = rng([128], ge=2, ascending=True)  # only jobs whose net.width is listed run the study
 
 
 @dataclass
@@ -208,7 +208,7 @@ class CurveSpec:
 class ReluFiniteWidthSpec:
     """Bias-free ReLU exponent at small widths against the exact formula (docs/science.md §2)."""
 
-    widths: List[int] = rng([4, 8, 16, 64, 256], min_len=1, ge=1, ascending=True)
+    widths: List[int] = rng([4, 8, 16, 64, 256], min_len=1, ge=2, ascending=True)
     sigma_w2: List[float] = rng([1.5, 2.0, 3.0], min_len=1, gt=0.0, ascending=True)
     depth: int = rng(100, ge=2)
     n_seeds: int = rng(32, ge=2)

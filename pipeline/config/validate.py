@@ -61,6 +61,8 @@ def check_ranges(obj: Any, prefix: str = "") -> None:
             for op, (ok, text) in _OPS.items():
                 if op in meta and isinstance(v, (int, float)) and not ok(v, meta[op]):
                     raise ConfigError(f"{key}={v!r} is out of range: allowed {text.format(meta[op])}")
+            if meta.get("even") and isinstance(v, int) and v % 2:
+                raise ConfigError(f"{key}={v!r}: must be even (allowed: an even integer, e.g. {v + 1})")
 
 
 def _show(value: list) -> str:

@@ -46,6 +46,43 @@ def refined_grid(base: tuple[float, ...], center: float, n: int, halfwidth: floa
     return tuple(float(x) for x in pts)
 
 
+MIN_NETWORKS = 2  # a sweep point needs this many finite networks: a mean *and* a standard error
+ESTIMATE_PREFIXES = ("q_L", "log_q_L", "c_L", "log_q_growth", "chi", "lambda_")
+
+
+def exclude_points(table: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
+    """Columns `excluded` and `exclusion_reason`; the estimates of an excluded point set to NaN.
+
+    A point is excluded when fewer than MIN_NETWORKS networks survive (flagged networks never enter an
+    estimate, `statistics.summarize`): with none there is no estimate, with one no standard error. Its
+    estimate columns are NaN so that no consumer (crossing, collect, figures) can take them for a measurement.
+    """
+    out = table.copy()
+    n = out.n_seeds_used.astype(int)
+    out["excluded"] = n < MIN_NETWORKS
+    out["exclusion_reason"] = [
+        f"{k} of {n_seeds} networks finite (n_failed_networks={f}): "
+        f"needs >= {MIN_NETWORKS} for a mean and a standard error"
+        if k < MIN_NETWORKS
+        else ""
+        for k, f in zip(n, out.n_failed_networks)
+    ]
+    cols = [c for c in out.columns if c.startswith(ESTIMATE_PREFIXES)]
+    out.loc[out.excluded, cols] = float("nan")
+    return out
+
+
+def refine_center(loop: dict, mean_field: float) -> tuple[float, str]:
+    """Where `grid.refine` adds points: the one-loop crossing at this depth, else (no one-loop crossing, e.g. a
+    saddle-node transition, or xi != 1 / orthogonal weights, for which one loop is not derived) the
+    mean-field crossing of this job's activation, sigma_b2 and xi; (nan, "none") when neither exists."""
+    for key, x in (("one_loop", loop.get("crossing_one_loop")), ("mean_field", loop.get("crossing_mean_field")),
+                   ("mean_field", mean_field)):  # fmt: skip
+        if x is not None and np.isfinite(x):
+            return float(x), key
+    return float("nan"), "none"
+
+
 def fluctuation_table(cfg: StageConfig) -> pd.DataFrame | None:
     """N Var(q_hat^l) and N (E q_hat^l - K^l) over many networks against one loop, per (sigma_w2, layer).
 
@@ -97,19 +134,19 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
         )
         loop = {**loop, "crossing_one_loop_deep": loop.get("crossing_one_loop"), "crossing_one_loop": fd.one_loop,
                 "crossing_mean_field_finite_depth": fd.mean_field}  # fmt: skip
-    center = loop.get("crossing_one_loop", float("nan"))
-    if not np.isfinite(center):  # no one-loop crossing (e.g. a saddle-node transition): refine at mean field
-        center = loop.get("crossing_mean_field", float("nan"))
+    theory_x0, source = theory_crossing(cfg.theory_outputs, net.activation.value, net.sigma_b2, net.xi)
+    center, center_source = refine_center(loop, theory_x0)
+    if cfg.grid.refine and not np.isfinite(center):
+        log.warning("grid.refine=%d: no predicted crossing to refine around; the grid is not refined", cfg.grid.refine)
     sws = refined_grid(cfg.grid.sigma_w2.points(), center, cfg.grid.refine, cfg.grid.refine_halfwidth)
     m = simulate(ensemble_spec(net, eng, sws, cfg.seed))
-    table = summarize(m, eng.burn_in)
-    excluded = table.n_seeds_used == 0  # every network overflowed at this sigma_w2: no estimate there
+    table = exclude_points(summarize(m, eng.burn_in), eng.n_seeds)
+    excluded = table.excluded
     if excluded.all():
-        raise NumericalError(f"all networks non-finite at every sigma_w2 of the grid ({list(sws)})")
-    table["excluded"] = excluded  # guarantee 5: the point is excluded and flagged, the rest of the job is kept
-    if excluded.any():
-        log.warning("sigma_w2=%s: every network overflowed; excluded (flagged in sweep.csv `excluded`)",
-                    table.sigma_w2[excluded].tolist())  # fmt: skip
+        raise NumericalError(f"fewer than {MIN_NETWORKS} finite networks at every sigma_w2 of the grid ({list(sws)})")
+    if excluded.any():  # guarantee 5: the point is excluded and flagged, the rest of the job is kept
+        for r in table[excluded].itertuples():
+            log.warning("sigma_w2=%g excluded: %s (flagged in sweep.csv `excluded`)", r.sigma_w2, r.exclusion_reason)
     theory, iters = predictions(net.activation.value, sws, net.sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
     if iid:  # the 1/N coefficient of the typical exponent at the deep fixed point, per sigma_w2 (by key)
         c1 = one_loop_table(net.activation.value, torch.tensor(sws, dtype=torch.float64), net.sigma_b2)[
@@ -134,10 +171,10 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
     layers = layer_curves(m).merge(iter_cols, on=["sigma_w2", "layer"], how="left", validate="one_to_one")
     layers.insert(0, "width", net.width)
     layers.insert(0, "activation", net.activation.value)
+    kept = ~sweep.excluded  # the crossing never uses an excluded point (its estimates are NaN anyway)
     x0, se = zero_crossing(
-        sweep.sigma_w2.to_numpy(), sweep.lambda_replica.to_numpy(), sweep.lambda_replica_se.to_numpy()
+        sweep.sigma_w2[kept].to_numpy(), sweep.lambda_replica[kept].to_numpy(), sweep.lambda_replica_se[kept].to_numpy()
     )
-    theory_x0, source = theory_crossing(cfg.theory_outputs, net.activation.value, net.sigma_b2, net.xi)
     crossing = {
         "crossing_measured": x0,
         "crossing_measured_se": se,
@@ -147,6 +184,8 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
             k if k.startswith("crossing") else f"one_loop_{k}": v for k, v in loop.items() if k != "crossing_mean_field"
         },
         "one_loop_source": loop_source,
+        "refine_center": center if cfg.grid.refine else None,
+        "refine_center_source": center_source if cfg.grid.refine else None,
     }
     result = MlpSweepResult(sweep, layers, crossing, fluctuation_table(cfg))
     result.output = headline(result)

@@ -27,6 +27,8 @@ class StageSpec:
     check: Callable[[Any], None] | None = None  # cross-field checks on the validated config object
     unused: tuple[str, ...] = ()  # keys of its sections it never reads: not logged, not hashed, overrides rejected
     name: Callable[[Any], str] | None = None  # the MLflow run name, from the validated config
+    inactive: Callable[[Any], dict[str, str]] | None = None  # keys (or "prefix.") the config turns off -> why
+    preflight: Callable[[Any], None] | None = None  # checks of the run's environment (input files), before the run
 
     @property
     def module(self) -> str:
@@ -96,6 +98,15 @@ def _check_theory(cfg) -> None:
 def _check_mlp_sweep(cfg) -> None:
     _positive_grid(cfg.grid.sigma_w2, "grid.sigma_w2")
     _check_weights(cfg)
+    fl, net = cfg.fluctuations, cfg.net
+    if fl.n_seeds == 1:
+        raise ConfigError("fluctuations.n_seeds=1: a variance over networks needs >= 2 (allowed: 0 = off, or >= 2)")
+    if fl.n_seeds and net.width in fl.widths and (net.xi != 1.0 or net.weights.value != "gaussian"):
+        raise ConfigError(
+            f"fluctuations.n_seeds={fl.n_seeds} with net.xi={net.xi:g}, net.weights={net.weights.value}: the "
+            "fluctuation study tests one loop, derived for i.i.d. gaussian weights, and would be skipped "
+            "(allowed: fluctuations.n_seeds=0, or net.xi=1 with net.weights=gaussian)"
+        )
     _check_engine(cfg, [cfg.net.width], cfg.grid.sigma_w2.num)
 
 
@@ -153,6 +164,96 @@ def _check_ginn_train(cfg) -> None:
         )
     if g.model.value == "mlp" and g.gauge_fixing.enabled:
         raise ConfigError("ginn.gauge_fixing.enabled=true with ginn.model=mlp: the gauge-fixing scan trains a GINN")
+    gf = g.gauge_fixing
+    if gf.enabled:  # the gauge sector is measured after burn_in_steps: at least 2 steps must remain
+        import math
+
+        from pipeline.data.datasets import load
+
+        n_train = len(load(g.data.name.value, g.data.seed, g.data.val_fraction, g.data.test_fraction).y_train)
+        steps = gf.epochs * math.ceil(n_train / tr.batch_size)
+        if gf.burn_in_steps > steps - 2:
+            raise ConfigError(
+                f"ginn.gauge_fixing.burn_in_steps={gf.burn_in_steps}: must be <= {steps - 2} (the scan runs "
+                f"{steps} steps = ginn.gauge_fixing.epochs={gf.epochs} x {math.ceil(n_train / tr.batch_size)} "
+                f"batches of ginn.train.batch_size={tr.batch_size}, and needs >= 2 after the burn-in)"
+            )
+    if g.model.value == "ginn" and not g.trainability.enabled and g.mlp_sigma_b2 != GinnSettings().mlp_sigma_b2:
+        raise ConfigError(
+            f"ginn.mlp_sigma_b2={g.mlp_sigma_b2:g}: used by the MLP only, and no MLP is trained (ginn.model=ginn, "
+            "ginn.trainability.enabled=false; allowed: ginn.model=mlp|both or ginn.trainability.enabled=true)"
+        )
+
+
+def _check_report(cfg) -> None:
+    """Every stage output the report reads exists, before a run or an output folder is created."""
+    from pipeline.stages.report import missing_inputs, missing_inputs_message
+
+    missing = missing_inputs(cfg.report.inputs)
+    if missing:
+        raise ConfigError(missing_inputs_message(cfg.report.inputs, missing))
+
+
+# ---- options inert under the rest of the config: an override of one would be silently ignored ----------
+
+
+def _inactive_theory(cfg) -> dict[str, str]:
+    return {} if cfg.theory.one_loop.enabled else {"theory.one_loop.": "theory.one_loop.enabled=false"}
+
+
+def _inactive_mlp_sweep(cfg) -> dict[str, str]:
+    out = {}
+    if cfg.grid.refine == 0:
+        out["grid.refine_halfwidth"] = "grid.refine=0 (no refinement)"
+    if cfg.fluctuations.n_seeds == 0:
+        out["fluctuations.sigma_w2"] = out["fluctuations.widths"] = "fluctuations.n_seeds=0 (the study is off)"
+    return out
+
+
+def _inactive_ginn_train(cfg) -> dict[str, str]:
+    g, out = cfg.ginn, {}
+    if not g.trainability.enabled:
+        out["ginn.trainability."] = "ginn.trainability.enabled=false"
+    if not g.gauge_fixing.enabled:
+        out["ginn.gauge_fixing."] = "ginn.gauge_fixing.enabled=false"
+    return out
+
+
+def override_keys(overrides) -> list[tuple[str, str]]:
+    """(key as written, key after the deprecated `sweep.` -> `grid.` alias) of each command-line override
+    (`a.b=1`, `+a.b=1`, `++a.b=1`; not deletions)."""
+    keys = []
+    for ov in overrides:
+        ov = str(ov)
+        if "=" not in ov or ov.startswith("~"):
+            continue
+        key = ov.split("=", 1)[0].lstrip("+")
+        keys.append((key, "grid." + key[len("sweep.") :] if key.startswith("sweep.") else key))
+    return keys
+
+
+def check_inactive_overrides(spec: StageSpec, cfg, overrides) -> None:
+    """ConfigError for an override of a key that the rest of the config turns off (e.g.
+    `ginn.trainability.width` with `ginn.trainability.enabled=false`): its value would be silently ignored.
+    Values set by config files (an experiment's defaults) are not the user's request and pass."""
+    if spec.inactive is None:
+        return
+    off = spec.inactive(cfg)
+    for written, key in override_keys(overrides):
+        for prefix, why in off.items():
+            is_switch = prefix.endswith(".") and key == prefix + "enabled"
+            if not is_switch and (key == prefix or (prefix.endswith(".") and key.startswith(prefix))):
+                raise ConfigError(f"{written}: not used with {why}: the value would be ignored")
+
+
+def _hydra_overrides() -> list[str]:
+    """The current Hydra job's command-line overrides (empty outside a Hydra app)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    except Exception:  # noqa: BLE001 - no Hydra context: nothing to check
+        return []
 
 
 STAGES: dict[str, StageSpec] = {
@@ -164,6 +265,7 @@ STAGES: dict[str, StageSpec] = {
             "mean-field maps, fixed points, chi1, depth scales, critical lines (docs/science.md §1)",
             ("theory.csv", "critical_line.csv", "iterates.csv", "one_loop.csv", "one_loop_crossings.csv", "figures"),
             check=_check_theory,
+            inactive=_inactive_theory,
             unused=("net.width", "net.weights"),
             name=lambda c: f"theory {','.join(a.value for a in c.theory.activations)} xi={c.net.xi:g}",
         ),
@@ -182,6 +284,7 @@ STAGES: dict[str, StageSpec] = {
             ),
             multirun=True,
             check=_check_mlp_sweep,
+            inactive=_inactive_mlp_sweep,
             unused=("net.sigma_w2",),
             name=lambda c: (
                 f"{c.net.activation.value} N={c.net.width} L={c.net.depth} sb2={c.net.sigma_b2:g}"
@@ -231,6 +334,7 @@ STAGES: dict[str, StageSpec] = {
                 "figures",
             ),
             check=_check_ginn_train,
+            inactive=_inactive_ginn_train,
             name=lambda c: (
                 f"ginn_train {c.ginn.model.value} {c.ginn.activation.value} N={c.ginn.width} "
                 f"L={c.ginn.depth} {c.ginn.data.name.value}"
@@ -241,6 +345,7 @@ STAGES: dict[str, StageSpec] = {
             ("report",),
             "every figure, summary.csv and a self-contained report.html from the stage outputs",
             ("report.html", "figures", "summary.csv"),
+            preflight=_check_report,
         ),
     )
 }
@@ -268,9 +373,23 @@ def migrate_deprecated(cfg) -> None:
     cfg.grid, cfg.sweep = cfg.sweep, MlpGridSettings()
 
 
-def check_stage(cfg) -> None:
-    """All cross-field checks of the stage `cfg.stage` (after the schema's types and ranges)."""
+def _in_hydra_job() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return HydraConfig.initialized()
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def check_stage(cfg, overrides=None, preflight: bool | None = None) -> None:
+    """All cross-field checks of the stage `cfg.stage` (after the schema's types and ranges), no override of
+    an option the rest of the config turns off (`overrides`: default, the Hydra job's), and, for a real run
+    (`preflight`: default, inside a Hydra job), the stage's preflight checks of its input files."""
     spec = get_stage(cfg.stage)
     migrate_deprecated(cfg)
     if spec.check is not None:
         spec.check(cfg)
+    check_inactive_overrides(spec, cfg, _hydra_overrides() if overrides is None else overrides)
+    if spec.preflight is not None and (_in_hydra_job() if preflight is None else preflight):
+        spec.preflight(cfg)

@@ -51,6 +51,24 @@ def _missing(paths: list[Path]) -> FileNotFoundError:
     return FileNotFoundError(f"report inputs missing (run `dvc repro` first): {', '.join(map(str, paths))}")
 
 
+def missing_inputs(root: Path) -> list[Path]:
+    """Every input the report needs (headline tables, non-optional stage figures) that is absent under root."""
+    root = Path(root)
+    need = [root / key for key in HEADLINE_TABLES] + [root / f.source for f in REPORT_FIGURES if not f.optional]
+    return [p for p in dict.fromkeys(need) if not p.is_file()]
+
+
+def missing_inputs_message(root: Path, missing: list[Path]) -> str:
+    """One line: which stages' outputs are missing, the command producing them, and the files."""
+    root = Path(root)
+    stages = sorted({p.relative_to(root).parts[0] for p in missing})
+    return (
+        f"report.inputs={root}: report inputs missing from stage(s) {', '.join(stages)}: produce them with "
+        f"`dvc repro {' '.join(stages)}` (or set report.inputs to an outputs folder that has them); missing: "
+        + ", ".join(map(str, missing))
+    )
+
+
 def read_tables(root: Path) -> dict:
     """The tables of the headline numbers, keyed 'stage/file.csv'; a missing one is an error naming it."""
     tables, missing = {}, []

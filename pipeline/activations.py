@@ -257,11 +257,14 @@ class ModulusActivation:
 
     `g_and_slope(r, offset)` returns (g(r), g'(r)); `offset` is modReLU's bias b <= 0 (a float for the
     theory, a tensor of learnable per-unit values for the network) and is ignored by the others.
+    `kink(offset)` is the modulus r > 0 where g' jumps (None: smooth), so the theory's quadrature can
+    split its integrals there.
     """
 
     name: str
     g_and_slope: Callable[[torch.Tensor, float | torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
     uses_offset: bool = False
+    kink: Callable[[float], float] | None = None
 
 
 def _modulus_tanh(r, offset):
@@ -282,7 +285,7 @@ MODULUS_ACTIVATIONS: dict[str, ModulusActivation] = {
     m.name: m
     for m in (
         ModulusActivation("tanh", _modulus_tanh),
-        ModulusActivation("modrelu", _modulus_relu, uses_offset=True),
+        ModulusActivation("modrelu", _modulus_relu, uses_offset=True, kink=lambda offset: -float(offset)),
         ModulusActivation("identity", _modulus_identity),
     )
 }

@@ -55,17 +55,13 @@ def test_variance_map_and_gain_match_scipy_rayleigh_integrals(kind, b, tol):
     got_chi = chi_ginn(torch.tensor(qs, dtype=torch.float64), 1.8, kind, b)
     for i, q in enumerate(qs):
         assert abs(float(got_map[i]) / map_quad(kind, q, 1.8, b) - 1) < tol, (kind, q)
-        if kind != "modrelu":  # modReLU's gain: see the xfail below
-            assert abs(float(got_chi[i]) / chi_quad(kind, q, 1.8, b) - 1) < tol, (kind, q)
+        assert abs(float(got_chi[i]) / chi_quad(kind, q, 1.8, b) - 1) < tol, (kind, q)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (docs/mutation.md): g' of modReLU jumps at r = -b, and 200-node Gauss-Laguerre misses "
-    "chi_GINN by 3% at q = 0.3 and 2% at q = 1 (scipy quad and a 2e7-sample Monte Carlo agree to 1e-4)",
-)
 def test_modrelu_gain_matches_scipy_rayleigh_integral_to_1e_3():
-    for q in (0.3, 1.0):
+    """g' of modReLU jumps at r = -b: before the quadrature was split there, 200 Gauss-Laguerre nodes missed
+    chi_GINN by 3% at q = 0.3 and 2% at q = 1 (scipy quad and a 2e7-sample Monte Carlo agree to 1e-4)."""
+    for q in (0.3, 1.0, 0.01, 30.0):
         got = float(chi_ginn(torch.tensor([q], dtype=torch.float64), 1.8, "modrelu", -0.3)[0])
         assert abs(got / chi_quad("modrelu", q, 1.8, -0.3) - 1) < 1e-3, q
 
@@ -96,13 +92,13 @@ def test_variance_slope_at_q_zero_is_sigma_w2_g_prime_zero_squared():
     assert abs(float(ginn_variance_slope(torch.tensor([1e-6], dtype=torch.float64), 1.7, "tanh")[0]) - 1.7) < 1e-5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug (docs/mutation.md): a 0-d or python-float q fails in at_zero.expand_as(q) (shape (1,) to ())",
-)
 def test_variance_slope_accepts_a_scalar_q_as_documented():
+    """A 0-d or python-float q used to fail in at_zero.expand_as(q) (shape (1,) to ())."""
     assert (
-        abs(float(ginn_variance_slope(0.9, 1.3, "tanh")) - float(ginn_variance_slope(torch.tensor([0.9]), 1.3)[0]))
+        abs(
+            float(ginn_variance_slope(0.9, 1.3, "tanh"))
+            - float(ginn_variance_slope(torch.tensor([0.9], dtype=torch.float64), 1.3)[0])
+        )
         < 1e-15
     )
 

@@ -48,6 +48,13 @@ def integrator_for(act_name: str, cfg: StageConfig, sigma_w2_max: float, sigma_b
     return GaussianIntegrator(act, q_max=q_max, n_nodes=q.n_nodes, tol=q.tol)
 
 
+def quad_summary(g: GaussianIntegrator) -> dict:
+    """metrics.json entry of one integrator: node count, range, error estimate, verified range (largest variance
+    where the quadrature meets theory.quad.tol; None: unbounded, homogeneous activation), accurate."""
+    return {"n_nodes": g.n_nodes, "q_max": g.q_max, "quad_error": g.quad_error, "q_verified": finite_or_none(g.q_ok),
+            "accurate": g.accurate}  # fmt: skip
+
+
 ONE_LOOP_COLUMNS = ["activation", "sigma_w2", "sigma_b2", "width", "q_star", "chi_par", "V_star", "K1_star",
                     "lambda_mf", "lambda_coeff_1overN", "lambda_one_loop", "expansion_parameter", "status"]  # fmt: skip
 CROSSING_THEORY_COLUMNS = ["activation", "sigma_b2", "width", "crossing_mean_field", "crossing_one_loop",
@@ -85,13 +92,17 @@ def compute(cfg: StageConfig) -> TheoryResult:
             critical_table(name, critical_line(g, th.critical_sigma_b2, cfg.net.xi, tuple(th.sigma_w2_search)))
         )
         # after the work: the rule follows the variances it was asked about (GaussianIntegrator.cover)
-        quad[name] = {"n_nodes": g.n_nodes, "q_max": g.q_max, "quad_error": g.quad_error, "accurate": g.accurate}
+        quad[name] = quad_summary(g)
     net = cfg.net
     g = integrator_for(net.activation.value, cfg, net.sigma_w2, net.sigma_b2)
     it = th.iterate
     iters = layer_iterates(g, net.sigma_w2, net.sigma_b2, net.depth, it.q11, it.q22, it.c0, net.xi)
     iters.insert(0, "activation", net.activation.value)
     iters = iters.drop(columns="sigma_w2")
+    iters["quad_status"] = ["ok" if bool(v) else "inaccurate" for v in
+                            (g.resolved(torch.tensor(iters.q11.to_numpy())) &
+                             g.resolved(torch.tensor(iters.q22.to_numpy())))]  # fmt: skip
+    quad[f"iterates:{net.activation.value}"] = quad_summary(g)
     loop, loop_cross = one_loop_tables(th.one_loop, sw) if th.one_loop.enabled and cfg.net.xi == 1.0 else (None, None)
     if th.one_loop.enabled and cfg.net.xi != 1.0:
         log.warning("one-loop tables skipped: derived for i.i.d. weights (net.xi = 1), got net.xi=%g", cfg.net.xi)
@@ -132,11 +143,16 @@ def headline(result: TheoryResult) -> StageOutput:
     bad = ("max_iter", "unstable")
     unconverged = int((result.theory.q_status.isin(bad) | result.theory.c_status.isin(bad)).sum())
     no_fixed_point = int(((result.theory.q_status == "diverged") | (result.theory.c_status == "degenerate")).sum())
+    inaccurate = int((result.theory.quad_status != "ok").sum())
+    jumps = result.critical[result.critical.crossing_status == "jump"]
     metrics = {
         "critical_sigma_w2_at_sigma_b2_0": {a: finite_or_none(v) for a, v in crit0.items()},
         "grid_points": int(len(result.theory)),
         "grid_points_not_converged": unconverged,  # solver gave up (critical slowing down)
         "grid_points_without_fixed_point": no_fixed_point,  # q* infinite, or c* undefined at q* = 0
+        "grid_points_inaccurate": inaccurate,  # quadrature not verified at the row's variances (quad_status)
+        "critical_points_inaccurate": int((result.critical.quad_status != "ok").sum()),
+        "critical_jumps": {f"{r.activation}_sb{r.sigma_b2:g}": float(r.sigma_w2_jump) for r in jumps.itertuples()},
         "quadrature": result.quadrature,
         "final_q": float(result.iterates.q11.iloc[-1]),
         "final_c": float(result.iterates.c.iloc[-1]),
@@ -156,5 +172,7 @@ def headline(result: TheoryResult) -> StageOutput:
         curves,
         f"critical sigma_w2 at sigma_b2=0: {crit_txt}; "
         f"{unconverged}/{len(result.theory)} grid points not converged, "
-        f"{no_fixed_point} without a finite fixed point",
+        f"{no_fixed_point} without a finite fixed point"
+        + (f"; {inaccurate} INACCURATE (quad_status)" if inaccurate else "")
+        + (f"; chi_1 jumps across 1 (no crossing) at {len(jumps)} critical point(s)" if len(jumps) else ""),
     )

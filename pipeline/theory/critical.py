@@ -29,7 +29,16 @@ class CriticalLine:
         q_star: q* at sigma_w2_crit, float64 (n,); where `found` is False it is q* at the placeholder
             sigma_w2 = 1 (not NaN), flagged by `q_status`.
         q_status: `Status` code of the q* solve, int64 (n,); `Status.DIVERGED` where `found` is False.
-        found: whether the scan found a crossing, bool (n,).
+        found: whether a continuous crossing gain = 1 was found, bool (n,).
+        xi: gauge parameter of each pair, float64 (n,).
+        status: int64 (n,), a `CROSSING_STATUS` code: "crossing" (found), "none" (no sign change in the range),
+            "jump" (the sign changes across a discontinuity of the gain, e.g. q* jumping from a finite value or
+            0 to infinity: no point has gain = 1, so sigma_w2_crit is NaN and the jump location is
+            `sigma_w2_jump`).
+        sigma_w2_jump: location of the jump where status is "jump", else NaN; float64 (n,).
+        gain_below: gain - 1 at the lower end of the final bracket (NaN where none); float64 (n,).
+        gain_above: gain - 1 at the upper end of the final bracket (NaN where none); float64 (n,).
+        quad_ok: bool (n,): the quadrature is verified at the variances used (docs/science.md §7).
     """
 
     sigma_b2: torch.Tensor
@@ -37,6 +46,22 @@ class CriticalLine:
     q_star: torch.Tensor
     q_status: torch.Tensor
     found: torch.Tensor
+    xi: torch.Tensor | None = None
+    status: torch.Tensor | None = None
+    sigma_w2_jump: torch.Tensor | None = None
+    gain_below: torch.Tensor | None = None
+    gain_above: torch.Tensor | None = None
+    quad_ok: torch.Tensor | None = None
+
+
+CROSSING_STATUS = {0: "crossing", 1: "none", 2: "jump"}
+# |gain - 1| allowed at both ends of the final bracket for a continuous crossing; a larger value there means
+# the gain jumps across 1 (docs/science.md §7). A continuous gain moves by slope * tol ~ 1e-10 across it.
+JUMP_TOL = 1e-6
+# gain - 1 >= -SIGN_NOISE counts as "at or above" in the bisection: where the gain only grazes 1 (tanh, erf at
+# sigma_b2 = 0: gain - 1 ~ C (sigma_w2 - crit)^2 above a transcritical bifurcation) rounding (~1e-13) decided
+# the sign and cost 4e-7 in sigma_w2; this makes the bisection land on the bifurcation to ~SIGN_NOISE / slope.
+SIGN_NOISE = 1e-12
 
 
 def _excess_gain(g: GaussianIntegrator, sigma_w2: torch.Tensor, sigma_b2: torch.Tensor, xi, gain: str) -> torch.Tensor:
@@ -97,10 +122,23 @@ def critical_line(
     lo, hi = scan[first].clone(), scan[first + 1].clone()
     while float((hi - lo).max()) > tol:
         mid = 0.5 * (lo + hi)
-        above = _excess_gain(g, mid, sb, xi, gain) >= 0
+        above = _excess_gain(g, mid, sb, xi, gain) >= -SIGN_NOISE
         hi = torch.where(above, mid, hi)
         lo = torch.where(above, lo, mid)
-    crit = torch.where(found, 0.5 * (lo + hi), torch.full_like(lo, float("nan")))
-    fp = q_star(g, crit.nan_to_num(1.0), sb, xi)
-    status = torch.where(found, fp.status, torch.full_like(fp.status, int(Status.DIVERGED)))
-    return CriticalLine(sigma_b2=sb, sigma_w2_crit=crit, q_star=fp.x, q_status=status, found=found)
+    nan = torch.full_like(lo, float("nan"))
+    ex_lo, ex_hi = _excess_gain(g, lo, sb, xi, gain), _excess_gain(g, hi, sb, xi, gain)
+    jump = found & ((ex_lo.abs() > JUMP_TOL) | (ex_hi.abs() > JUMP_TOL) | ~torch.isfinite(ex_lo + ex_hi))
+    crossing = found & ~jump
+    where = 0.5 * (lo + hi)
+    crit = torch.where(crossing, where, nan)
+    fp = q_star(g, where.where(found, torch.ones_like(where)), sb, xi)
+    q_status = torch.where(crossing, fp.status, torch.full_like(fp.status, int(Status.DIVERGED)))
+    code = torch.where(jump, 2, torch.where(found, 0, 1)).to(torch.int64)
+    q_used = torch.cat([gain_variance(g, fp.x), gain_variance(g, q_star(g, lo, sb, xi).x),
+                        gain_variance(g, q_star(g, hi, sb, xi).x)])  # fmt: skip
+    quad_ok = g.resolved(q_used).reshape(3, -1).all(0)
+    return CriticalLine(
+        sigma_b2=sb, sigma_w2_crit=crit, q_star=fp.x, q_status=q_status, found=crossing, xi=xi, status=code,
+        sigma_w2_jump=torch.where(jump, where, nan), gain_below=torch.where(found, ex_lo, nan),
+        gain_above=torch.where(found, ex_hi, nan), quad_ok=quad_ok,
+    )  # fmt: skip

@@ -40,12 +40,15 @@ class FixedPoint:
         slope: f'(x) at the last iterate evaluated, same shape as `x` (at a converged point, the slope at x*).
         status: `Status` code per point, int64, same shape as `x`.
         iterations: number of solver sweeps run for the whole batch (the slowest point), python int.
+        series_ok: optional bool per point (set by `mean_field.c_star`): False where Mehler's series of the map
+            was truncated beyond the quadrature tolerance (docs/science.md §7).
     """
 
     x: torch.Tensor
     slope: torch.Tensor
     status: torch.Tensor
     iterations: int
+    series_ok: torch.Tensor | None = None
 
 
 def solve_fixed_point(

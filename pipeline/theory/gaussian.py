@@ -13,7 +13,17 @@ import torch
 
 from pipeline.activations import Activation
 
-from .quadrature import DTYPE, EXTENDED_LADDER, GaussRule, converged_node_count, gauss_rule, gaussian_expectation
+from .quadrature import (
+    CHUNK_ELEMENTS,
+    DTYPE,
+    EXTENDED_LADDER,
+    MEHLER_ORDERS,
+    GaussRule,
+    check_node_count,
+    gauss_rule,
+    gaussian_expectation,
+    max_hermite_order,
+)
 
 
 @dataclass
@@ -32,7 +42,10 @@ class GaussianIntegrator:
         tol: relative tolerance of the convergence check.
         use_closed_forms: use the activation's closed-form mean and kernels where they exist; False forces
             quadrature and Mehler's series everywhere (the tests compare both paths).
-        quad_error: estimated relative error of the chosen node count (0 if `n_nodes` was given).
+        quad_error: estimated relative error of the node count over the probed range (a given `n_nodes` is
+            checked against twice as many nodes, never trusted).
+        q_ok: largest variance up to which the rule is verified (agreement to `tol` per moment and the
+            resolution rule, docs/science.md §7); `resolved(q)` flags values computed beyond it.
         rule: the `GaussRule` with `n_nodes` nodes.
     """
 
@@ -42,19 +55,23 @@ class GaussianIntegrator:
     tol: float = 1e-12
     use_closed_forms: bool = True
     quad_error: float = field(init=False, default=0.0)
+    q_ok: float = field(init=False, default=0.0)
     rule: GaussRule = field(init=False)
     q_seen: float = field(init=False, default=0.0)  # largest finite variance integrated so far
     auto_nodes: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
         self.auto_nodes = self.n_nodes is None
-        if self.auto_nodes:
-            self._calibrate(self.q_max)
+        self._calibrate(self.q_max)
         self.rule = gauss_rule(self.n_nodes)
 
     def _calibrate(self, q_max: float) -> None:
-        """Node count by the convergence check over probe variances up to q_max (docs/science.md §7)."""
-        probe = torch.tensor([1e-3, 0.1, 0.5, 1.0, 3.0, q_max], dtype=DTYPE)
+        """Node count by the convergence check over probe variances up to q_max (docs/science.md §7); a given
+        `n_nodes` is checked the same way (against twice as many nodes) instead of being trusted."""
+        probe = [1e-3, 0.1, 0.5, 1.0, 3.0]
+        if q_max > 3.0:  # intermediate probes locate q_ok where the finest rung cannot reach q_max
+            probe += [3.0 * (q_max / 3.0) ** (k / 7) for k in range(1, 7)] + [q_max]
+        probe = torch.tensor(sorted(set(probe)), dtype=DTYPE)
         fns = [
             lambda x: self.act.phi(x) ** 2,
             lambda x: self.act.dphi(x) ** 2,
@@ -63,12 +80,15 @@ class GaussianIntegrator:
         if not (self.use_closed_forms and self.act.mean is not None):
             fns.append(self.act.phi)
         self.q_max = q_max
-        self.n_nodes, self.quad_error = converged_node_count(fns, probe, self.tol, ladder=EXTENDED_LADDER)
+        chk = check_node_count(fns, probe, self.tol, EXTENDED_LADDER, self.act.homogeneous,
+                               fixed=None if self.auto_nodes else self.n_nodes)  # fmt: skip
+        self.n_nodes, self.quad_error, self.q_ok = chk.n, chk.error, chk.q_ok
 
     def cover(self, q: torch.Tensor) -> None:
         """Follow the variances asked about: past q_max the rule is re-calibrated (auto node count) so every
-        value keeps the stated tolerance; with a fixed node count, `accurate` turns False instead of silently
-        losing digits (gelu at q ~ 1200 lost 7e-5 relative on a rule calibrated to q = 20)."""
+        value keeps the stated tolerance where the ladder can reach it; with a fixed node count it is re-checked
+        to the new range. Beyond `q_ok`, `accurate` turns False and `resolved` flags the values, instead of
+        silently losing digits (gelu at q ~ 1200 lost 7e-5 relative on a rule calibrated to q = 20)."""
         finite = q[torch.isfinite(q)]
         if finite.numel() == 0:
             return
@@ -76,12 +96,11 @@ class GaussianIntegrator:
         self.q_seen = max(self.q_seen, top)
         if top <= self.q_max * (1 + 1e-12) or self.act.homogeneous:  # homogeneous: moments scale exactly with q
             return
-        if self.auto_nodes:
-            self._calibrate(2.0 * top)
+        n_before = self.n_nodes
+        self._calibrate(2.0 * top)
+        if self.n_nodes != n_before:
             self.rule = gauss_rule(self.n_nodes)
             self.hermite_cache_clear()
-        else:
-            self.quad_error = float("inf")  # not checked at this variance
 
     def hermite_cache_clear(self) -> None:
         """Hook for cached per-rule quantities (none today): called whenever the rule changes."""
@@ -89,7 +108,13 @@ class GaussianIntegrator:
     @property
     def accurate(self) -> bool:
         """Whether every variance integrated so far lay where the convergence check met `tol`."""
-        return self.quad_error <= self.tol
+        return self.quad_error <= self.tol and self.q_seen <= self.q_ok * (1 + 1e-12)
+
+    def resolved(self, q: torch.Tensor) -> torch.Tensor:
+        """Per value: whether moments at variance q are verified to `tol` (q <= q_ok; NaN/inf q: True, the
+        caller evaluates gains elsewhere). A bool tensor of q's shape (docs/science.md §7)."""
+        q = torch.as_tensor(q, dtype=DTYPE)
+        return ~torch.isfinite(q) | (q <= self.q_ok * (1 + 1e-12))
 
     # ---- 1-D moments -------------------------------------------------------------------
     def variance_moments(self, q: torch.Tensor, chunk: int = 2048, cover: bool = True) -> torch.Tensor:
@@ -111,6 +136,7 @@ class GaussianIntegrator:
         if cover:
             self.cover(torch.as_tensor(q, dtype=DTYPE))
         flat = q.reshape(-1).clamp_min(0).sqrt()
+        chunk = max(1, min(chunk, CHUNK_ELEMENTS // self.rule.n))  # fine rules (large q): bounded memory
         out = torch.empty(3, flat.numel(), dtype=DTYPE)
         for s in range(0, flat.numel(), chunk):
             h = flat[s : s + chunk].unsqueeze(-1) * self.rule.z
@@ -208,6 +234,54 @@ class GaussianIntegrator:
         fn = self.act.dphi if derivative else self.act.phi
         return self.rule.coefficients(fn(q.clamp_min(0).sqrt().unsqueeze(-1) * self.rule.z))
 
+    def mehler_squares(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a_k(q)^2 for k < K, ok): squared Hermite coefficients of phi with enough orders K for Mehler's series.
+
+        The truncated series misses sum_{k >= K} a_k^2 c^k, at most E phi^2 - sum_{k<K} a_k^2 for |c| <= 1, and
+        its c-derivative misses at most q E phi'^2 - sum_{k<K} k a_k^2 (Price: sum_k k a_k^2 = q E phi'^2).
+        K climbs `MEHLER_ORDERS` (within what the rule resolves) until both missing parts are below `tol`
+        relative; `ok` (bool, shape q.shape) is False where even the largest K misses more (docs/science.md §7;
+        160 orders missed 4e-6 of the kernel of tanh at q = 11, i.e. 3e-7 in c*).
+
+        Args:
+            q: variances, float64 tensor of any shape (clamped at 0).
+
+        Returns:
+            (float64 tensor of shape q.shape + (K,), bool tensor of shape q.shape).
+        """
+        a, ok = self.series_coefficients(q)
+        return a * a, ok
+
+    def series_coefficients(self, q: torch.Tensor, derivative: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a_k(q), ok): Hermite coefficients of f = phi (or phi') with K from `MEHLER_ORDERS` as in
+        `mehler_squares`: the smallest K whose missing parts E f^2 - sum a_k^2 and q E f'^2 - sum k a_k^2 are
+        below `tol` relative at every q, else the largest the rule resolves, with `ok` False where it falls short.
+
+        Args:
+            q: variances, float64 tensor of any shape (clamped at 0).
+            derivative: expand phi' instead of phi.
+
+        Returns:
+            (float64 tensor of shape q.shape + (K,), bool tensor of shape q.shape).
+        """
+        q = torch.as_tensor(q, dtype=DTYPE)
+        self.cover(q)
+        f, df = (self.act.dphi, self.act.d2phi) if derivative else (self.act.phi, self.act.dphi)
+        e2 = gaussian_expectation(lambda x: f(x) ** 2, q, self.rule)
+        d2 = q.clamp_min(0) * gaussian_expectation(lambda x: df(x) ** 2, q, self.rule)
+        vals = f(q.clamp_min(0).sqrt().unsqueeze(-1) * self.rule.z) * self.rule.w.sqrt()
+        orders = [k for k in MEHLER_ORDERS if k <= max_hermite_order(self.n_nodes)] or [MEHLER_ORDERS[0]]
+        for n_coeffs in orders:
+            a = vals @ gauss_rule(self.n_nodes, n_coeffs).basis
+            a2 = a * a
+            k = torch.arange(n_coeffs, dtype=DTYPE)
+            miss0 = (e2 - a2.sum(-1)).abs()
+            miss1 = (d2 - (a2 * k).sum(-1)).abs()
+            ok = (miss0 <= self.tol * e2.abs() + 1e-300) & (miss1 <= self.tol * d2.abs() + 1e-300)
+            if bool(ok.all()):
+                break
+        return a, ok
+
     def kernel(self, q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """E[phi(u1) phi(u2)] for variances q1, q2 and correlation c.
 
@@ -225,7 +299,7 @@ class GaussianIntegrator:
         """
         if self.use_closed_forms and self.act.kernel is not None:
             return self.act.kernel(q1, q2, c)
-        return mehler(self.hermite(q1), self.hermite(q2), c)
+        return mehler(*_padded(self.series_coefficients(q1)[0], self.series_coefficients(q2)[0]), c)
 
     def grad_kernel(self, q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """E[phi'(u1) phi'(u2)] = d kernel / d q12 (Price's theorem).
@@ -243,7 +317,13 @@ class GaussianIntegrator:
         """
         if self.use_closed_forms and self.act.grad_kernel is not None:
             return self.act.grad_kernel(q1, q2, c)
-        return mehler(self.hermite(q1, True), self.hermite(q2, True), c)
+        return mehler(*_padded(self.series_coefficients(q1, True)[0], self.series_coefficients(q2, True)[0]), c)
+
+
+def _padded(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two coefficient tensors zero-padded to the same number of orders (last axis)."""
+    k = max(a.shape[-1], b.shape[-1])
+    return torch.nn.functional.pad(a, (0, k - a.shape[-1])), torch.nn.functional.pad(b, (0, k - b.shape[-1]))
 
 
 def mehler(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

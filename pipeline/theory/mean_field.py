@@ -189,6 +189,12 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
             s * (e_dphi2 + e_phi_d2phi - 2 * (1 - xx) * m * g.de_phi_dq(q)),
         )
 
+    solver = dict(solver)
+    if g.act.sup_phi2 is not None and "upper" not in solver:
+        # bounded phi: q* <= sigma_w2 sup phi^2 + sigma_b2 (xi <= 1; else xi sigma_w2), so the search range
+        # must reach it (a fixed 1e8 turned q* = 1e8 + 1 into "diverged")
+        bound = float((torch.maximum(x, torch.ones_like(x)) * sw * g.act.sup_phi2 + sb).max()) if sw.numel() else 0
+        solver["upper"] = max(1e8, 4.0 * bound)
     fp = solve_fixed_point(fmap, torch.full_like(sw, q0), lower=0.0, **solver)
     n_before = g.n_nodes
     g.cover(fp.x[torch.isfinite(fp.x)])  # the rule must resolve the answer, not only the probes it was built on
@@ -233,31 +239,43 @@ def c_star(g: GaussianIntegrator, q, sigma_w2, sigma_b2, xi=1.0, c0: float = 0.5
     qprime = sw * (g.e_phi2(qs) - m2) + sb  # = q at a fixed point
     offset = (sb - sw * m2) / qprime  # the c-independent part of c'
     scale = sw / qprime
+    series_ok = torch.ones_like(qf, dtype=torch.bool)
     if g.use_closed_forms and g.act.kernel is not None and g.act.grad_kernel is not None:
 
         def fmap(c, idx):
             qi = qs[idx]
             return (scale[idx] * g.act.kernel(qi, qi, c) + offset[idx], scale[idx] * qi * g.act.grad_kernel(qi, qi, c))
     else:
-        a2 = g.hermite(qs) ** 2
-        significant = (a2 > 1e-18 * a2.sum(-1, keepdim=True)).any(0).nonzero()
-        a2 = a2[:, : int(significant.max()) + 1 if significant.numel() else 1]  # drop negligible orders
-        a2_t = a2.T.contiguous()  # (K, n): rows are orders, for Horner's rule
+        a2, series_ok = g.mehler_squares(qs)
+        significant = a2 > 1e-18 * a2.sum(-1, keepdim=True)  # drop negligible orders, per point
+        last = torch.where(significant.any(-1), significant.shape[-1] - 1 - significant.flip(-1).int().argmax(-1), 0)
+        bucket = 2 ** torch.ceil(torch.log2((last + 1).clamp_min(16).to(DTYPE))).to(torch.int64)  # orders used
+        a2_t = a2[:, : int(bucket.max())].T.contiguous()  # (K, n): rows are orders, for Horner's rule
 
-        def fmap(c, idx):
-            coeff = a2_t[:, idx]
+        def horner(coeff, c):
             val, der = coeff[-1].clone(), torch.zeros_like(c)
             for k in range(coeff.shape[0] - 2, -1, -1):  # Horner for sum_k a_k^2 c^k and its c-derivative
                 der = der * c + val
                 val = val * c + coeff[k]
+            return val, der
+
+        def fmap(c, idx):
+            val, der = torch.empty_like(c), torch.empty_like(c)
+            b = bucket[idx]
+            for k in torch.unique(b).tolist():  # points needing few orders (most) do not pay for the rest
+                sel = (b == k).nonzero().reshape(-1)
+                val[sel], der[sel] = horner(a2_t[:k, idx[sel]], c[sel])
             return scale[idx] * val + offset[idx], scale[idx] * der
 
     fp = solve_fixed_point(fmap, torch.full_like(qs, c0), lower=-1.0, upper=1.0 + 1e-12, **solver)
+    fp.series_ok = (series_ok | ~usable).reshape(q.shape)  # False: Mehler's series truncated beyond tol
     fp.x = fp.x.clamp(max=1.0)
     fp.status[~usable] = int(Status.DEGENERATE)
     fp.x[~usable] = float("nan")
     fp.slope[~usable] = float("nan")
-    return _reshaped(fp, q.shape)
+    out = _reshaped(fp, q.shape)
+    out.series_ok = fp.series_ok
+    return out
 
 
 def _reshaped(fp: FixedPoint, shape) -> FixedPoint:
@@ -320,6 +338,9 @@ class MeanFieldGrid:
         depth_scale_q: depth scale -1/ln A_q (inf where A_q >= 1).
         depth_scale_c: depth scale -1/ln chi_c (inf where chi_c >= 1).
         lambda_mf: mean-field Lyapunov exponent 0.5 ln chi_1 (per layer, of the norm; §1, §3).
+        quad_ok: bool; False where a variance the row's values were computed at (q*, or the gain variance)
+            lies beyond the range where the quadrature is verified to `theory.quad.tol` (docs/science.md §7):
+            those values are not to be trusted.
     """
 
     sigma_w2: torch.Tensor
@@ -335,6 +356,7 @@ class MeanFieldGrid:
     depth_scale_q: torch.Tensor
     depth_scale_c: torch.Tensor
     lambda_mf: torch.Tensor
+    quad_ok: torch.Tensor | None = None
 
 
 def mean_field_grid(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, **solver) -> MeanFieldGrid:
@@ -374,4 +396,5 @@ def mean_field_grid(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, **solver)
         depth_scale_q=depth_scale(a_q),
         depth_scale_c=depth_scale(chic),
         lambda_mf=0.5 * torch.log(gain),
+        quad_ok=g.resolved(qfp.x) & g.resolved(q_eval) & cfp.series_ok,
     )

@@ -20,7 +20,13 @@ import torch
 DTYPE = torch.float64
 HALF_WIDTH = 12.5  # sqrt(phi(z)) < 1e-16 beyond: enough for Hermite coefficients of any order
 NODE_LADDER: tuple[int, ...] = (128, 256, 512, 1024, 2048)
-EXTENDED_LADDER: tuple[int, ...] = NODE_LADDER + (4096, 8192)  # large variances: sqrt(q) z resolves finer
+EXTENDED_LADDER: tuple[int, ...] = NODE_LADDER + (4096, 8192, 16384, 32768)  # large q: sqrt(q) z resolves finer
+# Resolution rule (docs/science.md §7): the node spacing in h = sqrt(q) z may not exceed RESOLUTION, the scale
+# (in units of the pre-activation) on which a non-homogeneous activation varies. Without it, an integrand of
+# width ~1/sqrt(q) in z falls between the nodes of every coarse rung, all rungs give ~0 and "agree".
+RESOLUTION = 0.5
+MEHLER_ORDERS: tuple[int, ...] = (160, 320, 640, 1280)  # Hermite orders tried for Mehler's series (c* solver)
+CHUNK_ELEMENTS = 1 << 21  # (q values x nodes) evaluated per pass: bounds memory for fine rules on big grids
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,115 @@ def gaussian_expectation(fn: Callable[[torch.Tensor], torch.Tensor], q: torch.Te
     Returns:
         float64 tensor of shape q.shape.
     """
-    h = q.clamp_min(0).sqrt().unsqueeze(-1) * rule.z
-    return rule.expect(fn(h))
+    flat = q.reshape(-1).clamp_min(0).sqrt()
+    step = max(1, CHUNK_ELEMENTS // rule.n)
+    if flat.numel() <= step:
+        return rule.expect(fn(flat.unsqueeze(-1) * rule.z)).reshape(q.shape)
+    out = torch.cat([rule.expect(fn(flat[s : s + step].unsqueeze(-1) * rule.z)) for s in range(0, flat.numel(), step)])
+    return out.reshape(q.shape)
+
+
+def max_hermite_order(n: int) -> int:
+    """Largest Hermite order the n-node rule resolves: node spacing <= half the local wavelength
+    pi / sqrt(2k + 1) of the order-k Hermite function near z = 0."""
+    return int(((math.pi / node_spacing(n)) ** 2 - 1) / 2)
+
+
+def node_spacing(n: int) -> float:
+    """Spacing in z of the n-node rule (2 HALF_WIDTH / n)."""
+    return 2 * HALF_WIDTH / n
+
+
+def resolved_variance(n: int) -> float:
+    """Largest q whose node spacing in h = sqrt(q) z is at most RESOLUTION on the n-node rule."""
+    return (RESOLUTION / node_spacing(n)) ** 2
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """Outcome of the quadrature convergence check (docs/science.md §7).
+
+    Attributes:
+        n: node count to use.
+        error: largest relative error estimate over the moments and probes (the whole probed range).
+        q_ok: largest variance up to which every probe passed (agreement to tol and resolution); inf when the
+            activation is homogeneous and every probe passed.
+    """
+
+    n: int
+    error: float
+    q_ok: float
+
+
+def _rung_errors(fns, q_probe: torch.Tensor, n: int, n_next: int) -> torch.Tensor:
+    """Per-probe relative error of the n-node rule against the n_next-node rule, max over the moments."""
+    cur = torch.stack([gaussian_expectation(f, q_probe, gauss_rule(n, 0)) for f in fns])
+    nxt = torch.stack([gaussian_expectation(f, q_probe, gauss_rule(n_next, 0)) for f in fns])
+    diff = (cur - nxt).abs()
+    rel = torch.where(diff == 0, torch.zeros_like(diff), diff / nxt.abs().clamp_min(1e-300))  # relative per moment
+    rel = torch.where(torch.isfinite(rel), rel, torch.full_like(rel, float("inf")))
+    return rel.max(0).values
+
+
+def _q_ok(q_probe: torch.Tensor, ok: torch.Tensor) -> float:
+    """Largest probe variance such that every probe at or below it passed (0 if the smallest failed)."""
+    order = torch.argsort(q_probe)
+    qs, oks = q_probe[order], ok[order]
+    if bool(oks.all()):
+        return float(qs[-1])
+    first_bad = int((~oks).nonzero()[0])
+    return float(qs[first_bad - 1]) if first_bad > 0 else 0.0
+
+
+def check_node_count(
+    fns: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    q_probe: torch.Tensor,
+    tol: float = 1e-12,
+    ladder: Sequence[int] = NODE_LADDER,
+    homogeneous: bool = False,
+    fixed: int | None = None,
+) -> NodeCheck:
+    """Node count by the convergence check, with the variance range over which it is verified.
+
+    A rung n passes at a probe q when every moment agrees with the rung 2n (the next rung) to `tol`
+    *relative to that moment* and, for a non-homogeneous activation, the node spacing in h = sqrt(q) z is at
+    most `RESOLUTION` (docs/science.md §7). The smallest rung passing at every probe is chosen. If none does,
+    the finest rung is used, and `q_ok` says up to which variance its coarser neighbour was verified (the
+    finer rule is at least as accurate there). With `fixed`, that node count is checked against 2 * fixed.
+
+    Args:
+        fns: elementwise callables f whose E f(sqrt(q) z) must converge.
+        q_probe: probe variances, 1-D float64 tensor.
+        tol: relative tolerance per moment.
+        ladder: increasing even node counts to try.
+        homogeneous: the activation is positively homogeneous (moments scale exactly with q: no resolution
+            rule, and a pass at the probes holds at every q).
+        fixed: a user-given node count to check instead of choosing one.
+
+    Returns:
+        A `NodeCheck`.
+    """
+
+    def passes(n: int, n_next: int) -> tuple[torch.Tensor, torch.Tensor]:
+        err = _rung_errors(fns, q_probe, n, n_next)
+        resolved = torch.full_like(q_probe, True, dtype=torch.bool) if homogeneous else (
+            q_probe <= resolved_variance(n) * (1 + 1e-12))  # fmt: skip
+        return err, (err <= tol) & resolved
+
+    def result(n: int, err: torch.Tensor, ok: torch.Tensor) -> NodeCheck:
+        q_ok = _q_ok(q_probe, ok)
+        if homogeneous and bool(ok.all()):
+            q_ok = float("inf")
+        return NodeCheck(n, float(err.max()), q_ok)
+
+    if fixed is not None:
+        err, ok = passes(fixed, 2 * fixed)
+        return result(fixed, err, ok)
+    for n, n_next in zip(ladder[:-1], ladder[1:]):
+        err, ok = passes(n, n_next)
+        if bool(ok.all()):
+            return result(n, err, ok)
+    return result(ladder[-1], err, ok)
 
 
 def converged_node_count(
@@ -129,8 +242,9 @@ def converged_node_count(
 ) -> tuple[int, float]:
     """Smallest node count on the ladder whose moments agree with the next rung to `tol` (relative).
 
-    The error of a rung is max |E_n - E_next| / (1 + |E_next|) over all `fns` and probe variances
-    (docs/science.md §7).
+    The error of a rung is max |E_n - E_next| / |E_next| over all `fns` and probe variances, and a rung whose
+    node spacing in sqrt(q) z exceeds `RESOLUTION` at a probe does not pass there (docs/science.md §7); see
+    `check_node_count`, which this wraps (as for a non-homogeneous activation).
 
     Args:
         fns: elementwise callables f whose E f(sqrt(q) z) must converge.
@@ -142,13 +256,5 @@ def converged_node_count(
         (n, estimated_error); if no rung converges, the largest rung and its error, so the
         caller reports it instead of trusting a guess.
     """
-    err = float("inf")
-    prev = None
-    for i, n in enumerate(ladder):
-        cur = torch.stack([gaussian_expectation(f, q_probe, gauss_rule(n)) for f in fns])
-        if prev is not None:
-            err = float(((prev - cur).abs() / (1 + cur.abs())).max())
-            if err <= tol:
-                return ladder[i - 1], err
-        prev = cur
-    return ladder[-1], err
+    chk = check_node_count(fns, q_probe, tol, ladder)
+    return chk.n, chk.error

@@ -1,0 +1,50 @@
+"""theory_inputs looks critical_line.csv rows up by their full key (activation, sigma_b2, xi), never another's.
+
+Red-team finding: a theory run at net.xi=0.3 wrote critical_line.csv without an xi column, and an xi = 1
+mlp_sweep job read its gelu row (2.5709) as its own, with source=theory_stage (the xi = 1 value is 2.2341).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from pipeline.stages.theory_inputs import theory_crossing
+
+TANH_005 = 1.760955  # tanh, sigma_b2 = 0.05, xi = 1 (docs/science.md §1; scipy check in tests/theory)
+
+
+def _table(folder, rows):
+    pd.DataFrame(rows).to_csv(folder / "critical_line.csv", index=False)
+
+
+def test_a_row_of_another_xi_is_never_returned(tmp_path):
+    _table(tmp_path, [{"activation": "tanh", "sigma_b2": 0.05, "xi": 0.3, "sigma_w2_crit": 9.99}])
+    value, source = theory_crossing(tmp_path, "tanh", 0.05, 1.0)
+    assert source == "computed" and abs(value - TANH_005) < 1e-5
+
+
+def test_a_table_without_an_xi_column_is_not_trusted(tmp_path):
+    _table(tmp_path, [{"activation": "tanh", "sigma_b2": 0.05, "sigma_w2_crit": 9.99}])
+    value, source = theory_crossing(tmp_path, "tanh", 0.05, 1.0)
+    assert source == "computed" and abs(value - TANH_005) < 1e-5
+
+
+def test_the_row_of_the_same_key_is_read(tmp_path):
+    _table(
+        tmp_path,
+        [
+            {"activation": "tanh", "sigma_b2": 0.05, "xi": 0.3, "sigma_w2_crit": 9.99},
+            {"activation": "tanh", "sigma_b2": 0.05, "xi": 1.0, "sigma_w2_crit": 1.5},
+        ],
+    )
+    assert theory_crossing(tmp_path, "tanh", 0.05, 1.0) == (1.5, "theory_stage")
+    assert theory_crossing(tmp_path, "tanh", 0.05, 0.3) == (9.99, "theory_stage")
+
+
+def test_a_jump_row_is_returned_as_nan_not_replaced(tmp_path):
+    """gelu at sigma_b2 = 0.05 has no chi_1 = 1 crossing (a jump): NaN from the table, as computed."""
+    _table(tmp_path, [{"activation": "gelu", "sigma_b2": 0.05, "xi": 1.0, "sigma_w2_crit": float("nan")}])
+    value, source = theory_crossing(tmp_path, "gelu", 0.05, 1.0)
+    assert source == "theory_stage" and math.isnan(value)

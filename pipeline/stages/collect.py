@@ -200,10 +200,11 @@ def one_loop_summary(loop: pd.DataFrame) -> dict:
     closer = (loop.crossing_measured - loop.crossing_one_loop).abs() < (
         loop.crossing_measured - loop.crossing_mean_field
     ).abs()
+    both = ok & loop.crossing_mean_field.notna()  # gelu/swish: no mean-field crossing (a jump) to compare with
     return {
         "one_loop_max_abs_z": float(loop.z_one_loop[ok].abs().max()) if ok.any() else None,
-        "mean_field_max_abs_z": float(loop.z_mean_field[ok].abs().max()) if ok.any() else None,
-        "one_loop_closer_than_mean_field": f"{int((closer & ok).sum())}/{int(ok.sum())}",
+        "mean_field_max_abs_z": float(loop.z_mean_field[both].abs().max()) if both.any() else None,
+        "one_loop_closer_than_mean_field": f"{int((closer & both).sum())}/{int(both.sum())}",
     }
 
 

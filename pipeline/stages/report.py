@@ -169,7 +169,7 @@ def headline(tables: dict) -> pd.DataFrame:
         rows.append(
             {
                 "quantity": "one_loop_zero_crossing",
-                "context": f"{r.activation} sigma_b2={r.sigma_b2:g} N={r.width} L={r.depth}",
+                "context": _case_label(r),
                 "activation": r.activation,
                 "measured": r.crossing_measured,
                 "measured_se": r.crossing_se,
@@ -178,6 +178,14 @@ def headline(tables: dict) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _case_label(r) -> str:
+    """A crossing row's configuration: collect's `group` (every value that differs between jobs) and the width."""
+    group = getattr(r, "group", None)
+    if isinstance(group, str) and group:
+        return f"{group} N={r.width}"
+    return f"{r.activation} sigma_b2={r.sigma_b2:g} N={r.width} L={r.depth}"
 
 
 def one_loop_verdicts(loop: pd.DataFrame) -> pd.DataFrame:
@@ -189,7 +197,11 @@ def one_loop_verdicts(loop: pd.DataFrame) -> pd.DataFrame:
     tol = np.maximum(2 * d.crossing_se, 0.02)
     diff = d.crossing_measured - d.crossing_one_loop
     d["tolerance"] = tol
-    d["one_loop_closer_than_mean_field"] = diff.abs() < (d.crossing_measured - d.crossing_mean_field).abs()
+    closer = diff.abs() < (d.crossing_measured - d.crossing_mean_field).abs()
+    # empty where either theory has no crossing (gelu/swish: chi_1 jumps over 1, docs/science.md §1)
+    d["one_loop_closer_than_mean_field"] = closer.astype(object).where(
+        d.crossing_mean_field.notna() & d.crossing_one_loop.notna(), None
+    )
 
     def verdict(r) -> str:
         if not np.isfinite(r.crossing_one_loop):
@@ -227,8 +239,9 @@ def compute(cfg: StageConfig) -> ReportResult:
     loop = one_loop_verdicts(tables["mlp_sweep/one_loop_crossings.csv"])
     predicted = loop.crossing_one_loop.notna()
     metrics["one_loop_agrees"] = f"{int((loop.verdict == 'agrees').sum())}/{int(predicted.sum())}"
+    comparable = loop.one_loop_closer_than_mean_field.notna()
     metrics["one_loop_closer_than_mean_field"] = (
-        f"{int(loop.one_loop_closer_than_mean_field[predicted].sum())}/{int(predicted.sum())}"
+        f"{int((loop.one_loop_closer_than_mean_field[comparable] == True).sum())}/{int(comparable.sum())}"  # noqa: E712
     )
     return ReportResult(tables, summary, metrics, figures, loop)
 
@@ -265,14 +278,14 @@ def _html(result: ReportResult, figs: Path) -> str:
             f"within max(2 SE, 0.02), and is closer than mean field for "
             f"{result.metrics['one_loop_closer_than_mean_field']}. "
             + (f"It disagrees at {len(bad)}: " + "; ".join(
-                f"{r.activation} sigma_b2={r.sigma_b2:g} N={r.width}: measured {r.crossing_measured:.3f} +- "
+                f"{_case_label(r)}: measured {r.crossing_measured:.3f} +- "
                 f"{r.crossing_se:.3f}, one loop {r.crossing_one_loop:.3f}" for r in bad.itertuples()) + "."
                if len(bad) else "It agrees everywhere it makes a prediction.")
             + "</p>"
         )  # fmt: skip
-        cols = ["activation", "sigma_b2", "width", "depth", "crossing_measured", "crossing_se", "crossing_mean_field",
-                "crossing_mean_field_finite_depth", "crossing_one_loop", "crossing_exact", "expansion_parameter",
-                "verdict"]  # fmt: skip
+        cols = ["group", "activation", "sigma_b2", "width", "depth", "crossing_measured", "crossing_se",
+                "crossing_mean_field", "crossing_mean_field_finite_depth", "crossing_one_loop", "crossing_exact",
+                "expansion_parameter", "verdict"]  # fmt: skip
         cols = [c for c in cols if c in result.one_loop]
         parts.append(result.one_loop[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep=""))
     parts.append("<h2>Headline numbers</h2>")

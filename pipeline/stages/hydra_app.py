@@ -14,7 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 from pipeline.config.store import register
 from pipeline.config.validate import ConfigError
 from pipeline.paths import conf_dir, repo_root
-from pipeline.stages.outputs import remove_dead_staging, signals_deferred
+from pipeline.stages.outputs import remove_dead_staging, signals_deferred, unblock_signals
 from pipeline.tracking.provenance import redact_files
 from pipeline.tracking.sweep import SWEEP_DIRS, close_open_parents
 
@@ -58,8 +58,10 @@ def _install_one_line_errors() -> None:
             print(f"error: {_one_line(exc)}", file=sys.stderr)
             sys.exit(2)
         except Exception as exc:  # noqa: BLE001 - Hydra's own report for everything else
-            from pipeline.stages.runner import NumericalError
+            from pipeline.stages.runner import RECEIVED, NumericalError, interrupted
 
+            if RECEIVED:  # a consequence of Ctrl-C/SIGTERM (e.g. joblib's pool broken by a killed worker)
+                raise interrupted(RECEIVED[0]) from exc
             if isinstance(exc, NumericalError):  # a known failure class: the run is FAILED with its reason
                 print(f"error: numerical failure: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
                 sys.exit(1)
@@ -85,25 +87,41 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=config_name)(task)
 
     def main() -> None:
-        from pipeline.stages.runner import install_sigterm_handler
+        from pipeline.stages.runner import install_interrupt_handlers
 
-        install_sigterm_handler()
+        unblock_signals()  # a blocked SIGINT/SIGTERM inherited from whatever started us would make both vanish
+        install_interrupt_handlers()
+        signum = None
         try:
             app()
         except KeyboardInterrupt as exc:
+            signum = int(getattr(exc, "signum", signal.SIGINT))
             print(
                 "interrupted: runs in flight are marked KILLED; finished jobs keep their runs and outputs. "
                 "Re-run the same command with resume=true to run only the rest.",
                 file=sys.stderr,
             )
-            # the shell convention 128 + signal number: 143 for SIGTERM, 130 for Ctrl-C (SIGINT)
-            raise SystemExit(128 + int(getattr(exc, "signum", signal.SIGINT))) from None
         finally:
-            with signals_deferred():  # a second Ctrl-C must not cut the clean-up short
-                close_open_parents()  # Hydra skips on_multirun_end when a job failed; closes killed workers' runs
-                while SWEEP_DIRS:
-                    sweep_dir = SWEEP_DIRS.pop()
-                    remove_dead_staging(sweep_dir)
-                    redact_files(sweep_dir)  # Hydra's multirun.yaml lists the overrides
+            late = _clean_up(interrupted=signum is not None)
+        if signum is None:
+            signum = late
+        if signum is not None:  # the shell convention 128 + signal number: 143 for SIGTERM, 130 for Ctrl-C
+            raise SystemExit(128 + signum)
 
     return main
+
+
+def _clean_up(interrupted: bool) -> int | None:
+    """Close the sweep's parent run (Hydra skips on_multirun_end when a job failed; KILLED when interrupted)
+    and the runs of killed workers, remove dead staging folders, redact the sweep's saved config. A second
+    Ctrl-C/SIGTERM does not cut this short: it is acted on afterwards (its signal number is returned)."""
+    try:
+        with signals_deferred():
+            close_open_parents(interrupted=interrupted)
+            while SWEEP_DIRS:
+                sweep_dir = SWEEP_DIRS.pop()
+                remove_dead_staging(sweep_dir)
+                redact_files(sweep_dir)  # Hydra's multirun.yaml lists the overrides
+    except KeyboardInterrupt as exc:
+        return int(getattr(exc, "signum", signal.SIGINT))
+    return None

@@ -81,19 +81,67 @@ def remove_dead_staging(root: Path) -> None:
             _recover(p.parent / parts[0])
 
 
+DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """SIGINT/SIGTERM arriving during the swap are delivered right after it (never half-way)."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
-    except (AttributeError, OSError, ValueError):  # not POSIX
+    """SIGINT/SIGTERM arriving inside the block are acted on right after it (never half-way).
+
+    Done with Python-level handlers, not the thread's signal mask: the handlers are swapped for one that
+    records the signal, and on the way out the original handlers are restored and the first recorded signal
+    is handed to its original handler (KeyboardInterrupt, the SIGTERM handler, or the default action).
+
+    Why not `pthread_sigmask`: a mask is per thread and inherited. In a process with other threads (torch's
+    OpenMP pool, a multiprocessing queue's feeder thread, MLflow's) the kernel hands the signal to a thread
+    that does not block it and CPython still runs the handler in the main thread, inside the block, so the
+    mask deferred nothing; and a mask left blocked (an exception between block and unblock) or inherited by a
+    thread or process created inside the block (children inherit it through fork and exec) makes Ctrl-C and
+    SIGTERM vanish for good. Handlers live in the interpreter: nothing is inherited, nothing can stay behind.
+
+    Outside the main thread this is a no-op: Python runs signal handlers in the main thread only, so the
+    calling thread is never interrupted by them.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    pending: list[int] = []
+
+    def record(signum, frame):  # noqa: ARG001 - signal handler signature
+        pending.append(signum)
+
+    old: dict[int, Any] = {}
     try:
+        for sig in DEFERRED_SIGNALS:
+            if signal.getsignal(sig) is not None:  # None: a handler set outside Python, left alone
+                old[sig] = signal.signal(sig, record)
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if pending:
+            _deliver(pending[0], old[pending[0]])
+
+
+def _deliver(signum: int, handler: Any) -> None:
+    """Act on a signal recorded while deferred, as its original handler would have."""
+    if callable(handler):
+        handler(signum, None)  # KeyboardInterrupt, Interrupted (SIGTERM), or an outer block's recorder
+    elif handler == signal.SIG_DFL:
+        os.kill(os.getpid(), signum)  # the default action (terminate)
+    # SIG_IGN: ignored, as it would have been
+
+
+def unblock_signals() -> None:
+    """Unblock SIGINT/SIGTERM in the calling thread: a process can inherit a blocked mask from whatever
+    started it (a mask is kept across fork and exec), and then Ctrl-C and SIGTERM would never arrive.
+    Ignored signals (SIG_IGN, e.g. `nohup` or `cmd &` in a script) are left ignored, as intended there."""
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFERRED_SIGNALS)
+    except (AttributeError, OSError, ValueError):  # not POSIX
+        pass
 
 
 def _swap(new: Path, out_dir: Path, tag: str) -> None:
@@ -119,7 +167,9 @@ def _swap(new: Path, out_dir: Path, tag: str) -> None:
                 if (new / name).exists():
                     os.rename(new / name, out_dir / name)
             raise
-    shutil.rmtree(aside, ignore_errors=True)
+        # still deferred: a signal that arrived during the swap is acted on once the old folder is gone,
+        # so it never leaves the `-old` folder behind
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 @contextmanager
@@ -136,9 +186,9 @@ def staged(out_dir: Path) -> Iterator[Path]:
     `jobs/` sweep folder and `mlflow_parent_run.json`.
 
     The swap is three renames (kept entries into the new folder, old folder aside as
-    `.staging-<name>-<pid>-<id>-old`, new folder in) with SIGINT/SIGTERM deferred until it is done,
-    then the old folder is deleted. Not promised: a SIGKILL or power loss between the renames leaves
-    `out_dir` missing and the old folder aside; the next `staged()` into the same folder puts it back
+    `.staging-<name>-<pid>-<id>-old`, new folder in), then the old folder is deleted, with SIGINT/SIGTERM
+    deferred until all of it is done (`signals_deferred`). Not promised: a SIGKILL or power loss between
+    the renames leaves `out_dir` missing and the old folder aside; the next `staged()` into the same folder puts it back
     and removes dead processes' staging folders. Renames are atomic on local filesystems, not
     necessarily on network filesystems.
     """
@@ -147,8 +197,8 @@ def staged(out_dir: Path) -> Iterator[Path]:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{STAGING_PREFIX}{out_dir.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp = out_dir.parent / tag
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         yield tmp
         _swap(tmp, out_dir, tag)
     finally:

@@ -86,21 +86,37 @@ def _flat_numeric(d: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def _raise_interrupt(signum, frame):
+RECEIVED: list[int] = []  # SIGINT/SIGTERM this process has received (through `_raise_interrupt`)
+
+
+def interrupted(signum: int) -> Interrupted:
+    """The exception of an interrupt by `signum`: a KeyboardInterrupt (runs in flight end KILLED) that
+    carries the signal number (the entry point exits 128 + signum: 130 for Ctrl-C, 143 for SIGTERM)."""
     exc = Interrupted(f"signal {signum}")
-    exc.signum = signum  # the entry point exits 128 + signum (143 for SIGTERM)
-    raise exc
+    exc.signum = signum
+    return exc
+
+
+def _raise_interrupt(signum, frame):
+    RECEIVED.append(signum)
+    raise interrupted(signum)
 
 
 def install_sigterm_handler() -> None:
-    """SIGTERM (cluster schedulers) -> Interrupted, so runs in flight end KILLED, not RUNNING."""
+    """SIGTERM (cluster schedulers) and SIGINT (Ctrl-C) -> Interrupted, so runs in flight end KILLED, not
+    RUNNING, and the process remembers it was interrupted (`RECEIVED`). Only replaces the defaults: an
+    ignored signal (SIG_IGN: `nohup`, `cmd &` in a script) or someone else's handler is left alone."""
     import threading
 
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
-        signal.SIG_DFL,
-        None,
-    ):
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupt)
+
+
+install_interrupt_handlers = install_sigterm_handler
 
 
 def validate_config(cfg: DictConfig, stage: str, overrides: list[str] = ()) -> Any:
@@ -182,6 +198,9 @@ def run_stage(
 ) -> float | None:
     """Run one stage job end to end (see module docstring); compute/write default to the registry's."""
     multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    if multirun and RECEIVED:  # a launcher's reused worker after Ctrl-C/SIGTERM: start no new job (and run)
+        _remove_hydra_only_dir()
+        raise interrupted(RECEIVED[0])
     task_overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     overrides = redact_overrides(task_overrides)  # the `overrides` tag: secrets never reach MLflow
     try:

@@ -140,8 +140,9 @@ def _next_steps(stage: str, sweep_dir, run_id: str, uri: str) -> str:
     return f"sweep folder: {sweep_dir} | next: " + "  ;  ".join(steps)
 
 
-def close_open_parents() -> None:
-    """Close every parent opened here: FAILED if any child failed or was killed, else FINISHED."""
+def close_open_parents(interrupted: bool = False) -> None:
+    """Close every parent opened here: FAILED if any child failed; KILLED if the sweep was interrupted
+    (Ctrl-C/SIGTERM, even before any job started) or a child was killed; else FINISHED."""
     while _OPEN:
         uri, run_id = _OPEN.pop()
         c = client(uri)
@@ -157,7 +158,7 @@ def close_open_parents() -> None:
             c.log_metric(run_id, f"children_{status.lower()}", n)
         if counts.get("FAILED", 0):
             status = "FAILED"
-        elif counts.get("KILLED", 0) or counts.get("RUNNING", 0):
+        elif interrupted or counts.get("KILLED", 0) or counts.get("RUNNING", 0):
             status = "KILLED"
         else:
             status = "FINISHED"
@@ -165,7 +166,10 @@ def close_open_parents() -> None:
         _describe_parent(c, run_id, stage, children, sweep_dir)
         c.set_terminated(run_id, status)
         failed = [ch.data.tags.get("overrides", "?") for ch in children if ch.info.status == "FAILED"]
-        line = f"sweep {status}: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()))
+        if interrupted:
+            c.set_tag(run_id, "killed_reason", "interrupted (SIGINT/SIGTERM)")
+        done = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()))
+        line = f"sweep {status}: " + (done or "no job started") + (" (interrupted)" if interrupted else "")
         if started is not None:
             line += f" in {time.monotonic() - started:.0f} s"
         if failed:

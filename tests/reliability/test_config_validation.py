@@ -1,94 +1,446 @@
 """Guarantee 6 (bad input): every value is checked before compute; rejected input is one line, exit 2,
-no output folder. The property test drives the validation path in-process with combinations of
-valid and invalid values, unknown `+` keys and keys of sections a stage does not read."""
+no output folder.
+
+The property tests drive the validation path of *every* stage in-process. The keys come from the stage's
+own composed config (`experiment=smoke`), enumerated leaf by leaf, so a key added to the schema or to a
+stage's config is covered without editing this file; each is drawn with valid and invalid values, mixed
+with unknown `+`/`++` additions, misspelt keys and keys of sections the stage does not read. The outcome
+is: validation passes, or raises a ConfigError whose message is one line naming one of the keys; an
+unknown or unread key never passes. `test_stage_properties.py` runs the same draws through the real
+command line (slow).
+
+Speed: the stage's config is composed once; each example applies its overrides to a copy with Hydra's
+own override step (`ConfigLoaderImpl._apply_overrides_to_config`, what `compose` runs after loading:
+types, `+` additions, deletions), ~10 ms instead of ~200 ms for a full compose.
+`test_fast_path_agrees_with_a_full_compose` checks that shortcut against `compose` itself.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import functools
+import math
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from hydra.errors import HydraException
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.config.validate import ConfigError
+from pipeline.config.validate import ALIASES, COMMON_KEYS, ConfigError
 from pipeline.stages.hydra_app import _one_line
+from pipeline.stages.registry import STAGES
 from pipeline.stages.runner import validate_config
 from tests.config.test_configs import _compose
 
-VALID = {
-    "net.sigma_w2": ["0.5", "2", "1e-3"],
-    "net.sigma_b2": ["0", "0.3"],
-    "net.width": ["8", "32"],
-    "net.depth": ["3", "12"],
-    "net.activation": ["tanh", "relu", "gelu"],
-    "net.weights": ["gaussian", "orthogonal"],
-    "net.xi": ["1.0", "0.5"],
-    "engine.n_seeds": ["2", "4"],
-    "engine.burn_in": ["0", "2"],
-    "engine.eps": ["1e-3"],
-    "engine.dtype": ["float32", "float64"],
-    "engine.n_spectrum": ["0", "2"],
-    "grid.sigma_w2.start": ["0.5", "1"],
-    "grid.sigma_w2.stop": ["2", "3"],
-    "grid.sigma_w2.num": ["1", "3"],
-    "theory.activations": ["[tanh]", "[tanh,relu]"],
-    "theory.sigma_w2.num": ["3", "5"],
-    "theory.critical_sigma_b2": ["[0.0]", "[0.0,0.1]"],
-    "theory.sigma_w2_search": ["[0.1,5]"],
-    "theory.iterate.c0": ["0.5", "1"],
-    "seed": ["0", "7"],
-}
-INVALID = st.sampled_from(
-    ["0", "-1", "1e300", "abc", "[]", "[3,1]", "[1,1]", "nan", "inf", "-inf", "null", "float16", "''", "[-1]", "{a: 1}"]
+STAGE_NAMES = sorted(STAGES)
+BASE = ["experiment=smoke", "tracking.enabled=false"]
+
+
+# Known bugs outside this file, each shown by a strict xfail test below. Their inputs are left out of the
+# random draws until the bug is fixed (the xfail test then passes, fails as strict, and the entry goes).
+@dataclass(frozen=True)
+class KnownIssue:
+    stages: frozenset[str]
+    key: str
+    values: frozenset[str] | None  # None: any value of the key
+
+
+KNOWN_ISSUES = (
+    # registry.migrate_deprecated: `sweep.refine=1` (grid set by experiment=smoke) -> "sweep.sigma_w2 and
+    # grid.sigma_w2 are both set": names a key the user did not set
+    KnownIssue(frozenset({"mlp_sweep"}), "sweep.refine", None),
+    KnownIssue(frozenset({"mlp_sweep"}), "sweep.refine_halfwidth", None),
+    # dynamics.ensemble.seed_chunk: a budget of 1e300 GB overflows to inf -> ValueError (a traceback, exit 1)
+    KnownIssue(frozenset({"mlp_sweep", "lyapunov", "gauge_scan"}), "engine.memory_budget_gb", frozenset({"1e300"})),
 )
-EXTRA = [  # keys no stage may set: misspelt `+` additions, secrets, sections the stage does not read
-    "+net.widht",
-    "+foo",
-    "+tracking.token",
-    "+theory.iterate.q33",
-    "ginn.width",
-    "gauge.xi",
-    "lyapunov.relu_finite_width.depth",
-]
-KEYS = sorted(VALID) + EXTRA
+
+
+def known_issue(stage: str, key: str, value: str | None = None) -> bool:
+    """Whether `key` (any value if `value` is None) of `stage` hits a known issue for some or this value."""
+    return any(
+        stage in i.stages and key == i.key and (i.values is None or (value is not None and value in i.values))
+        for i in KNOWN_ISSUES
+    )
+
+
+# values no key of any type should take silently; each is checked against the property, not assumed invalid
+GENERIC_INVALID = ("-1", "0", "1e300", "abc", "[]", "[3,1]", "[1,1]", "nan", "inf", "-inf", "null", "''", "[-1]")
+GENERIC_INVALID += ("{a: 1}",)
+
+
+# ---- the keys of a stage, from its composed config -------------------------------------------------------
+
+
+def fmt(value) -> str:
+    """A plain Python value as a Hydra override value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "inf" if value == math.inf else "-inf" if value == -math.inf else repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, list):
+        return "[" + ", ".join(fmt(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) + "}"
+    raise TypeError(value)
+
+
+def _enum_name(v) -> str:
+    return str(getattr(v, "name", v))
+
+
+@dataclass(frozen=True)
+class Key:
+    """One leaf key of a stage's config: whether the stage reads it, values to draw for it (`valid[0]` is the
+    composed value)."""
+
+    name: str
+    read: bool  # False: a section the stage does not read, or a key it replaces (registry `unused`)
+    valid: tuple[str, ...]  # values of the key's type and range (cross-field checks may still reject them)
+    invalid: tuple[str, ...]  # values of the wrong type, out of range, empty, unordered, ...
+    null: bool = False  # composed value None (Hydra's `+key=value` then sets it, as `key=value` would)
+
+
+def _number_values(v, integer: bool, optional: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    if v is None:
+        valid = ["null", "2" if integer else "1.0"]
+    elif integer:
+        valid = list(dict.fromkeys([v, v + 1, max(1, v // 2)]))  # the composed value first
+    elif v == math.inf:
+        valid = [v]
+    else:
+        valid = [v, v / 2, v * 2] if v else [0.0, 0.1]
+    invalid = ["-1", "0", "1.5" if integer else "nan", "abc", "[]", "inf" if integer else "-inf"]
+    if not optional:
+        invalid.append("null")
+    return tuple(x if isinstance(x, str) else fmt(x) for x in valid), tuple(invalid)
+
+
+def _list_values(plain: list) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    valid = [plain] + ([plain[:1]] if len(plain) > 1 else [])
+    invalid = [[], [plain[0], plain[0]] if plain else [1]]
+    if len(plain) > 1:
+        invalid.append(list(reversed(plain)))
+    if plain and isinstance(plain[0], dict):
+        invalid += [[1], [{"zz_unknown": 1}]]
+    else:
+        invalid += [[-1], ["abc"]]
+    return tuple(fmt(x) for x in valid), tuple(fmt(x) for x in invalid) + ("abc",)
+
+
+def _leaves(node, plain, prefix: str):
+    """(dotted key, node, resolved plain value) of every leaf; a list of dicts is a leaf and so is each entry's
+    leaf (`lyapunov.curves.0.sigma_b2`)."""
+    if isinstance(node, DictConfig):
+        for k in node.keys():
+            yield from _leaves(node._get_node(k), plain[k], f"{prefix}{k}.")
+    elif isinstance(node, ListConfig) and len(node) and isinstance(node._get_node(0), DictConfig):
+        yield prefix[:-1], node, plain
+        for i in range(len(node)):
+            yield from _leaves(node._get_node(i), plain[i], f"{prefix}{i}.")
+    else:
+        yield prefix[:-1], node, plain
+
+
+def _sections(node, prefix: str = ""):
+    """Dotted paths of every dict of the config (where a `+key` could be added)."""
+    if isinstance(node, DictConfig):
+        yield prefix[:-1]
+        for k in node.keys():
+            yield from _sections(node._get_node(k), f"{prefix}{k}.")
+    elif isinstance(node, ListConfig):
+        for i in range(len(node)):
+            yield from _sections(node._get_node(i), f"{prefix}{i}.")
+
+
+@functools.cache
+def _report_inputs() -> str:
+    """A folder with an (empty) file at every path the report reads, so that its config validates here
+    whatever `outputs/` holds; removed at exit."""
+    from pipeline.plots.figures import REPORT_FIGURES
+    from pipeline.stages.report import HEADLINE_TABLES
+
+    root = Path(tempfile.mkdtemp(prefix="ginn-report-inputs-"))
+    atexit.register(shutil.rmtree, root, True)
+    for rel in [*HEADLINE_TABLES, *(f.source for f in REPORT_FIGURES)]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).touch()
+    return str(root)
+
+
+def stage_base(stage: str) -> list[str]:
+    """The overrides every example of `stage` starts from."""
+    return [*BASE, f"report.inputs={_report_inputs()}"] if stage == "report" else list(BASE)
+
+
+@functools.cache
+def base_config(stage: str) -> DictConfig:
+    """The stage's config as the command line composes it with `experiment=smoke` (once per stage)."""
+    return _compose(stage, stage_base(stage))
+
+
+def is_read(stage: str, key: str) -> bool:
+    """Whether `stage` reads `key` (its sections and the common keys; the registry's `unused` keys not)."""
+    spec = STAGES[stage]
+    root = key.split(".")[0]
+    return ALIASES.get(root, root) in (COMMON_KEYS | set(spec.sections)) and key not in spec.unused
+
+
+@functools.cache
+def stage_keys(stage: str) -> tuple[Key, ...]:
+    """Every leaf key of the stage's composed config, with values to draw."""
+    cfg = base_config(stage)
+    plain_cfg = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    keys = []
+    for name, node, plain in _leaves(cfg, plain_cfg, ""):
+        optional = node._is_optional()
+        if isinstance(node, ListConfig):
+            valid, invalid = _list_values(plain)
+        elif getattr(node, "enum_type", None) is not None:
+            valid = tuple(dict.fromkeys([str(plain), *(_enum_name(m) for m in node.enum_type)]))
+            invalid = ("zz_unknown", "1", "[]") + (() if optional else ("null",))
+        elif type(node).__name__ == "BooleanNode":
+            valid, invalid = (fmt(plain), fmt(not plain)), ("maybe", "2", "[]") + (() if optional else ("null",))
+        elif type(node).__name__ in ("IntegerNode", "FloatNode"):
+            valid, invalid = _number_values(plain, type(node).__name__ == "IntegerNode", optional)
+        else:  # a string (paths, the stage name, the device, ...)
+            valid = (fmt(plain),)
+            invalid = ("[]", "{a: 1}") + (() if optional else ("null",))
+        keys.append(Key(name, is_read(stage, name), valid, invalid, plain is None))
+    return tuple(keys)
+
+
+@functools.cache
+def stage_sections(stage: str) -> tuple[str, ...]:
+    return tuple(s for s in _sections(base_config(stage)) if s)
+
+
+def known_names(stage: str) -> frozenset[str]:
+    return frozenset(k.name for k in stage_keys(stage)) | frozenset(stage_sections(stage))
+
+
+# ---- one example: overrides drawn for a stage -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draw:
+    overrides: tuple[str, ...]
+    keys: tuple[str, ...]  # the dotted key of each override (no +, ~)
+    must_fail: bool  # an unknown, misspelt or unread key is among them
+
+
+class Chooser:
+    """Where the random choices come from: Hypothesis here (shrinking), a seeded `random.Random` in the
+    slow end-to-end test (a few examples, each a subprocess)."""
+
+    def __init__(self, draw=None, rnd=None):
+        self._draw, self._rnd = draw, rnd
+
+    def choice(self, seq):
+        seq = list(seq)
+        return self._draw(st.sampled_from(seq)) if self._draw else self._rnd.choice(seq)
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self._draw(st.integers(lo, hi)) if self._draw else self._rnd.randint(lo, hi)
+
+    def ident(self) -> str:
+        if self._draw:
+            return self._draw(st.from_regex(r"[a-z][a-z0-9_]{0,9}", fullmatch=True))
+        name = "".join(self._rnd.choice("abcdefghijklmnopqrstuvwxyz_") for _ in range(self._rnd.randint(1, 8)))
+        return name.lstrip("_") or "x"
+
+    def shuffled(self, items: list) -> list:
+        return self._draw(st.permutations(items)) if self._draw else self._rnd.sample(items, len(items))
+
+
+def unknown_override(stage: str, c: Chooser) -> tuple[str, str]:
+    """An override of a key the stage's schema lacks: a `+`/`++` addition, a misspelling, a child of a leaf,
+    `+` on a key that already has a value."""
+    known = known_names(stage)
+    leaves = [k.name for k in stage_keys(stage)]
+    kind = c.choice(["add", "misspelt", "child_of_leaf", "add_existing"])
+    if kind == "add":
+        where, name = c.choice(("",) + stage_sections(stage)), c.ident()
+        key = f"{where}.{name}".lstrip(".")
+        if key in known or name in known:
+            key += "_zz"
+        return f"{c.choice(['+', '++'])}{key}={c.choice(['1', 'abc', '[1]', 'true'])}", key
+    if kind == "add_existing":  # `+` on a key that has a value: Hydra refuses it (on a null key it sets it)
+        key = c.choice([k.name for k in stage_keys(stage) if not k.null])
+        return f"+{key}=1", key
+    if kind == "child_of_leaf":
+        key = f"{c.choice(leaves)}.{c.ident()}"
+        return f"+{key}=1", key
+    base = c.choice([k for k in leaves if not re.search(r"\.\d+(\.|$)", k)])
+    head, _, leaf = base.rpartition(".")
+    i = c.integer(0, len(leaf) - 1)
+    typo = c.choice([leaf[:i] + leaf[i + 1 :], leaf[:i] + leaf[i] * 2 + leaf[i + 1 :], leaf + "s"])
+    key = f"{head}.{typo}".lstrip(".")
+    if not typo or key in known or typo in known:
+        key = f"{head}.{leaf}_zz".lstrip(".")
+    return f"{c.choice(['', '+'])}{key}={c.choice(['1', '0.5', 'abc'])}", key
+
+
+def draw_overrides(stage: str, c: Chooser, exclude=frozenset(), max_keys: int = 3) -> Draw:
+    """Up to `max_keys` keys the stage reads, each with a valid, a type-specific invalid or a generic bad
+    value; sometimes a key the stage does not read; sometimes (always if nothing else) an unknown key."""
+    keys = [k for k in stage_keys(stage) if k.name not in exclude and not known_issue(stage, k.name)]
+    read, unread = [k for k in keys if k.read], [k for k in keys if not k.read]
+    chosen = []
+    for _ in range(c.integer(0, max_keys)):
+        left = [k for k in read if k not in chosen]
+        if left:
+            chosen.append(c.choice(left))
+    if unread and c.integer(0, 3) == 0:
+        chosen.append(c.choice(unread))
+    out = []
+    for k in chosen:
+        pool = c.choice(["valid", "invalid", "generic"])
+        values = k.valid if pool == "valid" else k.invalid if pool == "invalid" else GENERIC_INVALID
+        values = [v for v in values if not known_issue(stage, k.name, v)] or list(k.valid)
+        out.append((f"{k.name}={c.choice(values)}", k.name, not k.read))
+    if not out or c.integer(0, 2) == 0:
+        ov, key = unknown_override(stage, c)
+        out.append((ov, key, True))
+    out = c.shuffled(out)
+    return Draw(tuple(o for o, _, _ in out), tuple(k for _, k, _ in out), any(f for _, _, f in out))
+
+
+def draw_valid(stage: str, c: Chooser, exclude=frozenset(), max_keys: int = 3) -> Draw:
+    """Up to `max_keys` keys the stage reads, each with a value of its type and range (cross-field checks
+    may still reject the combination)."""
+    read = [k for k in stage_keys(stage) if k.read and k.name not in exclude and not known_issue(stage, k.name)]
+    chosen = []
+    for _ in range(c.integer(1, max_keys)):
+        left = [k for k in read if k not in chosen]
+        chosen.append(c.choice(left))
+    ovs = tuple(f"{k.name}={c.choice(k.valid) if k.name != 'stage' else stage}" for k in chosen)
+    return Draw(ovs, tuple(k.name for k in chosen), False)
 
 
 @st.composite
-def overrides(draw):
-    keys = draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4, unique=True))
-    out = []
-    for k in keys:
-        if k in EXTRA or draw(st.booleans()):
-            value = draw(INVALID) if draw(st.booleans()) or k not in VALID else None
-        else:
-            value = None
-        out.append(f"{k}={value if value is not None else draw(st.sampled_from(VALID.get(k, ['1'])))}")
-    return out
+def draws(draw, stage: str) -> Draw:
+    return draw_overrides(stage, Chooser(draw=draw))
 
 
-def _validate(stage: str, ovs: list[str]):
-    """What `python -m pipeline.<stage> ...` checks before compute, as a ConfigError (composition included)."""
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
+# ---- the validation path ---------------------------------------------------------------------------------
 
+
+@functools.cache
+def _parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def validate_fast(stage: str, overrides) -> object:
+    """What `python -m pipeline.<stage> experiment=smoke tracking.enabled=false <overrides>` checks before
+    compute: Hydra's override step on the composed config, then the stage's validation; any rejection as a
+    ConfigError with the one-line message the command line prints."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    cfg = copy.deepcopy(base_config(stage))
     try:
-        cfg = _compose(stage, ["experiment=smoke", "tracking.enabled=false", *ovs])
+        ConfigLoaderImpl._apply_overrides_to_config(_parser().parse_overrides(list(overrides)), cfg)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc)) from None
-    return validate_config(cfg, stage, ovs)
+    return validate_config(cfg, stage, [*stage_base(stage), *overrides])
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(stage=st.sampled_from(["theory", "mlp_sweep"]), ovs=overrides())
-def test_random_overrides_pass_or_fail_with_one_line_naming_a_key(stage, ovs):
-    keys = [o.split("=", 1)[0].lstrip("+") for o in ovs]
+def validate_full(stage: str, overrides) -> object:
+    """The same through a full Hydra compose (slow: ~0.2 s)."""
     try:
-        _validate(stage, ovs)
+        cfg = _compose(stage, [*stage_base(stage), *overrides])
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_one_line(exc)) from None
+    return validate_config(cfg, stage, [*stage_base(stage), *overrides])
+
+
+def names_a_key(msg: str, keys) -> bool:
+    """The message names one of `keys`, or a section of it below the top level (`grid.sigma_w2` for
+    `grid.sigma_w2.start`: a grid's start/stop check names the grid), as a whole path (`theory.one_loop` in
+    `theory.one_loop.widths` does not count). `[i]` counts as `.i`."""
+    text = re.sub(r"\[(\d+)\]", r".\1", msg)
+    for key in keys:
+        parts = key.split(".")
+        for n in range(len(parts), 1 if len(parts) > 1 else 0, -1):
+            if re.search(rf"(?<![\w.]){re.escape('.'.join(parts[:n]))}(?![\w.])", text):
+                return True
+    return False
+
+
+def check_outcome(stage: str, d: Draw, validate=validate_fast) -> str | None:
+    """Run the validation; assert the property; return the error message (None when accepted)."""
+    try:
+        validate(stage, d.overrides)
     except ConfigError as exc:
         msg = str(exc)
-        assert "\n" not in msg and msg.strip(), (ovs, msg)
-        named = [
-            k for k in keys if k in msg or k.rsplit(".", 1)[0] + ":" in msg
-        ]  # a grid's check names the grid + (["memory"] if "memory_budget_gb" in msg else [])
-        assert named, (ovs, msg)
-    else:
-        assert not any(k in EXTRA for k in (o.split("=", 1)[0] for o in ovs)), ovs  # unknown keys never pass
+        assert msg.strip() and "\n" not in msg, (stage, d.overrides, msg)
+        assert names_a_key(msg, d.keys), (stage, d.overrides, msg)
+        return msg
+    assert not d.must_fail, (stage, d.overrides, "an unknown or unread key was accepted")
+    return None
+
+
+# ---- tests -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzzed_overrides_of_every_stage_pass_or_fail_with_one_line_naming_the_key(stage, data):
+    check_outcome(stage, data.draw(draws(stage)))
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_every_key_a_stage_reads_takes_its_own_value_and_every_other_key_is_rejected(stage):
+    """Exhaustive, one key at a time: each read key set to its composed value passes (or, where the rest of
+    the config makes it inert, is rejected by name); each key of a section the stage does not read (or
+    replaces) is rejected by name; a `+` addition in every section is rejected."""
+    keys = stage_keys(stage)
+    assert len(keys) > 20 and any(k.read for k in keys)
+    for k in keys:
+        d = Draw((f"{k.name}={k.valid[0] if k.name != 'stage' else stage}",), (k.name,), not k.read)
+        msg = check_outcome(stage, d)
+        assert msg is None or "not " in msg, d  # "not read by" / "not used by|with"
+    for section in ("",) + stage_sections(stage):
+        key = f"{section}.zz_unknown".lstrip(".")
+        msg = check_outcome(stage, Draw((f"+{key}=1",), (key,), True))
+        assert "unknown config key" in msg or "Could not" in msg, msg
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_fast_path_agrees_with_a_full_compose(stage):
+    """The shortcut of the property test gives the command line's outcome: same message or same object."""
+    read = [k for k in stage_keys(stage) if k.read]
+    unread = [k for k in stage_keys(stage) if not k.read][:1]
+    samples = [
+        Draw((), (), False),
+        Draw(("+zz_unknown=1",), ("zz_unknown",), True),
+        *[Draw((f"{k.name}={k.invalid[0]}",), (k.name,), False) for k in read[len(read) // 2 :: 1000]],
+        *[Draw((f"{k.name}={k.valid[-1]}",), (k.name,), True) for k in unread],
+    ]
+    for sample in samples:
+        outcomes = []
+        for validate in (validate_fast, validate_full):
+            try:
+                outcomes.append(OmegaConf.to_yaml(OmegaConf.structured(validate(stage, sample.overrides))))
+            except ConfigError as exc:
+                outcomes.append(f"error: {exc}")
+        assert outcomes[0] == outcomes[1], (stage, sample.overrides)
 
 
 @pytest.mark.parametrize(
@@ -102,13 +454,29 @@ def test_random_overrides_pass_or_fail_with_one_line_naming_a_key(stage, ovs):
     ],
 )
 def test_unknown_or_unread_keys_are_rejected_by_name(stage, override, expected):
-    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(".", r"\.")):
-        _validate(stage, [override])
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        validate_full(stage, [override])
+
+
+@pytest.mark.xfail(strict=True, reason="known issue: registry.migrate_deprecated names sweep.sigma_w2 whatever is set")
+def test_known_issue_deprecated_alias_conflict_names_the_key_that_was_set():
+    with pytest.raises(ConfigError) as err:
+        validate_full("mlp_sweep", ["sweep.refine=1"])  # experiment=smoke sets grid.sigma_w2
+    assert names_a_key(str(err.value), ["sweep.refine"]), str(err.value)
+
+
+@pytest.mark.xfail(strict=True, reason="known issue: a huge memory budget overflows in seed_chunk (ValueError)")
+@pytest.mark.parametrize("stage", ["mlp_sweep", "lyapunov", "gauge_scan"])
+def test_known_issue_huge_memory_budget_is_accepted_or_rejected_with_one_line(stage):
+    try:
+        validate_full(stage, ["engine.memory_budget_gb=1e300"])
+    except ConfigError as exc:
+        assert names_a_key(str(exc), ["engine.memory_budget_gb"])
 
 
 def test_deprecated_alias_and_group_choices_still_pass():
     validate_config(_compose("mlp_sweep", ["sweep.sigma_w2.num=3"]), "mlp_sweep", ["sweep.sigma_w2.num=3"])
-    _validate("theory", ["net=default"])
+    validate_full("theory", ["net=default"])
 
 
 @pytest.mark.parametrize("override", ["+net.foo=1", "net.width=abc"])  # (the rest in-process, above)

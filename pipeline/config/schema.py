@@ -67,7 +67,7 @@ class EngineConfig:
     n_spectrum: int = rng(0, ge=0)  # k tangent vectors for the QR spectrum (0: off)
     dtype: Precision = Precision.float32
     device: str = "cpu"  # cpu | cuda | cuda:N
-    memory_budget_gb: float = rng(2.0, gt=0.0)
+    memory_budget_gb: float = rng(2.0, gt=0.0, le=1e6)
 
 
 @dataclass

@@ -368,7 +368,10 @@ def migrate_deprecated(cfg) -> None:
     if cfg.sweep == MlpGridSettings():
         return
     if cfg.grid != MlpGridSettings():
-        raise ConfigError("sweep.sigma_w2 and grid.sigma_w2 are both set: `sweep` is the old name of `grid`, use grid")
+        default = MlpGridSettings()
+        old = ", ".join(f"sweep.{k}" for k in ("sigma_w2", "refine", "refine_halfwidth")
+                        if getattr(cfg.sweep, k) != getattr(default, k))  # fmt: skip
+        raise ConfigError(f"{old} and grid.* are both set: `sweep` is the old name of `grid`, set grid.* only")
     logging.getLogger("ginn").warning("config key `sweep.sigma_w2` is deprecated: use `grid.sigma_w2` (same meaning)")
     cfg.grid, cfg.sweep = cfg.sweep, MlpGridSettings()
 

@@ -103,7 +103,8 @@ def _describe_parent(c, run_id: str, stage: str, children, sweep_dir) -> None:
     for ch in children:
         for k, v in ch.data.params.items():
             values.setdefault(k, set()).add(v)
-    swept = {k: v for k, v in values.items() if len(v) > 1}
+    per_job = ("out_dir", "resume", "stage")  # bookkeeping that differs per job (or never), not a swept axis
+    swept = {k: v for k, v in values.items() if len(v) > 1 and k not in per_job and not k.startswith("tracking.")}
     constant = {k: next(iter(v)) for k, v in values.items() if len(v) == 1}
 
     def order(vs):

@@ -53,14 +53,7 @@ class KnownIssue:
     values: frozenset[str] | None  # None: any value of the key
 
 
-KNOWN_ISSUES = (
-    # registry.migrate_deprecated: `sweep.refine=1` (grid set by experiment=smoke) -> "sweep.sigma_w2 and
-    # grid.sigma_w2 are both set": names a key the user did not set
-    KnownIssue(frozenset({"mlp_sweep"}), "sweep.refine", None),
-    KnownIssue(frozenset({"mlp_sweep"}), "sweep.refine_halfwidth", None),
-    # dynamics.ensemble.seed_chunk: a budget of 1e300 GB overflows to inf -> ValueError (a traceback, exit 1)
-    KnownIssue(frozenset({"mlp_sweep", "lyapunov", "gauge_scan"}), "engine.memory_budget_gb", frozenset({"1e300"})),
-)
+KNOWN_ISSUES = ()
 
 
 def known_issue(stage: str, key: str, value: str | None = None) -> bool:
@@ -458,20 +451,18 @@ def test_unknown_or_unread_keys_are_rejected_by_name(stage, override, expected):
         validate_full(stage, [override])
 
 
-@pytest.mark.xfail(strict=True, reason="known issue: registry.migrate_deprecated names sweep.sigma_w2 whatever is set")
-def test_known_issue_deprecated_alias_conflict_names_the_key_that_was_set():
+def test_deprecated_alias_conflict_names_the_key_that_was_set():
     with pytest.raises(ConfigError) as err:
         validate_full("mlp_sweep", ["sweep.refine=1"])  # experiment=smoke sets grid.sigma_w2
     assert names_a_key(str(err.value), ["sweep.refine"]), str(err.value)
 
 
-@pytest.mark.xfail(strict=True, reason="known issue: a huge memory budget overflows in seed_chunk (ValueError)")
 @pytest.mark.parametrize("stage", ["mlp_sweep", "lyapunov", "gauge_scan"])
-def test_known_issue_huge_memory_budget_is_accepted_or_rejected_with_one_line(stage):
-    try:
+def test_huge_memory_budget_is_rejected_with_one_line(stage):
+    """A budget of 1e300 GB used to overflow in seed_chunk (ValueError, a traceback, exit 1)."""
+    with pytest.raises(ConfigError) as err:
         validate_full(stage, ["engine.memory_budget_gb=1e300"])
-    except ConfigError as exc:
-        assert names_a_key(str(exc), ["engine.memory_budget_gb"])
+    assert names_a_key(str(err.value), ["engine.memory_budget_gb"])
 
 
 def test_deprecated_alias_and_group_choices_still_pass():

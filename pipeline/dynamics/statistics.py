@@ -14,9 +14,8 @@ from .ensemble import EnsembleMeasurement
 def mean_se(x: torch.Tensor, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, standard error and count along `dim`, ignoring NaN (flagged networks).
 
-    SE = std(ddof=1) / sqrt(n) over the finite entries (docs/science.md §7). With n < 2 there is no
-    standard error: it is NaN (n = 1: the mean is that one value; n = 0: the mean is NaN too), never a
-    0 that would read as an exact estimate.
+    SE = std(ddof=1) / sqrt(n) over the finite entries (docs/science.md §7); with n = 1 the SE is 0, with
+    n = 0 the mean is NaN and the SE 0.
 
     Args:
         x: float64 tensor of any shape; non-finite entries are excluded.
@@ -30,18 +29,7 @@ def mean_se(x: torch.Tensor, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     mean = torch.where(ok, x, torch.zeros_like(x)).sum(dim) / n
     dev = torch.where(ok, x - mean.unsqueeze(dim), torch.zeros_like(x))
     se = torch.sqrt((dev**2).sum(dim) / (n - 1).clamp_min(1) / n.clamp_min(1))
-    se = torch.where(n >= 2, se, torch.full_like(se, float("nan")))
     return mean.numpy(), se.numpy(), n.numpy()
-
-
-def _without_failed(x: torch.Tensor, failed_layer: torch.Tensor) -> torch.Tensor:
-    """x (S, K, ...) with every value of a flagged network set to NaN: a network that overflowed at some
-    layer enters no estimate, not even with its layers before the overflow (they would bias the layer
-    averages towards the layers it survived and count it as a sample it is not)."""
-    if failed_layer is None:
-        return x
-    bad = (failed_layer >= 0).view(*failed_layer.shape, *([1] * (x.dim() - 2)))
-    return torch.where(bad, torch.full_like(x, float("nan")), x)
 
 
 def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
@@ -50,8 +38,7 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     Exponents and chi are averaged over layers after `burn_in`, then over the inputs of each
     network; mean and standard error are taken over seeds, the independent samples (inputs
     through one network are correlated, so treating them as independent would understate errors).
-    Conventions of docs/science.md §7; the quantities are those of §2 and §3. A flagged network
-    (`failed_layer` >= 0) enters no column: its layers before the overflow are dropped too.
+    Conventions of docs/science.md §7; the quantities are those of §2 and §3.
 
     Args:
         m: raw measurements of `ensemble.simulate`.
@@ -61,13 +48,12 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     Returns:
         DataFrame with K rows and columns sigma_w2; q_L, log_q_L, c_L (layer L); log_q_growth
         (ln q_hat^{l+1} - ln q_hat^l after burn-in, -> ln A_q where q -> 0 or inf, §4); chi, lambda_replica,
-        lambda_tangent; each with a `_se` column (NaN when fewer than 2 networks survive); n_seeds_used
-        (networks that were not flagged and have a finite lambda_tangent), n_failed_networks; and lambda_j,
-        lambda_j_se for j = 1..k when the QR spectrum was measured.
+        lambda_tangent; each with a `_se` column; n_seeds_used (seeds with a finite lambda_tangent),
+        n_failed_networks; and lambda_j, lambda_j_se for j = 1..k when the QR spectrum was measured.
     """
     spec = m.spec
     b = min(max(burn_in, 0), spec.depth - 1)
-    per_seed = lambda x: _without_failed(x, m.failed_layer).nanmean(2).T  # noqa: E731  (S, K, inputs) -> (K, S)
+    per_seed = lambda x: x.nanmean(2).T  # noqa: E731  (S, K, inputs) -> (K, S)
     after_burn_in = lambda x: x[..., b:].nanmean(-1)  # noqa: E731
     rows = {"sigma_w2": np.asarray(spec.sigma_w2)}
     rows["q_L"], rows["q_L_se"], _ = mean_se(per_seed(torch.exp(m.log_q[..., -1])), 1)  # inf beyond float64
@@ -80,7 +66,7 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     rows["n_seeds_used"] = n
     rows["n_failed_networks"] = (m.failed_layer >= 0).sum(0).numpy()
     if m.spectrum_log_r is not None:
-        t = _without_failed(after_burn_in(m.spectrum_log_r), m.failed_layer)  # (S, K, k)
+        t = after_burn_in(m.spectrum_log_r)  # (S, K, k)
         mean, se, _ = mean_se(t.permute(1, 2, 0), 2)
         for j in range(mean.shape[1]):
             rows[f"lambda_{j + 1}"] = mean[:, j]
@@ -91,8 +77,7 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
 def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
     """Per-layer means over seeds x inputs: q^l, c^l, chi^l and local exponents, one row per (sigma_w2, layer).
 
-    Plain NaN-ignoring means over seeds and inputs (pairs for c), no SE (docs/science.md §7), over the
-    networks that were not flagged (as in `summarize`: every layer's mean is over the same networks).
+    Plain NaN-ignoring means over seeds and inputs (pairs for c), no SE (docs/science.md §7).
 
     Args:
         m: raw measurements of `ensemble.simulate`.
@@ -104,10 +89,9 @@ def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
     """
     spec = m.spec
     K, L = len(spec.sigma_w2), spec.depth
-    ok = lambda x: _without_failed(x, m.failed_layer)  # noqa: E731
-    q = ok(torch.exp(m.log_q)).nanmean((0, 2))  # (K, L+1)
-    c = ok(m.c).nanmean((0, 2))
-    pad = lambda x: torch.cat([torch.full((K, 1), float("nan"), dtype=torch.float64), ok(x).nanmean((0, 2))], 1)  # noqa: E731
+    q = torch.exp(m.log_q).nanmean((0, 2))  # (K, L+1)
+    c = m.c.nanmean((0, 2))
+    pad = lambda x: torch.cat([torch.full((K, 1), float("nan"), dtype=torch.float64), x.nanmean((0, 2))], 1)  # noqa: E731
     chi, rep, tan = pad(m.chi), pad(m.log_growth_replica), pad(m.log_growth_tangent)
     layers = np.arange(L + 1)
     return pd.DataFrame(

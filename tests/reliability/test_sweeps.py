@@ -44,7 +44,7 @@ def test_failed_job_leaves_a_failed_child_a_closed_parent_and_a_one_line_summary
     assert len(summary) == 1 and "net.sigma_w2=-1" in summary[0] and "2 finished" in summary[0]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_path, sig):
     # the code version is pinned: others may edit the package between the run and its resume
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "GINN_LAB_CODE_VERSION": "pinned"}

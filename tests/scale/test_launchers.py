@@ -26,7 +26,7 @@ LAUNCHERS = {
 }
 
 
-@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+@pytest.mark.parametrize("launcher", ["joblib", pytest.param("submitit_local", marks=pytest.mark.slow)])
 def test_launcher_gives_identical_csvs_to_the_basic_launcher(run_cli, store, tmp_path, launcher):
     if launcher == "submitit_local" and importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
         pytest.skip("hydra-submitit-launcher not installed (extra [slurm])")

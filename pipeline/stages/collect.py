@@ -194,17 +194,25 @@ def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.Data
     return out.sort_values(order, kind="stable").reset_index(drop=True)
 
 
-def one_loop_summary(loop: pd.DataFrame) -> dict:
-    """A few headline numbers of the one-loop comparison (metrics.json stays short; the table has the rest)."""
-    ok = loop.crossing_one_loop.notna() & loop.crossing_measured.notna()
+def one_loop_closer(loop: pd.DataFrame) -> pd.Series:
+    """Per row: is the measured crossing closer to one loop than to mean field? None where either theory has
+    no crossing (gelu/swish: chi_1 jumps over 1, docs/science.md §1) or nothing was measured."""
     closer = (loop.crossing_measured - loop.crossing_one_loop).abs() < (
         loop.crossing_measured - loop.crossing_mean_field
     ).abs()
-    both = ok & loop.crossing_mean_field.notna()  # gelu/swish: no mean-field crossing (a jump) to compare with
+    both = loop[["crossing_measured", "crossing_one_loop", "crossing_mean_field"]].notna().all(axis=1)
+    return closer.astype(object).where(both, None)
+
+
+def one_loop_summary(loop: pd.DataFrame) -> dict:
+    """A few headline numbers of the one-loop comparison (metrics.json stays short; the table has the rest)."""
+    ok = loop.crossing_one_loop.notna() & loop.crossing_measured.notna()
+    closer = one_loop_closer(loop)
+    both = closer.notna()
     return {
         "one_loop_max_abs_z": float(loop.z_one_loop[ok].abs().max()) if ok.any() else None,
         "mean_field_max_abs_z": float(loop.z_mean_field[both].abs().max()) if both.any() else None,
-        "one_loop_closer_than_mean_field": f"{int((closer & both).sum())}/{int(both.sum())}",
+        "one_loop_closer_than_mean_field": f"{int((closer[both] == True).sum())}/{int(both.sum())}",  # noqa: E712
     }
 
 

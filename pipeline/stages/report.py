@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipeline.config.schema import StageConfig
 from pipeline.plots.figures import REPORT_FIGURES
+from pipeline.stages.collect import one_loop_closer
 from pipeline.stages.runner import StageOutput
 
 log = logging.getLogger("ginn.report")
@@ -195,13 +196,8 @@ def one_loop_verdicts(loop: pd.DataFrame) -> pd.DataFrame:
     """
     d = loop.copy()
     tol = np.maximum(2 * d.crossing_se, 0.02)
-    diff = d.crossing_measured - d.crossing_one_loop
     d["tolerance"] = tol
-    closer = diff.abs() < (d.crossing_measured - d.crossing_mean_field).abs()
-    # empty where either theory has no crossing (gelu/swish: chi_1 jumps over 1, docs/science.md §1)
-    d["one_loop_closer_than_mean_field"] = closer.astype(object).where(
-        d.crossing_mean_field.notna() & d.crossing_one_loop.notna(), None
-    )
+    d["one_loop_closer_than_mean_field"] = one_loop_closer(d)
 
     def verdict(r) -> str:
         if not np.isfinite(r.crossing_one_loop):

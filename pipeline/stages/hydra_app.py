@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from collections.abc import Callable
 import hydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
 from pipeline.config.store import register
 from pipeline.config.validate import ConfigError
@@ -23,6 +24,11 @@ def _one_line(exc: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line messages as one line naming the key."""
     if isinstance(exc, ConfigError):
         return str(exc)
+    added = re.fullmatch(r"Error merging override \+([^+=][^=]*)=(.*)", str(exc).splitlines()[0] if str(exc) else "")
+    if added and isinstance(exc.__cause__, InterpolationResolutionError):  # `+key` on an interpolated key (out_dir):
+        k, v = added.groups()  # Hydra resolves it to check it exists, before HydraConfig is set; say what it means
+        return (f"Could not append to config. An item is already at '{k}'. Either remove + prefix: '{k}={v}' "
+                f"Or add a second + to add or override '{k}': '++{k}={v}'")  # fmt: skip
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
     key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
     lines = [
@@ -92,8 +98,13 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
         unblock_signals()  # a blocked SIGINT/SIGTERM inherited from whatever started us would make both vanish
         install_interrupt_handlers()
         signum = None
+        failed = True  # until app() returns: a launcher that raises before or between jobs fails the sweep
         try:
             app()
+            failed = False
+        except SystemExit as exc:
+            failed = exc.code not in (None, 0)
+            raise
         except KeyboardInterrupt as exc:
             signum = int(getattr(exc, "signum", signal.SIGINT))
             print(
@@ -102,7 +113,7 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
                 file=sys.stderr,
             )
         finally:
-            late = _clean_up(interrupted=signum is not None)
+            late = _clean_up(interrupted=signum is not None, failed=failed)
         if signum is None:
             signum = late
         if signum is not None:  # the shell convention 128 + signal number: 143 for SIGTERM, 130 for Ctrl-C
@@ -111,13 +122,13 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
     return main
 
 
-def _clean_up(interrupted: bool) -> int | None:
+def _clean_up(interrupted: bool, failed: bool = False) -> int | None:
     """Close the sweep's parent run (Hydra skips on_multirun_end when a job failed; KILLED when interrupted)
     and the runs of killed workers, remove dead staging folders, redact the sweep's saved config. A second
     Ctrl-C/SIGTERM does not cut this short: it is acted on afterwards (its signal number is returned)."""
     try:
         with signals_deferred():
-            close_open_parents(interrupted=interrupted)
+            close_open_parents(interrupted=interrupted, failed=failed)
             while SWEEP_DIRS:
                 sweep_dir = SWEEP_DIRS.pop()
                 remove_dead_staging(sweep_dir)

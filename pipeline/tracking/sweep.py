@@ -141,9 +141,10 @@ def _next_steps(stage: str, sweep_dir, run_id: str, uri: str) -> str:
     return f"sweep folder: {sweep_dir} | next: " + "  ;  ".join(steps)
 
 
-def close_open_parents(interrupted: bool = False) -> None:
+def close_open_parents(interrupted: bool = False, failed: bool = False) -> None:
     """Close every parent opened here: FAILED if any child failed; KILLED if the sweep was interrupted
-    (Ctrl-C/SIGTERM, even before any job started) or a child was killed; else FINISHED."""
+    (Ctrl-C/SIGTERM, even before any job started); FAILED if the sweep itself failed (`failed`: e.g. the
+    launcher raised, a Ray cluster that cannot be reached); KILLED if a child was killed; else FINISHED."""
     while _OPEN:
         uri, run_id = _OPEN.pop()
         c = client(uri)
@@ -159,22 +160,29 @@ def close_open_parents(interrupted: bool = False) -> None:
             c.log_metric(run_id, f"children_{status.lower()}", n)
         if counts.get("FAILED", 0):
             status = "FAILED"
-        elif interrupted or counts.get("KILLED", 0) or counts.get("RUNNING", 0):
+        elif interrupted:
+            status = "KILLED"
+        elif failed:
+            status = "FAILED"
+        elif counts.get("KILLED", 0) or counts.get("RUNNING", 0):
             status = "KILLED"
         else:
             status = "FINISHED"
         stage, sweep_dir, started = _SWEEP_INFO.pop(run_id, (parent.data.tags.get("stage", "stage"), None, None))
         _describe_parent(c, run_id, stage, children, sweep_dir)
         c.set_terminated(run_id, status)
-        failed = [ch.data.tags.get("overrides", "?") for ch in children if ch.info.status == "FAILED"]
+        failed_jobs = [ch.data.tags.get("overrides", "?") for ch in children if ch.info.status == "FAILED"]
         if interrupted:
             c.set_tag(run_id, "killed_reason", "interrupted (SIGINT/SIGTERM)")
         done = ", ".join(f"{n} {k.lower()}" for k, n in sorted(counts.items()))
         line = f"sweep {status}: " + (done or "no job started") + (" (interrupted)" if interrupted else "")
+        if failed and not interrupted and not counts.get("FAILED", 0):
+            line += " (the sweep itself failed: see the error above)"
+            c.set_tag(run_id, "error", "the sweep failed outside its jobs (e.g. the launcher raised)")
         if started is not None:
             line += f" in {time.monotonic() - started:.0f} s"
-        if failed:
-            line += " | failed jobs: " + "; ".join(f"[{o}]" for o in failed)
+        if failed_jobs:
+            line += " | failed jobs: " + "; ".join(f"[{o}]" for o in failed_jobs)
         print(line, file=sys.stderr)
         if sweep_dir is not None:
             print(_next_steps(stage, sweep_dir, run_id, uri), file=sys.stderr)

@@ -56,6 +56,7 @@ FINITE_WIDTH = ("mlp_sweep", "lyapunov", "gauge_scan")  # the stages that read `
 OPTIONAL_OUTS = {
     "theory.figures": {"figures"},
     "theory.one_loop.enabled": {"one_loop.csv", "one_loop_crossings.csv"},
+    "net.xi": {"one_loop.csv", "one_loop_crossings.csv"},  # theory: one loop at xi = 1 only (skipped, warned)
     "ginn.model": {"ginn.pt", "mlp.pt"},
     "ginn.trainability.enabled": {"trainability.csv", "trainability_boundary.csv"},
     "ginn.gauge_fixing.enabled": {"gauge_fixing.csv", "gauge_spectra.csv"},

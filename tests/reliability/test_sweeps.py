@@ -44,6 +44,19 @@ def test_failed_job_leaves_a_failed_child_a_closed_parent_and_a_one_line_summary
     assert len(summary) == 1 and "net.sigma_w2=-1" in summary[0] and "2 finished" in summary[0]
 
 
+def test_a_launcher_that_raises_before_any_job_closes_the_parent_failed(run_cli, store, tmp_path):
+    """joblib refuses n_jobs=0 when it launches: no job runs, the parent must not read FINISHED."""
+    p = run_cli("theory", "-m", "net.sigma_w2=1.0,2.0", *SMOKE, "hydra/launcher=joblib", "hydra.launcher.n_jobs=0",
+                f"hydra.sweep.dir={tmp_path / 's'}")  # fmt: skip
+    assert p.returncode != 0
+    df = runs(store, "theory")
+    assert len(_children(df)) == 0
+    parent = _parents(df).iloc[0]
+    assert parent.status == "FAILED" and "launcher" in parent["tags.error"]  # before: FINISHED
+    summary = [line for line in p.stderr.splitlines() if line.startswith("sweep ")]
+    assert summary and summary[0].startswith("sweep FAILED: no job started (the sweep itself failed")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_path, sig):
     # the code version is pinned: others may edit the package between the run and its resume

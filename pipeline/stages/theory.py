@@ -99,9 +99,8 @@ def compute(cfg: StageConfig) -> TheoryResult:
     iters = layer_iterates(g, net.sigma_w2, net.sigma_b2, net.depth, it.q11, it.q22, it.c0, net.xi)
     iters.insert(0, "activation", net.activation.value)
     iters = iters.drop(columns="sigma_w2")
-    iters["quad_status"] = ["ok" if bool(v) else "inaccurate" for v in
-                            (g.resolved(torch.tensor(iters.q11.to_numpy())) &
-                             g.resolved(torch.tensor(iters.q22.to_numpy())))]  # fmt: skip
+    verified = g.kernel_verified(*(torch.tensor(iters[k].to_numpy()) for k in ("q11", "q22", "c")))
+    iters["quad_status"] = ["ok" if bool(v) else "inaccurate" for v in verified]
     quad[f"iterates:{net.activation.value}"] = quad_summary(g)
     loop, loop_cross = one_loop_tables(th.one_loop, sw) if th.one_loop.enabled and cfg.net.xi == 1.0 else (None, None)
     if th.one_loop.enabled and cfg.net.xi != 1.0:

@@ -116,6 +116,24 @@ class GaussianIntegrator:
         q = torch.as_tensor(q, dtype=DTYPE)
         return ~torch.isfinite(q) | (q <= self.q_ok * (1 + 1e-12))
 
+    def kernel_verified(self, q1: torch.Tensor, q2: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Per value: `kernel(q1, q2, c)` verified to `tol`: both variances `resolved`, and where the kernel is
+        Mehler's series (no closed form) its truncation after K orders, at most |c|^K sqrt(m1 m2) with
+        m = E phi^2 - sum_{k<K} a_k^2 (Cauchy-Schwarz), below `tol` sqrt(E phi^2(q1) E phi^2(q2)). A bool
+        tensor of the broadcast shape (docs/science.md §7)."""
+        q1, q2, c = torch.broadcast_tensors(*(torch.as_tensor(x, dtype=DTYPE) for x in (q1, q2, c)))
+        ok = self.resolved(q1) & self.resolved(q2)
+        if self.use_closed_forms and self.act.kernel is not None:
+            return ok
+        fin = torch.isfinite(q1) & torch.isfinite(q2) & torch.isfinite(c)
+        a1, a2 = _padded(self.series_coefficients(q1[fin])[0], self.series_coefficients(q2[fin])[0])
+        e1, e2 = (gaussian_expectation(lambda x: self.act.phi(x) ** 2, q[fin], self.rule) for q in (q1, q2))
+        missing = ((e1 - (a1 * a1).sum(-1)).clamp_min(0) * (e2 - (a2 * a2).sum(-1)).clamp_min(0)).sqrt()
+        tail = c[fin].abs().clamp_max(1) ** a1.shape[-1] * missing
+        ok = ok.clone()
+        ok[fin] &= tail <= self.tol * (e1 * e2).sqrt() + 1e-300
+        return ok
+
     # ---- 1-D moments -------------------------------------------------------------------
     def variance_moments(self, q: torch.Tensor, chunk: int = 2048, cover: bool = True) -> torch.Tensor:
         """(E phi^2, E phi'^2, E phi phi'') stacked on a new first axis, in one chunked pass over q.

@@ -247,3 +247,19 @@ def test_an_error_after_ctrl_c_or_sigterm_exits_as_the_interrupt(monkeypatch):
     with pytest.raises(KeyboardInterrupt) as err:
         hu.run_and_report(broken_pool)
     assert err.value.signum == signal.SIGTERM
+
+
+def test_ctrl_c_while_the_stage_imports_ends_with_one_line_and_the_sigint_status(tmp_path):
+    """Before the stage installs its handlers (torch and Hydra still importing): before, a 20-line import
+    traceback. The process still dies by SIGINT, so a shell sees 130."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.theory", "experiment=smoke", "tracking.enabled=false",
+         f"out_dir={tmp_path}/o"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
+    )  # fmt: skip
+    time.sleep(0.4)  # python is up, `pipeline` imported, torch not yet
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode in (-signal.SIGINT, 128 + signal.SIGINT), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "o").exists()

@@ -38,11 +38,11 @@ def _timed(args: list[str], env: dict) -> float:
 def tracking_overhead(n_jobs: int = 100, repeats: int = 3) -> dict:
     """A n_jobs multirun of a trivial theory job with MLflow on vs off, alternated `repeats` times;
     the overhead per job is the median of the paired differences (a shared machine drifts)."""
-    seeds = ",".join(str(i) for i in range(n_jobs))
+    seeds = ",".join(f"{i / n_jobs:.6g}" for i in range(n_jobs))  # n_jobs distinct configs (theory has no seed)
     diffs, ons, offs = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/m.db", "TQDM_DISABLE": "1"}
-        base = [PY, "-m", "pipeline.theory", "-m", f"seed={seeds}", *TRIVIAL]
+        base = [PY, "-m", "pipeline.theory", "-m", f"theory.iterate.c0={seeds}", *TRIVIAL]
         # a store that exists already, as after a user's first sweep (its one-time creation is ~2 s)
         _timed([PY, "-m", "pipeline.theory", *TRIVIAL, f"hydra.run.dir={tmp}/init"], env)
         for r in range(repeats):

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any, List, Optional
 
 from pipeline.activations import ACTIVATIONS
+from pipeline.theory.critical import SIGMA_W2_SEARCH
 
 # One member per registered activation: adding an activation needs no edit here.
 ActivationName = Enum("ActivationName", {name: name for name in ACTIVATIONS}, type=str)
@@ -158,9 +159,9 @@ class TheorySettings:
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.1, 5.0, 99))
     sigma_b2: GridSpec = field(default_factory=lambda: GridSpec(0.0, 1.0, 41))
     critical_sigma_b2: List[float] = rng([0.0, 0.01, 0.05, 0.1, 0.3, 0.5, 1.0], min_len=1, ge=0.0, ascending=True)
-    sigma_w2_search: List[float] = rng(
-        [0.05, 10.0], len=2, gt=0.0, ascending=True
-    )  # bracket for the critical-line root finder
+    # (lo, hi) bracket of the critical-line root finder: 0 < lo < hi <= 1000 (every registered activation's
+    # critical sigma_w2 is below 5 at sigma_b2 <= 2; the 64-point scan and the bisection grow with hi: 1e300 never ends)
+    sigma_w2_search: List[float] = rng(list(SIGMA_W2_SEARCH), len=2, gt=0.0, le=1e3, ascending=True)
     iterate: IterateConfig = field(default_factory=IterateConfig)
     quad: QuadConfig = field(default_factory=QuadConfig)
     one_loop: OneLoopSettings = field(default_factory=OneLoopSettings)
@@ -368,9 +369,9 @@ class StageConfig:
     """
 
     stage: str = "theory"
-    seed: int = rng(0, ge=0)
+    seed: int = rng(0, ge=0)  # read by the stages with random networks or data (validate.READ_BY)
     out_dir: str = "${hydra:runtime.output_dir}"
-    theory_outputs: str = "${repo_root:}/outputs/theory"  # the theory stage's tables, read where present
+    theory_outputs: str = "${repo_root:}/outputs/theory"  # the theory stage's tables: mlp_sweep, lyapunov, gauge_scan
     resume: bool = False  # skip a job whose identical config already has a FINISHED run (config_hash tag)
     net: NetConfig = field(default_factory=NetConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from typing import Any
 
@@ -48,16 +49,18 @@ def check_ranges(obj: Any, prefix: str = "") -> None:
             raise ConfigError(f"{key}={value!r}: needs at least {meta['min_len']} entries")
         if "len" in meta and len(value) != meta["len"]:
             raise ConfigError(f"{key}={value!r}: needs exactly {meta['len']} entries")
+        values = value if isinstance(value, list) else [value]
+        for v in values:  # before the order checks: nan is neither above nor below anything
+            if isinstance(v, float) and not math.isfinite(v) and not (meta.get("inf_ok") and v == math.inf):
+                raise ConfigError(f"{key}={v!r}: must be a finite number")
         if meta.get("unique") and len(set(value)) != len(value):
             raise ConfigError(f"{key}={_show(value)}: has duplicate entries")
         if meta.get("ascending") and any(not a < b for a, b in zip(value[:-1], value[1:])):
-            raise ConfigError(
-                f"{key}={_show(value)}: must be strictly ascending (no duplicates), e.g. {sorted(set(value))}"
-            )
-        values = value if isinstance(value, list) else [value]
+            fixed, need = sorted(set(value)), meta.get("len", meta.get("min_len", 0))
+            fits = len(fixed) >= need and len(fixed) == meta.get("len", len(fixed))
+            example = f", e.g. {fixed}" if fits else f" ({need} distinct entries, low to high)"
+            raise ConfigError(f"{key}={_show(value)}: must be strictly ascending (no duplicates){example}")
         for v in values:
-            if isinstance(v, float) and not math.isfinite(v) and not (meta.get("inf_ok") and v == math.inf):
-                raise ConfigError(f"{key}={v!r}: must be a finite number")
             for op, (ok, text) in _OPS.items():
                 if op in meta and isinstance(v, (int, float)) and not ok(v, meta[op]):
                     raise ConfigError(f"{key}={v!r} is out of range: allowed {text.format(meta[op])}")
@@ -127,23 +130,139 @@ def to_validated(cfg: DictConfig) -> Any:
 
 
 # Top-level keys every stage reads (or that only steer the run), and renamed sections still accepted.
-COMMON_KEYS = frozenset({"stage", "seed", "out_dir", "theory_outputs", "resume", "tracking"})
+COMMON_KEYS = frozenset({"stage", "out_dir", "resume", "tracking"})
 ALIASES = {"sweep": "grid"}
+
+# Top-level keys only some stages read -> those stages. Every stage's config carries them (one schema), so an
+# override of one elsewhere would be silently ignored (and logged, hashed as if used): it is rejected there.
+READ_BY: dict[str, tuple[str, ...]] = {
+    # the theory stage's tables (pipeline.stages.theory_inputs); the theory stage writes to out_dir
+    "theory_outputs": ("mlp_sweep", "lyapunov", "gauge_scan"),
+    # the random networks and data splits; the theory and report stages are deterministic
+    "seed": ("mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"),
+}
+
+
+def top_level_read(stage: str) -> frozenset[str]:
+    """The top-level keys `stage` reads (besides its config sections)."""
+    return COMMON_KEYS | {key for key, stages in READ_BY.items() if stage in stages}
+
+
+# ---- booleans: true/false only ----------------------------------------------------------------------------
+
+BOOL_ALLOWED = "allowed: true, false; 0/1, yes/no and on/off are rejected"
+
+
+def _strip_optional(annotation: Any) -> Any:
+    """X of Optional[X] / X | None; else the annotation itself."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    return args[0] if union and len(args) == 1 else annotation
+
+
+def _list_item(annotation: Any) -> Any:
+    """The item type of List[X], else None."""
+    if typing.get_origin(annotation) in (list, typing.List):
+        args = typing.get_args(annotation)
+        return args[0] if args else None
+    return None
+
+
+def annotation_at(schema: Any, dotted: str) -> Any:
+    """The schema's type annotation of a dotted key (`theory.one_loop.enabled`, `lyapunov.curves.0.sigma_b2`),
+    Optional stripped; None where the key is not in the schema."""
+    ann = schema
+    for part in dotted.split("."):
+        ann = _strip_optional(ann)
+        item = _list_item(ann)
+        if item is not None and part.isdigit():
+            ann = item
+        elif dataclasses.is_dataclass(ann) and isinstance(ann, type):
+            ann = typing.get_type_hints(ann).get(part)
+            if ann is None:
+                return None
+        else:
+            return None
+    return _strip_optional(ann)
+
+
+def _is_bool_value(v: Any) -> bool:
+    """A real boolean; also the text true/false (a quoted 'true') and an interpolation (checked on use)."""
+    if isinstance(v, bool):
+        return True
+    return isinstance(v, str) and (v.strip().lower() in ("true", "false") or v.strip().startswith("${"))
+
+
+def _show_value(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, str):
+        return v if v.strip() else repr(v)
+    return repr(v)
+
+
+def check_booleans(value: Any, annotation: Any, key: str) -> None:
+    """ConfigError naming the first value in `value` (a plain value, dict or list of them) that sits on a `bool`
+    field of `annotation` (the schema type of `key`) and is not true/false.
+
+    OmegaConf would take any integer (2, -1: true; 0: false) and the words yes/no/on/off for a boolean; a typo
+    such as `figures=5` would silently mean true. Which fields are boolean comes from their type in the schema,
+    so a new boolean field is covered without a list to update. null is left to OmegaConf (Optional or not)."""
+    annotation = _strip_optional(annotation)
+    if annotation is bool:
+        if value is not None and not _is_bool_value(value):
+            raise ConfigError(f"{key}={_show_value(value)}: not a boolean ({BOOL_ALLOWED})")
+        return
+    item = _list_item(annotation)
+    if item is not None and isinstance(value, list):
+        for i, v in enumerate(value):
+            check_booleans(v, item, f"{key}[{i}]")
+    elif dataclasses.is_dataclass(annotation) and isinstance(annotation, type) and isinstance(value, dict):
+        hints = typing.get_type_hints(annotation)
+        for k, v in value.items():
+            if k in hints:
+                check_booleans(v, hints[k], f"{key}.{k}" if key else str(k))
+
+
+def _override_values(ov: Any) -> list[Any]:
+    """The value(s) an override sets: one, or each of a discrete sweep (`a=true,2`, `choice(...)`, `range(...)`)."""
+    if ov.is_sweep_override():
+        return list(ov.sweep_iterator()) if ov.is_discrete_sweep() else []  # interval(): floats, Hydra's own check
+    return [ov.value()]
+
+
+def check_override_booleans(parsed: list[Any], schema: Any = None) -> None:
+    """Every value a (parsed) override puts on a boolean field of the stage schema is true or false."""
+    if schema is None:
+        from pipeline.config.schema import StageConfig
+
+        schema = StageConfig
+    for ov in parsed:
+        key = ov.key_or_group
+        if "/" in key or key.startswith("hydra") or ov.is_delete():
+            continue
+        annotation = annotation_at(schema, key)
+        if annotation is None:
+            continue
+        for value in _override_values(ov):
+            check_booleans(value, annotation, key)
 
 
 def check_overrides_read(
     overrides: list[str], stage: str, sections: tuple[str, ...], unused: tuple[str, ...] = ()
 ) -> None:
-    """A command-line override of a config section the stage never reads would be silently ignored
-    (and logged as if used): ConfigError naming the key. Group choices (`experiment=...`) and
-    `hydra.*` settings are not config values and pass."""
+    """A command-line override of a config section or top-level key the stage never reads would be silently
+    ignored (and logged as if used): ConfigError naming the key. A boolean field set to anything but true/false
+    (OmegaConf reads 2 as true, 0 as false) is a ConfigError too (`check_override_booleans`). Group choices
+    (`experiment=...`) and `hydra.*` settings are not config values and pass. Only overrides are checked: values
+    set by config files (defaults, experiments) pass."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except Exception:  # noqa: BLE001 - Hydra itself reports grammar errors before the task runs
         return
-    allowed = COMMON_KEYS | set(sections)
+    allowed = top_level_read(stage) | set(sections)
     for ov in parsed:
         key = ov.key_or_group
         if "/" in key or key.startswith("hydra") or key == "experiment" or (ov.is_delete()):
@@ -151,6 +270,10 @@ def check_overrides_read(
         root = key.split(".")[0]
         if root in ("net", "engine", "tracking") and "." not in key and not ov.is_add():
             continue  # a config-group choice (net=default), not a value
+        if root in READ_BY and stage not in READ_BY[root]:
+            raise ConfigError(
+                f"{key}: not read by stage {stage!r} (read by {', '.join(READ_BY[root])}): the value would be ignored"
+            )
         if ALIASES.get(root, root) not in allowed:
             raise ConfigError(
                 f"{key}: not read by stage {stage!r} (it reads {', '.join(sorted(allowed))}): "
@@ -160,3 +283,4 @@ def check_overrides_read(
             raise ConfigError(
                 f"{key}: not used by stage {stage!r} (its own settings replace it): the value would be ignored"
             )
+    check_override_booleans(parsed)

@@ -7,8 +7,8 @@ probe vectors (gain chi), and k orthonormal tangent vectors (QR spectrum), in bl
 (S, N, blocks x K x inputs), so the product is copy-free and the pointwise work runs over long
 contiguous rows. On the CPU, seed groups run on one worker thread per torch thread. Positively
 homogeneous activations (ReLU, linear) carry the signal as scale x unit-RMS vector, so deep chaotic
-networks never overflow; other activations are checked for non-finite values and a network that
-produces one is flagged, not allowed to poison the rest.
+networks never overflow; a network with a non-finite value or a vanishing norm is flagged with its cause
+(overflow or vanish, see `EnsembleMeasurement`), not allowed to poison the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -119,6 +119,11 @@ class EnsembleMeasurement:
         failed_layer: (S, K) int64, first layer l (1..L) at which a network had a non-finite value or a
             vanishing norm it is divided by, -1 if none; log_q and c are NaN from l on, the per-transition
             arrays from transition l-1 on.
+        overflow_layer: (S, K) int64, failed_layer where that failure was an overflow, else -1: a non-finite
+            value or sum of squares, or a signal so large (sqrt(q) x machine epsilon >= eps) that the replica
+            difference cancelled to 0. Numerics, not physics: `statistics.summarize` drops such a network whole.
+        vanish_layer: (S, K) int64, failed_layer where a norm divided by underflowed to 0 or a denormal
+            instead, else -1; such a network keeps its finite layers.
     """
 
     spec: EnsembleSpec
@@ -128,7 +133,9 @@ class EnsembleMeasurement:
     log_growth_replica: torch.Tensor  # (S, K, I, L): ln(d_{l+1} / eps), Benettin-renormalized
     log_growth_tangent: torch.Tensor  # (S, K, I, L): ln(||J t|| / ||t||)
     spectrum_log_r: torch.Tensor | None  # (S, K, k, L): ln |diag R| of the QR step
-    failed_layer: torch.Tensor = field(default=None)  # (S, K): first flagged layer, -1 if none
+    failed_layer: torch.Tensor  # (S, K): first flagged layer, -1 if none
+    overflow_layer: torch.Tensor  # (S, K): failed_layer if the network overflowed, else -1
+    vanish_layer: torch.Tensor  # (S, K): failed_layer if a norm it divides by vanished, else -1
 
 
 def _bytes_per_seed(spec: EnsembleSpec) -> int:
@@ -261,6 +268,8 @@ def simulate(spec: EnsembleSpec) -> EnsembleMeasurement:
         cat("log_growth_tangent"),
         cat("spectrum_log_r"),
         cat("failed_layer"),
+        cat("overflow_layer"),
+        cat("vanish_layer"),
     )
 
 
@@ -330,6 +339,8 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     renormed = torch.zeros(L + 1, dtype=torch.bool)  # tangents rescaled to unit norm before transition l
     spec_r = torch.empty(S, K, k, L, dtype=torch.float64) if k else None
     failed = torch.full((S, K), -1, dtype=torch.long)
+    overflow, vanish = failed.clone(), failed.clone()  # the cause of each flag, at its layer
+    tiny = torch.finfo(dt).tiny  # a divisor's sum of squares at or below the smallest normal number has vanished
     sq_hist[0, :, 0] = (H * H).sum(1)
     ab_hist[0] = (H[..., 0::2] * H[..., 1::2]).sum(1)
     ls_hist[0] = logscale[:, 0]
@@ -371,27 +382,45 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
         lo, hi, lo_div, lo_t, hi_t = torch.stack(
             [*torch.aminmax(sq), sq[:, first_positive:3].amin(), *torch.aminmax(tt)]
         ).tolist()  # min/max propagate NaN
-        healthy = math.isfinite(lo) and math.isfinite(hi) and lo_div > 0
-        drifted = healthy and not (1 / _TANGENT_SQ_MAX < lo_t and hi_t < _TANGENT_SQ_MAX)
-        if not healthy:
-            ok = torch.isfinite(sq).all(1) & (sq[:, first_positive:3] > 0).all(1)  # (S, K, I)
-            bad = ~ok.all(-1)  # (S, K)
-            newly = bad.cpu() & (failed < 0)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo_div > tiny):
+            q_in = None if act.homogeneous else sq_hist[layer][:, 0] / N  # signal fed into this transition
+            over, vanished = (x.cpu() for x in _failure_causes(sq, q_in, first_positive, spec.eps))
+            newly = (over | vanished) & (failed < 0)
             failed[newly] = layer + 1
-            mask = bad.view(S, 1, K, 1)
+            overflow[newly & over] = layer + 1
+            vanish[newly & ~over] = layer + 1
+            mask = (over | vanished).to(dev).view(S, 1, K, 1)
             H = torch.where(mask, torch.ones_like(H), H)  # keep the other networks computable
             T = torch.where(mask, torch.full_like(T, 1 / math.sqrt(N)), T)
             D = torch.where(mask, torch.ones_like(D), D)
             d_scale = torch.where(mask, torch.full_like(d_scale, spec.eps), d_scale)
             logscale = torch.where(mask, torch.zeros_like(logscale), logscale)
-        if drifted:  # keep the carried tangents far from the float range limits
+            tt = torch.where(mask.view(S, K, 1), torch.ones_like(tt), tt)  # a repaired tangent has unit norm
+            lo_t, hi_t = torch.stack([*torch.aminmax(tt)]).tolist()
+        if not (1 / _TANGENT_SQ_MAX < lo_t and hi_t < _TANGENT_SQ_MAX):
+            # keep the carried tangents far from the float range limits, also while other networks are flagged
+            # (skipping it then let every tangent of the batch overflow: gelu N=256 flagged all networks)
             T = T * tt.rsqrt().unsqueeze(1)
             renormed[layer + 1] = True
         tick(S)
-    return _tables(spec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, failed)
+    return _tables(spec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, (failed, overflow, vanish))
 
 
-def _tables(spec: EnsembleSpec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, failed) -> EnsembleMeasurement:
+def _failure_causes(sq, q_in, first_positive: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(overflowed, vanished), (S, K) bool, from one layer's sums of squares sq (S, 4, K, I).
+
+    Overflow: a non-finite sum, or a divisor that is 0 while the signal q_in (mean square fed into the
+    layer, None: unit RMS) is so large that eps is below its float resolution (the replica difference
+    cancelled). Vanished: any other divisor at or below the smallest normal number (an underflow).
+    """
+    finfo = torch.finfo(sq.dtype)
+    zero = (sq[:, first_positive:3] <= finfo.tiny).any(1)  # (S, K, I)
+    coarse = (q_in if q_in is not None else torch.ones_like(zero, dtype=sq.dtype)) * finfo.eps**2 >= eps**2
+    over = (~torch.isfinite(sq).all(1) | (zero & coarse)).any(-1)
+    return over, zero.any(-1) & ~over
+
+
+def _tables(spec: EnsembleSpec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, flags) -> EnsembleMeasurement:
     """Per-layer logs and ratios from the raw sums, in float64, laid out (S, K, columns, layers)."""
     N = spec.width
     sq = sq_hist.double().cpu()
@@ -405,11 +434,12 @@ def _tables(spec: EnsembleSpec, sq_hist, ab_hist, ls_hist, renormed, log_gain, s
     fed[1:] = torch.where(renormed[1:-1].view(-1, 1, 1, 1), torch.zeros_like(log_t[:-1]), log_t[:-1])
     lg_tan = last(log_t - fed + log_gain)
     chi = last(pp * torch.exp(2 * log_gain))
-    # every value of a network from its first non-finite layer on is invalid
+    # every value of a network from its first flagged layer on is invalid
+    failed = flags[0]
     for s, kk in (failed >= 0).nonzero().tolist():
         f = int(failed[s, kk])
         log_q[s, kk, :, f:] = float("nan")
         c[s, kk, :, f:] = float("nan")
         for arr in (chi, lg_rep, lg_tan) + ((spec_r,) if spec_r is not None else ()):
             arr[s, kk, :, f - 1 :] = float("nan")
-    return EnsembleMeasurement(spec, log_q, c, chi, lg_rep, lg_tan, spec_r, failed)
+    return EnsembleMeasurement(spec, log_q, c, chi, lg_rep, lg_tan, spec_r, *flags)

@@ -32,13 +32,21 @@ def mean_se(x: torch.Tensor, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return mean.numpy(), se.numpy(), n.numpy()
 
 
+def without_overflowed(x: torch.Tensor, m: EnsembleMeasurement) -> torch.Tensor:
+    """x (S, K, ...) with every value of an overflowed network NaN: its layers before the overflow would bias
+    the layer averages (docs/science.md §7). A network whose norm vanished keeps its finite layers."""
+    bad = (m.overflow_layer >= 0).view(*m.overflow_layer.shape, *([1] * (x.dim() - 2)))
+    return torch.where(bad, torch.full_like(x, float("nan")), x)
+
+
 def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     """One row per sigma_w2: q^L, c^L, chi, both Lyapunov estimates (per layer), spectrum, with SEs.
 
     Exponents and chi are averaged over layers after `burn_in`, then over the inputs of each
     network; mean and standard error are taken over seeds, the independent samples (inputs
     through one network are correlated, so treating them as independent would understate errors).
-    Conventions of docs/science.md §7; the quantities are those of §2 and §3.
+    Conventions of docs/science.md §7; the quantities are those of §2 and §3. An overflowed network
+    enters no column (`without_overflowed`); a vanished one contributes its finite layers.
 
     Args:
         m: raw measurements of `ensemble.simulate`.
@@ -48,12 +56,13 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     Returns:
         DataFrame with K rows and columns sigma_w2; q_L, log_q_L, c_L (layer L); log_q_growth
         (ln q_hat^{l+1} - ln q_hat^l after burn-in, -> ln A_q where q -> 0 or inf, §4); chi, lambda_replica,
-        lambda_tangent; each with a `_se` column; n_seeds_used (seeds with a finite lambda_tangent),
-        n_failed_networks; and lambda_j, lambda_j_se for j = 1..k when the QR spectrum was measured.
+        lambda_tangent; each with a `_se` column; n_seeds_used (networks not overflowed with a finite
+        lambda_tangent); n_failed_networks (flagged for either cause) = n_overflowed_networks (dropped) +
+        n_vanished_networks (kept); and lambda_j, lambda_j_se for j = 1..k when the QR spectrum was measured.
     """
     spec = m.spec
     b = min(max(burn_in, 0), spec.depth - 1)
-    per_seed = lambda x: x.nanmean(2).T  # noqa: E731  (S, K, inputs) -> (K, S)
+    per_seed = lambda x: without_overflowed(x, m).nanmean(2).T  # noqa: E731  (S, K, inputs) -> (K, S)
     after_burn_in = lambda x: x[..., b:].nanmean(-1)  # noqa: E731
     rows = {"sigma_w2": np.asarray(spec.sigma_w2)}
     rows["q_L"], rows["q_L_se"], _ = mean_se(per_seed(torch.exp(m.log_q[..., -1])), 1)  # inf beyond float64
@@ -65,8 +74,10 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
         rows[name], rows[f"{name}_se"], n = mean_se(per_seed(after_burn_in(x)), 1)
     rows["n_seeds_used"] = n
     rows["n_failed_networks"] = (m.failed_layer >= 0).sum(0).numpy()
+    rows["n_overflowed_networks"] = (m.overflow_layer >= 0).sum(0).numpy()
+    rows["n_vanished_networks"] = (m.vanish_layer >= 0).sum(0).numpy()
     if m.spectrum_log_r is not None:
-        t = after_burn_in(m.spectrum_log_r)  # (S, K, k)
+        t = without_overflowed(after_burn_in(m.spectrum_log_r), m)  # (S, K, k)
         mean, se, _ = mean_se(t.permute(1, 2, 0), 2)
         for j in range(mean.shape[1]):
             rows[f"lambda_{j + 1}"] = mean[:, j]
@@ -77,7 +88,8 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
 def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
     """Per-layer means over seeds x inputs: q^l, c^l, chi^l and local exponents, one row per (sigma_w2, layer).
 
-    Plain NaN-ignoring means over seeds and inputs (pairs for c), no SE (docs/science.md §7).
+    Plain NaN-ignoring means over seeds and inputs (pairs for c), no SE (docs/science.md §7), without
+    overflowed networks (as in `summarize`).
 
     Args:
         m: raw measurements of `ensemble.simulate`.
@@ -89,9 +101,10 @@ def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
     """
     spec = m.spec
     K, L = len(spec.sigma_w2), spec.depth
-    q = torch.exp(m.log_q).nanmean((0, 2))  # (K, L+1)
-    c = m.c.nanmean((0, 2))
-    pad = lambda x: torch.cat([torch.full((K, 1), float("nan"), dtype=torch.float64), x.nanmean((0, 2))], 1)  # noqa: E731
+    ok = lambda x: without_overflowed(x, m)  # noqa: E731
+    q = ok(torch.exp(m.log_q)).nanmean((0, 2))  # (K, L+1)
+    c = ok(m.c).nanmean((0, 2))
+    pad = lambda x: torch.cat([torch.full((K, 1), float("nan"), dtype=torch.float64), ok(x).nanmean((0, 2))], 1)  # noqa: E731
     chi, rep, tan = pad(m.chi), pad(m.log_growth_replica), pad(m.log_growth_tangent)
     layers = np.arange(L + 1)
     return pd.DataFrame(

@@ -53,8 +53,9 @@ ESTIMATE_PREFIXES = ("q_L", "log_q_L", "c_L", "log_q_growth", "chi", "lambda_")
 def exclude_points(table: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
     """Columns `excluded` and `exclusion_reason`; the estimates of an excluded point set to NaN.
 
-    A point is excluded when fewer than MIN_NETWORKS networks survive (flagged networks never enter an
-    estimate, `statistics.summarize`): with none there is no estimate, with one no standard error. Its
+    A point is excluded when fewer than MIN_NETWORKS networks survive (overflowed networks never enter an
+    estimate, vanished ones keep their finite layers: `statistics.summarize`): with none there is no estimate,
+    with one no standard error. Its
     estimate columns are NaN so that no consumer (crossing, collect, figures) can take them for a measurement.
     """
     out = table.copy()

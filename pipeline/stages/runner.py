@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config.validate import ConfigError, check_overrides_read, check_schema_keys, to_validated
+from pipeline.config.validate import READ_BY, ConfigError, check_overrides_read, check_schema_keys, to_validated
 from pipeline.stages.outputs import staged, write_json
 from pipeline.stages.registry import check_stage, get_stage
 from pipeline.tracking.provenance import (
@@ -128,7 +128,7 @@ def validate_config(cfg: DictConfig, stage: str, overrides: list[str] = ()) -> A
     obj = to_validated(cfg)
     if obj.stage != stage:
         raise ConfigError(f"stage={obj.stage!r}: this entry point runs {stage!r} (leave `stage` unset)")
-    check_stage(obj)
+    check_stage(obj, overrides=list(overrides))  # in-process too: a switched-off option set by the user is rejected
     return obj
 
 
@@ -237,7 +237,11 @@ def run_stage(
         compute, write = get_stage(stage).functions()
     container = OmegaConf.to_container(OmegaConf.structured(obj), enum_to_str=True)  # validated, migrated values
     spec = get_stage(stage)
-    logged = {k: v for k, v in container.items() if v is not None and (not isinstance(v, dict) or k in spec.sections)}
+    logged = {
+        k: v
+        for k, v in container.items()
+        if v is not None and (not isinstance(v, dict) or k in spec.sections) and stage in READ_BY.get(k, (stage,))
+    }  # top-level keys the stage does not read: not params, not hashed
     for key in spec.unused:  # keys this stage never reads: neither params nor part of the config hash
         section, _, leaf = key.partition(".")
         if isinstance(logged.get(section), dict):

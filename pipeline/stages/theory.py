@@ -61,7 +61,9 @@ CROSSING_THEORY_COLUMNS = ["activation", "sigma_b2", "width", "crossing_mean_fie
                            "crossing_annealed", "crossing_exact", "expansion_parameter", "status"]  # fmt: skip
 
 
-def one_loop_tables(settings, sigma_w2: torch.Tensor) -> tuple[pd.DataFrame, pd.DataFrame]:
+def one_loop_tables(
+    settings, sigma_w2: torch.Tensor, sigma_w2_search: tuple[float, float]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(one_loop.csv, one_loop_crossings.csv): coefficients on the theory grid and crossings vs width, per case."""
     rows, crossings = [], []
     for case in progress(settings.cases, desc="one loop"):
@@ -70,7 +72,7 @@ def one_loop_tables(settings, sigma_w2: torch.Tensor) -> tuple[pd.DataFrame, pd.
         cr = crossing_table(act, [case.sigma_b2], settings.widths)
         # the mean-field crossing has one home, the critical line (it also covers a discontinuous transition, e.g.
         # gelu's finite q* vanishing at a saddle node, where one loop has no crossing and says so in `status`)
-        cr["crossing_mean_field"] = critical_sigma_w2(act, case.sigma_b2)
+        cr["crossing_mean_field"] = critical_sigma_w2(act, case.sigma_b2, sigma_w2_range=sigma_w2_search)
         crossings.append(cr[CROSSING_THEORY_COLUMNS])
     return pd.concat(rows, ignore_index=True), pd.concat(crossings, ignore_index=True)
 
@@ -102,7 +104,11 @@ def compute(cfg: StageConfig) -> TheoryResult:
     verified = g.kernel_verified(*(torch.tensor(iters[k].to_numpy()) for k in ("q11", "q22", "c")))
     iters["quad_status"] = ["ok" if bool(v) else "inaccurate" for v in verified]
     quad[f"iterates:{net.activation.value}"] = quad_summary(g)
-    loop, loop_cross = one_loop_tables(th.one_loop, sw) if th.one_loop.enabled and cfg.net.xi == 1.0 else (None, None)
+    loop, loop_cross = (
+        one_loop_tables(th.one_loop, sw, tuple(th.sigma_w2_search))
+        if th.one_loop.enabled and cfg.net.xi == 1.0
+        else (None, None)
+    )
     if th.one_loop.enabled and cfg.net.xi != 1.0:
         log.warning("one-loop tables skipped: derived for i.i.d. weights (net.xi = 1), got net.xi=%g", cfg.net.xi)
     result = TheoryResult(

@@ -62,6 +62,9 @@ JUMP_TOL = 1e-6
 # sigma_b2 = 0: gain - 1 ~ C (sigma_w2 - crit)^2 above a transcritical bifurcation) rounding (~1e-13) decided
 # the sign and cost 4e-7 in sigma_w2; this makes the bisection land on the bifurcation to ~SIGN_NOISE / slope.
 SIGN_NOISE = 1e-12
+# (lo, hi) sigma_w2 bracket scanned for a critical point: the one home of this default (the theory stage's
+# `theory.sigma_w2_search`, the gauge thresholds and the crossings computed where the theory tables lack a row).
+SIGMA_W2_SEARCH: tuple[float, float] = (0.05, 10.0)
 
 
 def _excess_gain(g: GaussianIntegrator, sigma_w2: torch.Tensor, sigma_b2: torch.Tensor, xi, gain: str) -> torch.Tensor:
@@ -78,7 +81,7 @@ def critical_line(
     g: GaussianIntegrator,
     sigma_b2,
     xi=1.0,
-    sigma_w2_range: tuple[float, float] = (0.05, 20.0),
+    sigma_w2_range: tuple[float, float] = SIGMA_W2_SEARCH,
     n_scan: int = 64,
     tol: float = 1e-10,
     gain: str = "chi1",

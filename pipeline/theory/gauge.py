@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .critical import critical_line
+from .critical import SIGMA_W2_SEARCH, critical_line
 from .gaussian import GaussianIntegrator
 from .mean_field import as_t, chi1, gain_variance, q_star, variance_slope
 
@@ -85,7 +85,7 @@ def gauge_theory(g: GaussianIntegrator, sigma_w2, sigma_b2, xi) -> dict[str, tor
     return out
 
 
-def thresholds(g: GaussianIntegrator, sigma_b2, xi, sigma_w2_range=(0.05, 10.0)) -> dict[str, torch.Tensor]:
+def thresholds(g: GaussianIntegrator, sigma_b2, xi, sigma_w2_range=SIGMA_W2_SEARCH) -> dict[str, torch.Tensor]:
     """Length threshold (A_q = 1) and chaos threshold per (sigma_b2, xi) pair.
 
     Thresholds as computed in docs/science.md §4, each by `critical_line` (docs/science.md §7).

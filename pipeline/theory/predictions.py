@@ -6,7 +6,7 @@ import pandas as pd
 
 from pipeline.activations import get_activation
 
-from .critical import critical_line
+from .critical import SIGMA_W2_SEARCH, critical_line
 from .gaussian import GaussianIntegrator
 from .mean_field import as_t, mean_field_grid
 from .propagation import layer_iterates
@@ -73,19 +73,22 @@ def predictions(
     return table, it
 
 
-def critical_sigma_w2(activation: str, sigma_b2: float, xi: float = 1.0) -> float:
+def critical_sigma_w2(
+    activation: str, sigma_b2: float, xi: float = 1.0, sigma_w2_range: tuple[float, float] = SIGMA_W2_SEARCH
+) -> float:
     """Theory zero crossing of lambda_mf (chi1 = 1) at (sigma_b2, xi), computed here (pure).
 
     Edge of chaos chi_1(q*) = 1 of docs/science.md §1 (Poole et al. 2016, arXiv:1606.05340) via
-    `critical_line` over its default range sigma_w2 in [0.05, 20]; q* depends on xi, the criterion does not
-    (Note in docs/science.md §4).
+    `critical_line` over `sigma_w2_range` (default `critical.SIGMA_W2_SEARCH`); q* depends on xi, the criterion
+    does not (Note in docs/science.md §4).
 
     Args:
         activation: activation name known to `pipeline.activations.get_activation`.
         sigma_b2: bias variance, python float.
         xi: gauge parameter, python float.
+        sigma_w2_range: (lo, hi) bracket searched (the theory stage passes `theory.sigma_w2_search`).
 
     Returns:
         Critical sigma_w2 as a python float; nan if there is no crossing in the range.
     """
-    return float(critical_line(integrator(activation), [sigma_b2], xi).sigma_w2_crit[0])
+    return float(critical_line(integrator(activation), [sigma_b2], xi, tuple(sigma_w2_range)).sigma_w2_crit[0])

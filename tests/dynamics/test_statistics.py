@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pipeline.dynamics.ensemble import EnsembleMeasurement
-from pipeline.dynamics.statistics import mean_se, summarize, zero_crossing
+from pipeline.dynamics.statistics import layer_curves, mean_se, summarize, zero_crossing
 
 T = torch.float64
 
@@ -55,8 +55,9 @@ def test_mean_se_matches_hand_formula_with_nan_and_small_counts():
     assert (mean[0], se[0], n[0]) == (3.0, 2.0, 2)
 
 
-def _measurement(seed=0, S=4, K=2, P=1, L=5, k=2):
-    """A hand-built EnsembleMeasurement with distinct random values in every layer, seed and input."""
+def _measurement(seed=0, S=4, K=2, P=1, L=5, k=2, cause="vanish"):
+    """A hand-built EnsembleMeasurement with distinct random values in every layer, seed and input; its two
+    flagged networks failed by `cause` ("vanish": they keep their finite layers, "overflow": dropped whole)."""
     g = torch.Generator().manual_seed(seed)
     I = 2 * P
     r = lambda *shape: torch.randn(*shape, generator=g, dtype=T)  # noqa: E731
@@ -79,7 +80,9 @@ def _measurement(seed=0, S=4, K=2, P=1, L=5, k=2):
     for a in (chi, rep, tan, spec_r):
         a[2, 1] = math.nan
     spec = SimpleNamespace(depth=L, sigma_w2=(1.3, 2.1))
-    return EnsembleMeasurement(spec, log_q, c, chi, rep, tan, spec_r, failed)
+    none = torch.full_like(failed, -1)
+    over, vanish = (failed, none) if cause == "overflow" else (none, failed)
+    return EnsembleMeasurement(spec, log_q, c, chi, rep, tan, spec_r, failed, over.clone(), vanish.clone())
 
 
 def _seed_values(arr, s, kk, layers):
@@ -99,7 +102,8 @@ def test_summarize_matches_a_hand_computation_per_column(burn_in, b):
     t = summarize(m, burn_in)
     expected_cols = {"sigma_w2", "q_L", "log_q_L", "c_L", "log_q_growth", "chi", "lambda_replica", "lambda_tangent"}
     expected_cols |= {f"{c}_se" for c in expected_cols - {"sigma_w2"}}
-    expected_cols |= {"n_seeds_used", "n_failed_networks", "lambda_1", "lambda_1_se", "lambda_2", "lambda_2_se"}
+    expected_cols |= {"n_seeds_used", "n_failed_networks", "n_overflowed_networks", "n_vanished_networks"}
+    expected_cols |= {"lambda_1", "lambda_1_se", "lambda_2", "lambda_2_se"}
     assert set(t.columns) == expected_cols
     assert t.sigma_w2.tolist() == [1.3, 2.1]
     growth = m.log_q[..., 1:] - m.log_q[..., :-1]
@@ -129,9 +133,37 @@ def test_summarize_matches_a_hand_computation_per_column(burn_in, b):
             ref_mean, ref_se, _ = _hand_mean_se(vals)
             assert t[f"lambda_{j + 1}"][kk] == pytest.approx(ref_mean, abs=1e-12)
             assert t[f"lambda_{j + 1}_se"][kk] == pytest.approx(ref_se, abs=1e-12)
-    assert t.n_failed_networks.tolist() == [1, 1]
+    assert t.n_failed_networks.tolist() == [1, 1] and t.n_vanished_networks.tolist() == [1, 1]
+    assert t.n_overflowed_networks.tolist() == [0, 0]
     # with burn_in >= 2 network (1, 0) has no finite transition and drops out: 3 seeds left
     assert t.n_seeds_used.tolist() == ([3, 3] if b >= 2 else [4, 3])
+
+
+@pytest.mark.parametrize("burn_in", [0, 2])
+def test_an_overflowed_network_is_dropped_whole_from_every_column_by_hand(burn_in):
+    """Networks (1, 0) and (2, 1) overflowed: none of their layers, not even those before the overflow,
+    enters a column, and n_seeds_used counts the 3 networks left at each sigma_w2."""
+    m = _measurement(cause="overflow")
+    t = summarize(m, burn_in)
+    L = m.spec.depth
+    dropped = {(1, 0), (2, 1)}
+    after = range(burn_in, L)
+    for kk in range(2):
+        keep = [s for s in range(4) if (s, kk) not in dropped]
+        for name, arr, layers in (("lambda_replica", m.log_growth_replica, after), ("chi", m.chi, after),
+                                  ("log_q_L", m.log_q, [L]), ("c_L", m.c, [L])):  # fmt: skip
+            ref_mean, ref_se, _ = _hand_mean_se([_seed_values(arr, s, kk, layers) for s in keep])
+            assert t[name][kk] == pytest.approx(ref_mean, abs=1e-12), (name, kk)
+            assert t[f"{name}_se"][kk] == pytest.approx(ref_se, abs=1e-12), (name, kk)
+        vals = [sum(float(m.spectrum_log_r[s, kk, 0, l]) for l in after) / len(after) for s in keep]
+        assert t.lambda_1[kk] == pytest.approx(sum(vals) / 3, abs=1e-12)
+    assert t.n_seeds_used.tolist() == [3, 3] and t.n_failed_networks.tolist() == [1, 1]
+    assert t.n_overflowed_networks.tolist() == [1, 1] and t.n_vanished_networks.tolist() == [0, 0]
+    # the per-layer curves leave it out too: layer 1 of sigma_w2 index 0 averages the other 3 networks
+    curves = layer_curves(m)
+    q1 = curves[(curves.sigma_w2 == 1.3) & (curves.layer == 1)].q.item()
+    ref = [math.exp(float(m.log_q[s, 0, i, 1])) for s in (0, 2, 3) for i in range(2)]
+    assert q1 == pytest.approx(sum(ref) / len(ref), rel=1e-12)
 
 
 def test_zero_crossing_interpolates_and_propagates_se_by_hand():

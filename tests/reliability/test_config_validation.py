@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.config.validate import ALIASES, COMMON_KEYS, ConfigError
+from pipeline.config.validate import ALIASES, ConfigError, top_level_read
 from pipeline.stages.hydra_app import _one_line
 from pipeline.stages.registry import STAGES
 from pipeline.stages.runner import validate_config
@@ -186,10 +186,11 @@ def base_config(stage: str) -> DictConfig:
 
 
 def is_read(stage: str, key: str) -> bool:
-    """Whether `stage` reads `key` (its sections and the common keys; the registry's `unused` keys not)."""
+    """Whether `stage` reads `key` (its sections and the top-level keys it reads, e.g. `theory_outputs` only in the
+    finite-width stages; the registry's `unused` keys not)."""
     spec = STAGES[stage]
     root = key.split(".")[0]
-    return ALIASES.get(root, root) in (COMMON_KEYS | set(spec.sections)) and key not in spec.unused
+    return ALIASES.get(root, root) in (top_level_read(stage) | set(spec.sections)) and key not in spec.unused
 
 
 @functools.cache
@@ -206,7 +207,8 @@ def stage_keys(stage: str) -> tuple[Key, ...]:
             valid = tuple(dict.fromkeys([str(plain), *(_enum_name(m) for m in node.enum_type)]))
             invalid = ("zz_unknown", "1", "[]") + (() if optional else ("null",))
         elif type(node).__name__ == "BooleanNode":
-            valid, invalid = (fmt(plain), fmt(not plain)), ("maybe", "2", "[]") + (() if optional else ("null",))
+            invalid = ("maybe", "2", "0", "1", "-1", "yes", "off", "[]") + (() if optional else ("null",))
+            valid = (fmt(plain), fmt(not plain))
         elif type(node).__name__ in ("IntegerNode", "FloatNode"):
             valid, invalid = _number_values(plain, type(node).__name__ == "IntegerNode", optional)
         else:  # a string (paths, the stage name, the device, ...)

@@ -84,33 +84,35 @@ def _mlp_sweep_config(tmp_path, overrides):
     return _validated("mlp_sweep", [f"theory_outputs={tmp_path / 'none'}", "fluctuations.n_seeds=0", *overrides])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: dropping every flagged network also dropped gelu networks whose norm "
-    "vanishes in the ordered phase and failed dvc repro (gelu N=256); reverted",
-)
-def test_the_stage_excludes_points_with_fewer_than_2_finite_networks_and_crosses_without_them(tmp_path, monkeypatch):
-    """Fast: the real engine, then every network of the last sigma_w2 and 2 of 3 of the one before flagged from
-    layer 4 on, as the engine leaves an overflow (NaN from there, finite before)."""
+def _flagging(monkeypatch, cause: str):
+    """mlp_sweep's engine with every network of the last sigma_w2 and 2 of 3 of the one before flagged from
+    layer 4 on for `cause` ("overflow" or "vanish"), as the engine leaves it (NaN from there, finite before)."""
     from pipeline.stages import mlp_sweep
 
     real = mlp_sweep.simulate
 
-    def overflowing(spec):
+    def flagged(spec):
         m = real(spec)
         for s, k in [(0, -1), (1, -1), (2, -1), (0, -2), (1, -2)]:
             k = len(spec.sigma_w2) + k
-            m.failed_layer[s, k] = 4
+            m.failed_layer[s, k] = getattr(m, f"{cause}_layer")[s, k] = 4
             m.log_q[s, k, :, 4:] = m.c[s, k, :, 4:] = math.nan
             for a in (m.chi, m.log_growth_replica, m.log_growth_tangent):
                 a[s, k, :, 3:] = math.nan
         return m
 
-    monkeypatch.setattr(mlp_sweep, "simulate", overflowing)
+    monkeypatch.setattr(mlp_sweep, "simulate", flagged)
+    return mlp_sweep
+
+
+def test_the_stage_excludes_points_with_fewer_than_2_finite_networks_and_crosses_without_them(tmp_path, monkeypatch):
+    """Fast: the real engine, then overflows injected (`_flagging`): an overflowed network is dropped whole."""
+    mlp_sweep = _flagging(monkeypatch, "overflow")
     r = mlp_sweep.compute(_mlp_sweep_config(tmp_path, ["grid.sigma_w2.start=1", "grid.sigma_w2.stop=3"]))
     s = r.sweep
     # before: n_seeds_used 3 and 1, excluded False, estimates from the layers before the overflow
     assert s.n_seeds_used.tolist() == [3, 3, 3, 1, 0] and s.n_failed_networks.tolist() == [0, 0, 0, 2, 3]
+    assert s.n_overflowed_networks.tolist() == [0, 0, 0, 2, 3] and s.n_vanished_networks.tolist() == [0] * 5
     assert s.excluded.tolist() == [False, False, False, True, True]
     assert "1 of 3" in s.exclusion_reason[3] and "0 of 3" in s.exclusion_reason[4]
     assert s.lambda_replica[3:].isna().all() and s.q_L[3:].isna().all() and s.chi[3:].isna().all()
@@ -120,14 +122,22 @@ def test_the_stage_excludes_points_with_fewer_than_2_finite_networks_and_crosses
     x0, _ = mlp_sweep.zero_crossing(kept.sigma_w2.values, kept.lambda_replica.values, kept.lambda_replica_se.values)
     assert r.crossing["crossing_measured"] == x0 or (math.isnan(x0) and math.isnan(r.crossing["crossing_measured"]))
     assert r.output.metrics["n_excluded_points"] == 2
+    layers = r.layers[r.layers.sigma_w2 == s.sigma_w2[4]]
+    assert layers.q.isna().all() and layers.lambda_replica.isna().all()  # its layers before the overflow too
+
+
+def test_a_network_whose_norm_vanished_keeps_its_finite_layers_and_its_point_is_not_excluded(tmp_path, monkeypatch):
+    """The same flags for a vanishing norm (q -> 0, physics): dropping these whole failed the default dvc repro."""
+    mlp_sweep = _flagging(monkeypatch, "vanish")
+    r = mlp_sweep.compute(_mlp_sweep_config(tmp_path, ["grid.sigma_w2.start=1", "grid.sigma_w2.stop=3"]))
+    s = r.sweep
+    assert s.n_seeds_used.tolist() == [3] * 5 and s.n_failed_networks.tolist() == [0, 0, 0, 2, 3]
+    assert s.n_vanished_networks.tolist() == [0, 0, 0, 2, 3] and s.n_overflowed_networks.tolist() == [0] * 5
+    assert not s.excluded.any() and s.lambda_replica.notna().all() and s.lambda_replica_se.notna().all()
+    assert r.output.metrics["n_excluded_points"] == 0
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: dropping every flagged network also dropped gelu networks whose norm "
-    "vanishes in the ordered phase and failed dvc repro (gelu N=256); reverted",
-)
 def test_a_sweep_point_where_every_network_overflowed_is_excluded_flagged_and_not_in_the_crossing(tmp_path):
     """The finding's own command, in-process (minutes: the mean-field predictions at q ~ 1e50 dominate)."""
     from pipeline.stages.mlp_sweep import compute
@@ -140,7 +150,9 @@ def test_a_sweep_point_where_every_network_overflowed_is_excluded_flagged_and_no
     r = compute(cfg)
     s = r.sweep.set_index("sigma_w2")
     # before: n_seeds_used=3, excluded=False, lambda_replica 1.72 +- 0.03 from the layers before the overflow
+    # (float32: at q ~ 1e10, layer 7-9, the replica difference rounds to 0; the engine calls that an overflow)
     assert s.n_failed_networks[100.0] == 3 and s.n_seeds_used[100.0] == 0
+    assert s.n_overflowed_networks[100.0] == 3 and s.n_overflowed_networks[50.5] == 3
     assert s.excluded[50.5] and s.excluded[100.0] and not s.excluded[1.0]
     assert "0 of 3" in s.exclusion_reason[100.0]
     assert math.isnan(s.lambda_replica[100.0]) and math.isnan(s.lambda_replica_se[100.0])

@@ -155,7 +155,7 @@ def _expected_outs(run: Run) -> set[str]:
 
 
 def _check(run: Run, store: str) -> None:
-    where = f"seed {SEED}, {run.kind} run of {run.stage}: {' '.join(run.cmds[-1][1:])}"
+    where = f"seed {SEED}, {run.kind} run of {run.stage}: {' '.join(run.cmds[len(run.results) - 1][1:])}"
     last = run.results[-1]
     for p in run.results:
         assert "Traceback" not in p.stderr, f"{where}\n{p.stderr[-3000:]}"

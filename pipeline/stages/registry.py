@@ -236,14 +236,21 @@ def check_inactive_overrides(spec: StageSpec, cfg, overrides) -> None:
     """ConfigError for an override of a key that the rest of the config turns off (e.g.
     `ginn.trainability.width` with `ginn.trainability.enabled=false`): its value would be silently ignored.
     Values set by config files (an experiment's defaults) are not the user's request and pass."""
-    if spec.inactive is None:
-        return
-    off = spec.inactive(cfg)
+    off = {**(spec.inactive(cfg) if spec.inactive is not None else {}), **_tracking_off(cfg)}
     for written, key in override_keys(overrides):
         for prefix, why in off.items():
             is_switch = prefix.endswith(".") and key == prefix + "enabled"
             if not is_switch and (key == prefix or (prefix.endswith(".") and key.startswith(prefix))):
                 raise ConfigError(f"{written}: not used with {why}: the value would be ignored")
+
+
+def _tracking_off(cfg) -> dict[str, str]:
+    """Every stage: without tracking there is no run to resume and no store, so `resume` and `tracking.*` would
+    be ignored."""
+    if cfg.tracking.enabled:
+        return {}
+    why = "tracking.enabled=false (no MLflow run: nothing to resume, no store)"
+    return {"resume": why, "tracking.": why}
 
 
 def _hydra_overrides() -> list[str]:

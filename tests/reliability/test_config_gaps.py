@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,12 @@ def test_the_bracket_default_has_one_home():
     assert inspect.signature(critical.critical_line).parameters["sigma_w2_range"].default == default
     assert inspect.signature(gauge.thresholds).parameters["sigma_w2_range"].default == default
     assert all(math.isfinite(x) for x in default)
+
+
+@pytest.mark.parametrize("stage", ["theory", "mlp_sweep", "report"])
+@pytest.mark.parametrize("key", ["resume=true", "tracking.uri=sqlite:///x.db", "tracking.experiment=e"])
+def test_resume_and_tracking_settings_are_rejected_when_tracking_is_off(stage, key):
+    """Before: accepted and silently ignored (runner.py resumes only `if resume and tracking.enabled`)."""
+    with pytest.raises(ConfigError, match=rf"^{re.escape(key.split('=')[0])}.*tracking.enabled=false"):
+        validate_fast(stage, ["tracking.enabled=false", key])
+    validate_fast(stage, ["tracking.enabled=true", key])  # with tracking on the same value is taken

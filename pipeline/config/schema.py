@@ -61,9 +61,7 @@ class EngineConfig:
     n_pairs: int = rng(2, ge=1)  # input pairs per network
     q0: float = rng(1.0, gt=0.0)  # variance of layer-0 pre-activations
     c0: float = rng(0.5, ge=-1.0, lt=1.0)  # correlation of the two inputs of a pair
-    eps: float = rng(
-        1e-3, gt=0.0, lt=1.0
-    )  # two-replica separation: RMS in pre-activation units (ReLU/linear: relative)
+    eps: float = rng(1e-3, gt=0.0, lt=1.0)  # two-replica separation: RMS eps * max(1, RMS(h)) (ReLU/linear: relative)
     burn_in: int = rng(10, ge=0)  # layers excluded from the exponent and gain averages
     n_spectrum: int = rng(0, ge=0)  # k tangent vectors for the QR spectrum (0: off)
     dtype: Precision = Precision.float32

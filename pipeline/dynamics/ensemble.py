@@ -65,7 +65,10 @@ class EnsembleSpec:
         n_pairs: input pairs P per network (I = 2 P inputs).
         q0: exact empirical variance of every layer-0 pre-activation vector.
         c0: exact empirical correlation of the two layer-0 vectors of a pair.
-        eps: two-replica separation, RMS in pre-activation units (relative to the signal only for ReLU/linear).
+        eps: two-replica separation: RMS distance eps * max(1, RMS of the signal) in pre-activation units
+            (purely relative for ReLU/linear, whose signal is carried at unit RMS). The floor keeps it absolute
+            for O(1) signals (tanh, erf) and relative where an unbounded signal grows (gelu/swish in the chaotic
+            phase), where an absolute eps would sink below the signal's float resolution.
         n_spectrum: number k of tangent vectors of the QR spectrum (0: off).
         seed: base seed of all random streams (`pipeline.nets.weights`).
         dtype: "float32" or "float64", precision of the engine arithmetic.
@@ -84,7 +87,7 @@ class EnsembleSpec:
     n_pairs: int  # input pairs per network: 2 * n_pairs inputs, correlation measured per pair
     q0: float  # variance of the layer-0 pre-activations
     c0: float  # their correlation within a pair
-    eps: float  # replica separation: RMS distance in pre-activation units (relative to the signal only for ReLU/linear)
+    eps: float  # replica separation: RMS distance eps * max(1, RMS(h)) (relative to the signal for ReLU/linear)
     n_spectrum: int  # k tangent vectors for the QR spectrum (0: off)
     seed: int
     dtype: str  # float32 | float64
@@ -112,7 +115,8 @@ class EnsembleMeasurement:
         c: (S, K, P, L+1), c_hat^l = sum_i h_a,i h_b,i / sqrt(sum_i h_a,i^2 sum_i h_b,i^2) of each pair.
         chi: (S, K, I, L), chi_emp = ||J v||^2 / ||v||^2 at transition l -> l+1, J = W^{l+1} diag(phi'(h^l)),
             v a fresh random unit vector per layer and input; mean-field value chi_1 (§1).
-        log_growth_replica: (S, K, I, L), ln(d_{l+1} / eps) of the Benettin-renormalised replica (§3).
+        log_growth_replica: (S, K, I, L), ln(d_{l+1} / d_l) of the Benettin-renormalised replica at RMS
+            distance d_l = eps max(1, rms h_l) (§3).
         log_growth_tangent: (S, K, I, L), ln(||J t|| / ||t||) of the carried tangent vector (§3).
         spectrum_log_r: (S, K, k, L), ln |R_jj| of the QR step J Q = Q' R along input 0's trajectory,
             or None when n_spectrum = 0.
@@ -120,8 +124,9 @@ class EnsembleMeasurement:
             vanishing norm it is divided by, -1 if none; log_q and c are NaN from l on, the per-transition
             arrays from transition l-1 on.
         overflow_layer: (S, K) int64, failed_layer where that failure was an overflow, else -1: a non-finite
-            value or sum of squares, or a signal so large (sqrt(q) x machine epsilon >= eps) that the replica
-            difference cancelled to 0. Numerics, not physics: `statistics.summarize` drops such a network whole.
+            value or sum of squares, or a replica separation below the signal's float resolution (eps at or
+            below the machine epsilon), so that the replica difference cancelled to 0.
+            Numerics, not physics: `statistics.summarize` drops such a network whole.
         vanish_layer: (S, K) int64, failed_layer where a norm divided by underflowed to 0 or a denormal
             instead, else -1; such a network keeps its finite layers.
     """
@@ -320,12 +325,14 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
         H = H / rms
         logscale = logscale + rms.double().log()
     # Tangent T and replica difference D are carried unnormalized: T renormalized only when its norm
-    # drifts far from 1 (the growth is read off the norms), D with the factor eps / rms(D) that puts
-    # the replica at distance eps from the signal.
+    # drifts far from 1 (the growth is read off the norms), D with the factor eps max(1, rms(h)) / rms(D)
+    # that puts the replica at RMS distance eps max(1, rms(h)) from the signal h (its floored scale).
     u = _unit_columns(rand.normal(STREAM_TANGENT, (N, I), dt))
     T = u.unsqueeze(2).expand(S, N, K, I).contiguous()
     D = T
-    d_scale = torch.full((S, 1, K, I), spec.eps * math.sqrt(N), dtype=dt, device=dev)
+    floored = not act.homogeneous  # a homogeneous signal is carried at unit RMS: its separation is relative
+    sep0 = spec.eps * math.sqrt(N) * (max(1.0, math.sqrt(spec.q0)) if floored else 1.0)
+    d_scale = torch.full((S, 1, K, I), sep0, dtype=dt, device=dev)
     Q = None
     if k:
         q0_ = torch.linalg.qr(rand.normal(STREAM_SPECTRUM, (N, k), torch.float64)).Q
@@ -367,6 +374,8 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
         sq = torch.sum(torch.mul(Yb, Yb, out=squares), 1, out=sq_hist[layer + 1])  # (S, 4, K, I)
         torch.sum(torch.mul(H[..., 0::2], H[..., 1::2], out=pair), 1, out=ab_hist[layer + 1])
         d_scale = (spec.eps * math.sqrt(N)) * sq[:, 1].rsqrt().unsqueeze(1)
+        if floored:  # separation eps * max(1, rms(h)): relative once the signal outgrows unit RMS
+            d_scale.mul_(torch.clamp(sq[:, 0] / N, min=1.0).sqrt().unsqueeze(1))
         if k:
             qr = torch.linalg.qr(Yk.permute(0, 2, 1, 3).double())  # (S, K, N, k)
             spec_r[..., layer] = qr.R.diagonal(dim1=-2, dim2=-1).abs().log().cpu() + log_gain
@@ -403,32 +412,39 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
             T = T * tt.rsqrt().unsqueeze(1)
             renormed[layer + 1] = True
         tick(S)
-    return _tables(spec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, (failed, overflow, vanish))
+    return _tables(spec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, (failed, overflow, vanish), floored)
 
 
 def _failure_causes(sq, q_in, first_positive: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(overflowed, vanished), (S, K) bool, from one layer's sums of squares sq (S, 4, K, I).
 
     Overflow: a non-finite sum, or a divisor that is 0 while the signal q_in (mean square fed into the
-    layer, None: unit RMS) is so large that eps is below its float resolution (the replica difference
-    cancelled). Vanished: any other divisor at or below the smallest normal number (an underflow).
+    layer, None: unit RMS) is so large that the separation eps * max(1, sqrt(q_in)) is below its float
+    resolution (the replica difference cancelled). Vanished: any other divisor at or below the smallest
+    normal number (an underflow).
     """
     finfo = torch.finfo(sq.dtype)
     zero = (sq[:, first_positive:3] <= finfo.tiny).any(1)  # (S, K, I)
-    coarse = (q_in if q_in is not None else torch.ones_like(zero, dtype=sq.dtype)) * finfo.eps**2 >= eps**2
+    q = q_in if q_in is not None else torch.ones_like(zero, dtype=sq.dtype)
+    coarse = q * finfo.eps**2 >= eps**2 * torch.clamp(q, min=1.0)
     over = (~torch.isfinite(sq).all(1) | (zero & coarse)).any(-1)
     return over, zero.any(-1) & ~over
 
 
-def _tables(spec: EnsembleSpec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, flags) -> EnsembleMeasurement:
-    """Per-layer logs and ratios from the raw sums, in float64, laid out (S, K, columns, layers)."""
+def _tables(
+    spec: EnsembleSpec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, flags, floored: bool
+) -> EnsembleMeasurement:
+    """Per-layer logs and ratios from the raw sums, in float64, laid out (S, K, columns, layers).
+
+    floored: the replica separation fed into transition l was eps * max(1, rms(h_l)), not eps."""
     N = spec.width
     sq = sq_hist.double().cpu()
     ss, dd, tt, pp = sq[:, :, 0], sq[1:, :, 1], sq[1:, :, 2], sq[1:, :, 3]  # (layers, S, K, I)
     last = lambda x: x.permute(1, 2, 3, 0).contiguous()  # noqa: E731  (layers, S, K, i) -> (S, K, i, layers)
     log_q = last(torch.log(ss / N) + 2 * ls_hist.cpu())
     c = last(ab_hist.double().cpu() / torch.sqrt(ss[..., 0::2] * ss[..., 1::2]))
-    lg_rep = last(0.5 * torch.log(dd / N) + log_gain - math.log(spec.eps))
+    log_sep = math.log(spec.eps) + (0.5 * torch.log(torch.clamp(ss[:-1] / N, min=1.0)) if floored else 0.0)
+    lg_rep = last(0.5 * torch.log(dd / N) + log_gain - log_sep)
     log_t = 0.5 * torch.log(tt)
     fed = torch.zeros_like(log_t)  # log norm of the tangent fed into each transition
     fed[1:] = torch.where(renormed[1:-1].view(-1, 1, 1, 1), torch.zeros_like(log_t[:-1]), log_t[:-1])

@@ -62,6 +62,7 @@ def _check_engine(cfg, widths: list[int], n_sigma: int) -> None:
             raise ConfigError(f"engine.device={eng.device!r}: CUDA is not available on this machine")
     if eng.burn_in >= net.depth:
         raise ConfigError(f"engine.burn_in={eng.burn_in}: must be < net.depth={net.depth}")
+    _check_replica_eps("engine.eps", eng.eps, eng.dtype.value)
     if eng.n_spectrum > min(widths):
         raise ConfigError(f"engine.n_spectrum={eng.n_spectrum}: must be <= the width ({min(widths)})")
     spec = ensemble_spec(net, eng, (1.0,) * n_sigma, cfg.seed, width=max(widths), depth=1)
@@ -69,6 +70,19 @@ def _check_engine(cfg, widths: list[int], n_sigma: int) -> None:
         seed_chunk(spec)
     except MemoryBudgetError as exc:
         raise ConfigError(f"engine.{exc}") from None
+
+
+def _check_replica_eps(key: str, eps: float, dtype: str) -> None:
+    """A replica separation within 100 float steps of the signal is rounding noise, not a perturbation: its
+    squared relative error (>= 1e-4) biases every layer's log growth upward (gelu float32 eps=1e-6)."""
+    import torch
+
+    floor = 100 * torch.finfo(getattr(torch, dtype)).eps
+    if eps < floor:
+        raise ConfigError(
+            f"{key}={eps:g} with dtype {dtype}: the replica difference would be float rounding noise "
+            f"(allowed: >= {floor:.2g}, or engine.dtype=float64)"
+        )
 
 
 def _check_weights(cfg, key: str = "net.xi") -> None:
@@ -124,6 +138,8 @@ def _check_lyapunov(cfg) -> None:
             f"lyapunov.relu_finite_width.depth={ly.relu_finite_width.depth}: "
             f"must be > engine.burn_in={cfg.engine.burn_in}"
         )
+    for e in ly.eps_check.eps:  # the eps check runs in float64
+        _check_replica_eps("lyapunov.eps_check.eps", e, "float64")
     _check_weights(cfg)
     _check_engine(cfg, [cfg.net.width], max(c.sigma_w2.num for c in ly.curves))
 

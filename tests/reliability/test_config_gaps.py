@@ -246,3 +246,22 @@ def test_resume_and_tracking_settings_are_rejected_when_tracking_is_off(stage, k
     with pytest.raises(ConfigError, match=rf"^{re.escape(key.split('=')[0])}.*tracking.enabled=false"):
         validate_fast(stage, ["tracking.enabled=false", key])
     validate_fast(stage, ["tracking.enabled=true", key])  # with tracking on the same value is taken
+
+
+@pytest.mark.parametrize("stage", ["mlp_sweep", "gauge_scan"])
+def test_a_replica_separation_at_float_rounding_level_is_rejected_before_compute(stage):
+    """engine.eps within 100 float steps of the signal measures rounding noise (float32: eps = 1e-6 biased the
+    exponent upward); float64 resolves it. The rule follows the dtype, it is not a fixed floor."""
+    with pytest.raises(ConfigError) as err:
+        validate_fast(stage, ["engine.dtype=float32", "engine.eps=1e-6"])
+    msg = str(err.value)
+    assert "\n" not in msg and names_a_key(msg, ["engine.eps"]) and "float64" in msg, msg
+    validate_fast(stage, ["engine.dtype=float64", "engine.eps=1e-6"])
+    validate_fast(stage, ["engine.dtype=float32", "engine.eps=1e-4"])
+
+
+def test_the_lyapunov_eps_check_rejects_a_separation_below_float64_resolution():
+    with pytest.raises(ConfigError) as err:
+        validate_fast("lyapunov", ["lyapunov.eps_check.eps=[1e-15,1e-6]"])
+    assert names_a_key(str(err.value), ["lyapunov.eps_check.eps"]), err.value
+    validate_fast("lyapunov", ["lyapunov.eps_check.eps=[1e-12,1e-6]"])

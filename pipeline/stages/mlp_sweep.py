@@ -62,11 +62,11 @@ def exclude_points(table: pd.DataFrame, n_seeds: int) -> pd.DataFrame:
     n = out.n_seeds_used.astype(int)
     out["excluded"] = n < MIN_NETWORKS
     out["exclusion_reason"] = [
-        f"{k} of {n_seeds} networks finite (n_failed_networks={f}): "
+        f"{k} of {n_seeds} networks finite ({o} overflowed, {v} vanished): "
         f"needs >= {MIN_NETWORKS} for a mean and a standard error"
         if k < MIN_NETWORKS
         else ""
-        for k, f in zip(n, out.n_failed_networks)
+        for k, o, v in zip(n, out.n_overflowed_networks, out.n_vanished_networks)
     ]
     cols = [c for c in out.columns if c.startswith(ESTIMATE_PREFIXES)]
     out.loc[out.excluded, cols] = float("nan")

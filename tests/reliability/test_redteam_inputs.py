@@ -115,6 +115,7 @@ def test_the_stage_excludes_points_with_fewer_than_2_finite_networks_and_crosses
     assert s.n_overflowed_networks.tolist() == [0, 0, 0, 2, 3] and s.n_vanished_networks.tolist() == [0] * 5
     assert s.excluded.tolist() == [False, False, False, True, True]
     assert "1 of 3" in s.exclusion_reason[3] and "0 of 3" in s.exclusion_reason[4]
+    assert "(2 overflowed, 0 vanished)" in s.exclusion_reason[3], s.exclusion_reason[3]  # the cause, counted
     assert s.lambda_replica[3:].isna().all() and s.q_L[3:].isna().all() and s.chi[3:].isna().all()
     assert s.lambda_replica[:3].notna().all()
     # tanh sigma_b2=0.05 at N=32, L=10 crosses between 1.5 and 2.5: the crossing uses the kept points only
@@ -150,7 +151,7 @@ def test_a_sweep_point_where_every_network_overflowed_is_excluded_flagged_and_no
     r = compute(cfg)
     s = r.sweep.set_index("sigma_w2")
     # before: n_seeds_used=3, excluded=False, lambda_replica 1.72 +- 0.03 from the layers before the overflow
-    # (float32: at q ~ 1e10, layer 7-9, the replica difference rounds to 0; the engine calls that an overflow)
+    # (float32: q ~ 50^l passes the float range near layer 22; the engine calls that an overflow)
     assert s.n_failed_networks[100.0] == 3 and s.n_seeds_used[100.0] == 0
     assert s.n_overflowed_networks[100.0] == 3 and s.n_overflowed_networks[50.5] == 3
     assert s.excluded[50.5] and s.excluded[100.0] and not s.excluded[1.0]

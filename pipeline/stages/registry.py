@@ -214,7 +214,11 @@ def _check_report(cfg) -> None:
 
 
 def _inactive_theory(cfg) -> dict[str, str]:
-    return {} if cfg.theory.one_loop.enabled else {"theory.one_loop.": "theory.one_loop.enabled=false"}
+    if not cfg.theory.one_loop.enabled:
+        return {"theory.one_loop.": "theory.one_loop.enabled=false"}
+    if cfg.net.xi != 1.0:  # the stage skips the one-loop tables with a warning
+        return {"theory.one_loop.": f"net.xi={cfg.net.xi:g} (one loop is derived for i.i.d. weights, xi = 1)"}
+    return {}
 
 
 def _inactive_mlp_sweep(cfg) -> dict[str, str]:

@@ -51,6 +51,7 @@ def _validated(stage: str, overrides: list[str]):
         ("mlp_sweep", ["grid.refine_halfwidth=0.3"], "grid.refine_halfwidth"),  # smoke: grid.refine=0
         ("mlp_sweep", ["fluctuations.n_seeds=0", "fluctuations.sigma_w2=[2.0]"], "fluctuations.sigma_w2"),
         ("theory", ["theory.one_loop.enabled=false", "theory.one_loop.widths=[8]"], "theory.one_loop.widths"),
+        ("theory", ["net.xi=2", "theory.one_loop.widths=[8]"], "theory.one_loop.widths"),  # one loop: xi = 1 only
     ],
 )
 def test_bad_or_ignored_values_are_rejected_in_one_line_naming_the_key(stage, overrides, key):
@@ -74,6 +75,8 @@ def test_bad_or_ignored_values_are_rejected_in_one_line_naming_the_key(stage, ov
         ("ginn_train", ["ginn.model=both", "ginn.mlp_sigma_b2=0.3"]),
         ("mlp_sweep", ["grid.refine=4", "grid.refine_halfwidth=0.3"]),
         ("mlp_sweep", ["net.xi=0.5", "fluctuations.n_seeds=0", "grid.refine=4"]),
+        ("theory", ["net.xi=2"]),  # mean field at xi = 2; the one-loop tables are skipped with a warning
+        ("theory", ["theory.one_loop.widths=[8]"]),
     ],
 )
 def test_smallest_working_values_and_active_options_are_accepted(stage, overrides):

@@ -1,6 +1,6 @@
 """One-loop finite-width theory (docs/science.md §6) against independent references.
 
-References: closed forms (ReLU, linear), the exact bias-free ReLU exponent (science.md §2), finite
+References: closed forms (ReLU, linear), the exact bias-free ReLU exponent (docs/science.md §2), finite
 differences of the mean-field variance map, and Monte Carlo of random networks written here
 (explicit weight matrices, or the exact per-layer law of (W phi, W u)), never the recursions.
 Each science test states the size of the effect and why its tolerance is well below it.

@@ -134,12 +134,13 @@ def _compute(cfg: StageConfig) -> GinnTrainResult:
     data = load(
         g.data.name.value, g.data.seed, g.data.val_fraction, g.data.test_fraction, dtype=DTYPES[g.precision.value]
     )
-    rows, summary, models = [], {}, {}
+    rows, summary, models = [], {"dataset": g.data.name.value}, {}
     if g.model.value in ("ginn", "both"):
         m = _ginn(cfg, data, g.width, g.depth, g.sigma_w2, cfg.seed)
         r = train(m, data, _spec(g.train, seed=cfg.seed))
         rows += _rows("ginn", r)
         summary.update(
+            activation=g.activation.value,
             test_accuracy=r.test_accuracy,
             test_loss=r.test_loss,
             diverged=r.diverged,
@@ -152,6 +153,7 @@ def _compute(cfg: StageConfig) -> GinnTrainResult:
         r = train(m, data, _spec(g.train, seed=cfg.seed))
         rows += _rows("mlp", r)
         summary.update(
+            mlp_activation=MLP_ACTIVATION,
             mlp_test_accuracy=r.test_accuracy,
             mlp_test_loss=r.test_loss,
             mlp_diverged=r.diverged,

@@ -153,13 +153,13 @@ def headline(tables: dict) -> pd.DataFrame:
             }
         )
     gm = tables["ginn_train/metrics.json"]
-    for key, label in (("test_accuracy", "ginn"), ("mlp_test_accuracy", "mlp")):
-        if key in gm:
+    for key, label, act in (("test_accuracy", "ginn", "activation"), ("mlp_test_accuracy", "mlp", "mlp_activation")):
+        if key in gm:  # the model's activation and data set as ginn_train recorded them
             rows.append(
                 {
                     "quantity": "test_accuracy",
-                    "context": f"{label} on digits",
-                    "activation": "tanh",
+                    "context": f"{label} on {gm['dataset']}",
+                    "activation": gm[act],
                     "measured": gm[key],
                     "measured_se": np.nan,
                     "theory": np.nan,

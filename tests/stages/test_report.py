@@ -126,6 +126,22 @@ def test_report_embeds_every_figure_and_lists_crossings(smoke_outputs, tmp_path)
     assert len(zc) >= 1 and {"measured", "theory", "difference"} <= set(summary.columns)
 
 
+def test_summary_accuracy_rows_name_the_activation_and_data_set_that_ginn_train_recorded(smoke_outputs):
+    """The accuracy rows used to say 'tanh' and 'digits' whatever ginn.activation and ginn.data.name were."""
+    from pipeline.stages.report import headline, read_tables
+
+    tables = read_tables(smoke_outputs)
+    gm = tables["ginn_train/metrics.json"]
+    assert (gm["activation"], gm["mlp_activation"], gm["dataset"]) == (
+        "tanh",
+        "tanh",
+        "spirals",
+    )  # smoke: the old row said "digits"
+    gm.update(activation="modrelu", dataset="some_data")
+    acc = headline(tables).set_index("quantity").loc[["test_accuracy"]].set_index("context")
+    assert acc.activation.to_dict() == {"ginn on some_data": "modrelu", "mlp on some_data": "tanh"}
+
+
 def test_report_names_missing_inputs(tmp_path):
     p = subprocess.run(
         [

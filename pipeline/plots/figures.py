@@ -189,8 +189,8 @@ FIGURES: tuple[Figure, ...] = (
         "training_curves.png",
         "ginn_train",
         "Gauge-invariant network",
-        "GINN (magnitude-phase links, complex units) against a tanh MLP of the same size on digits: loss "
-        "and validation accuracy per epoch.",
+        "GINN (magnitude-phase links, complex units) against a tanh MLP of the same size on the data set "
+        "ginn.data.name (default digits): loss and validation accuracy per epoch.",
         ("ginn_train/history.csv",),
         lambda t, p: ginn.training_curves(t["ginn_train/history.csv"], p),
     ),

@@ -57,8 +57,8 @@ clean-outputs:
 # Mutation testing (docs/mutation.md): [tool.mutmut] in pyproject.toml sets the sources and the fast test
 # selection. MUTANTS picks mutants by name pattern. `make mutation` (default MUTANTS) is the scope measured to
 # finish in under an hour on 2 cores (~45 min from per-module measurements on a shared machine);
-# `make mutation-rest` runs the other modules (MUTANTS_REST: several hours; one_loop and ensemble never
-# completed); `make mutation MUTANTS='pipeline.*'` runs everything. One thread per child: mutmut forks
+# `make mutation-rest` runs the other modules (MUTANTS_REST: several hours; one_loop and ensemble measured
+# on samples only); `make mutation MUTANTS='pipeline.*'` runs everything. One thread per child: mutmut forks
 # after torch is imported, and torch's thread pool deadlocks in forked children otherwise.
 MUTANTS ?= pipeline.nets.* pipeline.dynamics.engine_spec.* pipeline.dynamics.statistics.* pipeline.theory.fixed_point.* pipeline.theory.ginn.* pipeline.theory.propagation.*
 MUTANTS_REST ?= pipeline.activations.* pipeline.theory.gauge.* pipeline.theory.mean_field.* pipeline.theory.predictions.* pipeline.theory.finite_width.* pipeline.theory.quadrature.* pipeline.theory.tables.* pipeline.theory.gaussian.* pipeline.theory.critical.* pipeline.theory.one_loop.* pipeline.dynamics.ensemble.*

@@ -53,7 +53,7 @@ def collapse(fw: pd.DataFrame, path: Path, keys=()) -> None:
     groups = cases(fw, keys, exclude=("width", "sigma_w2"))
     cols = [
         ("dlogq_L_times_N", r"$(\ln q^L - \ln q^L_{MF})\,N$"),
-        ("dlambda_times_N", r"$(\lambda - \lambda_{MF})\,N$"),
+        ("dlambda_times_N", r"$(\lambda - \lambda_{MF}^{(L)})\,N$"),
     ]
     fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.6 * len(groups)), squeeze=False, constrained_layout=True)
     for i, (name, d) in enumerate(groups):

@@ -135,19 +135,21 @@ def check_unique(name: str, table: pd.DataFrame, key: list[str], jobs: pd.Series
 
 
 def finite_width_table(sweep: pd.DataFrame, cols: list[str] = ()) -> pd.DataFrame:
-    """Deviation from mean field times N (docs/science.md §2: loop corrections scale as 1/N)."""
+    """Deviation from mean field at the same depth times N (docs/science.md §2: loop corrections scale as 1/N)."""
     keys = list(dict.fromkeys(["activation", "width", "depth", "sigma_b2", "xi", *cols, "sigma_w2"]))
     out = sweep[keys].copy()
     n = sweep.width
     # the variance as a relative (log) deviation: ReLU's chaotic q^L spans hundreds of decades
     out["dlogq_L_times_N"] = (sweep.log_q_L - np.log(sweep.q_L_theory)) * n
     out["dlogq_L_times_N_se"] = sweep.log_q_L_se * n
-    for col, theo in (("c_L", "c_L_theory"), ("lambda_replica", "lambda_mf")):
+    # the exponent against mean field averaged over the same layers (a deep-layer lambda_MF would add the
+    # finite-depth offset times N: -3 for tanh sigma_b2=0 at sigma_w2=1.1, N=512, L=50)
+    for col, theo in (("c_L", "c_L_theory"), ("lambda_replica", "lambda_mf_finite_depth")):
         short = "lambda" if col.startswith("lambda") else col
         out[f"d{short}_times_N"] = (sweep[col] - sweep[theo]) * n
         out[f"d{short}_times_N_se"] = sweep[f"{col}_se"] * n
-    if "lambda_coeff_1overN" in sweep:  # one loop: N (lambda - lambda_MF) -> c1 (docs/science.md §6)
-        out["dlambda_times_N_one_loop"] = sweep.lambda_coeff_1overN
+    if "lambda_coeff_1overN_finite_depth" in sweep:  # one loop over the same layers (docs/science.md §6)
+        out["dlambda_times_N_one_loop"] = sweep.lambda_coeff_1overN_finite_depth
     return out
 
 

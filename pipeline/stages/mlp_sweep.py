@@ -122,6 +122,28 @@ def fluctuation_table(cfg: StageConfig) -> pd.DataFrame | None:
     return out
 
 
+def finite_depth_theory(cfg: StageConfig, sws, iters: pd.DataFrame, iid: bool) -> pd.DataFrame:
+    """Per sigma_w2, the theory of what this depth measures: the exponent averaged over transitions
+    burn_in..L-1 (as `statistics.summarize` averages), not at the deep fixed point.
+
+    lambda_mf_finite_depth = mean of 0.5 ln chi1(q^l) along the mean-field iterates from q0 (with xi);
+    lambda_coeff_1overN_finite_depth (i.i.d. Gaussian weights only, else NaN) = mean of the one-loop c1^l over the
+    same transitions (docs/science.md §6). Near the edge of chaos, or from q0 far from q*, the deep values are
+    not reached within L layers and N (lambda - lambda_MF(q*)) would mostly measure that offset times N.
+    """
+    b, depth = cfg.engine.burn_in, cfg.net.depth
+    measured = iters[(iters.layer >= b) & (iters.layer < depth)]  # layer l's chi1 governs transition l -> l+1
+    out = (0.5 * np.log(measured.chi1)).groupby(measured.sigma_w2).mean().rename("lambda_mf_finite_depth").reset_index()
+    c1 = np.full(len(sws), np.nan)
+    if iid:
+        net = cfg.net
+        rec = layer_recursion(net.activation.value, torch.tensor(sws, dtype=torch.float64), net.sigma_b2, depth,
+                              cfg.engine.q0)  # fmt: skip
+        c1 = rec.c1[:, :-1][:, b:].mean(1).numpy()
+    loop = pd.DataFrame({"sigma_w2": np.asarray(sws, dtype=float), "lambda_coeff_1overN_finite_depth": c1})
+    return out.merge(loop, on="sigma_w2", how="outer", validate="one_to_one")
+
+
 def compute(cfg: StageConfig) -> MlpSweepResult:
     """Simulate the ensemble and join the mean-field predictions by key (sigma_w2, layer)."""
     net, eng = cfg.net, cfg.engine
@@ -149,6 +171,7 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
         for r in table[excluded].itertuples():
             log.warning("sigma_w2=%g excluded: %s (flagged in sweep.csv `excluded`)", r.sigma_w2, r.exclusion_reason)
     theory, iters = predictions(net.activation.value, sws, net.sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
+    theory = theory.merge(finite_depth_theory(cfg, sws, iters, iid), on="sigma_w2", how="left", validate="one_to_one")
     if iid:  # the 1/N coefficient of the typical exponent at the deep fixed point, per sigma_w2 (by key)
         c1 = one_loop_table(net.activation.value, torch.tensor(sws, dtype=torch.float64), net.sigma_b2)[
             ["sigma_w2", "lambda_coeff_1overN"]

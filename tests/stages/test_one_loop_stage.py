@@ -124,3 +124,52 @@ def test_reproduced_crossings_meet_the_one_loop_acceptance():
     assert narrow.one_loop_closer_than_mean_field.all(), narrow[["activation", "width", "crossing_measured"]]
     shift = (d.crossing_one_loop - d.crossing_mean_field)[d.width <= 128]
     assert (shift.abs() > 0.02).all(), shift  # the effect is larger than the 0.02 tolerance floor
+
+
+def _tanh_layer_average(sigma_w2, sigma_b2, q0, depth, burn_in):
+    """Independent reference: the tanh variance map by 200-node probabilists' Gauss-Hermite, chi1 along it,
+    0.5 ln chi1 averaged over transitions burn_in..depth-1."""
+    z, w = np.polynomial.hermite_e.hermegauss(200)
+    w = w / w.sum()
+    q, vals = q0, []
+    for layer in range(depth):
+        h = np.sqrt(q) * z
+        if layer >= burn_in:
+            vals.append(0.5 * np.log(sigma_w2 * np.sum(w / np.cosh(h) ** 4)))
+        q = sigma_w2 * np.sum(w * np.tanh(h) ** 2) + sigma_b2
+    return float(np.mean(vals))
+
+
+def test_finite_width_lambda_is_measured_against_mean_field_over_the_same_layers():
+    """Red-team finding: finite_width.csv took N (lambda - lambda_MF(q*)) against the deep one-loop coefficient,
+    so from q0 = 4 at depth 4 it compared a finite-depth offset times N (+3.6 at sigma_w2 = 3, q0 = 0.2) with
+    -1.2. Now both sides are averaged over the measured transitions: the mean-field side against a
+    Gauss-Hermite iteration written here (1e-7; the offset is > 0.03), the deviation in collect taken from it."""
+    from types import SimpleNamespace
+
+    from pipeline.stages.collect import finite_width_table
+    from pipeline.stages.mlp_sweep import finite_depth_theory
+    from pipeline.theory.predictions import predictions
+
+    sws, sb2, q0, depth, burn_in = (1.0, 2.0, 3.0), 0.05, 4.0, 4, 1
+    cfg = SimpleNamespace(
+        net=SimpleNamespace(activation=SimpleNamespace(value="tanh"), sigma_b2=sb2, depth=depth),
+        engine=SimpleNamespace(burn_in=burn_in, q0=q0),
+    )
+    _, iters = predictions("tanh", sws, sb2, depth, q0, 0.5, 1.0)
+    fd = finite_depth_theory(cfg, sws, iters, iid=True).set_index("sigma_w2")
+    for sw in sws:
+        ref = _tanh_layer_average(sw, sb2, q0, depth, burn_in)
+        assert abs(fd.lambda_mf_finite_depth[sw] - ref) < 1e-7, (sw, fd.lambda_mf_finite_depth[sw], ref)
+    deep = predictions("tanh", sws, sb2, depth, q0, 0.5, 1.0)[0].set_index("sigma_w2").lambda_mf
+    assert (fd.lambda_mf_finite_depth - deep).abs().min() > 0.03  # the offset this guards is not small here
+    assert fd.lambda_coeff_1overN_finite_depth.notna().all()
+    assert finite_depth_theory(cfg, sws, iters, iid=False).lambda_coeff_1overN_finite_depth.isna().all()
+
+    sweep = pd.DataFrame({"activation": "tanh", "width": 64, "depth": depth, "sigma_b2": sb2, "xi": 1.0,
+                          "sigma_w2": [2.0], "log_q_L": [0.0], "q_L_theory": [1.0], "log_q_L_se": [0.1],
+                          "c_L": [0.5], "c_L_theory": [0.5], "c_L_se": [0.01], "lambda_replica": [0.01],
+                          "lambda_replica_se": [0.002], "lambda_mf": [0.05], "lambda_mf_finite_depth": [-0.02],
+                          "lambda_coeff_1overN": [-0.9], "lambda_coeff_1overN_finite_depth": [-1.1]})  # fmt: skip
+    fw = finite_width_table(sweep)
+    assert fw.dlambda_times_N[0] == pytest.approx(64 * 0.03) and fw.dlambda_times_N_one_loop[0] == -1.1

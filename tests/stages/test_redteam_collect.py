@@ -78,7 +78,8 @@ def make_job(
                       "lambda_replica_se": 0.01, "lambda_tangent": lam, "lambda_tangent_se": 0.01, "n_seeds_used": 3,
                       "n_failed_networks": 0, "excluded": False, "q_L_theory": sw * q0 + sb + 2 * off,
                       "c_L_theory": 0.6 + sb + 2 * off, "chi1": sw / 2 + sb + 2 * off, "lambda_mf": lam + sb + off,
-                      "lambda_coeff_1overN": -0.5 - off})  # fmt: skip
+                      "lambda_mf_finite_depth": lam + sb + 1.5 * off, "lambda_coeff_1overN": -0.5 - off,
+                      "lambda_coeff_1overN_finite_depth": -0.6 - off})  # fmt: skip
     pd.DataFrame(sweep).to_csv(job / "sweep.csv", index=False)
     layers = [
         {"activation": activation, "width": width, "sigma_w2": sw, "layer": layer,

@@ -92,9 +92,10 @@ def thresholds(g: GaussianIntegrator, sigma_b2, xi, sigma_w2_range=SIGMA_W2_SEAR
     Length: where the variance stops dying out / starts to diverge. Homogeneous activations have a
     q-independent A_q (any sigma_b2: the map is affine); others without bias lose the trivial
     fixed point q* = 0 where A_q(0) = 1; others with bias have q* > 0 always (NaN: no threshold).
-    Chaos: chi_1(q*(xi)) = 1 in general; for homogeneous activations without bias the top exponent
-    is 0.5 ln max(chi_1, A_q), so the chaos threshold is the smaller of the two roots (`torch.fmin`, so a
-    missing root falls back to the other one).
+    Chaos: chi_1(q*(xi)) = 1 in general (a finite stable q* has A_q(q*) < 1: the longitudinal mode decays). For
+    homogeneous activations the variance map is affine, q' = A_q q + sigma_b2: past A_q = 1 the variance
+    diverges, the bias no longer matters and the longitudinal mode grows at 0.5 ln A_q, so with or without bias
+    the chaos threshold is the smaller of the two roots (`torch.fmin`, so a missing root falls back to the other).
 
     Args:
         g: Gaussian integrator of the activation phi.
@@ -113,8 +114,7 @@ def thresholds(g: GaussianIntegrator, sigma_b2, xi, sigma_w2_range=SIGMA_W2_SEAR
         length = critical_line(g, sb, x, sigma_w2_range, gain="a_q0").sigma_w2_crit
         length = torch.where(sb == 0, length, torch.full_like(length, float("nan")))
     transverse = critical_line(g, sb, x, sigma_w2_range, gain="chi1").sigma_w2_crit
-    exact = g.act.homogeneous & (sb == 0)
-    chaos = torch.where(exact, torch.fmin(transverse, length), transverse)
+    chaos = torch.fmin(transverse, length) if g.act.homogeneous else transverse
     return {
         "sigma_b2": sb,
         "xi": x,

@@ -23,6 +23,18 @@ def test_relu_chaos_threshold_stays_at_two_up_to_xi_one_then_moves():
     assert torch.allclose(t["chaos_threshold"], expected, atol=1e-8)
 
 
+@pytest.mark.parametrize("sb2", [0.05, 0.3, 1.0])
+def test_relu_chaos_threshold_with_a_bias_is_the_bias_free_one(sb2):
+    """Red-team finding: with a bias the chaos threshold was the transverse root 2 for every xi, while past
+    A_q = 1 (sigma_w2 = 2 pi/(pi - 1 + xi), any bias: the ReLU variance map q' = A_q q + sigma_b2 is affine) q
+    diverges and the longitudinal mode grows, as without bias (measured at xi = 2, N = 128: 1.57 +- 0.01, bias-free
+    closed form 1.517, reported 2.0). Reference: the closed forms min(2, 2 pi/(pi - 1 + xi))."""
+    t = thresholds(integrator("relu", 5.0, sb2), sb2, XI)
+    expected = torch.fmin(torch.full_like(XI, 2.0), 2 * math.pi / (math.pi - 1 + XI))
+    assert torch.allclose(t["chaos_threshold"], expected, atol=1e-8), t["chaos_threshold"]
+    assert torch.allclose(t["len_threshold"], relu_length_threshold(XI), atol=1e-8)
+
+
 def test_relu_worked_example_xi2():
     """docs/science.md §4: xi = 2, sigma_w2 = 1.8 predicts 0.085, while 0.5 ln chi_1 gives -0.053."""
     th = gauge_theory(integrator("relu"), torch.tensor([1.8], dtype=torch.float64), 0.0, 2.0)

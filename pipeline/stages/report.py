@@ -202,6 +202,8 @@ def one_loop_verdicts(loop: pd.DataFrame) -> pd.DataFrame:
     def verdict(r) -> str:
         if not np.isfinite(r.crossing_one_loop):
             return f"no one-loop prediction ({r.one_loop_status})"
+        if not np.isfinite(r.crossing_measured):
+            return "no measured crossing (the exponent does not change sign on the grid)"
         dd = r.crossing_measured - r.crossing_one_loop
         if abs(dd) <= r.tolerance:
             return "agrees"
@@ -233,7 +235,7 @@ def compute(cfg: StageConfig) -> ReportResult:
         "n_figures": len(figures),
     }
     loop = one_loop_verdicts(tables["mlp_sweep/one_loop_crossings.csv"])
-    predicted = loop.crossing_one_loop.notna()
+    predicted = loop.crossing_one_loop.notna() & loop.crossing_measured.notna()  # a comparison on both sides
     metrics["one_loop_agrees"] = f"{int((loop.verdict == 'agrees').sum())}/{int(predicted.sum())}"
     comparable = loop.one_loop_closer_than_mean_field.notna()
     metrics["one_loop_closer_than_mean_field"] = (

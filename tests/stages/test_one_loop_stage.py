@@ -173,3 +173,12 @@ def test_finite_width_lambda_is_measured_against_mean_field_over_the_same_layers
                           "lambda_coeff_1overN": [-0.9], "lambda_coeff_1overN_finite_depth": [-1.1]})  # fmt: skip
     fw = finite_width_table(sweep)
     assert fw.dlambda_times_N[0] == pytest.approx(64 * 0.03) and fw.dlambda_times_N_one_loop[0] == -1.1
+
+
+def test_a_job_without_a_measured_crossing_is_said_so_not_called_a_disagreement():
+    """Planted-bug drill finding: a NaN measured crossing gave 'DISAGREES: ... = +nan (+nan SE)'."""
+    loop = pd.DataFrame({"activation": ["tanh"], "sigma_b2": [0.05], "width": [16], "depth": [50],
+                         "crossing_measured": [np.nan], "crossing_se": [np.nan], "crossing_mean_field": [1.76095],
+                         "crossing_one_loop": [1.9], "one_loop_status": ["ok"]})  # fmt: skip
+    v = one_loop_verdicts(loop).verdict[0]
+    assert v.startswith("no measured crossing") and "nan" not in v, v

@@ -23,7 +23,9 @@ def test_relu_chaos_threshold_stays_at_two_up_to_xi_one_then_moves():
     assert torch.allclose(t["chaos_threshold"], expected, atol=1e-8)
 
 
-@pytest.mark.parametrize("sb2", [0.05, 0.3, 1.0])
+@pytest.mark.parametrize(
+    "sb2", [pytest.param(0.05, marks=pytest.mark.slow), 0.3, pytest.param(1.0, marks=pytest.mark.slow)]
+)  # ~4 s each
 def test_relu_chaos_threshold_with_a_bias_is_the_bias_free_one(sb2):
     """Red-team finding: with a bias the chaos threshold was the transverse root 2 for every xi, while past
     A_q = 1 (sigma_w2 = 2 pi/(pi - 1 + xi), any bias: the ReLU variance map q' = A_q q + sigma_b2 is affine) q

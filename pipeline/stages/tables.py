@@ -30,16 +30,3 @@ def write_tables(stage: str, folder: Path, tables: dict) -> dict:
     for name, df in tables.items():
         write_csv(df, folder / name)
     return {f"{stage}/{name}": df for name, df in tables.items()}
-
-
-def mask_invalid(df: pd.DataFrame, value_cols: list[str], status_col: str = "status", ok: str = "ok") -> pd.DataFrame:
-    """Status before number: a copy of `df` whose `value_cols` are NaN on every row whose `status_col` is not `ok`.
-
-    A value whose own status says it is invalid is never shown and never enters an aggregate; diagnostic
-    columns that explain the status (not listed in `value_cols`) are kept.
-    """
-    out = df.copy()
-    bad = out[status_col].astype(str) != ok
-    cols = [c for c in value_cols if c in out.columns]
-    out.loc[bad, cols] = float("nan")
-    return out

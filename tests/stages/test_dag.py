@@ -1,5 +1,6 @@
 """The DVC DAG: shape, and that changing one stage's params invalidates only that stage (and what follows)."""
 
+import ast
 import json
 import re
 import shutil
@@ -40,6 +41,64 @@ def test_dvc_stages_follow_the_stage_registry():
         assert f"conf/{name}.yaml" in deps
         for dep in deps:
             assert (ROOT / dep).exists() or dep.startswith("outputs/"), (name, dep)
+
+
+def _module_file(module: str) -> Path | None:
+    path = ROOT / Path(*module.split("."))
+    for cand in (path / "__init__.py", path.with_suffix(".py")):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def import_closure(entries: list[str]) -> set[str]:
+    """Every file under pipeline/ that the `python -m <entry>` modules can import: module-level *and*
+    function-level imports, parent packages' __init__ and a package's __main__ (found by parsing, not importing)."""
+    seen: set[Path] = set()
+    todo = [f"{e}.__main__" if (ROOT / Path(*e.split(".")) / "__main__.py").is_file() else e for e in entries]
+    while todo:
+        parts = todo.pop().split(".")
+        for i in range(1, len(parts) + 1):
+            module = ".".join(parts[:i])
+            path = _module_file(module)
+            if path is None or path in seen:
+                continue
+            seen.add(path)
+            package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    todo += [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    if node.level:  # relative import
+                        anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                        base = ".".join(anchor + ([base] if base else []))
+                    todo += [base, *(f"{base}.{a.name}" for a in node.names)]
+            todo = [t for t in todo if t == "pipeline" or t.startswith("pipeline.")]
+    return {str(p.relative_to(ROOT)) for p in seen}
+
+
+def test_import_closure_of_a_module_follows_function_level_imports():
+    """The closure helper itself: cli.py imports pipeline.compare inside a function."""
+    closure = import_closure(["pipeline.cli"])
+    assert {"pipeline/cli.py", "pipeline/compare.py", "pipeline/__init__.py"} <= closure
+    assert "pipeline/theory/__main__.py" in import_closure(["pipeline.theory"])
+
+
+def test_every_stage_depends_on_its_whole_import_closure():
+    """Editing any file a stage can import re-runs that stage: dvc.yaml's deps cover the import closure of
+    the stage's commands (a file, or a folder holding it). Before: stages/tables.py and stages/outputs.py,
+    which every stage writes through, re-ran nothing, and report imported stages/collect.py undeclared."""
+    import yaml
+
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, st in dvc.items():
+        entries = re.findall(r"python -m (pipeline[\w.]*)", st["cmd"])
+        assert entries, (name, st["cmd"])
+        closure = import_closure(entries + [f"pipeline.stages.{name}"])  # registry imports the stage by name
+        deps = [d.rstrip("/") for d in st["deps"]]
+        missing = sorted(f for f in closure if not any(f == d or f.startswith(d + "/") for d in deps))
+        assert not missing, f"dvc.yaml stage {name}: add to deps {missing}"
 
 
 def test_dag_has_theory_then_finite_width_stages_then_report():

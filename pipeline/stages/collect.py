@@ -3,7 +3,11 @@
 `python -m pipeline.collect mlp_sweep` reads outputs/mlp_sweep/jobs/<n>/ and writes
 outputs/mlp_sweep/{sweep.csv, finite_width.csv, layers.csv, figures/, metrics.json} (figures/: every
 mlp_sweep figure of the registry `pipeline.plots.figures`, drawn from the merged tables); the merged
-artifacts are also attached to the sweep's MLflow parent run.
+artifacts are also attached to the sweep's MLflow parent run. Run ids stay out of those DVC-tracked files:
+the parent run's id goes to mlflow_run.json, each job's to runs.csv (both git-ignored, not DVC outs).
+
+Status before number: one_loop_crossings.csv carries NaN in its one-loop values where `one_loop_status` is not
+"ok", and the headline numbers of metrics.json are taken over valid rows, with the excluded rows counted.
 
 Tables meet by key, never by position: every config value that differs between the jobs (read from each job's
 .hydra/config.yaml, else its overrides.yaml; bookkeeping such as out_dir and tracking.* excepted) is a key column
@@ -26,6 +30,8 @@ import pandas as pd
 from pipeline.paths import repo_root
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.outputs import staged, write_json
+from pipeline.stages.tables import round_float, write_csv
+from pipeline.status import mask_invalid
 from pipeline.tracking.sweep import PARENT_FILE
 
 log = logging.getLogger("ginn.collect")
@@ -155,6 +161,15 @@ def finite_width_table(sweep: pd.DataFrame, cols: list[str] = ()) -> pd.DataFram
 
 ONE_LOOP_KEYS = ("crossing_one_loop", "crossing_one_loop_deep", "crossing_mean_field_finite_depth", "crossing_exact",
                  "one_loop_expansion_parameter", "one_loop_status")  # fmt: skip
+# one_loop_crossings.csv: the one-loop values its `one_loop_status` speaks for (NaN unless "ok", pipeline.status);
+# the measured, mean-field and exact columns have their own validity, expansion_parameter explains the status
+ONE_LOOP_VALUES = ("crossing_one_loop", "crossing_one_loop_deep", "z_one_loop")
+# a job without a one-loop prediction at all (xi != 1 or orthogonal weights: one loop is derived for i.i.d. Gaussian
+# weights only, docs/science.md §6) records no status; its one-loop values are NaN and it leaves the one-loop numbers
+NOT_DERIVED = "not_derived"
+# per-job MLflow run ids: a git-ignored file beside the merged tables, not a DVC out (run ids differ on every run)
+RUNS_FILE = "runs.csv"
+RUN_RECORD = "mlflow_run.json"  # {"mlflow_run_id": <the sweep's parent run>}, git-ignored, not a DVC out
 
 
 def group_label(row, cols) -> str:
@@ -190,6 +205,10 @@ def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.Data
     out[num] = out[num].apply(pd.to_numeric, errors="coerce")
     out["z_mean_field"] = (out.crossing_measured - out.crossing_mean_field) / out.crossing_se
     out["z_one_loop"] = (out.crossing_measured - out.crossing_one_loop) / out.crossing_se
+    # status before number: a one-loop value whose own status is not "ok" (no_crossing, expansion_breakdown, ...)
+    # is NaN here, so it is never drawn, compared or aggregated; the status stays beside it
+    out["one_loop_status"] = out.one_loop_status.where(out.one_loop_status.notna(), NOT_DERIVED)
+    out = mask_invalid(out, list(ONE_LOOP_VALUES), "one_loop_status")
     label = [k for k in cols if k not in ("activation", "sigma_b2", "depth", "width")]
     out["group"] = [group_label(r, label) for _, r in out.iterrows()]  # dvc plots: one line per configuration
     order = ["activation", "sigma_b2", "depth", *label, "width"]
@@ -207,15 +226,37 @@ def one_loop_closer(loop: pd.DataFrame) -> pd.Series:
 
 
 def one_loop_summary(loop: pd.DataFrame) -> dict:
-    """A few headline numbers of the one-loop comparison (metrics.json stays short; the table has the rest)."""
+    """A few headline numbers of the one-loop comparison (metrics.json stays short; the table has the rest).
+
+    Taken over valid rows only: a row whose `one_loop_status` is not "ok" (pipeline.status.mask_invalid) or
+    without a measured crossing leaves every number; `n_excluded_one_loop` (by status in
+    `one_loop_excluded_statuses`) and `n_without_measured_crossing` count what was left out.
+    """
+    if "one_loop_status" in loop:  # the rule holds whoever built the table
+        loop = mask_invalid(loop, list(ONE_LOOP_VALUES), "one_loop_status")
+        flagged = loop.one_loop_status.astype(str) != "ok"
+        by_status = loop.one_loop_status[flagged].astype(str).value_counts().sort_index()
+    else:
+        flagged, by_status = pd.Series(False, index=loop.index), pd.Series(dtype=int)
     ok = loop.crossing_one_loop.notna() & loop.crossing_measured.notna()
     closer = one_loop_closer(loop)
     both = closer.notna()
     return {
-        "one_loop_max_abs_z": float(loop.z_one_loop[ok].abs().max()) if ok.any() else None,
-        "mean_field_max_abs_z": float(loop.z_mean_field[both].abs().max()) if both.any() else None,
+        "one_loop_max_abs_z": round_float(loop.z_one_loop[ok].abs().max()) if ok.any() else None,
+        "mean_field_max_abs_z": round_float(loop.z_mean_field[both].abs().max()) if both.any() else None,
         "one_loop_closer_than_mean_field": f"{int((closer[both] == True).sum())}/{int(both.sum())}",  # noqa: E712
+        "n_excluded_one_loop": int(flagged.sum()),
+        "one_loop_excluded_statuses": {str(k): int(v) for k, v in by_status.items()},
+        "n_without_measured_crossing": int(loop.crossing_measured.isna().sum()),
     }
+
+
+def job_run_id(job: Path, metrics: dict) -> str | None:
+    """A job's MLflow run id: its <job>/mlflow_run.json, else (jobs written before it existed) its metrics.json."""
+    record = job / RUN_RECORD
+    if record.is_file():
+        return json.loads(record.read_text()).get("mlflow_run_id")
+    return metrics.get("mlflow_run_id")
 
 
 def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
@@ -240,7 +281,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     sweep, _ = merge("sweep.csv")
     layers, _ = merge("layers.csv")
     fluct, _ = merge("fluctuations.csv", required=False)  # only the jobs at fluctuations.widths have it
-    crossings = []
+    crossings, runs = [], []
     for d, v in zip(dirs, values):
         m = json.loads((d / "metrics.json").read_text())
         row = pd.read_csv(d / "sweep.csv", nrows=1).iloc[0]
@@ -252,27 +293,32 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
                 "sigma_b2": row.sigma_b2,
                 "xi": row.xi,
                 **{k: v.get(k) for k in cols if k not in DESIGN},
-                "mlflow_run_id": m.get("mlflow_run_id"),
                 **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_theory")},
                 **{k: m.get(k) for k in ONE_LOOP_KEYS},
             }
         )
+        key = {k: crossings[-1][k] for k in (*DESIGN, *cols) if k in crossings[-1]}
+        runs.append({"job": d.name, **key, "mlflow_run_id": job_run_id(d, m)})
     fw = finite_width_table(sweep, cols)
     loop = one_loop_crossings(pd.DataFrame(crossings), cols)
     check_unique("finite_width.csv", fw, table_key("finite_width.csv", fw, cols))
     table = pd.DataFrame(crossings)  # one row per job, in job order
     check_unique("crossings.csv", table, table_key("crossings.csv", table, cols), pd.Series([d.name for d in dirs]))
     check_unique("one_loop_crossings.csv", loop, table_key("one_loop_crossings.csv", loop, cols))
+    parent = jobs / PARENT_FILE
+    parent_run = json.loads(parent.read_text())["run_id"] if parent.exists() else None
     with staged(out) as folder:
-        sweep.to_csv(folder / "sweep.csv", index=False)
-        layers.to_csv(folder / "layers.csv", index=False)
-        fw.to_csv(folder / "finite_width.csv", index=False)
-        pd.DataFrame(crossings).drop(columns=list(ONE_LOOP_KEYS)).to_csv(folder / "crossings.csv", index=False)
-        loop.to_csv(folder / "one_loop_crossings.csv", index=False)
+        write_csv(sweep, folder / "sweep.csv")
+        write_csv(layers, folder / "layers.csv")
+        write_csv(fw, folder / "finite_width.csv")
+        write_csv(table.drop(columns=list(ONE_LOOP_KEYS)), folder / "crossings.csv")
+        write_csv(loop, folder / "one_loop_crossings.csv")
+        # run ids change on every run: kept out of the DVC-tracked tables and metrics.json (byte checksums)
+        write_csv(pd.DataFrame(runs), folder / RUNS_FILE)
         merged = {"mlp_sweep/sweep.csv": sweep, "mlp_sweep/layers.csv": layers, "mlp_sweep/finite_width.csv": fw,
                   "mlp_sweep/one_loop_crossings.csv": loop, "mlp_sweep/keys": cols}  # fmt: skip
         if fluct is not None:
-            fluct.to_csv(folder / "fluctuations.csv", index=False)
+            write_csv(fluct, folder / "fluctuations.csv")
             merged["mlp_sweep/fluctuations.csv"] = fluct
         # the merged figures (registry: measured_vs_theory, layer_profiles at the widest width, collapse, one loop)
         draw_stage_figures("mlp_sweep", merged, folder / "figures")
@@ -283,9 +329,8 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
             "swept_keys": cols,  # config values that differ between the jobs: key columns of every table
             **one_loop_summary(loop),
         }
-        parent = jobs / PARENT_FILE
-        metrics["mlflow_run_id"] = json.loads(parent.read_text())["run_id"] if parent.exists() else None
         write_json(folder / "metrics.json", metrics)
+        write_json(folder / RUN_RECORD, {"mlflow_run_id": parent_run})
     if parent.exists():
         from pipeline.tracking.run import attach_to_run
 

@@ -62,7 +62,7 @@ def _crossings(**over) -> pd.DataFrame:
     """Per-job crossings rows as collect builds them from metrics.json (two widths, listed widest first)."""
     d = {
         "activation": ["tanh", "tanh"], "width": [64, 32], "depth": [50, 50], "sigma_b2": [0.05, 0.05],
-        "xi": [1.0, 1.0], "mlflow_run_id": ["a", "b"], "crossing_measured": [1.80, 1.85],
+        "xi": [1.0, 1.0], "crossing_measured": [1.80, 1.85],
         "crossing_measured_se": [0.01, 0.02], "crossing_theory": [TANH_SB005, TANH_SB005],
         "crossing_one_loop": [1.79, 1.88], "crossing_one_loop_deep": [1.83, 1.95],
         "crossing_mean_field_finite_depth": [1.75, 1.75], "crossing_exact": [None, None],
@@ -99,7 +99,7 @@ def test_one_loop_closer_compares_absolute_distances():
 def test_group_labels_tell_every_bias_and_depth_apart():
     """Guards collect.group_label: sigma_b2 dropped from the label (`f"{row['activation']} L={row['depth']}..."`),
     which merges two biases into one dvc-plots line."""
-    c = _crossings(width=[64, 64], sigma_b2=[0.0, 0.05], mlflow_run_id=["a", "b"])
+    c = _crossings(width=[64, 64], sigma_b2=[0.0, 0.05])
     loop = collect.one_loop_crossings(c, ["sigma_b2"])
     assert loop.group.tolist() == ["tanh sb2=0 L=50", "tanh sb2=0.05 L=50"]
     c = _crossings(width=[64, 64], depth=[20, 50])
@@ -109,13 +109,15 @@ def test_group_labels_tell_every_bias_and_depth_apart():
 def test_collect_pairs_each_jobs_crossing_with_its_own_swept_values(tmp_path):
     """Guards collect.collect_mlp_sweep: the crossings rows built from `zip(dirs, values)` with the values in another
     order (e.g. `reversed(values)`), so job 0's crossing carries job 1's engine.q0. Reference: the synthetic job n
-    has crossing_measured 1.5 + 1e-3 (n + 1) and mlflow_run_id run<n> (tests/stages/test_redteam_collect.py)."""
+    has crossing_measured 1.5 + 1e-3 (n + 1) and mlflow_run_id run<n> (tests/stages/test_redteam_collect.py), which
+    runs.csv keeps (not crossings.csv: run ids stay out of DVC-tracked files)."""
     from tests.stages.test_redteam_collect import sweep_of
 
     jobs = sweep_of(tmp_path / "jobs", [{"engine": {"q0": 0.5}}, {"engine": {"q0": 2.0}}, {"engine": {"q0": 3.0}}])
     collect.collect_mlp_sweep(jobs, tmp_path / "out")
     cr = pd.read_csv(tmp_path / "out" / "crossings.csv").set_index("engine.q0")
-    assert cr.mlflow_run_id.to_dict() == {0.5: "run0", 2.0: "run1", 3.0: "run2"}
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("engine.q0")
+    assert runs.mlflow_run_id.to_dict() == {0.5: "run0", 2.0: "run1", 3.0: "run2"}
     assert cr.crossing_measured.to_dict() == pytest.approx({0.5: 1.501, 2.0: 1.502, 3.0: 1.503})
     loop = pd.read_csv(tmp_path / "out" / "one_loop_crossings.csv").set_index("engine.q0")
     assert loop.crossing_one_loop.to_dict() == pytest.approx({0.5: 1.603, 2.0: 1.606, 3.0: 1.609})

@@ -41,11 +41,13 @@ def make_job(
     seed=0,
     engine=None,
     config="yaml",
+    loop=None,
 ) -> Path:
     """A finished mlp_sweep job folder <root>/<n>: tables, metrics.json and .hydra/ (config.yaml or overrides.yaml).
 
     Every number depends on the job index n (`off`), so rows of different jobs never coincide; the folder, the
-    tracking store and the run name differ per job, as in a real sweep.
+    tracking store and the run name differ per job, as in a real sweep. `loop` overrides metrics.json's one-loop
+    values (e.g. a `one_loop_status` other than "ok"); the job's run id is in <job>/mlflow_run.json.
     """
     eng = {"n_seeds": 3, "n_pairs": 1, "q0": 1.0, "c0": 0.5, "eps": 1e-3, "burn_in": 2, "n_spectrum": 0,
            "dtype": "float32", "device": "cpu", "memory_budget_gb": 2.0, **(engine or {})}  # fmt: skip
@@ -100,8 +102,9 @@ def make_job(
     metrics = {"crossing_measured": 1.5 + off, "crossing_measured_se": 0.05, "crossing_theory": 1.0 + 2 * off,
                "crossing_one_loop": 1.6 + 3 * off, "crossing_one_loop_deep": 1.55 + off,
                "crossing_mean_field_finite_depth": 1.52 + off, "crossing_exact": None,
-               "one_loop_expansion_parameter": 0.06, "one_loop_status": "ok", "mlflow_run_id": f"run{n}"}  # fmt: skip
+               "one_loop_expansion_parameter": 0.06, "one_loop_status": "ok", **(loop or {})}  # fmt: skip
     (job / "metrics.json").write_text(json.dumps(metrics))
+    (job / "mlflow_run.json").write_text(json.dumps({"mlflow_run_id": f"run{n}"}))
     return job
 
 
@@ -202,6 +205,82 @@ def test_jobs_that_no_config_tells_apart_fail_in_one_line(tmp_path):
     msg = str(exc.value)
     assert "\n" not in msg and "share a key" in msg and "jobs 0, 1" in msg
     assert not (tmp_path / "out" / "sweep.csv").exists()
+
+
+def test_a_one_loop_value_whose_status_is_not_ok_is_nan_and_leaves_the_headline(tmp_path):
+    """Issue 21: gelu's one-loop crossings with status no_crossing (z up to 29) drove one_loop_max_abs_z = 29.2.
+    Here job 1's one loop says no_crossing and sits 20 SE off; the ok jobs are 2.2 and 2.4 SE off (hand:
+    (1.5 + 1e-3 (n+1) - 1.6 - 3e-3 (n+1)) / 0.05 = -2 - 0.04 (n+1))."""
+    far = {"crossing_one_loop": 0.5, "crossing_one_loop_deep": 0.4, "one_loop_status": "no_crossing"}
+    jobs = sweep_of(tmp_path / "jobs", [{"width": 16}, {"width": 32, "loop": far}, {"width": 64}])
+    metrics = collect_mlp_sweep(jobs, tmp_path / "out")
+    loop = pd.read_csv(tmp_path / "out" / "one_loop_crossings.csv").set_index("width")
+    assert loop.loc[32, ["crossing_one_loop", "crossing_one_loop_deep", "z_one_loop"]].isna().all()
+    assert loop.loc[32, "one_loop_status"] == "no_crossing"  # the status stays beside the NaN
+    assert loop.loc[32, "crossing_measured"] == pytest.approx(1.502)  # the measurement is not the one loop's
+    assert loop.loc[[16, 64], "z_one_loop"].tolist() == pytest.approx([-2.04, -2.12])
+    assert metrics["one_loop_max_abs_z"] == pytest.approx(2.12)  # was 20.04: (1.502 - 0.5) / 0.05
+    assert metrics["n_excluded_one_loop"] == 1 and metrics["one_loop_excluded_statuses"] == {"no_crossing": 1}
+    assert metrics["one_loop_closer_than_mean_field"].endswith("/2")
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["n_excluded_one_loop"] == 1
+
+
+def test_a_job_without_a_one_loop_status_is_counted_as_not_derived(tmp_path):
+    """xi != 1 jobs record no one-loop status (one loop is derived for i.i.d. weights): they leave the one-loop
+    numbers and are counted, instead of a NaN status that names nothing."""
+    none = {"crossing_one_loop": None, "crossing_one_loop_deep": None, "one_loop_status": None}
+    jobs = sweep_of(tmp_path / "jobs", [{"xi": 1.0}, {"xi": 2.0, "loop": none}])
+    metrics = collect_mlp_sweep(jobs, tmp_path / "out")
+    loop = pd.read_csv(tmp_path / "out" / "one_loop_crossings.csv").set_index("xi")
+    assert loop.loc[2.0, "one_loop_status"] == "not_derived" and loop.loc[1.0, "one_loop_status"] == "ok"
+    assert metrics["one_loop_excluded_statuses"] == {"not_derived": 1}
+
+
+def test_run_ids_stay_out_of_the_dvc_tracked_files(tmp_path, monkeypatch):
+    """Run ids differ on every run: in metrics.json or crossings.csv (DVC-tracked) they broke dvc.lock's checksums.
+    The parent's id goes to mlflow_run.json, each job's to runs.csv (neither is a DVC out)."""
+    jobs = sweep_of(tmp_path / "jobs", [{"width": 16}, {"width": 32}])
+    (jobs / "mlflow_parent_run.json").write_text(json.dumps({"run_id": "parent0", "uri": "sqlite:///nowhere.db"}))
+    import pipeline.tracking.run as run
+
+    attached = []
+    monkeypatch.setattr(run, "attach_to_run", lambda *a, **k: attached.append(a))
+    metrics = collect_mlp_sweep(jobs, tmp_path / "out")
+    out = tmp_path / "out"
+    assert "mlflow_run_id" not in metrics and "parent0" not in (out / "metrics.json").read_text()
+    for name in NATURAL:
+        assert "run0" not in (out / name).read_text() and "mlflow_run_id" not in (out / name).read_text(), name
+    assert json.loads((out / "mlflow_run.json").read_text()) == {"mlflow_run_id": "parent0"}
+    runs = pd.read_csv(out / "runs.csv").set_index("width")
+    assert runs.mlflow_run_id.to_dict() == {16: "run0", 32: "run1"} and runs.job.tolist() == [0, 1]
+    assert attached and attached[0][0] == "parent0"
+    dvc = (Path(__file__).parents[2] / "dvc.yaml").read_text()  # neither file is a DVC out
+    assert "runs.csv" not in dvc and "mlflow_run.json" not in dvc
+
+
+def test_a_job_written_before_mlflow_run_json_keeps_its_run_id_from_metrics_json(tmp_path):
+    jobs = sweep_of(tmp_path / "jobs", [{"width": 16}])
+    (jobs / "0" / "mlflow_run.json").unlink()
+    m = json.loads((jobs / "0" / "metrics.json").read_text())
+    (jobs / "0" / "metrics.json").write_text(json.dumps({**m, "mlflow_run_id": "old0"}))
+    collect_mlp_sweep(jobs, tmp_path / "out")
+    assert pd.read_csv(tmp_path / "out" / "runs.csv").mlflow_run_id.tolist() == ["old0"]
+    assert "old0" not in (tmp_path / "out" / "crossings.csv").read_text()
+
+
+def test_merged_tables_are_written_at_ten_significant_digits(tmp_path):
+    """Floats printed to 17 digits differ between machines in the last ones (DVC byte checksums): every merged
+    CSV goes through pipeline.stages.tables.write_csv. The synthetic log_q_L = log(q) has 16-17 digits."""
+    import re
+
+    jobs = sweep_of(tmp_path / "jobs", [{"width": 16}, {"width": 32}])
+    collect_mlp_sweep(jobs, tmp_path / "out")
+    for name in (*NATURAL, "fluctuations.csv"):
+        text = (tmp_path / "out" / name).read_text()
+        digits = [len(m.group(1).replace(".", "").lstrip("0")) for m in re.finditer(r"(?<![\w.])(\d+\.\d+)", text)]
+        assert digits and max(digits) <= 10, (name, max(digits))
+    sweep = pd.read_csv(tmp_path / "out" / "sweep.csv")
+    assert sweep.log_q_L.iloc[0] == pytest.approx(math.log(1.0 + 1e-3), rel=1e-9)
 
 
 def _runs(n_widths=3):

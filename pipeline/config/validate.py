@@ -284,3 +284,37 @@ def check_overrides_read(
                 f"{key}: not used by stage {stage!r} (its own settings replace it): the value would be ignored"
             )
     check_override_booleans(parsed)
+
+
+# ---- sizes against this machine's memory ------------------------------------------------------------------
+
+
+def physical_memory_bytes() -> int:
+    """This machine's physical memory in bytes (psutil where installed, else sysconf)."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except ImportError:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def format_bytes(n: float) -> str:
+    """A size with a unit that keeps 3 significant digits: 512 B, 1.5 KiB, 12.3 MiB, 720 GiB, 1.46 PiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} EiB"
+
+
+def check_fits_memory(keys: str, need_bytes: float, what: str) -> None:
+    """ConfigError naming `keys` (the size settings, with values) when `what` needs more than physical memory."""
+    phys = physical_memory_bytes()
+    if need_bytes > phys:
+        raise ConfigError(
+            f"{keys}: {what} would take at least {format_bytes(need_bytes)}, more than this machine's physical memory "
+            f"({format_bytes(phys)}): lower it"
+        )

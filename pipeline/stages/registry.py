@@ -47,11 +47,8 @@ class StageSpec:
 # ---- cross-field checks (each raises ConfigError with one line naming the key) ----------------
 
 
-def _check_engine(cfg, widths: list[int], n_sigma: int) -> None:
+def _check_engine(cfg, widths: list[int], n_sigma: int, width_key: str = "net.width", grid_key: str = "") -> None:
     """Device, burn-in, spectrum size and memory budget of the finite-width engine."""
-    from pipeline.dynamics.engine_spec import ensemble_spec
-    from pipeline.dynamics.ensemble import MemoryBudgetError, seed_chunk
-
     eng, net = cfg.engine, cfg.net
     if not (eng.device == "cpu" or eng.device.startswith("cuda")):
         raise ConfigError(f"engine.device={eng.device!r}: allowed cpu, cuda, cuda:N")
@@ -65,11 +62,62 @@ def _check_engine(cfg, widths: list[int], n_sigma: int) -> None:
     _check_replica_eps("engine.eps", eng.eps, eng.dtype.value)
     if eng.n_spectrum > min(widths):
         raise ConfigError(f"engine.n_spectrum={eng.n_spectrum}: must be <= the width ({min(widths)})")
-    spec = ensemble_spec(net, eng, (1.0,) * n_sigma, cfg.seed, width=max(widths), depth=1)
-    try:
-        seed_chunk(spec)
-    except MemoryBudgetError as exc:
-        raise ConfigError(f"engine.{exc}") from None
+    _check_budget(cfg)
+    _check_engine_call(
+        cfg, max(widths), n_sigma, eng.n_seeds, net.depth, width_key=width_key, grid_key=grid_key or "the sigma_w2 grid"
+    )
+
+
+def _check_budget(cfg) -> None:
+    """The memory budget is memory the engine may really use: at most this machine's physical memory."""
+    from pipeline.config.validate import format_bytes, physical_memory_bytes
+
+    phys = physical_memory_bytes()
+    if cfg.engine.memory_budget_gb * 2**30 > phys:
+        raise ConfigError(
+            f"engine.memory_budget_gb={cfg.engine.memory_budget_gb:g}: more than this machine's physical memory "
+            f"({format_bytes(phys)}; allowed <= {phys / 2**30:.3g})"
+        )
+
+
+def _check_engine_call(
+    cfg,
+    width: int,
+    n_sigma: int,
+    n_seeds: int,
+    depth: int,
+    n_spectrum: int | None = None,
+    dtype: str | None = None,
+    width_key: str = "net.width",
+    seeds_key: str = "engine.n_seeds",
+    depth_key: str = "net.depth",
+    grid_key: str = "the sigma_w2 grid",
+) -> None:
+    """One engine call fits, before compute: one network's working set in the memory budget (and physical
+    memory), and the per-layer measurements (float64, seeds x sigma_w2 x inputs x layers) in physical memory.
+    Each error names the size keys and the memory in a unit that shows it."""
+    from pipeline.config.validate import check_fits_memory, format_bytes
+    from pipeline.dynamics.engine_spec import ensemble_spec
+    from pipeline.dynamics.ensemble import _bytes_per_seed
+
+    eng = cfg.engine
+    k = eng.n_spectrum if n_spectrum is None else n_spectrum
+    over = dict(width=width, depth=depth, n_seeds=n_seeds, n_spectrum=k, dtype=dtype or eng.dtype.value)
+    spec = ensemble_spec(cfg.net, eng, (1.0,) * n_sigma, cfg.seed, **over)
+    per = _bytes_per_seed(spec)
+    check_fits_memory(f"{width_key}={width}", per, f"one network with {n_sigma} sigma_w2 values")
+    if per > eng.memory_budget_gb * 2**30:
+        raise ConfigError(
+            f"engine.memory_budget_gb={eng.memory_budget_gb:g} is too small for {width_key}={width}: one network "
+            f"with {n_sigma} sigma_w2 values needs {format_bytes(per)} (raise the budget or lower the width)"
+        )
+    p = eng.n_pairs
+    measured = 8 * n_seeds * n_sigma * (depth + 1) * (9 * p + k)
+    check_fits_memory(
+        f"{seeds_key}={n_seeds}, {depth_key}={depth}, {grid_key} ({n_sigma} points), engine.n_pairs={p}",
+        measured,
+        "the per-layer measurements",
+    )
 
 
 def _check_replica_eps(key: str, eps: float, dtype: str) -> None:
@@ -107,6 +155,13 @@ def _check_theory(cfg) -> None:
         _positive_grid(cfg.theory.sigma_w2, "theory.sigma_w2")
     if cfg.theory.sigma_b2.start < 0:
         raise ConfigError(f"theory.sigma_b2.start={cfg.theory.sigma_b2.start:g}: must be >= 0")
+    from pipeline.config.validate import check_fits_memory
+
+    th = cfg.theory  # lower bounds: 8 float64 columns per grid cell and per layer of the iterates
+    cells = len(set(th.activations)) * th.sigma_w2.num * th.sigma_b2.num
+    check_fits_memory(f"theory.sigma_w2.num={th.sigma_w2.num}, theory.sigma_b2.num={th.sigma_b2.num}", 64 * cells,
+                      f"the mean-field grid ({cells} points)")  # fmt: skip
+    check_fits_memory(f"net.depth={cfg.net.depth}", 64 * (cfg.net.depth + 1), "the layer iterates")
 
 
 def _check_mlp_sweep(cfg) -> None:
@@ -121,7 +176,10 @@ def _check_mlp_sweep(cfg) -> None:
             "fluctuation study tests one loop, derived for i.i.d. gaussian weights, and would be skipped "
             "(allowed: fluctuations.n_seeds=0, or net.xi=1 with net.weights=gaussian)"
         )
-    _check_engine(cfg, [cfg.net.width], cfg.grid.sigma_w2.num)
+    _check_engine(cfg, [cfg.net.width], cfg.grid.sigma_w2.num + cfg.grid.refine, grid_key="grid.sigma_w2.num")
+    if fl.n_seeds and net.width in fl.widths:
+        _check_engine_call(cfg, net.width, len(fl.sigma_w2), fl.n_seeds, net.depth, n_spectrum=0,
+                           seeds_key="fluctuations.n_seeds", grid_key="fluctuations.sigma_w2")  # fmt: skip
 
 
 def _check_lyapunov(cfg) -> None:
@@ -141,7 +199,13 @@ def _check_lyapunov(cfg) -> None:
     for e in ly.eps_check.eps:  # the eps check runs in float64
         _check_replica_eps("lyapunov.eps_check.eps", e, "float64")
     _check_weights(cfg)
-    _check_engine(cfg, [cfg.net.width], max(c.sigma_w2.num for c in ly.curves))
+    _check_engine(cfg, [cfg.net.width], max(c.sigma_w2.num for c in ly.curves), grid_key="lyapunov.curves.sigma_w2.num")
+    rfw, key = ly.relu_finite_width, "lyapunov.relu_finite_width"
+    for width in rfw.widths:  # every size before compute: the last width must not fail after the others ran
+        _check_engine_call(cfg, width, len(rfw.sigma_w2), rfw.n_seeds, rfw.depth, n_spectrum=0,
+                           width_key=f"{key}.widths", seeds_key=f"{key}.n_seeds", depth_key=f"{key}.depth",
+                           grid_key=f"{key}.sigma_w2")  # fmt: skip
+    _check_engine_call(cfg, cfg.net.width, 1, cfg.engine.n_seeds, cfg.net.depth, n_spectrum=0, dtype="float64")
 
 
 def _check_gauge_scan(cfg) -> None:
@@ -154,7 +218,7 @@ def _check_gauge_scan(cfg) -> None:
     _positive_grid(ga.sigma_w2, "gauge.sigma_w2")
     if cfg.net.weights.value == "orthogonal":
         raise ConfigError("net.weights=orthogonal: the gauge scan sweeps xi of gaussian weights (allowed: gaussian)")
-    _check_engine(cfg, list(ga.widths), ga.sigma_w2.num)
+    _check_engine(cfg, list(ga.widths), ga.sigma_w2.num, width_key="gauge.widths", grid_key="gauge.sigma_w2.num")
 
 
 def _check_ginn_train(cfg) -> None:
@@ -172,7 +236,18 @@ def _check_ginn_train(cfg) -> None:
                 f"(optimizer={tr.optimizer.value}; allowed: inf, or ginn.train.optimizer=langevin)"
             )
     from pipeline.config.schema import GinnSettings
+    from pipeline.config.validate import check_fits_memory
 
+    # lower bounds of the weights a model holds: a GINN layer keeps modulus and phase (8 bytes per link)
+    if g.model.value != "mlp":
+        check_fits_memory(f"ginn.width={g.width}, ginn.depth={g.depth}", 8 * g.depth * g.width**2, "the GINN's weights")
+    ta, gf = g.trainability, g.gauge_fixing
+    if ta.enabled:
+        check_fits_memory(f"ginn.trainability.width={ta.width}, ginn.trainability.depths={max(ta.depths)}",
+                          4 * max(ta.depths) * ta.width**2, "the trainability map's deepest model")  # fmt: skip
+    if gf.enabled:
+        check_fits_memory(f"ginn.gauge_fixing.width={gf.width}, ginn.gauge_fixing.depth={gf.depth}",
+                          8 * gf.depth * gf.width**2, "the gauge-fixing scan's GINN")  # fmt: skip
     if g.activation.value != "modrelu" and g.modrelu_offset != GinnSettings().modrelu_offset:
         raise ConfigError(
             f"ginn.modrelu_offset={g.modrelu_offset:g}: used by ginn.activation=modrelu only "
@@ -262,6 +337,84 @@ def check_inactive_overrides(spec: StageSpec, cfg, overrides) -> None:
             is_switch = prefix.endswith(".") and key == prefix + "enabled"
             if not is_switch and (key == prefix or (prefix.endswith(".") and key.startswith(prefix))):
                 raise ConfigError(f"{written}: not used with {why}: the value would be ignored")
+
+
+def _set_on_command_line(key: str, cl_keys: set[str]) -> bool:
+    return any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in cl_keys)
+
+
+def check_config_sources(cfg, config_name: str, overrides: list[str]) -> None:
+    """The checks of a command-line value applied to a value from any source (a preset in `experiment/`, a
+    `--config-dir`/`--config-name` file): the job's config is composed again, untyped (a boolean field holds
+    true/false, not 5 or 0, `validate.check_booleans`) and typed, and every key that differs from the stage's
+    own defaults (`conf/<stage>.yaml`) must be read by the stage: a key in its `unused` list or turned off by the
+    rest of the config (`inactive`; unless the switch itself was set on the command line) is a ConfigError naming
+    it and its source. Keys of sections the stage never reads are rejected too, except from an `experiment`
+    preset: presets serve every stage (`experiments/smoke.yaml`). Command-line keys were checked before."""
+    from pipeline.config.schema import StageConfig
+    from pipeline.config.sources import compose_raw, compose_typed, leaf_diff, stage_defaults, without_experiment
+    from pipeline.config.validate import ALIASES, _show_value, check_booleans, top_level_read
+
+    spec = get_stage(cfg.stage)
+    check_booleans(compose_raw(config_name, overrides), StageConfig, "")
+    typed, experiment = compose_typed(config_name, overrides)
+    cl_keys = {key for pair in override_keys(overrides) for key in pair}
+    diffs = [(k, v) for k, v in leaf_diff(typed, stage_defaults(spec.stage)) if not _set_on_command_line(k, cl_keys)]
+    if not diffs:
+        return
+    bare: dict | None = None  # the config without the experiment preset, composed on demand
+
+    def source(key: str) -> str:
+        nonlocal bare
+        if experiment is None:
+            return f"in config {config_name!r}"
+        if bare is None:
+            bare = dict(
+                leaf_diff(compose_typed(config_name, without_experiment(overrides))[0], stage_defaults(spec.stage))
+            )
+        return f"in config {config_name!r}" if key in bare else f"by experiment={experiment}"
+
+    off = {**(spec.inactive(cfg) if spec.inactive is not None else {}), **_tracking_off(cfg)}
+    read = top_level_read(spec.stage) | set(spec.sections)
+
+    def is_read(key: str) -> bool:
+        root = key.split(".")[0]
+        return root in read or ALIASES.get(root, root) in read
+
+    # a preset that carries sections this stage never reads serves several stages (experiments/smoke.yaml)
+    shared = any(not is_read(k) and source(k).startswith("by experiment=") for k, _ in diffs)
+    carried = []
+    for key, value in diffs:
+        shown = f"{key}={_show_value(value)}"
+        if not is_read(key):
+            where = source(key)
+            if where.startswith("by experiment="):
+                continue  # the other stages' sections of a shared preset
+            raise ConfigError(
+                f"{shown}: not read by stage {spec.stage!r} (it reads {', '.join(sorted(read))}): the value set "
+                f"{where} would be ignored"
+            )
+        if any(key == u or key.startswith(u + ".") for u in spec.unused):
+            where = source(key)
+            if shared and where.startswith("by experiment="):
+                carried.append(shown)
+                continue
+            raise ConfigError(
+                f"{shown}: not used by stage {spec.stage!r} (its own settings replace it): the value set "
+                f"{where} would be ignored"
+            )
+        for prefix, why in off.items():
+            is_switch = prefix.endswith(".") and key == prefix + "enabled"
+            hit = key == prefix or (prefix.endswith(".") and key.startswith(prefix))
+            if hit and not is_switch and why.split("=", 1)[0] not in cl_keys:
+                raise ConfigError(f"{shown}: not used with {why}: the value set {source(key)} would be ignored")
+    if carried:
+        import logging
+
+        logging.getLogger("ginn").warning(
+            "experiment=%s sets %s, not used by stage %r (the preset serves several stages): ignored here",
+            experiment, ", ".join(carried), spec.stage,
+        )  # fmt: skip
 
 
 def _tracking_off(cfg) -> dict[str, str]:
@@ -412,14 +565,23 @@ def _in_hydra_job() -> bool:
         return False
 
 
-def check_stage(cfg, overrides=None, preflight: bool | None = None) -> None:
+def check_stage(
+    cfg, overrides=None, preflight: bool | None = None, sources: tuple[str, list[str]] | None = None
+) -> None:
     """All cross-field checks of the stage `cfg.stage` (after the schema's types and ranges), no override of
-    an option the rest of the config turns off (`overrides`: default, the Hydra job's), and, for a real run
-    (`preflight`: default, inside a Hydra job), the stage's preflight checks of its input files."""
+    an option the rest of the config turns off (`overrides`: default, the Hydra job's), the same checks for
+    values from every other source (`sources`: (config name, overrides) to compose; default, the Hydra job's,
+    see `check_config_sources`), and, for a real run (`preflight`: default, inside a Hydra job), the stage's
+    preflight checks of its input files."""
+    from pipeline.config.sources import job_sources
+
     spec = get_stage(cfg.stage)
     migrate_deprecated(cfg)
     if spec.check is not None:
         spec.check(cfg)
     check_inactive_overrides(spec, cfg, _hydra_overrides() if overrides is None else overrides)
+    sources = job_sources() if sources is None else sources
+    if sources is not None:
+        check_config_sources(cfg, *sources)
     if spec.preflight is not None and (_in_hydra_job() if preflight is None else preflight):
         spec.preflight(cfg)

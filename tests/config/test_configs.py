@@ -177,3 +177,93 @@ def test_every_stage_has_an_entry_and_a_console_script():
         assert callable(getattr(cli, name))
         assert scripts[f"ginn-{name.replace('_', '-')}"] == f"pipeline.cli:{name}"
         assert (repo_root() / "pipeline" / (f"{name}/__main__.py" if name == "theory" else f"{name}.py")).is_file()
+
+
+# ---- issue 21: every source of a value gets the command line's checks ------------------------------------
+
+
+def _checked_with_preset(tmp_path, stage: str, preset: str, extra=()):
+    """Compose `stage` with `experiment=p` from a temporary search path holding `preset`, validate it, and run
+    the stage checks on every source (the path a Hydra job takes)."""
+    (tmp_path / "experiment").mkdir(exist_ok=True)
+    (tmp_path / "experiment" / "p.yaml").write_text("# @package _global_\n" + preset + "\n")
+    overrides = ["experiment=p", f"hydra.searchpath=[file://{tmp_path}]", *extra]
+    register()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name=stage, overrides=overrides)
+        OmegaConf.update(cfg, "out_dir", "/tmp/unused", force_add=True)
+        check_stage(to_validated(cfg), overrides, preflight=False, sources=(stage, overrides))
+
+
+@pytest.mark.parametrize(
+    "stage,preset,key",
+    [
+        ("theory", "theory: {figures: 5}", "theory.figures=5"),  # OmegaConf read 5 as true
+        ("theory", "theory: {one_loop: {enabled: 0}}", "theory.one_loop.enabled=0"),  # and 0 as false
+        ("mlp_sweep", "net: {sigma_w2: 3.0}", "net.sigma_w2=3.0"),  # silently dropped by mlp_sweep
+        ("mlp_sweep", "fluctuations: {widths: [64]}", "fluctuations.widths=[64]"),  # the study is off (n_seeds=0)
+        ("ginn_train", "ginn: {trainability: {enabled: false, width: 8}}", "ginn.trainability.width=8"),
+    ],
+)
+def test_a_preset_value_gets_the_checks_of_the_command_line(tmp_path, stage, preset, key):
+    with pytest.raises(ConfigError) as err:
+        _checked_with_preset(tmp_path, stage, preset)
+    msg = str(err.value)
+    assert msg.startswith(key) and "\n" not in msg and ("experiment=p" in msg or "boolean" in msg), msg
+
+
+def test_a_shared_preset_passes_and_a_switch_set_on_the_command_line_silences_its_part(tmp_path):
+    smoke = (repo_root() / "experiments" / "smoke.yaml").read_text().split("\n", 1)[1]
+    _checked_with_preset(tmp_path, "theory", smoke)  # net.width is mlp_sweep's: a shared preset carries it
+    _checked_with_preset(tmp_path, "mlp_sweep", smoke)
+    _checked_with_preset(tmp_path, "mlp_sweep", smoke, ["fluctuations.n_seeds=0"])  # the user turned it off
+
+
+def test_a_value_of_a_section_the_stage_never_reads_in_a_primary_config_file_is_rejected(tmp_path):
+    import shutil
+
+    shutil.copytree(conf_dir(), tmp_path / "conf")  # a --config-dir beside the stage configs
+    (tmp_path / "conf" / "mine.yaml").write_text("defaults:\n  - mlp_sweep\n  - _self_\ntheory:\n  figures: false\n")
+    register()
+    with initialize_config_dir(config_dir=str(tmp_path / "conf"), version_base="1.3"):
+        cfg = compose(config_name="mine")
+        OmegaConf.update(cfg, "out_dir", "/tmp/unused", force_add=True)
+        with pytest.raises(
+            ConfigError, match=r"^theory.figures=False: not read by stage 'mlp_sweep'.*in config 'mine'"
+        ):
+            check_stage(to_validated(cfg), [], preflight=False, sources=("mine", []))
+
+
+@pytest.mark.parametrize(
+    "stage,overrides,key",
+    [
+        ("lyapunov", ["lyapunov.relu_finite_width.widths=[10000000]"], "lyapunov.relu_finite_width.widths=10000000"),
+        ("lyapunov", ["engine.memory_budget_gb=1e6"], "engine.memory_budget_gb=1e+06"),
+        ("mlp_sweep", ["net.width=300000"], "net.width=300000"),
+        ("mlp_sweep", ["engine.n_seeds=100000000"], "engine.n_seeds=100000000"),
+        ("mlp_sweep", ["fluctuations.n_seeds=100000000", "fluctuations.widths=[256]"], "fluctuations.n_seeds="),
+        ("gauge_scan", ["gauge.widths=[16,10000000]"], "gauge.widths=10000000"),
+        ("theory", ["theory.sigma_w2.num=10000000", "theory.sigma_b2.num=1000000"], "theory.sigma_w2.num="),
+        ("theory", ["net.depth=100000000000"], "net.depth=100000000000"),
+        ("ginn_train", ["ginn.width=10000000"], "ginn.width=10000000"),
+        ("ginn_train", ["ginn.trainability.width=10000000"], "ginn.trainability.width=10000000"),
+        ("ginn_train", ["ginn.gauge_fixing.width=10000000"], "ginn.gauge_fixing.width=10000000"),
+    ],
+)
+def test_every_size_is_checked_against_physical_memory_before_compute(stage, overrides, key):
+    with pytest.raises(ConfigError) as err:
+        check_stage(to_validated(_compose(stage, overrides)), overrides, preflight=False)
+    msg = str(err.value)
+    assert msg.startswith(key) and "physical memory" in msg and "\n" not in msg, msg
+
+
+def test_a_memory_budget_too_small_is_reported_in_a_unit_that_shows_the_size():
+    with pytest.raises(ConfigError, match=r"needs 5 MiB"):  # was "needs 0.00 GiB"
+        check_stage(to_validated(_compose("mlp_sweep", ["engine.memory_budget_gb=1e-6"])), [], preflight=False)
+
+
+def test_format_bytes_keeps_three_significant_digits():
+    from pipeline.config.validate import format_bytes
+
+    assert [format_bytes(n) for n in (512, 1536, 5 * 2**20, 720 * 2**30, 1.46 * 2**50)] == [
+        "512 B", "1.5 KiB", "5 MiB", "720 GiB", "1.46 PiB"]  # fmt: skip

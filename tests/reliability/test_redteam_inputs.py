@@ -217,3 +217,22 @@ def test_an_inactive_override_through_the_deprecated_alias_names_the_key_as_writ
     with pytest.raises(ConfigError) as err:
         check_stage(to_validated(_compose("mlp_sweep", ["sweep.refine_halfwidth=0.3"])), ["sweep.refine_halfwidth=0.3"])
     assert str(err.value).startswith("sweep.refine_halfwidth:"), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "args,key",
+    [
+        (["--config-dir", "{cd}", "experiment=bad"], "theory.figures=5"),  # a preset: OmegaConf read 5 as true
+        (["lyapunov.relu_finite_width.widths=[10000000]"], "lyapunov.relu_finite_width.widths=10000000"),  # size
+    ],
+)
+def test_a_bad_preset_value_or_size_exits_2_with_one_line_before_any_run(run_cli, tmp_path, store, args, key):
+    (tmp_path / "cd" / "experiment").mkdir(parents=True)
+    (tmp_path / "cd" / "experiment" / "bad.yaml").write_text("# @package _global_\ntheory: {figures: 5}\n")
+    out = tmp_path / "runs" / "o"
+    stage = "theory" if "experiment=bad" in args else "lyapunov"
+    p = run_cli(stage, *[a.format(cd=tmp_path / "cd") for a in args], f"tracking.uri={store}", f"hydra.run.dir={out}")
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {key}"), p.stderr
+    assert not out.exists() and not (tmp_path / "mlflow.db").exists()  # no folder, no store, so no run

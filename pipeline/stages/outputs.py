@@ -2,6 +2,11 @@
 
 A crash, an interrupt or a bad input never leaves half-written or mixed old/new files where DVC or a
 user would read them, and a re-run never leaves stale files from the previous run.
+
+A stage only ever replaces a folder it owns: one that does not exist, is empty (but for Hydra's and DVC's
+files), or carries the stage's marker file (`MARKER`, written into every folder a stage writes); anything
+else (a user's folder, the working directory, the home folder, another stage's outputs) is refused before
+compute (`check_out_dir`).
 """
 
 from __future__ import annotations
@@ -11,13 +16,19 @@ import math
 import os
 import shutil
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline.config.validate import ConfigError
+
+STARTED = time.time()  # when this process imported us (before Hydra wrote anything for the job)
 STAGING_PREFIX = ".staging-"
+MARKER = ".ginn-stage"  # a stage's output folder: the stage name and a newline (deterministic: committed in git)
+RUN_RECORD = "mlflow_run.json"  # {"mlflow_run_id": ...} of the run that wrote the folder (git-ignored, not a DVC out)
 
 # Entries of an output folder that belong to its other owners, not to the stage's writer: carried
 # over unchanged into the new folder (unless the writer produced an entry of the same name).
@@ -28,6 +39,7 @@ KEEP_NAMES = frozenset(
         ".gitignore",  # DVC: lists the folder's outs for git
         "jobs",  # the sweep dir of a multirun stage inside its merged folder (outputs/mlp_sweep/jobs)
         "mlflow_parent_run.json",  # the sweep's parent run (pipeline.tracking.sweep)
+        MARKER,  # which stage owns the folder (carried over when a writer does not name its stage)
     }
 )
 
@@ -172,9 +184,85 @@ def _swap(new: Path, out_dir: Path, tag: str) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+class ForeignOutputDir(ConfigError):
+    """An output folder the stage does not own: replacing it would delete files it did not write."""
+
+
+def _protected(path: Path) -> str:
+    """Why `path` can never be an output folder ('' if it can): the working directory, the repository root,
+    $HOME, `/`, or any parent of them (swapping one of them would take everything under it)."""
+    from pipeline.paths import repo_root
+
+    places = {"the working directory": Path.cwd(), "the filesystem root": Path("/")}
+    try:
+        places["the repository root"] = repo_root()
+    except RuntimeError:
+        pass
+    if os.environ.get("HOME"):
+        places["$HOME"] = Path(os.environ["HOME"])
+    resolved = {what: place.resolve() for what, place in places.items()}
+    for what, place in resolved.items():
+        if path == place:
+            return what
+    for what, place in resolved.items():
+        if path in place.parents:
+            return f"a parent of {what} ({place})"
+    return ""
+
+
+def _ours(folder: Path, stage: str) -> bool:
+    """A folder without a marker but holding only what `stage` writes (metrics.json, its DVC outs): an earlier
+    output of the stage from before markers existed (outputs/<stage>/ of an older clone)."""
+    from pipeline.stages.registry import STAGES
+
+    spec = STAGES.get(stage)
+    if spec is None:
+        return False
+    names = {*spec.outs, "metrics.json", RUN_RECORD}
+    entries = [e for e in folder.iterdir() if not _kept(e) and not e.name.startswith(STAGING_PREFIX)]
+    return bool(entries) and all(e.name in names for e in entries)
+
+
+def check_out_dir(out_dir: Path | str, stage: str, key: str = "out_dir") -> None:
+    """Refuse (ForeignOutputDir, one line) an output folder `stage` may not replace: the working directory,
+    the repository root, $HOME, `/` or a parent of them; a file; a folder holding anything but Hydra's and
+    DVC's files that carries no marker of `stage` (another stage's marker, or a user's files)."""
+    shown = f"{key}={str(out_dir)!r}" if str(out_dir) in ("", ".") else f"{key}={out_dir}"
+    path = Path(out_dir).expanduser().resolve()
+    why = _protected(path)
+    if why:
+        raise ForeignOutputDir(
+            f"{shown} is {why}: a stage replaces its whole output folder; choose a new or empty folder"
+        )
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ForeignOutputDir(f"{shown} is a file, not a folder: choose a new or empty folder")
+    marker = path / MARKER
+    if marker.is_file():
+        owner = marker.read_text(errors="replace").strip()
+        if owner == stage:
+            return
+        raise ForeignOutputDir(
+            f"{shown} holds the outputs of stage {owner!r}, not {stage!r}: choose a new or empty folder"
+        )
+    foreign = sorted(e.name for e in path.iterdir() if not _kept(e) and not e.name.startswith(STAGING_PREFIX))
+    if not foreign or _ours(path, stage):
+        return
+    listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    raise ForeignOutputDir(
+        f"{shown} holds files no {stage} run wrote ({listed}) and a stage replaces its whole output folder: "
+        f"choose a new or empty folder (a folder a {stage} run wrote carries {MARKER})"
+    )
+
+
 @contextmanager
-def staged(out_dir: Path) -> Iterator[Path]:
+def staged(out_dir: Path, owner: str | None = None) -> Iterator[Path]:
     """Yield an empty folder next to `out_dir` (same filesystem); on success it replaces `out_dir`.
+
+    `owner` (a stage name): `out_dir` is first checked to be that stage's to replace (`check_out_dir`; raises
+    ForeignOutputDir before anything is written) and the new folder gets the stage's marker file. Without an
+    owner the folder's marker (if any) is carried over unchanged.
 
     What is replaced: every entry of `out_dir` the writer owns -- everything except the kept entries
     below. A re-run that writes fewer files leaves no stale ones; on any failure (exception,
@@ -194,28 +282,59 @@ def staged(out_dir: Path) -> Iterator[Path]:
     """
     out_dir = Path(out_dir)
     _recover(out_dir)
+    if owner is not None:
+        check_out_dir(out_dir, owner)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tag = f"{STAGING_PREFIX}{out_dir.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp = out_dir.parent / tag
     try:
         tmp.mkdir()
         yield tmp
+        if owner is not None:
+            (tmp / MARKER).write_text(f"{owner}\n")
         _swap(tmp, out_dir, tag)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _clean(obj: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None (JSON has no inf/NaN)."""
+    """JSON-safe copy: non-finite floats become None (JSON has no inf/NaN); finite floats (NumPy's too) at the
+    project's on-disk precision (`tables.round_float`, 10 significant digits), so the file is the same on every
+    machine (summation order and SIMD paths change the last digits of a float64)."""
+    import numpy as np
+
+    from pipeline.stages.tables import round_float
+
     if isinstance(obj, dict):
         return {k: _clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
+    if isinstance(obj, (float, np.floating)):
+        return round_float(float(obj)) if math.isfinite(obj) else None
     return obj
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Pretty, sorted, JSON-safe."""
+    """Pretty, sorted, JSON-safe, floats at 10 significant digits (see `_clean`)."""
     path.write_text(json.dumps(_clean(data), indent=2, sort_keys=True) + "\n")
+
+
+def write_run_record(folder: Path, run_id: str | None) -> None:
+    """`<folder>/mlflow_run.json` = {"mlflow_run_id": run_id}: which MLflow run wrote the folder. Kept out of
+    metrics.json and every DVC-tracked file (a fresh id per run would make each reproduction differ);
+    git-ignored. Write it inside the same `staged` folder as the outputs it describes."""
+    (Path(folder) / RUN_RECORD).write_text(json.dumps({"mlflow_run_id": run_id}) + "\n")
+
+
+def read_run_record(folder: Path) -> str | None:
+    """The MLflow run id that wrote `folder` (`write_run_record`), or None. Folders written before the record
+    existed: the `mlflow_run_id` their metrics.json carried."""
+    folder = Path(folder)
+    for name in (RUN_RECORD, "metrics.json"):
+        try:
+            run_id = json.loads((folder / name).read_text()).get("mlflow_run_id")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if run_id:
+            return str(run_id)
+    return None

@@ -25,17 +25,29 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config.validate import READ_BY, ConfigError, check_overrides_read, check_schema_keys, to_validated
-from pipeline.stages.outputs import staged, write_json
+from pipeline.stages.outputs import (
+    STARTED,
+    ForeignOutputDir,
+    check_out_dir,
+    read_run_record,
+    staged,
+    write_json,
+    write_run_record,
+)
 from pipeline.stages.registry import check_stage, get_stage
 from pipeline.tracking.provenance import (
+    SecretName,
     code_version,
     config_hash,
     config_params,
     env_keys,
+    env_named,
+    files_digest,
     git_state,
     numeric_axes,
     redact_files,
     redact_overrides,
+    redact_text,
 )
 from pipeline.tracking.run import (
     Interrupted,
@@ -153,22 +165,42 @@ def _remove_hydra_only_dir() -> None:
         pass
 
 
-def _reuse_outputs(run_id: str, src: Path | None, out_dir: Path, uri: str | None) -> None:
+def _remove_hydra_files_of_this_job() -> None:
+    """A job refused because its run dir is someone else's folder: take back what Hydra put there for this
+    job (`.hydra/` written since this process started, an empty `<job>.log` it created); nothing else."""
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    log_file = out / f"{hc.job.name}.log"
+    try:
+        if log_file.is_file() and log_file.stat().st_size == 0 and log_file.stat().st_mtime >= STARTED:
+            for h in logging.getLogger().handlers:  # Hydra's file handler on <job>.log
+                if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == log_file:
+                    logging.getLogger().removeHandler(h)
+                    h.close()
+            log_file.unlink()
+        saved = out / ".hydra"
+        hydra_own = {"config.yaml", "hydra.yaml", "overrides.yaml"}
+        if saved.is_dir():
+            files = list(saved.iterdir())
+            if {f.name for f in files} <= hydra_own and all(f.stat().st_mtime >= STARTED for f in files):
+                shutil.rmtree(saved)
+    except OSError:
+        pass
+
+
+def _reuse_outputs(run_id: str, src: Path | None, out_dir: Path, uri: str | None, stage: str) -> None:
     """A job skipped by resume still gets its outputs in this run's folder, whatever sweep dir the resume
     runs in: copied from the finished run's folder if it still holds that run's outputs, else downloaded
     from its artifacts. Hydra's files of the current job are kept (see `staged`)."""
-    import json
-
     if src is not None and src.resolve() == out_dir.resolve():
         return
 
     def owned_by_run(folder: Path) -> bool:
-        try:
-            return json.loads((folder / "metrics.json").read_text()).get("mlflow_run_id") == run_id
-        except (OSError, ValueError):
-            return False
+        return read_run_record(folder) == run_id
 
-    with staged(out_dir) as folder:
+    with staged(out_dir, owner=stage) as folder:
         if src is not None and owned_by_run(src):
             for entry in src.iterdir():
                 if entry.name.startswith(".staging-") or entry.name == ".hydra" or entry.suffix == ".log":
@@ -187,7 +219,7 @@ def _reuse_outputs(run_id: str, src: Path | None, out_dir: Path, uri: str | None
             for log_file in folder.glob("*.log"):
                 log_file.unlink()
         if not owned_by_run(folder):
-            raise ConfigError(f"resume=true: the outputs of run {run_id} are incomplete (no matching metrics.json)")
+            raise ConfigError(f"resume=true: the outputs of run {run_id} are incomplete (no matching mlflow_run.json)")
 
 
 def run_stage(
@@ -205,6 +237,9 @@ def run_stage(
     overrides = redact_overrides(task_overrides)  # the `overrides` tag: secrets never reach MLflow
     try:
         obj = validate_config(cfg, stage, task_overrides)
+        check_out_dir(obj.out_dir, stage)  # a folder the stage may replace, before compute and before any run
+        if obj.tracking.enabled:
+            env_named(OmegaConf.to_container(cfg, resolve=False))  # no secret as an experiment or run name
         use_sqlite_wal(obj.tracking.sqlite_wal)
         if obj.tracking.enabled:
             try:
@@ -212,10 +247,12 @@ def run_stage(
             except StoreError as exc:
                 raise _StoreFault(str(exc)) from None
     except ConfigError as exc:
+        if isinstance(exc, ForeignOutputDir):
+            _remove_hydra_files_of_this_job()
         _remove_hydra_only_dir()
         if multirun:  # the sweep goes on; this job is recorded as a FAILED child run
             tracking = cfg.get("tracking") or {}
-            if tracking.get("enabled", True) and not isinstance(exc, _StoreFault):
+            if tracking.get("enabled", True) and not isinstance(exc, (_StoreFault, SecretName)):
                 try:
                     record_failed_job(
                         tracking.get("experiment") or stage,
@@ -227,7 +264,7 @@ def run_stage(
                 except Exception as rec:  # noqa: BLE001 - the store itself may be the problem
                     log.error("could not record the failed job in MLflow: %s", rec)
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(2)
     seed_everything(obj.seed)
     install_sigterm_handler()
@@ -247,13 +284,17 @@ def run_stage(
         if isinstance(logged.get(section), dict):
             logged[section] = {k: v for k, v in logged[section].items() if k != leaf}
     sha, dirty = git_state()
-    chash = config_hash({"stage": stage, **logged})
+    from pipeline.stages.stage_inputs import input_files
+
+    inputs_digest = files_digest(input_files(stage, obj))  # the contents of every file the stage reads
+    chash = config_hash({"stage": stage, **logged, "input_files": inputs_digest})
     tags = {
         "stage": stage,
         "git_commit": sha,
         "git_dirty": str(dirty),
         "hydra_output_dir": str(out_dir.resolve()),
         "config_hash": chash,
+        "inputs_digest": inputs_digest,
         "code_version": code_version(),
         "overrides": overrides[:5000],
     }
@@ -261,7 +302,7 @@ def run_stage(
         close_orphans(obj.tracking.experiment or stage, obj.tracking.uri)  # runs a SIGKILL left RUNNING
         done = finished_run(obj.tracking.experiment or stage, obj.tracking.uri, chash)
         if done:
-            _reuse_outputs(done[0], Path(done[1]) if done[1] else None, out_dir, obj.tracking.uri)
+            _reuse_outputs(done[0], Path(done[1]) if done[1] else None, out_dir, obj.tracking.uri, stage)
             log.info("%s: resume=true and an identical config already FINISHED in run %s: skipped", stage, done[0])
             return None
     started = time.monotonic()
@@ -277,9 +318,10 @@ def run_stage(
         axes = {k: v for k, v in numeric_axes(logged).items() if k not in from_env}
         run.log_params(config_params(logged, from_env), metrics=axes)
         result = compute(obj)
-        with staged(out_dir) as folder:
+        with staged(out_dir, owner=stage) as folder:
             out = write(result, folder)
-            write_json(folder / "metrics.json", {"mlflow_run_id": run.run_id, **out.metrics})
+            write_json(folder / "metrics.json", out.metrics)  # no run id: DVC-tracked, the same on every repro
+            write_run_record(folder, run.run_id)
         run.log_curves(out.curves, scalars=_flat_numeric(out.metrics))  # one batch for both
         run.log_artifacts(out_dir)  # tables, figures, metrics.json, the log and .hydra/ in one call
         if out.failure:

@@ -11,6 +11,7 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
+from pipeline.config.validate import ConfigError
 from pipeline.paths import repo_root
 
 SECRET_HINTS = ("token", "password", "passwd", "secret", "api_key", "apikey", "credential", "private_key", "access_key")
@@ -82,6 +83,25 @@ def env_keys(raw: Any, prefix: str = "") -> set[str]:
     elif isinstance(raw, str) and any(t in raw for t in _ENV_INTERP):
         out.add(prefix.rstrip("."))
     return out
+
+
+# names MLflow shows and stores verbatim (experiment name, run name): an environment value there is stored as is
+NAME_KEYS = ("tracking.experiment", "tracking.run_name")
+
+
+class SecretName(ConfigError):
+    """An experiment or run name read from the environment (rejected: it would be stored verbatim)."""
+
+
+def env_named(raw: Any) -> None:
+    """Reject (SecretName, one line) `tracking.experiment` / `tracking.run_name` taken from the environment
+    (`${oc.env:...}`) in a raw, unresolved config. Rejected rather than redacted: a name is the one thing a
+    user reads a run by, and every run named `<redacted>` would be one indistinguishable pile."""
+    for key in sorted(env_keys(raw) & set(NAME_KEYS)):
+        raise SecretName(
+            f"{key}: taken from the environment (${{oc.env:...}}), which could be a secret and would be stored "
+            "verbatim as a name in MLflow: give a literal name"
+        )
 
 
 def flatten(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -156,6 +176,28 @@ def code_version() -> str:
             continue
         h.update(str(path.relative_to(pkg)).encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def files_digest(paths) -> str:
+    """Short hash of the contents of `paths` (name and bytes; an absent file counts as absent): with the config
+    hash it is the key `resume=true` matches, so an edited input file never reuses an old result."""
+    from pathlib import Path
+
+    h = hashlib.sha256()
+    for path in sorted(str(p) for p in paths):
+        h.update(path.encode() + b"\0")
+        try:
+            p = Path(path)
+            if p.is_file():
+                with open(p, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+                h.update(b"\0file")
+            else:
+                h.update(b"\0absent")
+        except OSError as exc:
+            h.update(f"\0unreadable {exc.errno}".encode())
     return h.hexdigest()[:16]
 
 

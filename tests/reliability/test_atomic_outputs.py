@@ -129,3 +129,106 @@ def test_sigterm_while_writing_leaves_old_outputs_and_no_staging(tmp_path):
     assert p.returncode != 0
     assert (out / "theory.csv").read_text() == "old\n" and (out / "old_only.csv").exists()
     assert _no_staging(tmp_path)
+
+
+# ---- issue 21: a stage never deletes or overwrites a file it did not write --------------------------------
+
+
+def _foreign(tmp_path):
+    x = tmp_path / "thesis_folder"
+    (x / "sub").mkdir(parents=True)
+    (x / "precious.txt").write_text("mine\n")
+    (x / "sub" / "thesis.tex").write_text("\\documentclass{article}\n")
+    return x
+
+
+def _snapshot(path):
+    return {str(p.relative_to(path)): p.read_bytes() if p.is_file() else None for p in path.rglob("*")}
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["foreign", "other_stage", "cwd", "empty_string", "home", "root", "parent_of_repo", "repo_root", "a_file"],
+)
+def test_check_out_dir_refuses_what_the_stage_does_not_own_with_one_line(tmp_path, monkeypatch, where):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    other = tmp_path / "lyapunov_out"
+    other.mkdir()
+    (other / outputs.MARKER).write_text("lyapunov\n")
+    (other / "zero_crossings.csv").write_text("x\n")
+    (tmp_path / "f.txt").write_text("x\n")
+    target = {
+        "foreign": _foreign(tmp_path),
+        "other_stage": other,
+        "cwd": ".",
+        "empty_string": "",
+        "home": str(tmp_path / "home"),
+        "root": "/",
+        "parent_of_repo": str(ROOT.parent),
+        "repo_root": str(ROOT),
+        "a_file": str(tmp_path / "f.txt"),
+    }[where]
+    with pytest.raises(outputs.ForeignOutputDir) as e:
+        outputs.check_out_dir(target, "theory")
+    assert "\n" not in str(e.value) and str(e.value).startswith("out_dir=")
+    assert isinstance(e.value, __import__("pipeline.config.validate").config.validate.ConfigError)
+
+
+def test_check_out_dir_accepts_new_empty_own_and_clean_clone_dvc_folders(tmp_path):
+    outputs.check_out_dir(tmp_path / "new", "theory")
+    (tmp_path / "empty").mkdir()
+    outputs.check_out_dir(tmp_path / "empty", "theory")
+    hydra_only = tmp_path / "hydra_only"  # Hydra's files of this very job, DVC's .gitignore
+    (hydra_only / ".hydra").mkdir(parents=True)
+    (hydra_only / "theory.log").write_text("")
+    (hydra_only / ".gitignore").write_text("/theory.csv\n")
+    outputs.check_out_dir(hydra_only, "theory")
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / outputs.MARKER).write_text("theory\n")
+    (own / "anything.csv").write_text("x\n")
+    outputs.check_out_dir(own, "theory")
+    clone = tmp_path / "clone"  # outputs/report/ of a clean clone without the marker: .gitignore + DVC metrics
+    clone.mkdir()
+    for name in (".gitignore", "metrics.json", "summary.csv"):
+        (clone / name).write_text("{}\n")
+    outputs.check_out_dir(clone, "report")
+    with pytest.raises(outputs.ForeignOutputDir):
+        outputs.check_out_dir(clone, "theory")  # summary.csv is not a theory output
+
+
+def test_staged_with_an_owner_refuses_a_foreign_folder_untouched_and_marks_its_own(tmp_path):
+    x = _foreign(tmp_path)
+    before = _snapshot(x)
+    with pytest.raises(outputs.ForeignOutputDir):
+        with staged(x, owner="theory") as folder:
+            (folder / "theory.csv").write_text("new\n")
+    assert _snapshot(x) == before and _no_staging(tmp_path)
+    out = tmp_path / "theory"
+    for _ in range(2):  # the marker is written the same each time (committed in git for outputs/<stage>/)
+        with staged(out, owner="theory") as folder:
+            (folder / "theory.csv").write_text("new\n")
+        assert (out / outputs.MARKER).read_text() == "theory\n"
+    with staged(out) as folder:  # a writer that names no stage (collect) keeps the marker
+        (folder / "theory.csv").write_text("newer\n")
+    assert (out / outputs.MARKER).read_text() == "theory\n"
+
+
+@pytest.mark.parametrize("arg", ["hydra.run.dir", "out_dir=.", "out_dir=''"])
+def test_cli_refuses_a_foreign_output_folder_before_compute_and_leaves_it_untouched(run_cli, store, tmp_path, arg):
+    """The bug: the folder came back holding only theory outputs (precious.txt, sub/thesis.tex deleted), exit 0;
+    out_dir=. failed after compute with an EBUSY traceback."""
+    x = _foreign(tmp_path)
+    before = _snapshot(x)
+    repo_before = sorted(p.name for p in ROOT.iterdir())
+    args = [f"hydra.run.dir={x}"] if arg == "hydra.run.dir" else [arg, f"hydra.run.dir={tmp_path / 'run'}"]
+    p = run_cli("theory", *args)
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: out_dir=") and "Traceback" not in p.stderr, p.stderr
+    assert _snapshot(x) == before  # not even Hydra's .hydra/ and theory.log are left there
+    assert sorted(p.name for p in ROOT.iterdir()) == repo_before
+    from tests.conftest import runs
+
+    assert len(runs(store, "theory")) == 0  # refused before any run was opened

@@ -4,6 +4,7 @@ directory leaves every job's outputs there (copied from the finished run's folde
 import json
 import shutil
 
+from pipeline.stages.outputs import read_run_record
 from pipeline.tracking import provenance
 from tests.conftest import runs
 
@@ -36,9 +37,7 @@ def test_resume_in_a_new_sweep_dir_leaves_every_jobs_outputs_there(run_cli, stor
     args = ["-m", "net.depth=4", "experiment=smoke", "engine.burn_in=1"]
     p = run_cli("mlp_sweep", *args, f"hydra.sweep.dir={tmp_path / 'a'}")
     assert p.returncode == 0, p.stderr
-    first = {
-        d.name: json.loads((d / "metrics.json").read_text())["mlflow_run_id"] for d in (tmp_path / "a").glob("[0-9]")
-    }
+    first = {d.name: read_run_record(d) for d in (tmp_path / "a").glob("[0-9]")}
     for sweep in ("b", "c"):  # b: copied from a's folders; c (a deleted): downloaded from the artifacts
         if sweep == "c":
             shutil.rmtree(tmp_path / "a")
@@ -46,7 +45,7 @@ def test_resume_in_a_new_sweep_dir_leaves_every_jobs_outputs_there(run_cli, stor
         assert p.returncode == 0, p.stderr
         for job, run_id in first.items():
             d = tmp_path / sweep / job
-            assert json.loads((d / "metrics.json").read_text())["mlflow_run_id"] == run_id
+            assert read_run_record(d) == run_id and "mlflow_run_id" not in json.loads((d / "metrics.json").read_text())
             assert (d / "sweep.csv").exists() and (d / ".hydra" / "config.yaml").exists()
     df = runs(store, "mlp_sweep")
     assert (df.status == "FINISHED").sum() == 1 + 3  # 1 job + 3 parents: a resumed job adds no run

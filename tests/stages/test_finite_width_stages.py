@@ -1,6 +1,5 @@
 """mlp_sweep, collect and lyapunov as users run them (smoke-sized, subprocesses, temp MLflow store)."""
 
-import json
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from pipeline.stages.outputs import read_run_record
 from tests.conftest import ROOT, runs
 
 SMOKE = ["experiment=smoke"]
@@ -51,7 +51,7 @@ def test_mlp_sweep_multirun_then_collect(run_cli, store, tmp_path):
     df = runs(store, "mlp_sweep")
     parent = df[df["tags.mlflow.parentRunId"].isna()]
     assert len(parent) == 1 and parent.status.item() == "FINISHED"
-    assert json.loads((out / "metrics.json").read_text())["mlflow_run_id"] == parent.run_id.item()
+    assert read_run_record(out) == parent.run_id.item()  # mlflow_run.json (not the DVC-tracked metrics.json)
     arts = [a.path for a in mlflow.MlflowClient(tracking_uri=store).list_artifacts(parent.run_id.item(), "merged")]
     assert "merged/sweep.csv" in arts
     child = df[df["tags.mlflow.parentRunId"].notna()].run_id.iloc[0]

@@ -2,9 +2,11 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.stages.outputs import read_run_record
 from tests.conftest import runs
 
 SMOKE = ["experiment=smoke"]
@@ -43,7 +45,8 @@ def test_single_run_writes_tables_figures_and_a_finished_run(run_cli, store, tmp
     metrics = json.loads((out / "metrics.json").read_text())
     df = runs(store, "theory")
     assert list(df.status) == ["FINISHED"]
-    assert metrics["mlflow_run_id"] == df.run_id[0]
+    assert read_run_record(out) == df.run_id[0] and "mlflow_run_id" not in metrics  # not in a DVC-tracked file
+    assert (out / ".ginn-stage").read_text() == "theory\n"  # the folder is the theory stage's to replace
     assert df["tags.stage"][0] == "theory" and "tags.git_commit" in df
     assert df["params.net.sigma_w2"][0] == "1.5" and df["metrics.net.sigma_w2"][0] == 1.5
     # the UI shows values rounded to 6 significant digits (issue 16); metrics.json keeps full precision
@@ -78,3 +81,52 @@ def test_bad_input_exits_nonzero_with_the_key_and_leaves_no_outputs_or_runs(run_
     assert set(leftovers) <= {".hydra", "theory.log"}, leftovers
     df = runs(store, "theory")
     assert "RUNNING" not in set(df.status)
+
+
+def test_values_whose_own_status_says_invalid_are_nan_and_leave_the_headline():
+    """Issue 21, theory stage: an unconverged solve (relu at sigma_w2 = 2, sigma_b2 > 0 stopped at max_iter with
+    q* ~ 1e6, no finite fixed point), a placeholder q* where no critical point was found, a one-loop value whose
+    status is not ok and an unverified quadrature were written as numbers. They are NaN with their status beside
+    them; a diverged q* = inf and relu's chi1 at a degenerate c* are results and stay."""
+    from pipeline.stages import theory
+
+    grid = pd.DataFrame({
+        "activation": ["relu"] * 4, "sigma_w2": [2.0, 3.0, 1.0, 1.5], "sigma_b2": [0.5, 0.5, 0.0, 0.1],
+        "xi": [1.0] * 4, "q_star": [2.3e6, float("inf"), 0.0, 0.4], "c_star": [1.0, 1.0, float("nan"), 0.9],
+        "chi1": [1.0, 1.5, 0.5, 0.75], "a_q": [1.0, 1.5, 0.5, 0.75], "chi_c": [1.0, 1.0, 0.5, 0.8],
+        "depth_scale_q": [1e9, float("inf"), 1.4, 3.5], "depth_scale_c": [1e9, 2.0, 1.4, 4.0],
+        "lambda_mf": [0.0, 0.2, -0.35, -0.14], "q_status": ["max_iter", "diverged", "converged", "converged"],
+        "c_status": ["converged", "converged", "degenerate", "converged"],
+        "quad_status": ["ok", "ok", "ok", "inaccurate"],
+    })  # fmt: skip
+    crit = pd.DataFrame({"activation": ["relu", "tanh", "gelu"], "sigma_b2": [0.0, 0.0, 0.05], "xi": [1.0] * 3,
+                         "sigma_w2_crit": [2.0, 1.0, float("nan")], "q_star": [0.0, 0.0, 7.0],
+                         "found": [True, True, False], "crossing_status": ["crossing", "crossing", "jump"],
+                         "sigma_w2_jump": [float("nan"), float("nan"), 1.9],
+                         "quad_status": ["ok", "inaccurate", "ok"]})  # fmt: skip
+    iters = pd.DataFrame({"activation": ["tanh"] * 2, "layer": [0, 1], "q11": [1.0, 0.6], "c": [0.5, 0.51],
+                          "quad_status": ["ok", "ok"]})  # fmt: skip
+    ol = pd.DataFrame({"activation": ["tanh"] * 2, "width": [16, 64], "V_star": [0.3, 0.3],
+                       "lambda_coeff_1overN": [-2.0, -2.0], "lambda_one_loop": [0.1, 0.03],
+                       "expansion_parameter": [0.4, 0.1], "status": ["expansion_breakdown", "ok"]})  # fmt: skip
+    oc = pd.DataFrame({"activation": ["tanh", "tanh"], "sigma_b2": [0.05, 0.05], "width": [16, 64],
+                       "crossing_mean_field": [1.76, 1.76], "crossing_one_loop": [2.9, 1.9],
+                       "status": ["expansion_breakdown", "ok"]})  # fmt: skip
+    res = theory.mask_tables(theory.TheoryResult(grid, crit, iters, {}, one_loop=ol, one_loop_crossings=oc))
+    t = res.theory
+    assert t.loc[0, ["q_star", "chi1", "lambda_mf", "c_star", "depth_scale_c"]].isna().all()  # max_iter
+    assert t.loc[1, "q_star"] == float("inf") and t.loc[1, "chi1"] == 1.5  # diverged: a result
+    assert t.loc[2, "chi1"] == 0.5 and t.loc[2, "q_star"] == 0.0  # degenerate c*: the q side stays
+    assert t.loc[3, theory.GRID_VALUES].isna().all() and t.loc[3, "sigma_w2"] == 1.5  # quadrature not verified
+    assert (t.q_status == grid.q_status).all() and (t.quad_status == grid.quad_status).all()
+    c = res.critical.set_index("activation")
+    assert c.loc["relu", "sigma_w2_crit"] == 2.0 and np.isnan(c.loc["tanh", "sigma_w2_crit"])
+    assert np.isnan(c.loc["gelu", "q_star"])  # a placeholder where found is False
+    assert res.one_loop.lambda_one_loop.tolist()[1] == 0.03 and np.isnan(res.one_loop.lambda_one_loop[0])
+    assert res.one_loop.V_star.tolist() == [0.3, 0.3]  # the diagnostic behind the status stays
+    assert np.isnan(res.one_loop_crossings.crossing_one_loop[0])
+    m = theory.headline(res).metrics
+    assert m["critical_sigma_w2_at_sigma_b2_0"] == {"relu": 2.0, "tanh": None}
+    assert m["n_excluded_critical_points"] == 2
+    assert m["one_loop_crossing_shift_at_min_width"] == {"tanh_sb0.05_N16": None}  # was 2.9 - 1.76
+    assert m["n_excluded_one_loop_crossings"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,36 @@ def without_overflowed(x: torch.Tensor, m: EnsembleMeasurement) -> torch.Tensor:
     return torch.where(bad, torch.full_like(x, float("nan")), x)
 
 
+LAYER_AVERAGED = {  # per-transition quantities averaged over layers burn_in..L-1 (summarize's columns)
+    "log_q_growth": lambda m: m.log_q[..., 1:] - m.log_q[..., :-1],  # growth of ln q: ln A_q where q -> 0 or inf
+    "chi": lambda m: m.chi,
+    "lambda_replica": lambda m: m.log_growth_replica,
+    "lambda_tangent": lambda m: m.log_growth_tangent,
+}
+
+
+def network_values(m: EnsembleMeasurement, burn_in: int, name: str) -> np.ndarray:
+    """One number per (sigma_w2, network): `name` averaged over transitions burn_in..L-1, then over the inputs.
+
+    The per-network values whose mean and SE over networks are `summarize`'s columns (docs/science.md §7); the
+    networks are the independent samples, and with common random numbers column s of every sigma_w2 is the same
+    network (same standard-normal weights), so the rows of one column are correlated.
+
+    Args:
+        m: raw measurements of `ensemble.simulate`.
+        burn_in: first transition of the layer average; clamped to [0, depth - 1].
+        name: one of `LAYER_AVERAGED` (log_q_growth, chi, lambda_replica, lambda_tangent).
+
+    Returns:
+        float64 array (K, S); NaN for an overflowed network (`without_overflowed`) or one with no finite layer.
+    """
+    if name not in LAYER_AVERAGED:
+        raise ValueError(f"name={name!r}: allowed {', '.join(LAYER_AVERAGED)}")
+    b = min(max(burn_in, 0), m.spec.depth - 1)
+    x = LAYER_AVERAGED[name](m)[..., b:].nanmean(-1)  # (S, K, inputs)
+    return without_overflowed(x, m).nanmean(2).T.numpy()
+
+
 def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     """One row per sigma_w2: q^L, c^L, chi, both Lyapunov estimates (per layer), spectrum, with SEs.
 
@@ -68,10 +99,8 @@ def summarize(m: EnsembleMeasurement, burn_in: int) -> pd.DataFrame:
     rows["q_L"], rows["q_L_se"], _ = mean_se(per_seed(torch.exp(m.log_q[..., -1])), 1)  # inf beyond float64
     rows["log_q_L"], rows["log_q_L_se"], _ = mean_se(per_seed(m.log_q[..., -1]), 1)
     rows["c_L"], rows["c_L_se"], _ = mean_se(per_seed(m.c[..., -1]), 1)
-    growth = m.log_q[..., 1:] - m.log_q[..., :-1]  # per-layer growth of ln q: ln A_q where q -> 0 or inf
-    rows["log_q_growth"], rows["log_q_growth_se"], _ = mean_se(per_seed(after_burn_in(growth)), 1)
-    for name, x in (("chi", m.chi), ("lambda_replica", m.log_growth_replica), ("lambda_tangent", m.log_growth_tangent)):
-        rows[name], rows[f"{name}_se"], n = mean_se(per_seed(after_burn_in(x)), 1)
+    for name in ("log_q_growth", "chi", "lambda_replica", "lambda_tangent"):
+        rows[name], rows[f"{name}_se"], n = mean_se(torch.from_numpy(network_values(m, burn_in, name)), 1)
     rows["n_seeds_used"] = n
     rows["n_failed_networks"] = (m.failed_layer >= 0).sum(0).numpy()
     rows["n_overflowed_networks"] = (m.overflow_layer >= 0).sum(0).numpy()
@@ -121,11 +150,12 @@ def layer_curves(m: EnsembleMeasurement) -> pd.DataFrame:
 
 
 def zero_crossing(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> tuple[float, float]:
-    """First upward crossing of y = 0 by linear interpolation, with SE propagated from the two points.
+    """First upward crossing of y = 0 by linear interpolation, with SE propagated from two *independent* points.
 
     For the first interval (after sorting by x) with finite y_i < 0 <= y_{i+1}: w = -y_i / (y_{i+1} - y_i),
-    x0 = x_i + w (x_{i+1} - x_i), SE = sqrt(((1 - w) se_i)^2 + (w se_{i+1})^2) / |slope| (docs/science.md §7;
-    treats the two points as independent).
+    x0 = x_i + w (x_{i+1} - x_i), SE = sqrt(((1 - w) se_i)^2 + (w se_{i+1})^2) / |slope|. The SE holds only for
+    independent points: the stages' curves share each network across sigma_w2 (common random numbers) and take
+    their crossing and SE from `network_crossing` (docs/science.md §7).
 
     Args:
         x: grid, 1-D array (any order).
@@ -138,11 +168,107 @@ def zero_crossing(x: np.ndarray, y: np.ndarray, se: np.ndarray) -> tuple[float, 
     """
     order = np.argsort(x)
     x, y, se = np.asarray(x)[order], np.asarray(y)[order], np.asarray(se)[order]
+    i = _first_upward(x, y)
+    if i is None:
+        return float("nan"), float("nan")
+    w = -y[i] / (y[i + 1] - y[i])
+    x0 = x[i] + w * (x[i + 1] - x[i])
+    slope = (y[i + 1] - y[i]) / (x[i + 1] - x[i])
+    err = math.sqrt(((1 - w) * se[i]) ** 2 + (w * se[i + 1]) ** 2) / abs(slope)
+    return float(x0), float(err)
+
+
+class Crossing(NamedTuple):
+    """A measured zero crossing: value, standard error, `status` ("ok" or why there is none) and its `reason`.
+
+    Where status is not "ok", x and se are NaN and `reason` says why in words (for the log line and metrics).
+    """
+
+    x: float
+    se: float
+    status: str
+    reason: str
+
+
+CROSSING_STATUS = ("ok", "too_few_points", "no_sign_change", "no_upward_crossing", "too_few_networks")
+
+
+def _first_upward(x: np.ndarray, y: np.ndarray) -> int | None:
+    """Index i of the first interval (x sorted) with finite y_i < 0 <= y_{i+1}, else None."""
     for i in range(len(x) - 1):
         if np.isfinite(y[i]) and np.isfinite(y[i + 1]) and y[i] < 0 <= y[i + 1]:
-            w = -y[i] / (y[i + 1] - y[i])
-            x0 = x[i] + w * (x[i + 1] - x[i])
-            slope = (y[i + 1] - y[i]) / (x[i + 1] - x[i])
-            err = math.sqrt(((1 - w) * se[i]) ** 2 + (w * se[i + 1]) ** 2) / abs(slope)
-            return float(x0), float(err)
-    return float("nan"), float("nan")
+            return i
+    return None
+
+
+def _no_crossing(x: np.ndarray, y: np.ndarray, what: str) -> Crossing:
+    """The Crossing (NaN, NaN, status, reason) of a curve y(x) without an upward zero crossing."""
+    ok = np.isfinite(y)
+    nan = float("nan")
+    if ok.sum() < 2:
+        return Crossing(nan, nan, "too_few_points", f"{int(ok.sum())} grid point(s) with a finite {what}: needs >= 2")
+    lo, hi = float(x[ok].min()), float(x[ok].max())
+    if (y[ok] < 0).all():
+        return Crossing(nan, nan, "no_sign_change", f"{what} < 0 at every sigma_w2 in [{lo:g}, {hi:g}]")
+    if (y[ok] >= 0).all():
+        return Crossing(nan, nan, "no_sign_change", f"{what} >= 0 at every sigma_w2 in [{lo:g}, {hi:g}]")
+    why = f"{what} changes sign on [{lo:g}, {hi:g}] only downward or across a missing point"
+    return Crossing(nan, nan, "no_upward_crossing", why)
+
+
+def network_crossing(x: np.ndarray, per_network: np.ndarray, what: str = "lambda") -> Crossing:
+    """First upward zero crossing of the mean curve over networks, with a jackknife-over-networks SE.
+
+    Estimator (docs/science.md §7): the mean curve ybar_k = mean over finite networks of y_ks is interpolated
+    linearly in the first interval [x_i, x_i+1] with ybar_i < 0 <= ybar_i+1, x0 = x_i + w (x_i+1 - x_i),
+    w = -ybar_i / (ybar_i+1 - ybar_i) (the same point estimate as `zero_crossing`). Its SE is the delete-one
+    jackknife over networks, SE^2 = (n - 1)/n sum_s (x0_(s) - mean_s x0_(s))^2, with x0_(s) the crossing of the
+    same interval's line through the means without network s. Every sigma_w2 of one network shares its weights
+    (common random numbers), so the two bracketing means are correlated, as is the noise on the slope; leaving
+    out whole networks carries both (to first order it is the delta method with the full covariance), where the
+    two-point formula of `zero_crossing` treats the points as independent.
+
+    Args:
+        x: grid, 1-D array of length K (any order).
+        per_network: (K, S) values of each network at each grid point (`network_values`); NaN = not measured.
+        what: name of the quantity, for the reason text.
+
+    Returns:
+        `Crossing`; (nan, nan, status, reason) when there is no upward crossing on the grid or fewer than 2
+        networks are finite at both bracketing points.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(per_network, dtype=float).reshape(len(x), -1)
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    fin = np.isfinite(y)
+    n_k = fin.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(fin, y, 0.0).sum(1) / n_k
+    i = _first_upward(x, mean)
+    if i is None:
+        return _no_crossing(x, mean, what)
+    h = x[i + 1] - x[i]
+    used = fin[i] & fin[i + 1]  # networks measured at both ends of the bracket
+    n = int((fin[i] | fin[i + 1]).sum())
+    if used.sum() < 2:
+        nan = float("nan")
+        return Crossing(nan, nan, "too_few_networks",
+                        f"{int(used.sum())} network(s) finite at both sigma_w2 = {x[i]:g} and {x[i + 1]:g}: "
+                        "needs >= 2 for a standard error")  # fmt: skip
+    x0 = x[i] - mean[i] * h / (mean[i + 1] - mean[i])
+    # leave-one-out means at the two bracketing points (a network missing at a point leaves that mean unchanged)
+    loo = []
+    for k in (i, i + 1):
+        yk = np.where(fin[k], y[k], 0.0)
+        drop = fin[k].astype(float)
+        loo.append((yk.sum() - yk) / (n_k[k] - drop))
+    members = fin[i] | fin[i + 1]
+    a, b = loo[0][members], loo[1][members]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x_loo = x[i] - a * h / (b - a)
+    se = math.sqrt((n - 1) / n * float(((x_loo - x_loo.mean()) ** 2).sum()))
+    if not np.isfinite(se):
+        nan = float("nan")
+        return Crossing(nan, nan, "too_few_networks", "a leave-one-network-out curve has no slope at the bracket")
+    return Crossing(float(x0), se, "ok", "")

@@ -10,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from pipeline.plots.prepare import cases as config_cases
+from pipeline.status import mask_invalid
 
 
 def _title(name: str, d: pd.DataFrame) -> str:
@@ -19,7 +20,11 @@ def _title(name: str, d: pd.DataFrame) -> str:
 
 def crossings_vs_inverse_width(loop: pd.DataFrame, path: Path, keys=()) -> None:
     """Per configuration (activation, sigma_b2, depth, xi, swept config `keys`): measured crossing +- SE against
-    1/N, with mean field, one loop and exact ReLU; a line never joins two configurations."""
+    1/N, with mean field, one loop and exact ReLU; a line never joins two configurations. A one-loop value whose
+    `one_loop_status` is not ok is not drawn (pipeline.status.mask_invalid): its status is written at its width."""
+    if "one_loop_status" in loop:
+        loop = loop.assign(one_loop_status=loop.one_loop_status.fillna("not_derived"))
+        loop = mask_invalid(loop, ["crossing_one_loop", "crossing_one_loop_deep"], "one_loop_status")
     cases = config_cases(loop, keys, exclude=("width", "group"))
     cols = min(3, len(cases))
     rows = -(-len(cases) // cols)
@@ -35,7 +40,7 @@ def crossings_vs_inverse_width(loop: pd.DataFrame, path: Path, keys=()) -> None:
             ax.plot(x, d.crossing_one_loop, "-", color="C1", label="one loop, same depth")
         if d.crossing_exact.notna().any():
             ax.plot(x, d.crossing_exact, ":", color="C2", lw=2, label="exact (ReLU)")
-        flagged = d[d.one_loop_status.fillna("ok") != "ok"]
+        flagged = d[d.one_loop_status != "ok"] if "one_loop_status" in d else d.iloc[:0]
         for xx, status in zip(1.0 / flagged.width, flagged.one_loop_status):
             ax.annotate(str(status), (xx, ax.get_ylim()[0]), fontsize=6, rotation=90, va="bottom", color="C3")
         ax.set(title=_title(name, d), xlabel="1/N", ylabel=r"zero crossing $\sigma_w^{2*}$")

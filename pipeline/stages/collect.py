@@ -29,8 +29,8 @@ import pandas as pd
 
 from pipeline.paths import repo_root
 from pipeline.plots.figures import draw_stage_figures
-from pipeline.stages.outputs import staged, write_json
-from pipeline.stages.tables import round_float, write_csv
+from pipeline.stages.outputs import read_run_record, staged, write_json, write_run_record
+from pipeline.stages.tables import write_csv
 from pipeline.status import mask_invalid
 from pipeline.tracking.sweep import PARENT_FILE
 
@@ -169,7 +169,6 @@ ONE_LOOP_VALUES = ("crossing_one_loop", "crossing_one_loop_deep", "z_one_loop")
 NOT_DERIVED = "not_derived"
 # per-job MLflow run ids: a git-ignored file beside the merged tables, not a DVC out (run ids differ on every run)
 RUNS_FILE = "runs.csv"
-RUN_RECORD = "mlflow_run.json"  # {"mlflow_run_id": <the sweep's parent run>}, git-ignored, not a DVC out
 
 
 def group_label(row, cols) -> str:
@@ -242,21 +241,13 @@ def one_loop_summary(loop: pd.DataFrame) -> dict:
     closer = one_loop_closer(loop)
     both = closer.notna()
     return {
-        "one_loop_max_abs_z": round_float(loop.z_one_loop[ok].abs().max()) if ok.any() else None,
-        "mean_field_max_abs_z": round_float(loop.z_mean_field[both].abs().max()) if both.any() else None,
+        "one_loop_max_abs_z": float(loop.z_one_loop[ok].abs().max()) if ok.any() else None,
+        "mean_field_max_abs_z": float(loop.z_mean_field[both].abs().max()) if both.any() else None,
         "one_loop_closer_than_mean_field": f"{int((closer[both] == True).sum())}/{int(both.sum())}",  # noqa: E712
         "n_excluded_one_loop": int(flagged.sum()),
         "one_loop_excluded_statuses": {str(k): int(v) for k, v in by_status.items()},
         "n_without_measured_crossing": int(loop.crossing_measured.isna().sum()),
     }
-
-
-def job_run_id(job: Path, metrics: dict) -> str | None:
-    """A job's MLflow run id: its <job>/mlflow_run.json, else (jobs written before it existed) its metrics.json."""
-    record = job / RUN_RECORD
-    if record.is_file():
-        return json.loads(record.read_text()).get("mlflow_run_id")
-    return metrics.get("mlflow_run_id")
 
 
 def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
@@ -298,7 +289,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
             }
         )
         key = {k: crossings[-1][k] for k in (*DESIGN, *cols) if k in crossings[-1]}
-        runs.append({"job": d.name, **key, "mlflow_run_id": job_run_id(d, m)})
+        runs.append({"job": d.name, **key, "mlflow_run_id": read_run_record(d)})
     fw = finite_width_table(sweep, cols)
     loop = one_loop_crossings(pd.DataFrame(crossings), cols)
     check_unique("finite_width.csv", fw, table_key("finite_width.csv", fw, cols))
@@ -330,7 +321,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
             **one_loop_summary(loop),
         }
         write_json(folder / "metrics.json", metrics)
-        write_json(folder / RUN_RECORD, {"mlflow_run_id": parent_run})
+        write_run_record(folder, parent_run)  # the sweep's parent run
     if parent.exists():
         from pipeline.tracking.run import attach_to_run
 

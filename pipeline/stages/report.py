@@ -5,6 +5,11 @@ Reads outputs/<stage>/ (never MLflow): the figures the stages drew into outputs/
 copied to the report's figures/ and embedded as base64 PNG in a self-contained report.html, with a
 caption under each saying what it shows and what agreement to expect. The headline numbers
 (summary.csv / metrics.json) are computed from the stage tables.
+
+Status before number: every summary.csv row carries the `status` of the row it came from (one_loop_status,
+crossing_status, quad_status, status, excluded; "ok" when valid). A row whose status is not "ok" has NaN in the
+numbers its status speaks for and leaves every headline of metrics.json; `n_excluded_<headline>` counts the rows
+each headline left out, and no such row is ever called a disagreement.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import pandas as pd
 
 from pipeline.config.schema import StageConfig
 from pipeline.plots.figures import REPORT_FIGURES
-from pipeline.stages.collect import one_loop_closer
+from pipeline.stages.collect import ONE_LOOP_VALUES, one_loop_closer
 from pipeline.stages.runner import StageOutput
+from pipeline.stages.tables import write_csv
+from pipeline.status import mask_invalid
 
 log = logging.getLogger("ginn.report")
 
@@ -94,8 +101,40 @@ def find_figures(root: Path) -> dict:
     return {name: p for name, p in paths.items() if p.is_file()}
 
 
+# status-like columns of the stage tables and the value each takes on a valid row
+STATUS_COLUMNS = (("status", "ok"), ("crossing_status", "crossing"), ("q_status", "converged"),
+                  ("quad_status", "ok"), ("excluded", False))  # fmt: skip
+SUMMARY_VALUES = ["measured", "measured_se", "theory", "difference"]
+
+
+def row_status(r, columns=STATUS_COLUMNS) -> str:
+    """ "ok", or the first status-like column of a table row that says otherwise, as '<column>=<value>' (e.g.
+    'crossing_status=jump'); a missing or empty status column says nothing."""
+    for col, ok in columns:
+        v = getattr(r, col, None)
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            continue
+        if (bool(v) != ok) if isinstance(ok, bool) else (str(v) != ok):
+            return f"{col}={v}"
+    return "ok"
+
+
+def one_loop_table(loop: pd.DataFrame) -> pd.DataFrame:
+    """mlp_sweep/one_loop_crossings.csv with the rule applied whoever wrote it: one-loop values NaN where
+    `one_loop_status` is not "ok" (a missing status: one loop not derived for that job, collect.NOT_DERIVED)."""
+    loop = loop.copy()
+    if "one_loop_status" not in loop:
+        loop["one_loop_status"] = np.nan
+    loop["one_loop_status"] = loop.one_loop_status.where(loop.one_loop_status.notna(), "not_derived")
+    return mask_invalid(loop, list(ONE_LOOP_VALUES), "one_loop_status")
+
+
 def headline(tables: dict) -> pd.DataFrame:
-    """summary.csv: measured vs predicted critical points, thresholds, finite-width check, accuracies."""
+    """summary.csv: measured vs predicted critical points, thresholds, finite-width check, accuracies.
+
+    Every row has a `status` ("ok", or why its numbers are not shown): a one-loop row whose one loop is not ok
+    keeps its measurement and has no theory/difference; any other row that is not ok has no numbers at all.
+    """
     rows = []
     for r in tables["lyapunov/zero_crossings.csv"].itertuples():
         rows.append(
@@ -107,6 +146,7 @@ def headline(tables: dict) -> pd.DataFrame:
                 "measured_se": r.crossing_measured_se,
                 "theory": r.crossing_theory,
                 "difference": r.crossing_measured - r.crossing_theory,
+                "status": row_status(r),
             }
         )
     crit = tables["theory/critical_line.csv"]
@@ -120,6 +160,7 @@ def headline(tables: dict) -> pd.DataFrame:
                 "measured_se": np.nan,
                 "theory": r.sigma_w2_crit,
                 "difference": np.nan,
+                "status": row_status(r),
             }
         )
     th = tables["gauge_scan/thresholds.csv"]
@@ -137,6 +178,7 @@ def headline(tables: dict) -> pd.DataFrame:
                         "measured_se": getattr(r, f"{kind}_threshold_se"),
                         "theory": t,
                         "difference": m - t,
+                        "status": row_status(r),
                     }
                 )
     rfw = tables["lyapunov/relu_finite_width.csv"]
@@ -150,6 +192,7 @@ def headline(tables: dict) -> pd.DataFrame:
                 "measured_se": r.lambda_measured_se,
                 "theory": r.lambda_exact,
                 "difference": r.lambda_measured - r.lambda_exact,
+                "status": row_status(r),
             }
         )
     gm = tables["ginn_train/metrics.json"]
@@ -164,9 +207,10 @@ def headline(tables: dict) -> pd.DataFrame:
                     "measured_se": np.nan,
                     "theory": np.nan,
                     "difference": np.nan,
+                    "status": "ok",
                 }
             )
-    for r in tables["mlp_sweep/one_loop_crossings.csv"].itertuples():
+    for r in one_loop_table(tables["mlp_sweep/one_loop_crossings.csv"]).itertuples():
         rows.append(
             {
                 "quantity": "one_loop_zero_crossing",
@@ -176,9 +220,21 @@ def headline(tables: dict) -> pd.DataFrame:
                 "measured_se": r.crossing_se,
                 "theory": r.crossing_one_loop,
                 "difference": r.crossing_measured - r.crossing_one_loop,
+                "status": "ok" if r.one_loop_status == "ok" else f"one_loop_status={r.one_loop_status}",
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    one = out.quantity == "one_loop_zero_crossing"  # the status is the one loop's: the measurement stays
+    return pd.concat(
+        [mask_invalid(out[~one], SUMMARY_VALUES), mask_invalid(out[one], ["theory", "difference"])]
+    ).sort_index()
+
+
+def _headline_max(values: pd.Series, status: pd.Series) -> tuple[float | None, int]:
+    """(max over rows whose status is ok and whose value is finite, or None; the number of rows left out)."""
+    v = values.where(status == "ok").abs()
+    v = v[np.isfinite(v)]
+    return (float(v.max()) if len(v) else None), int(len(values) - len(v))
 
 
 def _case_label(r) -> str:
@@ -194,13 +250,13 @@ def one_loop_verdicts(loop: pd.DataFrame) -> pd.DataFrame:
 
     The verdict states disagreements with their numbers; tolerances are the issue's, never widened to pass.
     """
-    d = loop.copy()
+    d = one_loop_table(loop)
     tol = np.maximum(2 * d.crossing_se, 0.02)
     d["tolerance"] = tol
     d["one_loop_closer_than_mean_field"] = one_loop_closer(d)
 
     def verdict(r) -> str:
-        if not np.isfinite(r.crossing_one_loop):
+        if str(r.one_loop_status) != "ok" or not np.isfinite(r.crossing_one_loop):  # status before number
             return f"no one-loop prediction ({r.one_loop_status})"
         if not np.isfinite(r.crossing_measured):
             return "no measured crossing (the exponent does not change sign on the grid)"
@@ -218,25 +274,27 @@ def compute(cfg: StageConfig) -> ReportResult:
     figures = find_figures(root)
     tables = read_tables(root)
     summary = headline(tables)
-    zc = summary[summary.quantity == "lyapunov_zero_crossing"]
-    metrics = {
-        "lyapunov_crossing_max_abs_diff": float(zc.difference.abs().max()),
-        "gauge_threshold_max_abs_diff": float(
-            summary[summary.quantity.str.endswith("_threshold")].difference.abs().max()
-        ),
-        "relu_finite_width_max_z": float(
-            (
-                summary.query("quantity == 'relu_finite_width_lambda'").difference.abs()
-                / summary.query("quantity == 'relu_finite_width_lambda'").measured_se
-            ).max()
-        ),
+    metrics = {}
+    # each headline over valid rows only (status ok, a number on both sides); n_excluded_<headline> beside it
+    for name, rows in (
+        ("lyapunov_crossing_max_abs_diff", summary.quantity == "lyapunov_zero_crossing"),
+        ("gauge_threshold_max_abs_diff", summary.quantity.str.endswith("_threshold")),
+    ):
+        metrics[name], metrics[f"n_excluded_{name}"] = _headline_max(summary.difference[rows], summary.status[rows])
+    rf = summary[summary.quantity == "relu_finite_width_lambda"]
+    metrics["relu_finite_width_max_z"], metrics["n_excluded_relu_finite_width_max_z"] = _headline_max(
+        rf.difference / rf.measured_se, rf.status
+    )
+    metrics.update({
         "ginn_test_accuracy": tables["ginn_train/metrics.json"].get("test_accuracy"),
         "mlp_test_accuracy": tables["ginn_train/metrics.json"].get("mlp_test_accuracy"),
         "n_figures": len(figures),
-    }
+    })  # fmt: skip
     loop = one_loop_verdicts(tables["mlp_sweep/one_loop_crossings.csv"])
-    predicted = loop.crossing_one_loop.notna() & loop.crossing_measured.notna()  # a comparison on both sides
+    # a comparison on both sides, of a one loop whose status is ok
+    predicted = (loop.one_loop_status == "ok") & loop.crossing_one_loop.notna() & loop.crossing_measured.notna()
     metrics["one_loop_agrees"] = f"{int((loop.verdict == 'agrees').sum())}/{int(predicted.sum())}"
+    metrics["n_excluded_one_loop"] = int(len(loop) - predicted.sum())
     comparable = loop.one_loop_closer_than_mean_field.notna()
     metrics["one_loop_closer_than_mean_field"] = (
         f"{int((loop.one_loop_closer_than_mean_field[comparable] == True).sum())}/{int(comparable.sum())}"  # noqa: E712
@@ -275,6 +333,7 @@ def _html(result: ReportResult, figs: Path) -> str:
             f"<p>One loop at the measured depth agrees with {result.metrics['one_loop_agrees']} measured crossings "
             f"within max(2 SE, 0.02), and is closer than mean field for "
             f"{result.metrics['one_loop_closer_than_mean_field']}. "
+            + _excluded_sentence(result.one_loop)
             + (f"It disagrees at {len(bad)}: " + "; ".join(
                 f"{_case_label(r)}: measured {r.crossing_measured:.3f} +- "
                 f"{r.crossing_se:.3f}, one loop {r.crossing_one_loop:.3f}" for r in bad.itertuples()) + "."
@@ -292,17 +351,29 @@ def _html(result: ReportResult, figs: Path) -> str:
     return "\n".join(parts)
 
 
+def _excluded_sentence(loop: pd.DataFrame) -> str:
+    """Which jobs have no one-loop comparison, and why (their status), e.g. '12 jobs have no comparison: ...'."""
+    none = loop[loop.verdict != "agrees"]
+    none = none[~none.verdict.str.startswith("DISAGREES")]
+    if none.empty:
+        return ""
+    why = none.verdict.value_counts()
+    return (f"{len(none)} job(s) have no comparison and leave these counts: "
+            + "; ".join(f"{n} x {v}" for v, n in why.items()) + ". ")  # fmt: skip
+
+
 def write(result: ReportResult, folder: Path) -> StageOutput:
     figs = folder / "figures"
     figs.mkdir()
     for name, path in result.figures.items():
         shutil.copyfile(path, figs / name)
-    result.summary.to_csv(folder / "summary.csv", index=False)
+    write_csv(result.summary, folder / "summary.csv")
     (folder / "report.html").write_text(_html(result, figs))
     m = result.metrics
     return StageOutput(
         m,
         {},
         f"{len(result.figures)} figures, max |lyapunov crossing - theory| = "
-        f"{m['lyapunov_crossing_max_abs_diff']:.3f} -> report.html",
+        + (f"{m['lyapunov_crossing_max_abs_diff']:.3f}" if m["lyapunov_crossing_max_abs_diff"] is not None else "none")
+        + f" ({m['n_excluded_lyapunov_crossing_max_abs_diff']} excluded) -> report.html",
     )

@@ -1,4 +1,10 @@
-"""`theory` stage: mean-field curves over (sigma_w2, sigma_b2) grids, critical lines, iterates (§1)."""
+"""`theory` stage: mean-field curves over (sigma_w2, sigma_b2) grids, critical lines, iterates (§1).
+
+Status before number (`mask_tables`): every table it writes carries NaN in the values its own status column
+says are invalid (an unconverged or unstable solve, an unverified quadrature, a placeholder q* where no critical
+point was found, a one-loop value whose status is not "ok"); the statuses stay beside them and the headline
+numbers of metrics.json are taken over valid rows only.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -15,6 +22,7 @@ from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
+from pipeline.status import mask_invalid
 from pipeline.theory.critical import critical_line
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import mean_field_grid
@@ -77,6 +85,48 @@ def one_loop_tables(
     return pd.concat(rows, ignore_index=True), pd.concat(crossings, ignore_index=True)
 
 
+UNSOLVED = ("max_iter", "unstable")  # a fixed-point solve that did not deliver x* (docs/science.md §7)
+Q_VALUES = ["q_star", "chi1", "a_q", "depth_scale_q", "lambda_mf"]  # read at q*: void where q* was not solved
+C_VALUES = ["c_star", "chi_c", "depth_scale_c"]  # read at (q*, c*)
+GRID_VALUES = Q_VALUES + C_VALUES
+ONE_LOOP_VALUES = ["lambda_coeff_1overN", "lambda_one_loop"]  # one_loop.csv: the 1/N predictions its status is for
+ONE_LOOP_CROSSING_VALUES = ["crossing_one_loop"]  # one_loop_crossings.csv: the one-loop root its status is for
+
+
+def _mask_where(df: pd.DataFrame, cols: list[str], bad) -> pd.DataFrame:
+    """`mask_invalid` for a validity that is not one status column equal to "ok" (several columns, a bool)."""
+    marked = df.assign(_valid=np.where(np.asarray(bad, dtype=bool), "invalid", "ok"))
+    return mask_invalid(marked, cols, "_valid").drop(columns="_valid")
+
+
+def mask_tables(result: TheoryResult) -> TheoryResult:
+    """The theory tables with the status-before-number rule applied (pipeline.status.mask_invalid).
+
+    theory.csv: the q-side values NaN where q_status is max_iter/unstable, the c-side ones also where c_status is,
+    every value where quad_status is not ok (a diverged q* = inf or a degenerate c* are results, not failures).
+    critical_line.csv: sigma_w2_crit and q_star NaN unless found and quad_status ok (q_star is a placeholder
+    otherwise). iterates.csv: the iterates NaN where quad_status is not ok. one_loop.csv / one_loop_crossings.csv:
+    the one-loop predictions NaN where `status` is not ok.
+    """
+    t = result.theory
+    q_bad = t.q_status.isin(UNSOLVED)
+    t = _mask_where(t, Q_VALUES, q_bad)
+    t = _mask_where(t, C_VALUES, q_bad | t.c_status.isin(UNSOLVED))
+    if "quad_status" in t:
+        t = mask_invalid(t, GRID_VALUES, "quad_status")
+    c = result.critical
+    c = _mask_where(c, ["sigma_w2_crit", "q_star"], ~c.found.astype(bool))
+    if "quad_status" in c:
+        c = mask_invalid(c, ["sigma_w2_crit", "q_star"], "quad_status")
+    it = result.iterates
+    if "quad_status" in it:
+        it = mask_invalid(it, [k for k in it.columns if k not in ("activation", "layer", "quad_status")], "quad_status")
+    loop = None if result.one_loop is None else mask_invalid(result.one_loop, ONE_LOOP_VALUES, "status")
+    cross = result.one_loop_crossings
+    cross = None if cross is None else mask_invalid(cross, ONE_LOOP_CROSSING_VALUES, "status")
+    return TheoryResult(t, c, it, result.quadrature, result.figures, one_loop=loop, one_loop_crossings=cross)
+
+
 def compute(cfg: StageConfig) -> TheoryResult:
     """All mean-field quantities of the config; a pure function of it."""
     th = cfg.theory
@@ -111,14 +161,16 @@ def compute(cfg: StageConfig) -> TheoryResult:
     )
     if th.one_loop.enabled and cfg.net.xi != 1.0:
         log.warning("one-loop tables skipped: derived for i.i.d. weights (net.xi = 1), got net.xi=%g", cfg.net.xi)
-    result = TheoryResult(
-        pd.concat(grids, ignore_index=True),
-        pd.concat(crits, ignore_index=True),
-        iters,
-        quad,
-        th.figures,
-        one_loop=loop,
-        one_loop_crossings=loop_cross,
+    result = mask_tables(
+        TheoryResult(
+            pd.concat(grids, ignore_index=True),
+            pd.concat(crits, ignore_index=True),
+            iters,
+            quad,
+            th.figures,
+            one_loop=loop,
+            one_loop_crossings=loop_cross,
+        )
     )
     result.output = headline(result)
     return result
@@ -144,7 +196,7 @@ def write(result: TheoryResult, folder: Path) -> StageOutput:
 
 def headline(result: TheoryResult) -> StageOutput:
     """metrics.json numbers, per-layer curves and the one-line summary of the theory tables."""
-    crit0 = result.critical[result.critical.sigma_b2 == 0].set_index("activation").sigma_w2_crit
+    crit0 = result.critical[result.critical.sigma_b2 == 0].set_index("activation").sigma_w2_crit  # NaN: not valid
     bad = ("max_iter", "unstable")
     unconverged = int((result.theory.q_status.isin(bad) | result.theory.c_status.isin(bad)).sum())
     no_fixed_point = int(((result.theory.q_status == "diverged") | (result.theory.c_status == "degenerate")).sum())
@@ -157,6 +209,8 @@ def headline(result: TheoryResult) -> StageOutput:
         "grid_points_without_fixed_point": no_fixed_point,  # q* infinite, or c* undefined at q* = 0
         "grid_points_inaccurate": inaccurate,  # quadrature not verified at the row's variances (quad_status)
         "critical_points_inaccurate": int((result.critical.quad_status != "ok").sum()),
+        # critical points without a valid sigma_w2_crit (no crossing, a jump, unverified quadrature): None above
+        "n_excluded_critical_points": int(result.critical.sigma_w2_crit.isna().sum()),
         "critical_jumps": {f"{r.activation}_sb{r.sigma_b2:g}": float(r.sigma_w2_jump) for r in jumps.itertuples()},
         "quadrature": result.quadrature,
         "final_q": float(result.iterates.q11.iloc[-1]),
@@ -170,6 +224,8 @@ def headline(result: TheoryResult) -> StageOutput:
             for r in narrow.itertuples()
         }
         metrics["one_loop_points_flagged"] = int((result.one_loop.status != "ok").sum())
+        # the shifts above are None where the crossing's status is not ok; counted here
+        metrics["n_excluded_one_loop_crossings"] = int((oc.status.astype(str) != "ok").sum()) if "status" in oc else 0
     curves = {"iterate_q11": result.iterates.q11.tolist(), "iterate_c": result.iterates.c.tolist()}
     crit_txt = ", ".join(f"{a} {v:.6f}" for a, v in crit0.items())
     return StageOutput(

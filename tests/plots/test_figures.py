@@ -91,3 +91,29 @@ def test_prepare_helpers():
     assert prepare.spectrum_orders(["lambda_2", "lambda_1", "lambda_1_se", "lambda_mf", "lambda_replica"]) == [1, 2]
     curve = prepare.relu_exact_curve(pd.DataFrame({"sigma_w2": [2.0, 2.0], "width": [4, 64]}), n_points=10)
     assert curve.width.min() == 4 and curve.width.max() == 64 and np.isfinite(curve.lambda_exact).all()
+
+
+def test_one_loop_figure_never_draws_a_value_whose_status_is_not_ok(tmp_path, monkeypatch):
+    """Issue 21: gelu's one-loop crossings with status no_crossing were drawn as the 'one loop' line. The line
+    keeps the ok widths only; the flagged width carries its status as an annotation."""
+    import matplotlib.figure
+
+    from pipeline.plots.one_loop import crossings_vs_inverse_width
+
+    figs = []
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(
+        matplotlib.figure.Figure, "savefig", lambda self, *a, **k: (figs.append(self), save(self, *a, **k))
+    )
+    loop = pd.DataFrame({
+        "activation": ["gelu"] * 3, "sigma_b2": [0.0] * 3, "depth": [50] * 3, "width": [16, 64, 256],
+        "crossing_measured": [3.1, 2.55, 2.43], "crossing_se": [0.03, 0.02, 0.01],
+        "crossing_mean_field": [2.0] * 3, "crossing_one_loop": [2.19, 2.26, 2.30], "crossing_exact": [np.nan] * 3,
+        "one_loop_status": ["no_crossing", "ok", "ok"],
+    })  # fmt: skip
+    crossings_vs_inverse_width(loop, tmp_path / "f.png")
+    ax = figs[0].axes[0]
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == "one loop, same depth")
+    y = np.asarray(line.get_ydata(), dtype=float)
+    assert np.isnan(y[0]) and y[1:].tolist() == [2.26, 2.30]  # sorted by width: 16 (no_crossing) first
+    assert [t.get_text() for t in ax.texts] == ["no_crossing"]

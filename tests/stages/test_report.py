@@ -220,3 +220,53 @@ def test_compare_pulls_runs_into_a_table(run_cli, store, tmp_path):
     t = pd.read_csv(tmp_path / "s2" / "compare" / "final_q_vs_net.sigma_w2.csv")
     assert list(t["metrics.net.sigma_w2"]) == [3.0]
     assert not (ROOT / "compare.png").exists() and not (tmp_path / "compare.png").exists()
+
+
+def test_a_row_whose_status_is_not_ok_never_disagrees_and_leaves_every_headline(monkeypatch):
+    """Issue 21: gelu's one-loop crossings with status no_crossing (written as numbers by an older collect) were
+    compared, called DISAGREES and counted in one_loop_agrees' denominator; an excluded lyapunov crossing would
+    have set lyapunov_crossing_max_abs_diff. Now each such row says why it has no comparison, keeps no number its
+    status speaks for, and is counted beside the headline it left."""
+    from types import SimpleNamespace
+
+    from pipeline.stages import report
+    from tests.stages.test_planted_bugs import TANH_SB005, _headline_tables
+
+    tables = _headline_tables()
+    zc = tables["lyapunov/zero_crossings.csv"]
+    bad = zc.assign(width=[512], crossing_measured=[2.9], excluded=[True])  # 1.14 off, but excluded
+    tables["lyapunov/zero_crossings.csv"] = pd.concat([zc.assign(excluded=[False]), bad], ignore_index=True)
+    loop = tables["mlp_sweep/one_loop_crossings.csv"]
+    gelu = pd.DataFrame({"activation": ["gelu"], "sigma_b2": [0.0], "width": [16], "depth": [50],
+                         "crossing_measured": [3.103], "crossing_se": [0.0329], "crossing_mean_field": [float("nan")],
+                         "crossing_one_loop": [2.189], "one_loop_status": ["no_crossing"],
+                         "group": ["gelu sb2=0 L=50"]})  # fmt: skip
+    tables["mlp_sweep/one_loop_crossings.csv"] = pd.concat([loop, gelu], ignore_index=True)
+    s = report.headline(tables)
+    g = s[s.context == "gelu sb2=0 L=50 N=16"].iloc[0]
+    assert g.status == "one_loop_status=no_crossing" and g.measured == 3.103  # the measurement stays
+    assert pd.isna(g.theory) and pd.isna(g.difference)  # was 2.189 and +0.914
+    x = s[(s.quantity == "lyapunov_zero_crossing") & (s.status != "ok")].iloc[0]
+    assert x.status == "excluded=True" and pd.isna(x.measured) and pd.isna(x.difference)
+    verdicts = report.one_loop_verdicts(tables["mlp_sweep/one_loop_crossings.csv"])
+    assert verdicts.verdict.tolist() == ["agrees", "no one-loop prediction (no_crossing)"]  # not DISAGREES (27.8 SE)
+    monkeypatch.setattr(report, "find_figures", lambda root: {})
+    monkeypatch.setattr(report, "read_tables", lambda root: tables)
+    m = report.compute(SimpleNamespace(report=SimpleNamespace(inputs="unused"))).metrics
+    assert m["one_loop_agrees"] == "1/1" and m["n_excluded_one_loop"] == 1  # was "1/2"
+    assert m["lyapunov_crossing_max_abs_diff"] == pytest.approx(1.79 - TANH_SB005)  # was 2.9 - 1.761 = 1.139
+    assert m["n_excluded_lyapunov_crossing_max_abs_diff"] == 1
+    assert m["n_excluded_gauge_threshold_max_abs_diff"] == 0 and m["n_excluded_relu_finite_width_max_z"] == 0
+
+
+def test_summary_is_written_at_ten_significant_digits(tmp_path):
+    from pipeline.stages import report
+    from tests.stages.test_planted_bugs import _headline_tables
+
+    summary = report.headline(_headline_tables())
+    result = report.ReportResult({}, summary, {"lyapunov_crossing_max_abs_diff": 0.1,
+                                               "n_excluded_lyapunov_crossing_max_abs_diff": 0}, {}, None)  # fmt: skip
+    report.write(result, tmp_path)
+    text = (tmp_path / "summary.csv").read_text()
+    digits = [len(m.replace(".", "").lstrip("0")) for m in re.findall(r"(?<![\w.])\d+\.\d+", text)]
+    assert max(digits) == 10, text  # 2 pi / (pi + 1) and others at 10, never 16-17 (those differ between machines)

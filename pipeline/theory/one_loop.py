@@ -78,11 +78,12 @@ import pandas as pd
 import torch
 
 from pipeline.activations import Activation, get_activation
+from pipeline.progress import progress
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.fixed_point import Status
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import q_star as _mean_field_q_star
-from pipeline.theory.quadrature import DTYPE, GaussRule, gauss_rule
+from pipeline.theory.quadrature import DTYPE, GaussRule, gauss_rule, one_thread
 
 K_LIMIT = 1e-12  # where q* = 0, moments are evaluated here as the K -> 0+ limit (errors O(K_LIMIT))
 EXPANSION_LIMIT = 0.3  # flag points with V/(N K^2) above this (docs/science.md §6)
@@ -313,33 +314,47 @@ def layer_recursion(
         R^{l+1} = (chi_par^l)^2 K^l/(K^{l+1} chi1^l) R^l + sigma_w2^2 <phi^2 phi'^2>/(K^{l+1} chi1^l),
         c1^l = -(3 m4/m2^2 - 1)/4 + (1/2)(ln chi1)' K1^l + (1/4)(ln chi1)'' V^l + K^l (ln chi1)' R^l,
         chi1_1overN^l = chi1'(K^l) K1^l + (1/2) chi1''(K^l) V^l.
+        Cost linear in depth: a sigma_w2 whose K^l has stopped moving (bit for bit) reuses its moments, so
+        deep layers past convergence cost O(M) each; torch runs single-threaded (`quadrature.one_thread`);
+        progress is reported per layer (`pipeline.progress`: a log line every 30 s off a terminal).
     """
     if input_law not in ("fixed_norm", "gaussian"):
         raise ValueError(f"input_law={input_law!r}: allowed 'fixed_norm', 'gaussian'")
     act = _act(activation)
+    rule = _rule_for(act.name, n_nodes)
     sw, sb = _grid(sigma_w2, sigma_b2)
     M, L = sw.numel(), int(depth)
-    K, V, K1, R = (torch.zeros(M, L + 1, dtype=DTYPE) for _ in range(4))
-    chi_par, chi1, c1, c1s, g1 = (torch.zeros(M, L + 1, dtype=DTYPE) for _ in range(5))
-    K[:, 0] = q0
-    V[:, 0] = -2 * q0**2 if input_law == "fixed_norm" else 0.0
-    for l in range(L + 1):
-        m = layer_moments(act, K[:, l].clamp_min(1e-150), n_nodes)  # K -> 0: see K_LIMIT
-        chi_par[:, l] = sw * m.dphi2
-        chi1[:, l] = sw * m.m2
-        samp, kern, corr = _c1_terms(m, sw, K1[:, l], V[:, l], R[:, l])
-        c1s[:, l] = samp + kern
-        c1[:, l] = samp + kern + corr
-        g1[:, l] = sw * (m.dm2 * K1[:, l] + 0.5 * m.d2m2 * V[:, l])
-        if l == L:
-            break
-        K[:, l + 1] = sw * m.phi2 + sb
-        V[:, l + 1] = sw**2 * m.var_phi2 + chi_par[:, l] ** 2 * V[:, l]
-        K1[:, l + 1] = chi_par[:, l] * K1[:, l] + 0.5 * sw * m.d2phi2 * V[:, l]
-        R[:, l + 1] = (chi_par[:, l] ** 2 * K[:, l] * R[:, l] + sw**2 * m.phi2_dphi2) / (K[:, l + 1] * chi1[:, l])
-    return OneLoopLayers(
-        sigma_w2=sw, sigma_b2=sb, K=K, V=V, K1=K1, R=R, chi_par=chi_par, chi1=chi1, c1=c1, c1_spec=c1s, chi1_1overN=g1
-    )
+    names = ("K", "V", "K1", "R", "chi_par", "chi1", "c1", "c1_spec", "chi1_1overN")
+    layers: dict[str, list[torch.Tensor]] = {k: [] for k in names}  # one contiguous (M,) tensor per layer
+    K = torch.full((M,), float(q0), dtype=DTYPE)
+    V = torch.full((M,), -2 * q0**2 if input_law == "fixed_norm" else 0.0, dtype=DTYPE)
+    K1, R = torch.zeros(M, dtype=DTYPE), torch.zeros(M, dtype=DTYPE)
+    k_eval = torch.full((M,), float("nan"), dtype=DTYPE)  # the variance each cached moment column was taken at
+    stack = torch.zeros(9, M, dtype=DTYPE)  # moments at k_eval (order of _moment_stack)
+    bar = progress(total=L + 1, desc=f"one-loop recursion {act.name} ({M} sigma_w2 x layers)", delay=5)
+    with one_thread(), torch.no_grad(), bar:
+        for _ in range(L + 1):  # layer l = 0..L
+            kc = K.clamp_min(1e-150)  # K -> 0: see K_LIMIT
+            new = (kc != k_eval).nonzero().reshape(-1)  # rows whose K moved (NaN always recomputes)
+            if new.numel():  # a converged row's moments are those of the previous layer, bit for bit
+                stack[:, new] = _moment_stack(act, kc[new], rule)
+                k_eval[new] = kc[new]
+            m = LayerMoments(kc, *stack)
+            chi_par, chi1 = sw * m.dphi2, sw * m.m2
+            samp, kern, corr = _c1_terms(m, sw, K1, V, R)
+            g1 = sw * (m.dm2 * K1 + 0.5 * m.d2m2 * V)
+            for key, v in zip(names, (K, V, K1, R, chi_par, chi1, samp + kern + corr, samp + kern, g1)):
+                layers[key].append(v)
+            K_next = sw * m.phi2 + sb
+            V, K1, R = (
+                sw**2 * m.var_phi2 + chi_par**2 * V,
+                chi_par * K1 + 0.5 * sw * m.d2phi2 * V,
+                (chi_par**2 * K * R + sw**2 * m.phi2_dphi2) / (K_next * chi1),
+            )
+            K = K_next
+            bar.update(1)
+    out = {k: torch.stack(v, 1) for k, v in layers.items()}
+    return OneLoopLayers(sigma_w2=sw, sigma_b2=sb, **out)
 
 
 # ---------------------------------------------------------------------------------------------

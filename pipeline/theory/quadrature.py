@@ -10,9 +10,10 @@ Hermite coefficients of f give 2-D Gaussian kernels by Mehler's formula
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,26 @@ EXTENDED_LADDER: tuple[int, ...] = NODE_LADDER + (4096, 8192, 16384, 32768)  # l
 RESOLUTION = 0.5
 MEHLER_ORDERS: tuple[int, ...] = (160, 320, 640, 1280)  # Hermite orders tried for Mehler's series (c* solver)
 CHUNK_ELEMENTS = 1 << 21  # (q values x nodes) evaluated per pass: bounds memory for fine rules on big grids
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch single-threaded inside the block, then restore the caller's thread count.
+
+    Why: the theory works on small tensors (a sigma_w2 grid x a few hundred nodes) in long Python loops over
+    layers or solver iterations. Split over torch's intra-op threads, every operation waits for all threads;
+    on a shared, loaded machine that wait dominated (mlp_sweep finite-depth columns, issue 21: ~20-30 ms per
+    layer with 2 threads under load against ~5 ms with one). Results do not depend on the thread count.
+    """
+    before = torch.get_num_threads()
+    if before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass(frozen=True)

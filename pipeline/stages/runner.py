@@ -165,6 +165,16 @@ def _remove_hydra_only_dir() -> None:
         pass
 
 
+def resume_key(stage: str, obj: Any, logged: dict) -> tuple[str, str]:
+    """(config hash, inputs digest): what `resume=true` matches. The hash covers the config the stage reads,
+    the code version and the contents of every file it reads (`stage_inputs.input_files`): a FINISHED run is
+    reused only if all of them are unchanged (an edited critical_line.csv is a new job)."""
+    from pipeline.stages.stage_inputs import input_files
+
+    inputs_digest = files_digest(input_files(stage, obj))
+    return config_hash({"stage": stage, **logged, "input_files": inputs_digest}), inputs_digest
+
+
 def _remove_hydra_files_of_this_job() -> None:
     """A job refused because its run dir is someone else's folder: take back what Hydra put there for this
     job (`.hydra/` written since this process started, an empty `<job>.log` it created); nothing else."""
@@ -284,10 +294,7 @@ def run_stage(
         if isinstance(logged.get(section), dict):
             logged[section] = {k: v for k, v in logged[section].items() if k != leaf}
     sha, dirty = git_state()
-    from pipeline.stages.stage_inputs import input_files
-
-    inputs_digest = files_digest(input_files(stage, obj))  # the contents of every file the stage reads
-    chash = config_hash({"stage": stage, **logged, "input_files": inputs_digest})
+    chash, inputs_digest = resume_key(stage, obj, logged)
     tags = {
         "stage": stage,
         "git_commit": sha,

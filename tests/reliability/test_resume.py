@@ -49,3 +49,50 @@ def test_resume_in_a_new_sweep_dir_leaves_every_jobs_outputs_there(run_cli, stor
             assert (d / "sweep.csv").exists() and (d / ".hydra" / "config.yaml").exists()
     df = runs(store, "mlp_sweep")
     assert (df.status == "FINISHED").sum() == 1 + 3  # 1 job + 3 parents: a resumed job adds no run
+
+
+def test_resume_key_follows_the_contents_of_every_file_the_stage_reads(tmp_path):
+    """The bug: theory_outputs/critical_line.csv edited, resume=true reused the FINISHED run (crossing_theory
+    stayed 1.761 where a fresh run gives 2.5): the key covered the path, not the content."""
+    from pipeline.config.validate import to_validated
+    from pipeline.stages.runner import resume_key
+    from tests.config.test_configs import _compose
+
+    theory = tmp_path / "theory"
+    theory.mkdir()
+    crit = theory / "critical_line.csv"
+    crit.write_text("activation,sigma_b2,xi,sigma_w2_crit\ntanh,0.05,1.0,1.761\n")
+    (theory / "one_loop_crossings.csv").write_text("activation,sigma_b2,width\n")
+    for stage in ("mlp_sweep", "lyapunov", "gauge_scan"):
+        obj = to_validated(_compose(stage, [f"theory_outputs={theory}"]))
+        logged = {"theory_outputs": str(theory), "seed": 0}
+        crit.write_text("activation,sigma_b2,xi,sigma_w2_crit\ntanh,0.05,1.0,1.761\n")
+        before = resume_key(stage, obj, logged)
+        assert resume_key(stage, obj, logged) == before  # stable
+        crit.write_text("activation,sigma_b2,xi,sigma_w2_crit\ntanh,0.05,1.0,2.5\n")
+        assert resume_key(stage, obj, logged)[0] != before[0], stage
+        crit.unlink()  # absent: the stage computes the value itself, another key again
+        assert resume_key(stage, obj, logged)[0] not in (before[0],), stage
+    (theory / "one_loop_crossings.csv").write_text("activation,sigma_b2,width\ntanh,0.05,64\n")
+    obj = to_validated(_compose("mlp_sweep", [f"theory_outputs={theory}"]))
+    k1 = resume_key("mlp_sweep", obj, {})
+    (theory / "one_loop_crossings.csv").write_text("activation,sigma_b2,width\ntanh,0.05,128\n")
+    assert resume_key("mlp_sweep", obj, {})[0] != k1[0]
+
+
+def test_report_resume_key_covers_the_stage_tables_and_figures_it_embeds(tmp_path):
+    from pipeline.config.validate import to_validated
+    from pipeline.stages.runner import resume_key
+    from pipeline.stages.stage_inputs import input_files
+    from tests.config.test_configs import _compose
+
+    obj = to_validated(_compose("report", [f"report.inputs={tmp_path}"]))
+    files = input_files("report", obj)
+    names = {str(p.relative_to(tmp_path)) for p in files}
+    assert {"lyapunov/zero_crossings.csv", "ginn_train/metrics.json", "mlp_sweep/one_loop_crossings.csv"} <= names
+    assert any(n.endswith(".png") for n in names)
+    (tmp_path / "lyapunov").mkdir()
+    (tmp_path / "lyapunov" / "zero_crossings.csv").write_text("a\n1\n")
+    k = resume_key("report", obj, {})
+    (tmp_path / "lyapunov" / "zero_crossings.csv").write_text("a\n2\n")
+    assert resume_key("report", obj, {})[0] != k[0]

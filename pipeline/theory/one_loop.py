@@ -79,6 +79,7 @@ import torch
 
 from pipeline.activations import Activation, get_activation
 from pipeline.progress import progress
+from pipeline.status import mask_invalid
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.fixed_point import Status
 from pipeline.theory.gaussian import GaussianIntegrator
@@ -96,6 +97,14 @@ STATUS_TRIVIAL = "trivial_fixed_point"
 STATUS_NO_FP = "no_fixed_point"
 STATUS_CHI_PAR = "chi_par_ge_1"
 STATUS_LONGITUDINAL = "longitudinal_mode"
+STATUS_NO_CROSSING = "no_crossing"
+
+# Status before number (pipeline.status.mask_invalid): the columns a row's one-loop `status` speaks for, NaN
+# where it is not ok. The mean-field columns (q_star, chi_par, chi1, lambda_mf, crossing_mean_field), the exact
+# ReLU root and the diagnostic expansion_parameter that explains a breakdown are kept.
+ONE_LOOP_VALUE_COLUMNS = ["V_star", "K1_star", "R_star", "lambda_coeff_1overN", "lambda_coeff_1overN_spec",
+                          "gain_coeff_1overN", "lambda_one_loop"]  # fmt: skip
+CROSSING_VALUE_COLUMNS = ["crossing_one_loop", "crossing_one_loop_spec", "crossing_annealed"]
 
 
 def _t(x) -> torch.Tensor:
@@ -620,7 +629,7 @@ def one_loop_crossing(
     at = fixed_point(activation, one.reshape(-1).nan_to_num(1.0), sbrow, n_nodes)
     xp = (at.vk2 / Nrow).view(B, W)
     st = at.status_at(Nrow)
-    st[~torch.isfinite(one.reshape(-1)).numpy()] = "no_crossing"
+    st[~torch.isfinite(one.reshape(-1)).numpy()] = STATUS_NO_CROSSING
     xp = torch.where(torch.isfinite(one), xp, torch.full_like(xp, float("nan")))
     return OneLoopCrossing(
         sigma_b2=sb,
@@ -661,6 +670,8 @@ def one_loop_table(activation: str, sigma_w2, sigma_b2=0.0, widths=None, n_nodes
         K1_star, R_star, lambda_mf, lambda_coeff_1overN, lambda_coeff_1overN_spec, gain_coeff_1overN,
         status; with widths also width, lambda_one_loop, expansion_parameter (V*/(N K^2)), and
         status per width. Without widths, expansion_parameter is V*/K^2 (per unit 1/N).
+        Status before number: on a row whose status is not "ok" the one-loop columns (ONE_LOOP_VALUE_COLUMNS)
+        are NaN; the mean-field columns and expansion_parameter (which explains a breakdown) are kept.
     """
     fp = fixed_point(activation, sigma_w2, sigma_b2, n_nodes)
     base = pd.DataFrame(
@@ -683,7 +694,7 @@ def one_loop_table(activation: str, sigma_w2, sigma_b2=0.0, widths=None, n_nodes
     if widths is None:
         base["expansion_parameter"] = fp.vk2.numpy()
         base["status"] = fp.status
-        return base
+        return mask_invalid(base, ONE_LOOP_VALUE_COLUMNS, "status", STATUS_OK)
     parts = []
     for n in widths:
         df = base.copy()
@@ -692,7 +703,7 @@ def one_loop_table(activation: str, sigma_w2, sigma_b2=0.0, widths=None, n_nodes
         df["expansion_parameter"] = fp.expansion_parameter(n).numpy()
         df["status"] = fp.status_at(float(n))
         parts.append(df)
-    return pd.concat(parts, ignore_index=True)
+    return mask_invalid(pd.concat(parts, ignore_index=True), ONE_LOOP_VALUE_COLUMNS, "status", STATUS_OK)
 
 
 def crossing_table(activation: str, sigma_b2, widths, **kw) -> pd.DataFrame:
@@ -702,6 +713,8 @@ def crossing_table(activation: str, sigma_b2, widths, **kw) -> pd.DataFrame:
         DataFrame with columns activation, sigma_b2, width, crossing_mean_field, crossing_one_loop,
         crossing_one_loop_spec (no correlation term), crossing_annealed, crossing_exact (ReLU at
         sigma_b2 = 0 only: root of relu_lyapunov_exact, else NaN), expansion_parameter, status.
+        Status before number: on a row whose status is not "ok" the one-loop roots (CROSSING_VALUE_COLUMNS) are
+        NaN; crossing_mean_field, crossing_exact and expansion_parameter are kept.
     """
     cr = one_loop_crossing(activation, sigma_b2, widths, **kw)
     B, W = cr.one_loop.shape
@@ -710,7 +723,7 @@ def crossing_table(activation: str, sigma_b2, widths, **kw) -> pd.DataFrame:
     exact = np.array(
         [relu_exact_crossing(int(w)) if activation == "relu" and b == 0 else np.nan for b, w in zip(sb, n)]
     )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         {
             "activation": activation,
             "sigma_b2": sb,
@@ -724,14 +737,23 @@ def crossing_table(activation: str, sigma_b2, widths, **kw) -> pd.DataFrame:
             "status": cr.status.reshape(-1),
         }
     )
+    return mask_invalid(table, CROSSING_VALUE_COLUMNS, "status", STATUS_OK)
 
 
 @dataclass
 class FiniteDepthCrossing:
-    """Zero crossings of the exponent averaged over layers burn_in..L-1 at depth L: mean field and one loop."""
+    """Zero crossings of the exponent averaged over layers burn_in..L-1 at depth L: mean field and one loop.
+
+    status speaks for `one_loop` (status before number: NaN unless "ok"): "ok"; "no_crossing" (no upward sign
+    change in range, or the recursion overflowed there); "expansion_breakdown" (expansion_parameter > 0.3,
+    non-homogeneous activations). expansion_parameter: the largest V^l/(N (K^l)^2) over the averaged layers at the
+    two scan points bracketing the root (NaN without a root), the diagnostic kept whatever the status.
+    """
 
     mean_field: float  # root of mean_l 0.5 ln chi1(K^l) (N -> inf at the same depth)
-    one_loop: float  # root of mean_l [0.5 ln chi1(K^l) + c1^l / N]
+    one_loop: float  # root of mean_l [0.5 ln chi1(K^l) + c1^l / N]; NaN unless status is "ok"
+    status: str = STATUS_OK
+    expansion_parameter: float = float("nan")
 
 
 def finite_depth_crossing(
@@ -756,20 +778,30 @@ def finite_depth_crossing(
         q0: layer-0 variance; sigma_w2_range, n_scan: scan for the first upward sign change (then linear
         interpolation between the two bracketing scan points, error O(spacing^2) ~ 1e-4).
     Returns:
-        FiniteDepthCrossing (NaN where no sign change in range or where the recursion overflows).
+        FiniteDepthCrossing (NaN where no sign change in range or where the recursion overflows; the one-loop
+        root also NaN where its status is not "ok"). Cost linear in depth (`layer_recursion`).
     """
+    act = _act(activation)
     scan = torch.linspace(*sigma_w2_range, n_scan, dtype=DTYPE)
     with torch.no_grad():
-        rec = layer_recursion(activation, scan, sigma_b2, depth, q0, n_nodes=n_nodes)
+        rec = layer_recursion(act, scan, sigma_b2, depth, q0, n_nodes=n_nodes)
         one = rec.lambda_average(width, burn_in)
         mf = (0.5 * torch.log(rec.chi1))[:, burn_in:-1].mean(1)
+        vk2 = (rec.V / rec.K**2)[:, burn_in:-1].amax(1) / width  # the expansion parameter per scan point
 
-    def root(y: torch.Tensor) -> float:
+    def root(y: torch.Tensor) -> tuple[float, int]:
         y = y.numpy()
         for i in range(len(y) - 1):
             if np.isfinite(y[i]) and np.isfinite(y[i + 1]) and y[i] < 0 <= y[i + 1]:
                 w = -y[i] / (y[i + 1] - y[i])
-                return float(scan[i] + w * (scan[i + 1] - scan[i]))
-        return float("nan")
+                return float(scan[i] + w * (scan[i + 1] - scan[i])), i
+        return float("nan"), -1
 
-    return FiniteDepthCrossing(mean_field=root(mf), one_loop=root(one))
+    x_mf, _ = root(mf)
+    x_one, i = root(one)
+    if i < 0:
+        return FiniteDepthCrossing(mean_field=x_mf, one_loop=float("nan"), status=STATUS_NO_CROSSING)
+    xp = float(vk2[i : i + 2].max())
+    if not act.homogeneous and not xp <= EXPANSION_LIMIT:  # (NaN counts as a breakdown)
+        return FiniteDepthCrossing(x_mf, float("nan"), STATUS_BREAKDOWN, xp)
+    return FiniteDepthCrossing(x_mf, x_one, STATUS_OK, xp)

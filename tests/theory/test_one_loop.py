@@ -527,3 +527,47 @@ def test_long_recursion_reports_progress_per_layer(monkeypatch, caplog):
     lines = [r.message for r in caplog.records if r.name == "ginn.progress"]
     assert any("one-loop recursion tanh" in s and "1/4" in s for s in lines), lines
     assert lines[-1].endswith("(done)") and "4/4" in lines[-1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Status before number (issue 21): a non-ok row carries NaN in the values its status speaks for
+# ---------------------------------------------------------------------------------------------
+def test_one_loop_table_rows_that_are_not_ok_carry_no_one_loop_value():
+    # tanh at sb = 0: s = 0.5 has the trivial fixed point q* = 0, s = 1.01 breaks the expansion at N = 64
+    # (V*/(N K^2) ~ 1/(2 q* N) > 0.3), s = 1.5 is ok. Mean-field columns and the expansion parameter stay.
+    sw = torch.tensor([0.5, 1.01, 1.5], dtype=T)
+    wide = ol.one_loop_table("tanh", sw, 0.0, widths=[64])
+    assert list(wide.status) == ["trivial_fixed_point", "expansion_breakdown", "ok"]
+    bad = wide.status != "ok"
+    for col in ol.ONE_LOOP_VALUE_COLUMNS:
+        assert wide.loc[bad, col].isna().all() and wide.loc[~bad, col].notna().all(), col
+    assert wide[["q_star", "chi1", "lambda_mf", "expansion_parameter"]].notna().all().all()
+    assert float(wide.expansion_parameter[1]) > 0.3  # the diagnostic that explains the breakdown is kept
+    per_unit = ol.one_loop_table("tanh", sw, 0.0)  # no width: the fixed-point status alone
+    assert list(per_unit.status) == ["trivial_fixed_point", "ok", "ok"]
+    assert per_unit.lambda_coeff_1overN.isna().tolist() == [True, False, False]
+
+
+def test_crossing_table_no_crossing_and_breakdown_rows_carry_no_one_loop_root():
+    # ReLU scanned only up to 2.05: the mean-field root 2 is found, the one-loop root 2 exp(5/(2N)) (2.17 at
+    # N = 32) is not, while the annealed root (2 at every N) is: a "no_crossing" row must not carry it.
+    df = ol.crossing_table("relu", [0.0], [32], sigma_w2_range=(0.2, 2.05))
+    assert list(df.status) == ["no_crossing"]
+    assert df[ol.CROSSING_VALUE_COLUMNS].isna().all().all()
+    assert abs(float(df.crossing_mean_field[0]) - 2.0) < 1e-8
+    assert abs(float(df.crossing_exact[0]) - ol.relu_exact_crossing(32)) < 1e-12  # the exact anchor is kept
+    ok = ol.crossing_table("relu", [0.0], [32])
+    assert list(ok.status) == ["ok"] and ok[ol.CROSSING_VALUE_COLUMNS].notna().all().all()
+
+
+def test_finite_depth_crossing_is_flagged_where_the_expansion_breaks_down():
+    # gelu near its crossing: K^l runs away from an unstable fixed point, V^l/(N (K^l)^2) reaches ~100 at N = 32
+    # and the layer-averaged one-loop "root" (2.16 at depth 50) is noise of a broken expansion; issue 21 found
+    # gelu crossings with a non-ok status that still carried a value. tanh at sb = 0.05 stays ok (0.025).
+    gelu = ol.finite_depth_crossing("gelu", 0.05, 32, 50, 10)
+    assert gelu.status == "expansion_breakdown" and math.isnan(gelu.one_loop) and gelu.expansion_parameter > 1
+    assert math.isfinite(gelu.mean_field)  # N -> inf at the same depth: not what the status speaks for
+    tanh = ol.finite_depth_crossing("tanh", 0.05, 32, 50, 10)
+    assert tanh.status == "ok" and abs(tanh.one_loop - 2.0622) < 2e-3 and tanh.expansion_parameter < 0.05
+    none = ol.finite_depth_crossing("tanh", 0.05, 32, 50, 10, sigma_w2_range=(0.2, 1.5))
+    assert none.status == "no_crossing" and math.isnan(none.one_loop)

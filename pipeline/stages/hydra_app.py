@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import re
 import signal
 import sys
@@ -16,7 +17,7 @@ from pipeline.config.store import register
 from pipeline.config.validate import ConfigError
 from pipeline.paths import conf_dir, repo_root
 from pipeline.stages.outputs import remove_dead_staging, signals_deferred, unblock_signals
-from pipeline.tracking.provenance import redact_files
+from pipeline.tracking.provenance import redact_files, redact_text
 from pipeline.tracking.sweep import SWEEP_DIRS, close_open_parents
 
 
@@ -44,6 +45,30 @@ def _one_line(exc: BaseException) -> str:
     return f"{key}: {text}" if key and not text.startswith(str(key)) else text
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(exc: BaseException) -> OSError | None:
+    """The ENOSPC/EDQUOT OSError behind `exc` (itself, its cause or the error being handled when it was
+    raised: a PNG writer that fails while flushing raises another error on top of it), or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def disk_full_line(err: OSError) -> str:
+    """One line for a full disk (or quota): where, and that nothing was half-written."""
+    where = f" writing {err.filename}" if err.filename else ""
+    return (
+        f"error: no space left on the device{where} ({errno.errorcode.get(err.errno, err.errno)}): free space or "
+        "choose another out_dir; the run is FAILED and the output folder was left as it was"
+    )
+
+
 def _install_one_line_errors() -> None:
     """Bad input found by Hydra (composition, types, unknown keys) or by our validation exits 2 with one
     line `error: <key>: ...`; any other exception keeps Hydra's report. HYDRA_FULL_ERROR=1 keeps Hydra's."""
@@ -61,13 +86,17 @@ def _install_one_line_errors() -> None:
         try:
             return func()
         except (ConfigError, HydraException, OmegaConfBaseException) as exc:
-            print(f"error: {_one_line(exc)}", file=sys.stderr)
+            print(f"error: {redact_text(_one_line(exc))}", file=sys.stderr)
             sys.exit(2)
         except Exception as exc:  # noqa: BLE001 - Hydra's own report for everything else
             from pipeline.stages.runner import RECEIVED, NumericalError, interrupted
 
             if RECEIVED:  # a consequence of Ctrl-C/SIGTERM (e.g. joblib's pool broken by a killed worker)
                 raise interrupted(RECEIVED[0]) from exc
+            full = disk_full(exc)
+            if full is not None:  # staged outputs: nothing half-written; stage_run closed the run FAILED
+                print(redact_text(disk_full_line(full)), file=sys.stderr)
+                sys.exit(1)
             if isinstance(exc, NumericalError):  # a known failure class: the run is FAILED with its reason
                 print(f"error: numerical failure: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
                 sys.exit(1)
@@ -80,6 +109,30 @@ def _install_one_line_errors() -> None:
 
     run_and_report._ginn = True
     hu.run_and_report = run_and_report
+    _quiet_job_errors()
+
+
+def _quiet_job_errors() -> None:
+    """Hydra writes `Error executing job with overrides: [...]` before re-raising a job's exception: redact it
+    (the overrides may carry credentials) and leave it out for a full disk (reported in one line above)."""
+    import os
+
+    from hydra.core.utils import JobReturn, JobStatus
+
+    if getattr(JobReturn.return_value.fget, "_ginn", False):
+        return
+
+    def return_value(self):
+        assert self.status != JobStatus.UNKNOWN, "return_value not yet available"
+        if self.status == JobStatus.COMPLETED:
+            return self._return_value
+        if disk_full(self._return_value) is None:
+            sys.stderr.write(redact_text(f"Error executing job with overrides: {self.overrides}") + os.linesep)
+        raise self._return_value
+
+    prop = property(return_value, JobReturn.return_value.fset)
+    prop.fget._ginn = True
+    JobReturn.return_value = prop
 
 
 if not OmegaConf.has_resolver("repo_root"):

@@ -232,3 +232,66 @@ def test_cli_refuses_a_foreign_output_folder_before_compute_and_leaves_it_untouc
     from tests.conftest import runs
 
     assert len(runs(store, "theory")) == 0  # refused before any run was opened
+
+
+# ---- issue 21: a full disk is one line, the run FAILED, nothing half-written --------------------------------
+
+
+@pytest.mark.slow  # ~7 s: a fresh MLflow store
+def test_disk_full_while_writing_fails_the_run_and_leaves_the_old_outputs(tmp_path, store):
+    import errno
+
+    from omegaconf import OmegaConf
+
+    from pipeline.stages.runner import run_stage
+    from tests.config.test_configs import _compose
+    from tests.conftest import runs
+
+    out = tmp_path / "theory"
+    with staged(out, owner="theory") as folder:
+        (folder / "theory.csv").write_text("old\n")
+    before = _snapshot(out)
+    cfg = _compose("theory", [f"tracking.uri={store}"])
+    OmegaConf.update(cfg, "out_dir", str(out), force_add=True)
+
+    def write(result, folder):
+        (folder / "theory.csv").write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "figures" / "a.png"))
+
+    with pytest.raises(OSError) as e:
+        run_stage(cfg, "theory", compute=lambda obj: None, write=write)
+    assert e.value.errno == errno.ENOSPC
+    assert _snapshot(out) == before and _no_staging(tmp_path)
+    assert list(runs(store, "theory").status) == ["FAILED"]
+
+
+def test_disk_full_is_reported_in_one_line_with_exit_1(capsys):
+    """The bug: ENOSPC (on a 64 KiB tmpfs) gave a 53-line traceback; a PNG writer raises another error while
+    handling it, so the ENOSPC is found in the exception's context."""
+    import errno
+
+    import hydra._internal.utils as hu
+
+    from pipeline.stages.hydra_app import _install_one_line_errors
+
+    _install_one_line_errors()
+
+    def job():
+        try:
+            raise AttributeError("'_idat' object has no attribute 'fileno'")
+        except AttributeError:
+            raise OSError(errno.ENOSPC, "No space left on device", "/full/theory/figures/a.png") from None
+
+    def job_chained():
+        try:
+            raise AttributeError("'_idat' object has no attribute 'fileno'")
+        except AttributeError:
+            raise OSError(errno.ENOSPC, "No space left on device")  # noqa: B904 - as PIL does
+
+    for func in (job, job_chained):
+        with pytest.raises(SystemExit) as e:
+            hu.run_and_report(func)
+        assert e.value.code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: no space left on the device"), err
+        assert "Traceback" not in err[0] and ("a.png" in err[0]) == (func is job)

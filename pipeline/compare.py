@@ -121,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     table = df[cols].sort_values([*group, x]).reset_index(drop=True)
     out = a.out or (Path(folder) if folder else Path.cwd()) / "compare" / f"{a.y}_vs_{a.x}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out.with_suffix(".csv"), index=False)
+    from pipeline.stages.tables import write_csv
+
+    write_csv(table, out.with_suffix(".csv"))  # floats at the project's on-disk precision
     fig, ax = plt.subplots(figsize=(6.5, 4.2), constrained_layout=True)
     for key, d in table.groupby(group, sort=False, dropna=False) if group else [((), table)]:
         label = ", ".join(

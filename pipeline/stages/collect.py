@@ -167,6 +167,10 @@ ONE_LOOP_VALUES = ("crossing_one_loop", "crossing_one_loop_deep", "z_one_loop")
 # a job without a one-loop prediction at all (xi != 1 or orthogonal weights: one loop is derived for i.i.d. Gaussian
 # weights only, docs/science.md §6) records no status; its one-loop values are NaN and it leaves the one-loop numbers
 NOT_DERIVED = "not_derived"
+# the job's measured and theory crossings: status column -> the values it speaks for (crossings.csv and, under
+# their one_loop_crossings.csv names, there too)
+CROSSING_STATUS = {"crossing_measured_status": ["crossing_measured", "crossing_measured_se"],
+                   "crossing_theory_status": ["crossing_theory"]}  # fmt: skip
 # per-job MLflow run ids: a git-ignored file beside the merged tables, not a DVC out (run ids differ on every run)
 RUNS_FILE = "runs.csv"
 
@@ -195,6 +199,8 @@ def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.Data
         "crossing_one_loop_deep": c.crossing_one_loop_deep,
         "crossing_mean_field_finite_depth": c.crossing_mean_field_finite_depth,
         "one_loop_status": c.one_loop_status,
+        "measured_status": c.get("crossing_measured_status", "ok"),
+        "mean_field_status": c.get("crossing_theory_status", "ok"),
     })  # fmt: skip
     extra = [k for k in cols if k not in out.columns]
     for i, k in enumerate(extra):
@@ -202,6 +208,9 @@ def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.Data
     num = ["crossing_measured", "crossing_se", "crossing_mean_field", "crossing_one_loop", "crossing_exact",
            "crossing_one_loop_deep", "crossing_mean_field_finite_depth"]  # fmt: skip
     out[num] = out[num].apply(pd.to_numeric, errors="coerce")
+    # status before number: a crossing whose own status is not ok is NaN, and so is every z computed from it
+    out = mask_invalid(out, ["crossing_measured", "crossing_se"], "measured_status")
+    out = mask_invalid(out, ["crossing_mean_field"], "mean_field_status")
     out["z_mean_field"] = (out.crossing_measured - out.crossing_mean_field) / out.crossing_se
     out["z_one_loop"] = (out.crossing_measured - out.crossing_one_loop) / out.crossing_se
     # status before number: a one-loop value whose own status is not "ok" (no_crossing, expansion_breakdown, ...)
@@ -285,6 +294,8 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
                 "xi": row.xi,
                 **{k: v.get(k) for k in cols if k not in DESIGN},
                 **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_theory")},
+                # each crossing's own status (jobs written before the statuses existed: "ok", their NaN says none)
+                **{k: m.get(k) or "ok" for k in CROSSING_STATUS},
                 **{k: m.get(k) for k in ONE_LOOP_KEYS},
             }
         )
@@ -294,6 +305,8 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     loop = one_loop_crossings(pd.DataFrame(crossings), cols)
     check_unique("finite_width.csv", fw, table_key("finite_width.csv", fw, cols))
     table = pd.DataFrame(crossings)  # one row per job, in job order
+    for status, values in CROSSING_STATUS.items():
+        table = mask_invalid(table, values, status)
     check_unique("crossings.csv", table, table_key("crossings.csv", table, cols), pd.Series([d.name for d in dirs]))
     check_unique("one_loop_crossings.csv", loop, table_key("one_loop_crossings.csv", loop, cols))
     parent = jobs / PARENT_FILE

@@ -332,3 +332,18 @@ def test_compare_draws_one_line_across_the_swept_axis(tmp_path, monkeypatch, cap
     assert "out_dir" not in capsys.readouterr().out
     lines = [ln for ax in figs[0].axes for ln in ax.get_lines() if ln.get_linestyle() not in ("None", "", " ")]
     assert sorted(len(ln.get_xdata()) for ln in lines) == [3, 3]  # one line per activation across the 3 widths
+
+
+def test_a_measured_crossing_whose_status_is_not_ok_is_nan_in_both_tables_and_leaves_the_headline(tmp_path):
+    """mlp_sweep jobs record crossing_measured_status (e.g. no sign change on the grid): such a job's number is NaN
+    in crossings.csv and one_loop_crossings.csv, with its z's, and leaves metrics.json's maxima."""
+    bad = {"crossing_measured": 2.5, "crossing_measured_status": "no_sign_change"}
+    jobs = sweep_of(tmp_path / "jobs", [{"width": 16}, {"width": 32, "loop": bad}])
+    metrics = collect_mlp_sweep(jobs, tmp_path / "out")
+    cr = pd.read_csv(tmp_path / "out" / "crossings.csv").set_index("width")
+    assert pd.isna(cr.loc[32, "crossing_measured"]) and cr.loc[32, "crossing_measured_status"] == "no_sign_change"
+    assert cr.loc[16, "crossing_measured"] == pytest.approx(1.501)
+    loop = pd.read_csv(tmp_path / "out" / "one_loop_crossings.csv").set_index("width")
+    assert loop.loc[32, ["crossing_measured", "z_one_loop", "z_mean_field"]].isna().all()
+    assert metrics["one_loop_max_abs_z"] == pytest.approx(2.04)  # was (2.5 - 1.606) / 0.05 = 17.9
+    assert metrics["n_without_measured_crossing"] == 1

@@ -45,6 +45,7 @@ from pipeline.tracking.provenance import (
     files_digest,
     git_state,
     numeric_axes,
+    raw_overrides,
     redact_files,
     redact_overrides,
     redact_text,
@@ -243,7 +244,7 @@ def run_stage(
     if multirun and RECEIVED:  # a launcher's reused worker after Ctrl-C/SIGTERM: start no new job (and run)
         _remove_hydra_only_dir()
         raise interrupted(RECEIVED[0])
-    task_overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    task_overrides = raw_overrides(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     overrides = redact_overrides(task_overrides)  # the `overrides` tag: secrets never reach MLflow
     try:
         obj = validate_config(cfg, stage, task_overrides)
@@ -313,15 +314,18 @@ def run_stage(
             log.info("%s: resume=true and an identical config already FINISHED in run %s: skipped", stage, done[0])
             return None
     started = time.monotonic()
+    from_env = env_keys(OmegaConf.to_container(cfg, resolve=False))
+    run_name = obj.tracking.run_name or spec.run_name(obj)
+    if not obj.tracking.run_name and from_env - {"tracking.uri"}:  # the name shows config values: withheld
+        run_name = f"{stage} (values from the environment)"
     with stage_run(
         obj.tracking.experiment or stage,
         obj.tracking.enabled,
         obj.tracking.uri,
-        obj.tracking.run_name or spec.run_name(obj),
+        run_name,
         parent_run_id(),
         tags,
     ) as run:
-        from_env = env_keys(OmegaConf.to_container(cfg, resolve=False))
         axes = {k: v for k, v in numeric_axes(logged).items() if k not in from_env}
         run.log_params(config_params(logged, from_env), metrics=axes)
         result = compute(obj)

@@ -48,9 +48,19 @@ def redact_text(text: str) -> str:
     return _YAML_KEY.sub(yaml_line, _OVERRIDE.sub(override, text))
 
 
+def raw_overrides(overrides) -> list[str]:
+    """Hydra's task overrides as typed (`${oc.env:X}` kept, not resolved): reading them item by item from the
+    config would resolve the interpolation and put the environment's value in the text."""
+    from omegaconf import ListConfig, OmegaConf
+
+    if isinstance(overrides, ListConfig):
+        return [str(o) for o in OmegaConf.to_container(overrides, resolve=False)]
+    return [str(o) for o in overrides]
+
+
 def redact_overrides(overrides) -> str:
-    """The `overrides` tag: Hydra's task overrides joined by spaces, secrets redacted."""
-    return redact_text(" ".join(str(o) for o in overrides))
+    """The `overrides` tag: Hydra's task overrides as typed (`raw_overrides`) joined by spaces, secrets redacted."""
+    return redact_text(" ".join(raw_overrides(overrides)))
 
 
 def redact_files(folder) -> None:

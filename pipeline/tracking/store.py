@@ -27,7 +27,13 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
 
 class StoreError(RuntimeError):
-    """The tracking store cannot be used (unreachable, read-only, corrupt, mistyped path): one line."""
+    """The tracking store cannot be used (unreachable, read-only, corrupt, mistyped path): one line, with any
+    credentials of the URI (`http://user:pw@host`) redacted (`provenance.redact_text`)."""
+
+    def __init__(self, message: str) -> None:
+        from .provenance import redact_text
+
+        super().__init__(redact_text(message))
 
 
 def resolve_uri(uri: str | None = None) -> str:
@@ -218,7 +224,9 @@ def prepare_store(uri: str) -> None:
 
 def run_link(uri: str | None, run_id: str, experiment: str | None = None) -> str:
     """Where to look at a run: its UI address (a server store), or the `mlflow ui` command plus the address."""
-    resolved = resolve_uri(uri)
+    from .provenance import redact_text
+
+    resolved = redact_text(resolve_uri(uri))  # a link is printed: never with the URI's credentials
     exp_id = _EXPERIMENT_IDS.get((resolved, experiment)) if experiment else None
     path = f"#/experiments/{exp_id}/runs/{run_id}" if exp_id else f"#/runs/{run_id}"
     if resolved.startswith(("http://", "https://")):

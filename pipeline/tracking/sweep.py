@@ -17,9 +17,9 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from .provenance import git_state, redact_overrides
+from .provenance import SecretName, env_named, git_state, redact_overrides, redact_text
 from .run import _process_alive, close_orphans, process_tags
 from .store import client, ensure_experiment, prepare_store, resolve_uri, use_sqlite_wal
 
@@ -37,9 +37,12 @@ class SweepTracking(Callback):
         only warn about a callback's exception and run every job without a parent)."""
         try:
             self._open_parent(config)
+        except SecretName as exc:  # before any run or experiment exists
+            print(f"error: sweep not started: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
         except Exception as exc:  # noqa: BLE001 - any failure to open the parent fails the sweep
             text = str(exc).strip().splitlines()
-            msg = text[0] if text else type(exc).__name__
+            msg = redact_text(text[0] if text else type(exc).__name__)
             print(f"error: sweep not started, its parent run could not be created: {msg}", file=sys.stderr)
             raise SystemExit(2) from None  # BaseException: not swallowed by Hydra's callback wrapper
 
@@ -48,6 +51,7 @@ class SweepTracking(Callback):
         tracking = config.get("tracking")
         if tracking is None or not tracking.get("enabled", True):
             return
+        env_named(OmegaConf.to_container(config, resolve=False))  # no secret as the experiment or run name
         stage = str(config.get("stage", "stage"))
         use_sqlite_wal(bool(tracking.get("sqlite_wal", True)))
         uri = resolve_uri(tracking.get("uri"))

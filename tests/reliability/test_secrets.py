@@ -4,6 +4,9 @@ params, tags or artifacts, nor Hydra's saved config on disk."""
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from pipeline.tracking.provenance import config_params, redact_overrides, redact_text
 from tests.conftest import ROOT, runs
@@ -43,6 +46,7 @@ def test_secrets_reach_no_tag_param_artifact_or_saved_config(store, tmp_path):
     assert p.returncode == 0, p.stderr
     db = store[len("sqlite:///") :]
     assert b"s3cretXYZ" not in open(db, "rb").read()
+    assert b"0.0731" not in open(db, "rb").read()  # not even in the run name (it shows sb2=...)
     assert not _grep_tree(tmp_path, "s3cretXYZ")
     df = runs(store, "mlp_sweep")
     run = df[df["tags.hydra_output_dir"] == str((tmp_path / "o").resolve())].iloc[0]
@@ -50,3 +54,33 @@ def test_secrets_reach_no_tag_param_artifact_or_saved_config(store, tmp_path):
     assert "metrics.net.sigma_b2" not in df or run.get("metrics.net.sigma_b2") != run.get("metrics.net.sigma_b2")
     art = run.artifact_uri[len("file://") :]
     assert os.path.isdir(art) and not _grep_tree(__import__("pathlib").Path(art), "s3cretXYZ")
+
+
+@pytest.mark.parametrize("key", ["tracking.run_name", "tracking.experiment"])
+@pytest.mark.parametrize("multirun", [False, True])
+def test_a_name_from_the_environment_is_refused_before_anything_reaches_the_store(store, tmp_path, key, multirun):
+    """The bug: tracking.run_name='${oc.env:GINN_SECRET}' (or tracking.experiment) stored the secret as a run or
+    experiment name (6 copies in the store). Rejected with one line, exit 2: a name is meant to be read."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "GINN_SECRET": "hunter2XYZ"}
+    sweep = ["-m", "net.sigma_w2=1.0,2.0"] if multirun else []
+    p = subprocess.run(
+        [sys.executable, "-m", "pipeline.theory", *sweep, f"{key}=${{oc.env:GINN_SECRET}}",
+         f"hydra.run.dir={tmp_path / 'o'}", f"hydra.sweep.dir={tmp_path / 's'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0] and "hunter2XYZ" not in p.stderr + p.stdout, p.stderr
+    db = Path(store[len("sqlite:///") :])
+    assert not db.exists() or b"hunter2XYZ" not in db.read_bytes()
+    assert not _grep_tree(tmp_path, "hunter2XYZ")
+
+
+def test_credentials_in_a_tracking_uri_never_reach_an_error_line():
+    """The bug: tracking.uri=http://user:pw@host was echoed in the one-line store errors."""
+    from pipeline.tracking.store import StoreError, check_reachable, run_link
+
+    with pytest.raises(StoreError) as e:
+        check_reachable("http://alice:pw-hunter2@127.0.0.1:9")
+    assert "hunter2" not in str(e.value) and "127.0.0.1:9" in str(e.value)
+    assert "hunter2" not in run_link("http://alice:pw-hunter2@127.0.0.1:9", "abc")

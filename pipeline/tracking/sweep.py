@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .provenance import SecretName, env_named, git_state, redact_overrides, redact_text
+from .provenance import SecretName, env_named, git_state, raw_overrides, redact_overrides, redact_text
 from .run import _process_alive, close_orphans, process_tags
 from .store import client, ensure_experiment, prepare_store, resolve_uri, use_sqlite_wal
 
@@ -75,6 +75,9 @@ class SweepTracking(Callback):
                 **process_tags(),
             },
         )
+        planned = planned_jobs(config)
+        if planned is not None:  # the parent's name counts the started jobs against it (interrupted sweeps)
+            client(uri).set_tag(run.info.run_id, PLANNED_TAG, str(planned))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "uri": uri}))
         _OPEN.append((uri, run.info.run_id))
@@ -93,16 +96,46 @@ def parent_run_id() -> str | None:
 
 
 _SWEEP_INFO: dict[str, tuple] = {}  # parent run id -> (stage, sweep dir, start time)
+PLANNED_TAG = "planned_jobs"  # the number of jobs the sweep was launched with (Hydra's basic sweeper)
+
+
+def planned_jobs(config: DictConfig) -> int | None:
+    """How many jobs the sweep will launch: the product of the sweep overrides' lengths (Hydra's basic sweeper,
+    the command line and `hydra.sweeper.params`); None for other sweepers or what cannot be parsed."""
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        sweeper = config.hydra.get("sweeper") or {}
+        if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            return None
+        overrides = raw_overrides(config.hydra.overrides.task)
+        params = sweeper.get("params")
+        params = OmegaConf.to_container(params, resolve=False) if isinstance(params, DictConfig) else {}
+        overrides = [f"{k}={v}" for k, v in params.items()] + overrides
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+    except Exception:  # noqa: BLE001 - a name is not worth failing a sweep for
+        return None
+
+
+def parent_name(stage: str, started: int, planned: int | None, when: str = "") -> str:
+    """`<stage> <n> jobs <time>`; `<stage> <started> of <planned> jobs <time>` when fewer jobs started than
+    planned (an interrupted sweep), never a count that reads as the whole sweep."""
+    count = f"{started} of {planned}" if planned is not None and started != planned else f"{started}"
+    return f"{stage} {count} jobs {when}".strip()
+
+
 SKIPPED_TAG = "resumed_from"  # set by the runner on a job skipped by resume=true
 
 
-def _describe_parent(c, run_id: str, stage: str, children, sweep_dir) -> None:
+def _describe_parent(c, run_id: str, stage: str, children, sweep_dir, planned: int | None = None) -> None:
     """The parent says what the sweep was: its name with the job count, the swept axes as params (lists of the
     values the children took) and headline metrics (median/min/max of each child metric over the jobs)."""
     import statistics
 
     when = sweep_dir.name if sweep_dir is not None else ""
-    c.set_tag(run_id, "mlflow.runName", f"{stage} {len(children)} jobs {when}".strip())
+    c.set_tag(run_id, "mlflow.runName", parent_name(stage, len(children), planned, when))
     values: dict[str, set] = {}
     for ch in children:
         for k, v in ch.data.params.items():
@@ -173,7 +206,8 @@ def close_open_parents(interrupted: bool = False, failed: bool = False) -> None:
         else:
             status = "FINISHED"
         stage, sweep_dir, started = _SWEEP_INFO.pop(run_id, (parent.data.tags.get("stage", "stage"), None, None))
-        _describe_parent(c, run_id, stage, children, sweep_dir)
+        planned = parent.data.tags.get(PLANNED_TAG, "")
+        _describe_parent(c, run_id, stage, children, sweep_dir, int(planned) if planned.isdigit() else None)
         c.set_terminated(run_id, status)
         failed_jobs = [ch.data.tags.get("overrides", "?") for ch in children if ch.info.status == "FAILED"]
         if interrupted:

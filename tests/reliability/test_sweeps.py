@@ -105,6 +105,8 @@ def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_
     assert "KILLED" in set(_children(df).status)
     assert (_children(df).status == "FINISHED").sum() >= 1
     assert "resume=true" in err
+    first = df[df["tags.hydra_output_dir"] == str((tmp_path / "a").resolve())]
+    assert first["tags.mlflow.runName"].item().startswith("mlp_sweep 2 of 3 jobs")  # was "3 jobs" for 2 started
     p = subprocess.run(
         args + ["resume=true", f"hydra.sweep.dir={tmp_path / 'b'}"],
         cwd=ROOT,
@@ -206,3 +208,22 @@ def test_multirun_against_a_real_mlflow_server_on_loopback(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_a_sweeps_parent_is_named_by_its_planned_job_count():
+    """The bug: an interrupted 6-job sweep's parent was named '3 jobs' (the jobs started so far)."""
+    from omegaconf import OmegaConf
+
+    from pipeline.tracking.sweep import parent_name, planned_jobs
+
+    basic = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+    cfg = OmegaConf.create(
+        {"hydra": {"overrides": {"task": ["net.width=32,64,128", "net.activation=tanh,relu", "seed=1"]},
+                   "sweeper": {"_target_": basic, "params": {"net.depth": "10,20"}}}}
+    )  # fmt: skip
+    assert planned_jobs(cfg) == 12
+    cfg.hydra.sweeper._target_ = "some.other.Sweeper"
+    assert planned_jobs(cfg) is None
+    assert parent_name("mlp_sweep", 3, 6, "t0") == "mlp_sweep 3 of 6 jobs t0"
+    assert parent_name("mlp_sweep", 6, 6, "t0") == "mlp_sweep 6 jobs t0"
+    assert parent_name("mlp_sweep", 3, None) == "mlp_sweep 3 jobs"

@@ -12,7 +12,7 @@ import torch
 
 from .fixed_point import FixedPoint, Status, solve_fixed_point
 from .gaussian import GaussianIntegrator
-from .quadrature import DTYPE
+from .quadrature import DTYPE, serial_when_small
 
 Q_ZERO = 1e-12  # a variance fixed point below this is the trivial q* = 0 (signal dies out)
 
@@ -29,6 +29,7 @@ def as_t(x) -> torch.Tensor:
     return torch.as_tensor(x, dtype=DTYPE)
 
 
+@serial_when_small
 def variance_map(g: GaussianIntegrator, q, sigma_w2, sigma_b2, xi=1.0) -> torch.Tensor:
     """q' = sigma_w2 [E phi^2 - (1 - xi) (E phi)^2] + sigma_b2.
 
@@ -51,6 +52,7 @@ def variance_map(g: GaussianIntegrator, q, sigma_w2, sigma_b2, xi=1.0) -> torch.
     return sigma_w2 * (g.e_phi2(q) - (1 - xi) * g.e_phi(q) ** 2) + sigma_b2
 
 
+@serial_when_small
 def variance_slope(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> torch.Tensor:
     """A_q = dq'/dq = sigma_w2 [E phi'^2 + E phi phi'' - 2 (1 - xi) E phi dE phi/dq] (longitudinal factor).
 
@@ -72,6 +74,7 @@ def variance_slope(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> torch.Tensor:
     return sigma_w2 * (g.e_dphi2(q) + g.e_phi_d2phi(q) - 2 * (1 - xi) * e_phi * g.de_phi_dq(q))
 
 
+@serial_when_small
 def gains(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """(chi_1, A_q) at q from one pass of the variance moments (as chi1 and variance_slope).
 
@@ -95,6 +98,7 @@ def gains(g: GaussianIntegrator, q, sigma_w2, xi=1.0) -> tuple[torch.Tensor, tor
     return sigma_w2 * e_dphi2, sigma_w2 * a_q
 
 
+@serial_when_small
 def chi1(g: GaussianIntegrator, q, sigma_w2) -> torch.Tensor:
     """Transverse gain chi_1 = sigma_w2 E[phi'(h)^2], h ~ N(0, q).
 
@@ -113,6 +117,7 @@ def chi1(g: GaussianIntegrator, q, sigma_w2) -> torch.Tensor:
     return as_t(sigma_w2) * g.e_dphi2(as_t(q))
 
 
+@serial_when_small
 def correlation_map(g: GaussianIntegrator, q1, q2, q12, sigma_w2, sigma_b2, xi=1.0) -> torch.Tensor:
     """q12' = sigma_w2 [E phi(u1) phi(u2) - (1 - xi) E phi(u1) E phi(u2)] + sigma_b2.
 
@@ -137,6 +142,7 @@ def correlation_map(g: GaussianIntegrator, q1, q2, q12, sigma_w2, sigma_b2, xi=1
     return sigma_w2 * (g.kernel(q1, q2, c) - mean_mode) + sigma_b2
 
 
+@serial_when_small
 def chi_c(g: GaussianIntegrator, q, c, sigma_w2) -> torch.Tensor:
     """Slope of the correlation map dc'/dc = sigma_w2 E[phi'(u1) phi'(u2)] at equal variances q.
 
@@ -157,6 +163,7 @@ def chi_c(g: GaussianIntegrator, q, c, sigma_w2) -> torch.Tensor:
     return as_t(sigma_w2) * g.grad_kernel(q, q, c)
 
 
+@serial_when_small
 def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, **solver) -> FixedPoint:
     """Stable fixed point of the variance map, with the slope A_q there and a status per point.
 
@@ -205,6 +212,7 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
     return _reshaped(fp, sigma_w2.shape)
 
 
+@serial_when_small
 def c_star(g: GaussianIntegrator, q, sigma_w2, sigma_b2, xi=1.0, c0: float = 0.5, **solver) -> FixedPoint:
     """Stable fixed point of the correlation map c' = q12'(c) / q' at q11 = q22 = q, slope there, status.
 

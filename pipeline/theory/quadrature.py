@@ -30,17 +30,21 @@ MEHLER_ORDERS: tuple[int, ...] = (160, 320, 640, 1280)  # Hermite orders tried f
 CHUNK_ELEMENTS = 1 << 21  # (q values x nodes) evaluated per pass: bounds memory for fine rules on big grids
 
 
+SERIAL_ELEMENTS = 1 << 20  # (points x nodes) up to which a theory call runs torch single-threaded
+
+
 @contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch single-threaded inside the block, then restore the caller's thread count.
+def one_thread(active: bool = True) -> Iterator[None]:
+    """Run torch single-threaded inside the block (if `active`), then restore the caller's thread count.
 
     Why: the theory works on small tensors (a sigma_w2 grid x a few hundred nodes) in long Python loops over
     layers or solver iterations. Split over torch's intra-op threads, every operation waits for all threads;
-    on a shared, loaded machine that wait dominated (mlp_sweep finite-depth columns, issue 21: ~20-30 ms per
-    layer with 2 threads under load against ~5 ms with one). Results do not depend on the thread count.
+    on a shared, loaded machine that wait dominated (issue 21, 2 cores under load: the one-loop recursion took
+    20-65 ms per layer with 2 threads against 1-5 ms with one; the mean-field iterates of a 5-point smoke grid
+    57 s at depth 1000 against 1.1 s). Results do not depend on the thread count beyond summation order.
     """
     before = torch.get_num_threads()
-    if before == 1:
+    if not active or before == 1:
         yield
         return
     torch.set_num_threads(1)
@@ -48,6 +52,21 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def serial_when_small(fn: Callable) -> Callable:
+    """Decorator for `fn(g, *args, **kw)` with a Gaussian integrator (or rule) `g` carrying `n_nodes` (or `n`):
+    runs `fn` under `one_thread` when its largest tensor argument times the node count is at most
+    `SERIAL_ELEMENTS`, where thread fork/join costs more than it saves; large grids keep every thread."""
+
+    @functools.wraps(fn)
+    def wrapped(g, *args, **kw):
+        points = max((a.numel() for a in (*args, *kw.values()) if isinstance(a, torch.Tensor)), default=1)
+        nodes = getattr(g, "n_nodes", None) or getattr(g, "n", 1)
+        with one_thread(points * nodes <= SERIAL_ELEMENTS):
+            return fn(g, *args, **kw)
+
+    return wrapped
 
 
 @dataclass(frozen=True)

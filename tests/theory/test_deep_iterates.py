@@ -63,3 +63,35 @@ def test_a_fixed_node_count_beyond_its_range_is_flagged_not_trusted():
     assert g.accurate
     g.e_phi2(torch.tensor([1200.0], dtype=torch.float64))
     assert not g.accurate
+
+
+def test_small_grid_iterates_run_single_threaded_and_large_grids_keep_their_threads(monkeypatch):
+    # issue 21: a 5-point smoke grid at depth 1000 took 57 s with torch's 2 intra-op threads on a loaded 2-core
+    # machine (every small operation waits for both threads) against 1.1 s on one; a depth-1000 job then took
+    # > 15x a depth-100 one. Small theory calls run on one thread; a grid whose (points x nodes) exceeds
+    # SERIAL_ELEMENTS keeps the caller's threads; the caller's setting is restored after each call.
+    from pipeline.theory import quadrature
+    from pipeline.theory.mean_field import variance_map
+
+    g = GaussianIntegrator(get_activation("tanh"))
+    seen = []
+    real = GaussianIntegrator.kernel
+
+    def spy(self, q1, q2, c):
+        seen.append(torch.get_num_threads())
+        return real(self, q1, q2, c)
+
+    monkeypatch.setattr(GaussianIntegrator, "kernel", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layer_iterates(g, [1.5, 2.0, 2.5], 0.05, depth=3)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        threads = []
+        monkeypatch.setattr(g, "e_phi2", lambda q: threads.append(torch.get_num_threads()) or q * 0)
+        big = torch.ones(quadrature.SERIAL_ELEMENTS // g.n_nodes + 1, dtype=torch.float64)
+        variance_map(g, big, 1.5, 0.0)
+        variance_map(g, big[:10], 1.5, 0.0)
+        assert threads == [2, 1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

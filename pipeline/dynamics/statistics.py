@@ -189,6 +189,12 @@ class Crossing(NamedTuple):
     status: str
     reason: str
 
+    def text(self, digits: int = 4) -> str:
+        """'x +- se', or 'nan (status: reason)' where there is no crossing (for log lines and summaries)."""
+        if self.status == "ok":
+            return f"{self.x:.{digits}f} +- {self.se:.{digits}f}"
+        return f"nan ({self.status}: {self.reason})"
+
 
 CROSSING_STATUS = ("ok", "too_few_points", "no_sign_change", "no_upward_crossing", "too_few_networks")
 

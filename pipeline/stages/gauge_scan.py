@@ -12,12 +12,13 @@ import pandas as pd
 from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
-from pipeline.dynamics.statistics import summarize, zero_crossing
+from pipeline.dynamics.statistics import Crossing, network_crossing, network_values, summarize
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
-from pipeline.stages.theory_inputs import theory_crossing
+from pipeline.stages.theory_inputs import theory_threshold
+from pipeline.status import mask_invalid
 from pipeline.theory.gauge import gauge_theory, thresholds
 from pipeline.theory.predictions import integrator
 
@@ -34,6 +35,12 @@ THRESHOLD_COLUMNS = [
     "chaos_threshold_theory",
     "chaos_threshold_measured",
     "chaos_threshold_se",
+    "len_threshold_status",  # of the measured length crossing: "ok", or why there is none (statistics.Crossing)
+    "len_threshold_reason",
+    "chaos_threshold_status",  # of the measured chaos crossing
+    "chaos_threshold_reason",
+    "chaos_threshold_theory_status",  # of the theory chaos threshold (critical.threshold_status)
+    "chaos_threshold_theory_source",
 ]
 
 
@@ -49,11 +56,12 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
     ga, net, eng = cfg.gauge, cfg.net, cfg.engine
     sws = ga.sigma_w2.points()
     jobs = [(c, w, xi) for c in ga.cases for w in ga.widths for xi in ga.xi]
-    rows, trows = [], []
+    rows, trows, theory_cache = [], [], {}
     for case, width, xi in progress(jobs, desc="gauge scan"):
         act = case.activation.value
         spec = ensemble_spec(net, eng, sws, cfg.seed, activation=act, sigma_b2=case.sigma_b2, width=width, xi=xi)
-        t = summarize(simulate(spec), eng.burn_in)
+        m = simulate(spec)
+        t = summarize(m, eng.burn_in)
         g = integrator(act, max(sws), case.sigma_b2)
         theory = pd.DataFrame({k: v.numpy() for k, v in gauge_theory(g, np.asarray(sws), case.sigma_b2, xi).items()})
         theory.insert(0, "sigma_w2", np.asarray(sws))
@@ -61,11 +69,14 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
         for i, (k, v) in enumerate(dict(activation=act, sigma_b2=case.sigma_b2, width=width, xi=xi).items()):
             t.insert(i, k, v)
         rows.append(t)
-        th = thresholds(g, case.sigma_b2, xi)
-        len_th, chaos_th = float(th["len_threshold"][0]), float(th["chaos_threshold"][0])
-        if xi == 1.0:  # the i.i.d. ensemble: the theory stage's critical line is the reference
-            chaos_th = theory_crossing(cfg.theory_outputs, act, case.sigma_b2, xi)[0]
-        growth = t
+        key = (act, case.sigma_b2, xi)  # theory does not depend on the width: once per key
+        if key not in theory_cache:
+            theory_cache[key] = (
+                float(thresholds(g, case.sigma_b2, xi)["len_threshold"][0]),
+                theory_threshold(cfg.theory_outputs, act, case.sigma_b2, xi),  # the one rule, every xi
+            )
+        len_th, chaos_th = theory_cache[key]
+        growth_m, growth_b = m, eng.burn_in
         if not g.act.homogeneous and case.sigma_b2 == 0:
             # the threshold is the stability of q* = 0: measure the growth of a tiny signal (A_q(0))
             probe = ensemble_spec(
@@ -81,15 +92,25 @@ def compute(cfg: StageConfig) -> GaugeScanResult:
                 depth=PROBE_DEPTH,
                 n_spectrum=0,
             )
-            growth = summarize(simulate(probe), 0)
-        lx, lse = zero_crossing(
-            growth.sigma_w2.to_numpy(), growth.log_q_growth.to_numpy(), growth.log_q_growth_se.to_numpy()
-        )
+            growth_m, growth_b = simulate(probe), 0
+        growth = network_values(growth_m, growth_b, "log_q_growth")
+        length = network_crossing(np.asarray(growth_m.spec.sigma_w2), growth, "log_q_growth")
         if not np.isfinite(len_th):  # no length threshold in theory (q* > 0 always): none measured either
-            lx, lse = float("nan"), float("nan")
-        cx, cse = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
-        trows.append(dict(zip(THRESHOLD_COLUMNS, [act, xi, case.sigma_b2, width, len_th, lx, lse, chaos_th, cx, cse])))
+            nan = float("nan")
+            length = Crossing(nan, nan, "no_theory", "q* > 0 for every sigma_w2: no length threshold")
+        chaos = network_crossing(np.asarray(sws), network_values(m, eng.burn_in, "lambda_replica"), "lambda_replica")
+        label = f"{act} sigma_b2={case.sigma_b2:g} N={width} xi={xi:g}"
+        for what, c in (("length", length), ("chaos", chaos)):
+            if c.status not in ("ok", "no_theory"):
+                log.warning("%s: no measured %s threshold: %s (%s)", label, what, c.reason, c.status)
+        trows.append(dict(zip(THRESHOLD_COLUMNS, [
+            act, xi, case.sigma_b2, width, len_th, length.x, length.se, chaos_th.value, chaos.x, chaos.se,
+            length.status, length.reason, chaos.status, chaos.reason, chaos_th.status, chaos_th.source,
+        ])))  # fmt: skip
     thr = pd.DataFrame(trows, columns=THRESHOLD_COLUMNS)
+    thr = mask_invalid(thr, ["len_threshold_measured", "len_threshold_se"], "len_threshold_status")
+    thr = mask_invalid(thr, ["chaos_threshold_measured", "chaos_threshold_se"], "chaos_threshold_status")
+    thr = mask_invalid(thr, ["chaos_threshold_theory"], "chaos_threshold_theory_status")
     thr["group"] = [f"{a} sb2={b:g} N={w}" for a, b, w in zip(thr.activation, thr.sigma_b2, thr.width)]  # dvc plots
     result = GaugeScanResult(pd.concat(rows, ignore_index=True), thr)
     result.output = headline(result)

@@ -12,12 +12,13 @@ import pandas as pd
 from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
-from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
+from pipeline.dynamics.statistics import Crossing, layer_curves, network_crossing, network_values, summarize
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
-from pipeline.stages.theory_inputs import theory_crossing
+from pipeline.stages.theory_inputs import theory_threshold
+from pipeline.status import mask_invalid
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.predictions import predictions
 
@@ -34,11 +35,14 @@ class LyapunovResult:
     output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
 
 
-def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataFrame, pd.DataFrame, Crossing]:
+    """(lyapunov.csv rows, local exponents, zero crossing of lambda_replica over the networks) of one curve."""
     net, eng = cfg.net, cfg.engine
     spec = ensemble_spec(net, eng, sws, cfg.seed, activation=activation.value, sigma_b2=sigma_b2)
     m = simulate(spec)
     table = summarize(m, eng.burn_in)
+    crossing = network_crossing(table.sigma_w2.to_numpy(), network_values(m, eng.burn_in, "lambda_replica"),
+                                "lambda_replica")  # fmt: skip
     theory, _ = predictions(activation.value, sws, sigma_b2, net.depth, eng.q0, eng.c0, net.xi)
     table = table.merge(
         theory[["sigma_w2", "chi1", "lambda_mf", "q_star"]], on="sigma_w2", how="left", validate="one_to_one"
@@ -50,7 +54,7 @@ def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataF
     local = layer_curves(m)[["sigma_w2", "layer", "lambda_replica", "lambda_tangent"]]
     local.insert(0, "sigma_b2", sigma_b2)
     local.insert(0, "activation", activation.value)
-    return table, local
+    return table, local, crossing
 
 
 def compute(cfg: StageConfig) -> LyapunovResult:
@@ -58,21 +62,28 @@ def compute(cfg: StageConfig) -> LyapunovResult:
     net, eng, ly = cfg.net, cfg.engine, cfg.lyapunov
     tables, locals_, crossings = [], [], []
     for curve in progress(ly.curves, desc="lyapunov curves"):
-        t, loc = _curve(cfg, curve.activation, curve.sigma_b2, curve.sigma_w2.points())
+        t, loc, cr = _curve(cfg, curve.activation, curve.sigma_b2, curve.sigma_w2.points())
         tables.append(t)
         locals_.append(loc)
-        x0, se = zero_crossing(t.sigma_w2.to_numpy(), t.lambda_replica.to_numpy(), t.lambda_replica_se.to_numpy())
+        th = theory_threshold(cfg.theory_outputs, curve.activation.value, curve.sigma_b2, net.xi)
+        label = f"{curve.activation.value} sigma_b2={curve.sigma_b2:g}"
+        if cr.status != "ok":
+            log.warning("%s: no measured crossing: %s (%s)", label, cr.reason, cr.status)
+        if th.status != "ok":
+            log.warning("%s: no theory crossing at xi=%g (%s)", label, net.xi, th.status)
         crossings.append(
             {
                 "activation": curve.activation.value,
                 "width": net.width,
                 "sigma_b2": curve.sigma_b2,
                 "xi": net.xi,
-                "crossing_measured": x0,
-                "crossing_measured_se": se,
-                "crossing_theory": theory_crossing(cfg.theory_outputs, curve.activation.value, curve.sigma_b2, net.xi)[
-                    0
-                ],
+                "crossing_measured": cr.x,
+                "crossing_measured_se": cr.se,
+                "crossing_measured_status": cr.status,
+                "crossing_measured_reason": cr.reason,
+                "crossing_theory": th.value,
+                "crossing_theory_status": th.status,
+                "crossing_theory_source": th.source,
             }
         )
     rfw = ly.relu_finite_width
@@ -134,9 +145,13 @@ def compute(cfg: StageConfig) -> LyapunovResult:
         )
     table = pd.concat(tables, ignore_index=True)
     table["group"] = [f"{a} sb2={b:g}" for a, b in zip(table.activation, table.sigma_b2)]  # one dvc-plots line each
+    zc = mask_invalid(
+        pd.DataFrame(crossings), ["crossing_measured", "crossing_measured_se"], "crossing_measured_status"
+    )
+    zc = mask_invalid(zc, ["crossing_theory"], "crossing_theory_status")
     result = LyapunovResult(
         table,
-        pd.DataFrame(crossings),
+        zc,
         pd.DataFrame(rows),
         pd.DataFrame(eps_rows),
         pd.concat(locals_, ignore_index=True),
@@ -171,7 +186,10 @@ def headline(result: LyapunovResult) -> StageOutput:
             f"{r.activation}_sb{r.sigma_b2:g}": {
                 "measured": r.crossing_measured,
                 "se": r.crossing_measured_se,
+                "measured_status": r.crossing_measured_status,
+                "measured_reason": r.crossing_measured_reason,
                 "theory": r.crossing_theory,
+                "theory_status": r.crossing_theory_status,
             }
             for r in cr.itertuples()
         },
@@ -188,8 +206,12 @@ def headline(result: LyapunovResult) -> StageOutput:
     }
     curves = {}  # per-layer local exponents: local_exponents.csv, not one metric key per (curve, sigma_w2)
     summary = "; ".join(
-        f"{r.activation} sb2={r.sigma_b2:g}: crossing {r.crossing_measured:.3f}+-{r.crossing_measured_se:.3f}"
-        f" (theory {r.crossing_theory:.3f})"
+        f"{r.activation} sb2={r.sigma_b2:g}: crossing "
+        + Crossing(r.crossing_measured, r.crossing_measured_se, r.crossing_measured_status,
+                   r.crossing_measured_reason).text(3)
+        + " (theory "
+        + (f"{r.crossing_theory:.3f}" if r.crossing_theory_status == "ok" else f"nan ({r.crossing_theory_status})")
+        + ")"
         for r in cr.itertuples()
-    )
+    )  # fmt: skip
     return StageOutput(metrics, curves, summary)

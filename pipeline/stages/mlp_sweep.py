@@ -17,11 +17,11 @@ import torch
 from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
-from pipeline.dynamics.statistics import layer_curves, summarize, zero_crossing
+from pipeline.dynamics.statistics import Crossing, layer_curves, network_crossing, network_values, summarize
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
-from pipeline.stages.theory_inputs import one_loop_crossing, theory_crossing
+from pipeline.stages.theory_inputs import one_loop_crossing, theory_threshold
 from pipeline.theory.one_loop import finite_depth_crossing, layer_recursion, one_loop_table
 from pipeline.theory.predictions import predictions
 
@@ -157,8 +157,8 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
         )
         loop = {**loop, "crossing_one_loop_deep": loop.get("crossing_one_loop"), "crossing_one_loop": fd.one_loop,
                 "crossing_mean_field_finite_depth": fd.mean_field}  # fmt: skip
-    theory_x0, source = theory_crossing(cfg.theory_outputs, net.activation.value, net.sigma_b2, net.xi)
-    center, center_source = refine_center(loop, theory_x0)
+    th = theory_threshold(cfg.theory_outputs, net.activation.value, net.sigma_b2, net.xi)
+    center, center_source = refine_center(loop, th.value)
     if cfg.grid.refine and not np.isfinite(center):
         log.warning("grid.refine=%d: no predicted crossing to refine around; the grid is not refined", cfg.grid.refine)
     sws = refined_grid(cfg.grid.sigma_w2.points(), center, cfg.grid.refine, cfg.grid.refine_halfwidth)
@@ -195,15 +195,25 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
     layers = layer_curves(m).merge(iter_cols, on=["sigma_w2", "layer"], how="left", validate="one_to_one")
     layers.insert(0, "width", net.width)
     layers.insert(0, "activation", net.activation.value)
-    kept = ~sweep.excluded  # the crossing never uses an excluded point (its estimates are NaN anyway)
-    x0, se = zero_crossing(
-        sweep.sigma_w2[kept].to_numpy(), sweep.lambda_replica[kept].to_numpy(), sweep.lambda_replica_se[kept].to_numpy()
-    )
+    kept = ~table.excluded.to_numpy()  # the crossing never uses an excluded point (its estimates are NaN anyway)
+    per_net = network_values(m, eng.burn_in, "lambda_replica")  # (K, S), rows in the order of `table`
+    cr = network_crossing(table.sigma_w2.to_numpy()[kept], per_net[kept], "lambda_replica")
+    if cr.status != "ok" and not kept.all():  # name the exclusions that took the points away
+        first = table.exclusion_reason[~kept].iloc[0]
+        cr = cr._replace(reason=f"{cr.reason}; {int((~kept).sum())} of {len(kept)} points excluded (e.g. {first})")
+    if cr.status != "ok":
+        log.warning("no measured crossing: %s (%s)", cr.reason, cr.status)
+    if th.status != "ok":
+        log.warning("no theory crossing for %s sigma_b2=%g xi=%g: %s", net.activation.value, net.sigma_b2, net.xi,
+                    th.status)  # fmt: skip
     crossing = {
-        "crossing_measured": x0,
-        "crossing_measured_se": se,
-        "crossing_theory": theory_x0,
-        "crossing_theory_source": source,
+        "crossing_measured": cr.x,
+        "crossing_measured_se": cr.se,
+        "crossing_measured_status": cr.status,
+        "crossing_measured_reason": cr.reason,
+        "crossing_theory": th.value,
+        "crossing_theory_status": th.status,
+        "crossing_theory_source": th.source,
         **{
             k if k.startswith("crossing") else f"one_loop_{k}": v for k, v in loop.items() if k != "crossing_mean_field"
         },
@@ -239,9 +249,13 @@ def headline(result: MlpSweepResult) -> StageOutput:
     }
     curves = {}  # per-layer curves: layers.csv and the layer_profiles figure, not one metric key per sigma_w2
     c = result.crossing
-    return StageOutput(
-        metrics,
-        curves,
-        f"lambda = 0 at sigma_w2 = {c['crossing_measured']:.4f} "
-        f"+- {c['crossing_measured_se']:.4f} (theory {c['crossing_theory']:.4f})",
-    )
+    measured = Crossing(c["crossing_measured"], c["crossing_measured_se"], c["crossing_measured_status"],
+                        c["crossing_measured_reason"])  # fmt: skip
+    return StageOutput(metrics, curves, f"lambda = 0 at sigma_w2 = {measured.text()} (theory {theory_text(c)})")
+
+
+def theory_text(c: dict) -> str:
+    """The theory crossing of a summary line: its value, or 'nan (status)' where there is no theory value."""
+    if c["crossing_theory_status"] == "ok":
+        return f"{c['crossing_theory']:.4f}"
+    return f"nan ({c['crossing_theory_status']})"

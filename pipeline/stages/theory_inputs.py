@@ -9,23 +9,41 @@ beside the value (`crossing_theory_source`), never silently.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from pipeline.activations import get_activation
 from pipeline.theory.one_loop import crossing_table
 from pipeline.theory.predictions import critical_sigma_w2
+from pipeline.theory.predictions import theory_threshold as computed_threshold
+
+# critical_line.csv's crossing_status -> the status of a theory threshold (critical.threshold_status)
+_TABLE_STATUS = {"crossing": "ok", "none": "no_crossing", "jump": "jump"}
 
 
-def theory_crossing(theory_outputs: str | Path, activation: str, sigma_b2: float, xi: float = 1.0) -> tuple[float, str]:
-    """(sigma_w2 where chi1 = 1, source): the theory stage's critical_line.csv row for the full key
-    (activation, sigma_b2, xi) where it exists, else computed; never a row of another key.
+class TheoryThreshold(NamedTuple):
+    """A stage's theory crossing: value (NaN unless status is "ok"), status and where it came from."""
 
-    A table without an `xi` column (written before the column existed) cannot say which xi its rows are for,
-    so it is not used. NaN (no crossing, or a jump of chi_1 across 1, docs/science.md §7) is returned as is.
+    value: float
+    status: str
+    source: str
+
+
+def theory_threshold(theory_outputs: str | Path, activation: str, sigma_b2: float, xi: float = 1.0) -> TheoryThreshold:
+    """The order-to-chaos threshold of (activation, sigma_b2, xi) for mlp_sweep, lyapunov and gauge_scan, with status.
+
+    The rule has one home, `critical.chaos_line` (via `predictions.theory_threshold`). For non-homogeneous
+    activations it is the chi_1 = 1 root, which the theory stage's critical_line.csv holds: its row of the full
+    key (activation, sigma_b2, xi) is read where it exists (never a row of another key; a table without an `xi`
+    column is not used), else the value is computed. For ReLU/linear the rule also takes the length root A_q = 1
+    (ReLU, sigma_b2 = 0, xi = 2: 1.517, where chi_1 = 1 says 2), which the table does not hold: always computed
+    (closed-form moments, fast). A status other than "ok" (no crossing in the range, a jump of the gain across 1,
+    docs/science.md §7, or an unverified quadrature) comes with a NaN value.
     """
     table = Path(theory_outputs) / "critical_line.csv"
-    if table.is_file():
+    if table.is_file() and not get_activation(activation).homogeneous:
         t = pd.read_csv(table)
         if "xi" in t.columns:
             row = t[
@@ -34,8 +52,23 @@ def theory_crossing(theory_outputs: str | Path, activation: str, sigma_b2: float
                 & np.isclose(t.xi, xi, rtol=0, atol=1e-12)
             ]
             if len(row) == 1:
-                return float(row.sigma_w2_crit.iloc[0]), "theory_stage"
-    return critical_sigma_w2(activation, sigma_b2, xi), "computed"
+                r = row.iloc[0]
+                value = float(r.sigma_w2_crit)
+                if "crossing_status" in row.columns:
+                    status = _TABLE_STATUS.get(str(r.crossing_status), str(r.crossing_status))
+                else:  # written before the column existed
+                    status = "ok" if np.isfinite(value) else "no_crossing"
+                if status == "ok" and str(r.get("quad_status", "ok")) != "ok":
+                    status = "inaccurate"
+                return TheoryThreshold(value if status == "ok" else float("nan"), status, "theory_stage")
+    value, status = computed_threshold(activation, sigma_b2, xi)
+    return TheoryThreshold(value, status, "computed")
+
+
+def theory_crossing(theory_outputs: str | Path, activation: str, sigma_b2: float, xi: float = 1.0) -> tuple[float, str]:
+    """(value, source) of `theory_threshold` (NaN unless its status is "ok")."""
+    t = theory_threshold(theory_outputs, activation, sigma_b2, xi)
+    return t.value, t.source
 
 
 def one_loop_crossing(theory_outputs: str | Path, activation: str, sigma_b2: float, width: int) -> tuple[dict, str]:

@@ -52,6 +52,7 @@ class CriticalLine:
     gain_below: torch.Tensor | None = None
     gain_above: torch.Tensor | None = None
     quad_ok: torch.Tensor | None = None
+    gain: tuple[str, ...] | None = None  # per entry, the gain whose root sigma_w2_crit is ("chi1" or "a_q")
 
 
 CROSSING_STATUS = {0: "crossing", 1: "none", 2: "jump"}
@@ -145,3 +146,52 @@ def critical_line(
         sigma_w2_jump=torch.where(jump, where, nan), gain_below=torch.where(found, ex_lo, nan),
         gain_above=torch.where(found, ex_hi, nan), quad_ok=quad_ok,
     )  # fmt: skip
+
+
+def chaos_line(
+    g: GaussianIntegrator, sigma_b2, xi=1.0, sigma_w2_range: tuple[float, float] = SIGMA_W2_SEARCH
+) -> CriticalLine:
+    """The order-to-chaos threshold in sigma_w2 per (sigma_b2, xi) pair: the one home of its rule (docs/science.md §4).
+
+    Non-homogeneous activations: the edge of chaos chi_1(q*(xi)) = 1 (a finite stable q* has A_q(q*) < 1, so the
+    longitudinal mode decays). Homogeneous activations (ReLU, linear), with or without bias: the smaller of the
+    roots of chi_1 = 1 and A_q = 1; the variance map q' = A_q q + sigma_b2 is affine, so past A_q = 1 the variance
+    diverges and the longitudinal mode grows at 0.5 ln A_q (ReLU, sigma_b2 = 0: 2 for xi <= 1,
+    2 pi / (pi - 1 + xi) for xi > 1, e.g. 1.517 at xi = 2). Where neither root exists in the range, the entry is
+    the chi_1 line's (NaN, status "none" or "jump"): never a neighbouring formula.
+
+    Args:
+        g: Gaussian integrator of the activation phi.
+        sigma_b2: bias variance, float or array-like; flattened and broadcast with `xi`.
+        xi: gauge parameter, float or array-like; flattened and broadcast with `sigma_b2`.
+        sigma_w2_range: (lo, hi) interval of sigma_w2 searched.
+
+    Returns:
+        A `CriticalLine` (fields as `critical_line`'s, taken entry by entry from the root used) with `gain` naming,
+        per entry, the gain whose root it is ("chi1" or "a_q").
+    """
+    transverse = critical_line(g, sigma_b2, xi, sigma_w2_range, gain="chi1")
+    n = transverse.sigma_b2.numel()
+    if not g.act.homogeneous:
+        transverse.gain = ("chi1",) * n
+        return transverse
+    length = critical_line(g, sigma_b2, xi, sigma_w2_range, gain="a_q")
+    pick = length.found & (~transverse.found | (length.sigma_w2_crit < transverse.sigma_w2_crit))
+    out = {}
+    for name in ("sigma_b2", "sigma_w2_crit", "q_star", "q_status", "found", "xi", "status", "sigma_w2_jump",
+                 "gain_below", "gain_above", "quad_ok"):  # fmt: skip
+        out[name] = torch.where(pick, getattr(length, name), getattr(transverse, name))
+    return CriticalLine(**out, gain=tuple("a_q" if p else "chi1" for p in pick.tolist()))
+
+
+THRESHOLD_OK = "ok"
+
+
+def threshold_status(cl: CriticalLine) -> list[str]:
+    """Per entry of a `CriticalLine`: "ok" (a root, quadrature verified), else why its value is not a theory value:
+    "no_crossing" (none in the searched range), "jump" (the gain jumps across 1, docs/science.md §7) or
+    "inaccurate" (the quadrature is not verified at the variances used)."""
+    names = {0: THRESHOLD_OK, 1: "no_crossing", 2: "jump"}
+    codes = cl.status.tolist() if cl.status is not None else [0 if f else 1 for f in cl.found.tolist()]
+    quad = cl.quad_ok.tolist() if cl.quad_ok is not None else [True] * len(codes)
+    return [names[int(c)] if (c != 0 or q) else "inaccurate" for c, q in zip(codes, quad)]

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .critical import SIGMA_W2_SEARCH, critical_line
+from .critical import SIGMA_W2_SEARCH, chaos_line, critical_line
 from .gaussian import GaussianIntegrator
 from .mean_field import as_t, chi1, gain_variance, q_star, variance_slope
 
@@ -95,7 +95,7 @@ def thresholds(g: GaussianIntegrator, sigma_b2, xi, sigma_w2_range=SIGMA_W2_SEAR
     Chaos: chi_1(q*(xi)) = 1 in general (a finite stable q* has A_q(q*) < 1: the longitudinal mode decays). For
     homogeneous activations the variance map is affine, q' = A_q q + sigma_b2: past A_q = 1 the variance
     diverges, the bias no longer matters and the longitudinal mode grows at 0.5 ln A_q, so with or without bias
-    the chaos threshold is the smaller of the two roots (`torch.fmin`, so a missing root falls back to the other).
+    the chaos threshold is the smaller of the two roots (a missing root falls back to the other): `critical.chaos_line`.
 
     Args:
         g: Gaussian integrator of the activation phi.
@@ -114,7 +114,7 @@ def thresholds(g: GaussianIntegrator, sigma_b2, xi, sigma_w2_range=SIGMA_W2_SEAR
         length = critical_line(g, sb, x, sigma_w2_range, gain="a_q0").sigma_w2_crit
         length = torch.where(sb == 0, length, torch.full_like(length, float("nan")))
     transverse = critical_line(g, sb, x, sigma_w2_range, gain="chi1").sigma_w2_crit
-    chaos = torch.fmin(transverse, length) if g.act.homogeneous else transverse
+    chaos = chaos_line(g, sb, x, sigma_w2_range).sigma_w2_crit  # the one home of the rule
     return {
         "sigma_b2": sb,
         "xi": x,

@@ -6,7 +6,7 @@ import pandas as pd
 
 from pipeline.activations import get_activation
 
-from .critical import SIGMA_W2_SEARCH, critical_line
+from .critical import SIGMA_W2_SEARCH, THRESHOLD_OK, chaos_line, threshold_status
 from .gaussian import GaussianIntegrator
 from .mean_field import as_t, mean_field_grid
 from .propagation import layer_iterates
@@ -73,14 +73,14 @@ def predictions(
     return table, it
 
 
-def critical_sigma_w2(
+def theory_threshold(
     activation: str, sigma_b2: float, xi: float = 1.0, sigma_w2_range: tuple[float, float] = SIGMA_W2_SEARCH
-) -> float:
-    """Theory zero crossing of lambda_mf (chi1 = 1) at (sigma_b2, xi), computed here (pure).
+) -> tuple[float, str]:
+    """(order-to-chaos threshold in sigma_w2, status) at (sigma_b2, xi): the theory value of every stage's crossing.
 
-    Edge of chaos chi_1(q*) = 1 of docs/science.md §1 (Poole et al. 2016, arXiv:1606.05340) via
-    `critical_line` over `sigma_w2_range` (default `critical.SIGMA_W2_SEARCH`); q* depends on xi, the criterion
-    does not (Note in docs/science.md §4).
+    `critical.chaos_line`, the one home of the rule (docs/science.md §1, §4): chi_1(q*) = 1 (Poole et al. 2016,
+    arXiv:1606.05340), for ReLU/linear the smaller of that root and the length root A_q = 1 (ReLU, sigma_b2 = 0,
+    xi = 2: 2 pi / (pi + 1) = 1.517, not 2).
 
     Args:
         activation: activation name known to `pipeline.activations.get_activation`.
@@ -89,6 +89,16 @@ def critical_sigma_w2(
         sigma_w2_range: (lo, hi) bracket searched (the theory stage passes `theory.sigma_w2_search`).
 
     Returns:
-        Critical sigma_w2 as a python float; nan if there is no crossing in the range.
+        (value, status): status "ok", or "no_crossing" / "jump" / "inaccurate" (`critical.threshold_status`), in
+        which case value is NaN.
     """
-    return float(critical_line(integrator(activation), [sigma_b2], xi, tuple(sigma_w2_range)).sigma_w2_crit[0])
+    cl = chaos_line(integrator(activation), [sigma_b2], xi, tuple(sigma_w2_range))
+    status = threshold_status(cl)[0]
+    return (float(cl.sigma_w2_crit[0]) if status == THRESHOLD_OK else float("nan")), status
+
+
+def critical_sigma_w2(
+    activation: str, sigma_b2: float, xi: float = 1.0, sigma_w2_range: tuple[float, float] = SIGMA_W2_SEARCH
+) -> float:
+    """The value of `theory_threshold` (NaN where its status is not "ok"); see there (docs/science.md §1, §4)."""
+    return theory_threshold(activation, sigma_b2, xi, sigma_w2_range)[0]

@@ -1,5 +1,6 @@
 """mlp_sweep, collect and lyapunov as users run them (smoke-sized, subprocesses, temp MLflow store)."""
 
+import math
 import subprocess
 import sys
 
@@ -103,7 +104,11 @@ def test_lyapunov_smoke_run(run_cli, store, tmp_path):
         "xi",
         "crossing_measured",
         "crossing_measured_se",
+        "crossing_measured_status",  # "ok" or why there is none (then the two values before it are NaN)
+        "crossing_measured_reason",
         "crossing_theory",
+        "crossing_theory_status",
+        "crossing_theory_source",
     ]
     rfw = pd.read_csv(out / "relu_finite_width.csv")
     assert list(rfw.columns[:6]) == [
@@ -147,13 +152,63 @@ def test_gauge_scan_smoke_run(run_cli, store, tmp_path):
         "chaos_threshold_theory",
         "chaos_threshold_measured",
         "chaos_threshold_se",
+        "len_threshold_status",  # "ok" or why there is no measured value (then it is NaN)
+        "len_threshold_reason",
+        "chaos_threshold_status",
+        "chaos_threshold_reason",
+        "chaos_threshold_theory_status",
+        "chaos_threshold_theory_source",
         "group",  # the dvc-plots line label
     ]
     assert len(th) == 4
     relu = th[th.activation == "relu"].set_index("xi")
     assert abs(relu.len_threshold_theory[2.0] - 2 * 3.141592653589793 / (3.141592653589793 + 1)) < 1e-6
+    assert abs(relu.chaos_threshold_theory[2.0] - 2 * 3.141592653589793 / (3.141592653589793 + 1)) < 1e-6
+    bad = th[th.len_threshold_status != "ok"]  # a missing measurement is NaN and says why
+    assert bad.len_threshold_measured.isna().all() and bad.len_threshold_reason.notna().all()
     scan = pd.read_csv(out / "gauge_scan.csv")
     assert {"a_q", "chi1", "half_ln_a_q", "half_ln_chi1", "lambda_theory", "log_q_growth"} <= set(scan.columns)
     for f in ("thresholds_vs_xi.png", "a_q_vs_sigma_w2.png", "lyapunov_vs_sigma_w2_per_xi.png"):
         assert (out / "figures" / f).stat().st_size > 0
     assert list(runs(store, "gauge_scan").status) == ["FINISHED"]
+
+
+@pytest.fixture(scope="module")
+def small_cfg():
+    from pipeline.config.validate import to_validated
+    from tests.config.test_configs import _compose
+
+    def make(stage: str, *overrides: str):
+        return to_validated(_compose(stage, ["experiment=smoke", "tracking.enabled=false", *overrides]))
+
+    return make
+
+
+def test_mlp_sweep_theory_crossing_follows_xi_for_relu(small_cfg, tmp_path):
+    """issue 21: relu, sigma_b2 = 0, xi = 2 printed and logged 'theory 2.0000' (chi_1 = 1 only); the threshold is
+    2 pi/(pi + 1) = 1.517 (docs/science.md §4: the longitudinal mode grows first), with its status."""
+    from pipeline.stages import mlp_sweep
+
+    cfg = small_cfg("mlp_sweep", "net.activation=relu", "net.sigma_b2=0.0", "net.xi=2.0", "net.width=8",
+                    "net.depth=4", "engine.burn_in=1", "engine.n_seeds=4", "fluctuations.n_seeds=0", "grid.refine=0",
+                    "grid.sigma_w2.start=1.0", "grid.sigma_w2.stop=2.0", "grid.sigma_w2.num=3",
+                    f"theory_outputs={tmp_path / 'none'}")  # fmt: skip
+    res = mlp_sweep.compute(cfg)
+    want = 2 * math.pi / (math.pi + 1)
+    assert res.crossing["crossing_theory"] == pytest.approx(want, abs=1e-8)
+    assert res.crossing["crossing_theory_status"] == "ok"
+    assert f"(theory {want:.4f})" in res.output.summary
+
+
+def test_a_nan_crossing_names_its_reason_in_the_summary_and_metrics(small_cfg, tmp_path):
+    """issue 21: a one-point grid said 'sigma_w2 = nan +- nan' without the reason."""
+    from pipeline.stages import mlp_sweep
+
+    cfg = small_cfg("mlp_sweep", "net.width=8", "net.depth=4", "engine.burn_in=1", "engine.n_seeds=3",
+                    "fluctuations.n_seeds=0", "grid.refine=0", "grid.sigma_w2.start=1.0", "grid.sigma_w2.stop=1.0",
+                    "grid.sigma_w2.num=1", f"theory_outputs={tmp_path / 'none'}")  # fmt: skip
+    out = mlp_sweep.compute(cfg).output
+    assert math.isnan(out.metrics["crossing_measured"]) and math.isnan(out.metrics["crossing_measured_se"])
+    assert out.metrics["crossing_measured_status"] == "too_few_points"
+    assert "1 grid point(s) with a finite lambda_replica" in out.metrics["crossing_measured_reason"]
+    assert "nan (too_few_points: 1 grid point(s)" in out.summary

@@ -48,3 +48,28 @@ def test_a_jump_row_is_returned_as_nan_not_replaced(tmp_path):
     _table(tmp_path, [{"activation": "gelu", "sigma_b2": 0.05, "xi": 1.0, "sigma_w2_crit": float("nan")}])
     value, source = theory_crossing(tmp_path, "gelu", 0.05, 1.0)
     assert source == "theory_stage" and math.isnan(value)
+
+
+def test_relu_never_takes_the_chi1_only_root_of_the_table(tmp_path):
+    """issue 21: critical_line.csv holds the chi_1 = 1 root (2.0 for ReLU); at xi = 2 the threshold is the length
+    root 2 pi/(pi + 1) = 1.517 (docs/science.md §4), computed by the one rule, with its status."""
+    from pipeline.stages.theory_inputs import theory_threshold
+
+    _table(tmp_path, [{"activation": "relu", "sigma_b2": 0.0, "xi": 2.0, "sigma_w2_crit": 2.0}])
+    t = theory_threshold(tmp_path, "relu", 0.0, 2.0)
+    assert t.status == "ok" and t.source == "computed" and abs(t.value - 2 * math.pi / (math.pi + 1)) < 1e-8
+
+
+def test_a_row_whose_status_is_not_ok_is_nan_with_that_status(tmp_path):
+    from pipeline.stages.theory_inputs import theory_threshold
+
+    _table(tmp_path, [
+        {"activation": "tanh", "sigma_b2": 0.05, "xi": 1.0, "sigma_w2_crit": 1.76, "crossing_status": "crossing",
+         "quad_status": "inaccurate"},
+        {"activation": "gelu", "sigma_b2": 0.05, "xi": 1.0, "sigma_w2_crit": float("nan"), "crossing_status": "jump",
+         "quad_status": "ok"},
+    ])  # fmt: skip
+    t = theory_threshold(tmp_path, "tanh", 0.05, 1.0)
+    assert math.isnan(t.value) and t.status == "inaccurate" and t.source == "theory_stage"
+    t = theory_threshold(tmp_path, "gelu", 0.05, 1.0)
+    assert math.isnan(t.value) and t.status == "jump"

@@ -69,3 +69,44 @@ def test_centered_weights_raise_relu_variance_fixed_point_less_than_iid():
     a0 = 1.5 * (0.5 - 1 / (2 * math.pi))
     assert abs(float(th0["q_star"]) - 0.1 / (1 - a0)) < 1e-10
     assert abs(float(th1["q_star"]) - 0.1 / (1 - 0.75)) < 1e-10
+
+
+# ---------------------------------------------------------------- one home of the order-to-chaos rule (issue 21)
+
+
+def _brute_force_threshold(act: str, sb2: float, xi: float) -> float:
+    """First sigma_w2 of a 0.0005 grid where max(chi_1, A_q) reaches 1 (homogeneous: both modes), interpolated."""
+    sw = torch.arange(0.5, 3.0, 0.0005, dtype=torch.float64)
+    th = gauge_theory(integrator(act, 3.0, sb2), sw, sb2, xi)
+    gain = torch.maximum(th["chi1"], th["a_q"]) - 1
+    i = int(torch.nonzero(gain >= 0)[0])
+    return float(sw[i - 1] - gain[i - 1] * (sw[i] - sw[i - 1]) / (gain[i] - gain[i - 1]))
+
+
+def test_theory_threshold_follows_xi_and_bias_rules():
+    """issue 21: every stage's theory crossing came from chi_1 = 1 alone, 2.0 for ReLU at sigma_b2 = 0, xi = 2;
+    the rule (docs/science.md §4) gives 2 pi/(pi + 1) = 1.517 there. References: that closed form, 2 for xi <= 1,
+    and a brute-force scan of max(chi_1, A_q) = 1 for ReLU with a bias at xi = 4 (closed form 2 pi/(pi + 3))."""
+    from pipeline.theory.critical import chaos_line
+    from pipeline.theory.predictions import critical_sigma_w2, theory_threshold
+
+    assert theory_threshold("relu", 0.0, 2.0) == (pytest.approx(2 * math.pi / (math.pi + 1), abs=1e-8), "ok")
+    assert critical_sigma_w2("relu", 0.0, 2.0) == pytest.approx(1.5170939860, abs=1e-8)
+    assert theory_threshold("relu", 0.0, 0.5) == (pytest.approx(2.0, abs=1e-8), "ok")
+    value, status = theory_threshold("relu", 0.3, 4.0)
+    assert status == "ok" and value == pytest.approx(2 * math.pi / (math.pi + 3), abs=1e-8)
+    assert value == pytest.approx(_brute_force_threshold("relu", 0.3, 4.0), abs=1e-5)
+    # the chaos line says which root it took; non-homogeneous activations keep chi_1 = 1 (tanh: 1.76 at 0.05)
+    assert chaos_line(integrator("relu"), [0.0, 0.0], [0.5, 2.0]).gain == ("chi1", "a_q")
+    assert theory_threshold("tanh", 0.05, 2.0) == (pytest.approx(1.760955, abs=1e-5), "ok")
+
+
+def test_no_theory_value_is_nan_with_its_status():
+    """gelu at sigma_b2 = 0.05: chi_1 jumps across 1 (docs/science.md §1), so there is no threshold: NaN, 'jump';
+    and a search range without a root gives NaN, 'no_crossing' (never the nearest formula)."""
+    from pipeline.theory.predictions import theory_threshold
+
+    value, status = theory_threshold("gelu", 0.05, 1.0)
+    assert math.isnan(value) and status == "jump"
+    value, status = theory_threshold("tanh", 0.05, 1.0, sigma_w2_range=(0.1, 1.5))
+    assert math.isnan(value) and status == "no_crossing"

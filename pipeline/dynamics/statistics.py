@@ -249,8 +249,7 @@ def network_crossing(x: np.ndarray, per_network: np.ndarray, what: str = "lambda
     x, y = x[order], y[order]
     fin = np.isfinite(y)
     n_k = fin.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(fin, y, 0.0).sum(1) / n_k
+    mean = mean_se(torch.from_numpy(y), 1)[0]  # bit-identical to summarize's column
     i = _first_upward(x, mean)
     if i is None:
         return _no_crossing(x, mean, what)
@@ -262,7 +261,7 @@ def network_crossing(x: np.ndarray, per_network: np.ndarray, what: str = "lambda
         return Crossing(nan, nan, "too_few_networks",
                         f"{int(used.sum())} network(s) finite at both sigma_w2 = {x[i]:g} and {x[i + 1]:g}: "
                         "needs >= 2 for a standard error")  # fmt: skip
-    x0 = x[i] - mean[i] * h / (mean[i + 1] - mean[i])
+    x0 = x[i] + (-mean[i] / (mean[i + 1] - mean[i])) * h  # as zero_crossing computes it
     # leave-one-out means at the two bracketing points (a network missing at a point leaves that mean unchanged)
     loo = []
     for k in (i, i + 1):

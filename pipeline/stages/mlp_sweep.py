@@ -17,7 +17,14 @@ import torch
 from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
-from pipeline.dynamics.statistics import Crossing, layer_curves, network_crossing, network_values, summarize
+from pipeline.dynamics.statistics import (
+    Crossing,
+    layer_curves,
+    network_crossing,
+    network_values,
+    summarize,
+    zero_crossing,  # noqa: F401  (the point estimate's formula, for tests)
+)
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables

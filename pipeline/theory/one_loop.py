@@ -108,6 +108,8 @@ CROSSING_VALUE_COLUMNS = ["crossing_one_loop", "crossing_one_loop_spec", "crossi
 
 
 def _t(x) -> torch.Tensor:
+    if isinstance(x, np.ndarray) and not x.flags.writeable:  # e.g. a pandas column: torch warns on read-only memory
+        x = x.copy()
     return torch.as_tensor(x, dtype=DTYPE)
 
 
@@ -271,6 +273,11 @@ class OneLoopLayers:
     def lambda_average(self, width: int, burn_in: int, include_correlation: bool = True) -> torch.Tensor:
         """Mean of `lambda_layers` over transitions burn_in..L-1: what `statistics.summarize` measures, (M,)."""
         return self.lambda_layers(width, include_correlation)[:, burn_in:].mean(1)
+
+    def expansion_parameter(self, width: int, burn_in: int) -> torch.Tensor:
+        """Largest V^l / (N (K^l)^2) over the averaged transitions burn_in..L-1, shape (M,): above 0.3 the
+        1/N expansion of `lambda_average` is not to be trusted (non-homogeneous activations)."""
+        return (self.V / self.K**2)[:, burn_in:-1].amax(1) / width
 
     def gain_layers(self, width: int) -> torch.Tensor:
         """Annealed gain of transition l -> l+1, chi1(K^l) + chi1_1overN^l / N, shape (M, L)."""
@@ -787,7 +794,7 @@ def finite_depth_crossing(
         rec = layer_recursion(act, scan, sigma_b2, depth, q0, n_nodes=n_nodes)
         one = rec.lambda_average(width, burn_in)
         mf = (0.5 * torch.log(rec.chi1))[:, burn_in:-1].mean(1)
-        vk2 = (rec.V / rec.K**2)[:, burn_in:-1].amax(1) / width  # the expansion parameter per scan point
+        vk2 = rec.expansion_parameter(width, burn_in)
 
     def root(y: torch.Tensor) -> tuple[float, int]:
         y = y.numpy()

@@ -571,3 +571,13 @@ def test_finite_depth_crossing_is_flagged_where_the_expansion_breaks_down():
     assert tanh.status == "ok" and abs(tanh.one_loop - 2.0622) < 2e-3 and tanh.expansion_parameter < 0.05
     none = ol.finite_depth_crossing("tanh", 0.05, 32, 50, 10, sigma_w2_range=(0.2, 1.5))
     assert none.status == "no_crossing" and math.isnan(none.one_loop)
+
+
+def test_read_only_grids_are_copied_not_shared():
+    # a pandas column (copy-on-write) is a read-only array: sharing its memory made torch warn ("not writable",
+    # seen in the mlp_sweep stage test) and would let any in-place write reach the caller's data
+    grid = np.array([1.5, 2.0])
+    grid.flags.writeable = False
+    t = ol._t(grid)
+    t[0] = 9.0
+    assert grid[0] == 1.5

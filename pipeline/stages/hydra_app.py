@@ -32,6 +32,9 @@ def _one_line(exc: BaseException) -> str:
                 f"Or add a second + to add or override '{k}': '++{k}={v}'")  # fmt: skip
     cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
     key = getattr(cause, "full_key", None) or getattr(exc, "full_key", None)
+    if not key:  # a value of a preset file: Hydra names the key only on an indented `full_key:` line
+        found = re.search(r"^\s*full_key: (\S+)", str(exc), re.M)
+        key = found.group(1) if found else None
     lines = [
         ln.strip()
         for ln in str(exc).splitlines()

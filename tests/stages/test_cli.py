@@ -65,3 +65,26 @@ def test_plus_on_an_interpolated_key_says_what_hydra_says_for_any_existing_key(r
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert "already at 'out_dir'" in lines[0] and f"'++out_dir={tmp_path / 'o'}'" in lines[0]
     assert "HydraConfig" not in lines[0] and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("value", ["12.7", "[1, 2]", "null"])
+def test_a_type_error_in_a_preset_file_names_its_key(value, tmp_path):
+    """A preset's bad value fails while Hydra composes, before any stage code; Hydra names the key only on an
+    indented `full_key:` line, which the one-line formatter used to drop (the line named no key)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from pipeline.config.store import register
+    from pipeline.stages.hydra_app import _one_line
+
+    (tmp_path / "experiment").mkdir()
+    (tmp_path / "experiment" / "bad.yaml").write_text(f"# @package _global_\nnet:\n  width: {value}\n")
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        with pytest.raises(HydraException) as info:
+            compose("mlp_sweep", overrides=["experiment=bad", f"hydra.searchpath=[file://{tmp_path}]"])
+    GlobalHydra.instance().clear()
+    line = _one_line(info.value)
+    assert line.startswith("net.width: ") and "\n" not in line, line

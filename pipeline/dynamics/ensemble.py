@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.activations import get_activation
+from pipeline.config.validate import format_bytes
 from pipeline.nets.weights import (
     STREAM_BIAS,
     STREAM_INPUT,
@@ -166,7 +167,7 @@ def seed_chunk(spec: EnsembleSpec) -> int:
     if per > budget:
         raise MemoryBudgetError(
             f"memory_budget_gb={spec.memory_budget_gb} is too small for net.width={spec.width}: one seed with "
-            f"{len(spec.sigma_w2)} sigma_w2 values needs {per / 2**30:.2f} GiB (raise the budget or lower the width)"
+            f"{len(spec.sigma_w2)} sigma_w2 values needs {format_bytes(per)} (raise the budget or lower the width)"
         )
     return max(1, min(spec.n_seeds, int(budget // per)))
 

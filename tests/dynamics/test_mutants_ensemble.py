@@ -16,6 +16,7 @@ import pytest
 import torch
 from scipy.special import erf
 
+from pipeline.config.validate import format_bytes
 from pipeline.dynamics.ensemble import (
     MemoryBudgetError,
     _bytes_per_seed,
@@ -207,7 +208,7 @@ def test_working_set_seed_chunk_and_groups_by_hand():
     b = (per32 - 1) / gib
     assert str(e.value) == (
         f"memory_budget_gb={b} is too small for net.width=10: one seed with 3 sigma_w2 values needs "
-        f"{per32 / gib:.2f} GiB (raise the budget or lower the width)"
+        f"{format_bytes(per32)} (raise the budget or lower the width)"
     )
     with pytest.raises(MemoryBudgetError):
         seed_groups(at(per32 - 1), 1)

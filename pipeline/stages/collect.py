@@ -29,7 +29,14 @@ import pandas as pd
 
 from pipeline.paths import repo_root
 from pipeline.plots.figures import draw_stage_figures
-from pipeline.stages.outputs import read_run_record, staged, write_json, write_run_record
+from pipeline.stages.outputs import (
+    ForeignOutputDir,
+    check_out_dir,
+    read_run_record,
+    staged,
+    write_json,
+    write_run_record,
+)
 from pipeline.stages.tables import write_csv
 from pipeline.status import mask_invalid
 from pipeline.tracking.sweep import PARENT_FILE
@@ -311,7 +318,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     check_unique("one_loop_crossings.csv", loop, table_key("one_loop_crossings.csv", loop, cols))
     parent = jobs / PARENT_FILE
     parent_run = json.loads(parent.read_text())["run_id"] if parent.exists() else None
-    with staged(out) as folder:
+    with staged(out, owner="mlp_sweep") as folder:
         write_csv(sweep, folder / "sweep.csv")
         write_csv(layers, folder / "layers.csv")
         write_csv(fw, folder / "finite_width.csv")
@@ -382,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --jobs {jobs or ''}: no such sweep directory (run a sweep with -m first)", file=sys.stderr)
         return 2
     out = a.out or jobs / "merged"
+    try:  # before any merge work: never replace a folder another stage or a user owns
+        check_out_dir(out, a.stage, key="--out")
+    except ForeignOutputDir as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     m = COLLECTORS[a.stage](jobs, out)
     log.info("collected %s jobs of %s from %s -> %s", m["n_jobs"], a.stage, jobs, out)
     return 0

@@ -347,3 +347,19 @@ def test_a_measured_crossing_whose_status_is_not_ok_is_nan_in_both_tables_and_le
     assert loop.loc[32, ["crossing_measured", "z_one_loop", "z_mean_field"]].isna().all()
     assert metrics["one_loop_max_abs_z"] == pytest.approx(2.04)  # was (2.5 - 1.606) / 0.05 = 17.9
     assert metrics["n_without_measured_crossing"] == 1
+
+
+def test_collect_refuses_an_out_folder_it_does_not_own_before_merging(tmp_path, capsys):
+    """`collect --out <a user's folder>` used to replace the folder wholesale (its staged swap): now one line,
+    exit 2, the user's files untouched; the swap still happens into a folder an mlp_sweep run wrote."""
+    from pipeline.stages.collect import main
+
+    (tmp_path / "jobs").mkdir()
+    mine = tmp_path / "thesis"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "sub" / "thesis.tex").write_text("precious")
+    assert main(["mlp_sweep", "--jobs", str(tmp_path / "jobs"), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --out=") and "thesis.tex" not in err[0], err
+    assert (mine / "sub" / "thesis.tex").read_text() == "precious"
+    assert sorted(p.name for p in mine.rglob("*")) == ["sub", "thesis.tex"]

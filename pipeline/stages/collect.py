@@ -167,7 +167,7 @@ def finite_width_table(sweep: pd.DataFrame, cols: list[str] = ()) -> pd.DataFram
 
 
 ONE_LOOP_KEYS = ("crossing_one_loop", "crossing_one_loop_deep", "crossing_mean_field_finite_depth", "crossing_exact",
-                 "one_loop_expansion_parameter", "one_loop_status")  # fmt: skip
+                 "one_loop_expansion_parameter", "one_loop_status", "one_loop_status_deep")  # fmt: skip
 # one_loop_crossings.csv: the one-loop values its `one_loop_status` speaks for (NaN unless "ok", pipeline.status);
 # the measured, mean-field and exact columns have their own validity, expansion_parameter explains the status
 ONE_LOOP_VALUES = ("crossing_one_loop", "crossing_one_loop_deep", "z_one_loop")

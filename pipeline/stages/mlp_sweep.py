@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.activations import get_activation
 from pipeline.config.schema import StageConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
@@ -29,7 +30,7 @@ from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import one_loop_crossing, theory_threshold
-from pipeline.theory.one_loop import finite_depth_crossing, layer_recursion, one_loop_table
+from pipeline.theory.one_loop import EXPANSION_LIMIT, finite_depth_crossing, layer_recursion, one_loop_table
 from pipeline.theory.predictions import predictions
 
 log = logging.getLogger("ginn.mlp_sweep")
@@ -147,6 +148,8 @@ def finite_depth_theory(cfg: StageConfig, sws, iters: pd.DataFrame, iid: bool) -
         rec = layer_recursion(net.activation.value, torch.tensor(sws, dtype=torch.float64), net.sigma_b2, depth,
                               cfg.engine.q0)  # fmt: skip
         c1 = rec.c1[:, :-1][:, b:].mean(1).numpy()
+        if not get_activation(net.activation.value).homogeneous:  # status before number: no value past breakdown
+            c1[(rec.expansion_parameter(net.width, b) > EXPANSION_LIMIT).numpy()] = np.nan
     loop = pd.DataFrame({"sigma_w2": np.asarray(sws, dtype=float), "lambda_coeff_1overN_finite_depth": c1})
     return out.merge(loop, on="sigma_w2", how="outer", validate="one_to_one")
 
@@ -162,7 +165,9 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
         fd = finite_depth_crossing(
             net.activation.value, net.sigma_b2, net.width, net.depth, min(eng.burn_in, net.depth - 1), eng.q0
         )
-        loop = {**loop, "crossing_one_loop_deep": loop.get("crossing_one_loop"), "crossing_one_loop": fd.one_loop,
+        # the one-loop status speaks for this depth's value; the deep table's status is kept as status_deep
+        loop = {**loop, "crossing_one_loop_deep": loop.get("crossing_one_loop"), "status_deep": loop.get("status"),
+                "crossing_one_loop": fd.one_loop, "status": fd.status, "expansion_parameter": fd.expansion_parameter,
                 "crossing_mean_field_finite_depth": fd.mean_field}  # fmt: skip
     th = theory_threshold(cfg.theory_outputs, net.activation.value, net.sigma_b2, net.xi)
     center, center_source = refine_center(loop, th.value)

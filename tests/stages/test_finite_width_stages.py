@@ -212,3 +212,22 @@ def test_a_nan_crossing_names_its_reason_in_the_summary_and_metrics(small_cfg, t
     assert out.metrics["crossing_measured_status"] == "too_few_points"
     assert "1 grid point(s) with a finite lambda_replica" in out.metrics["crossing_measured_reason"]
     assert "nan (too_few_points: 1 grid point(s)" in out.summary
+
+
+def test_gelu_one_loop_values_past_the_expansion_breakdown_are_nan_with_that_status(small_cfg, tmp_path):
+    """issue 21: gelu at sigma_b2 = 0.05 (no smooth crossing: V/(N K^2) ~ 4-100 near its root) gave a one-loop
+    crossing and 1/N coefficients, with the deep table's status 'no_crossing' beside this depth's value.
+    The status now speaks for the finite-depth value (the deep one is kept as status_deep), and the value
+    and the layer-averaged c1 are NaN where the expansion broke down."""
+    from pipeline.stages import mlp_sweep
+
+    cfg = small_cfg("mlp_sweep", "net.activation=gelu", "net.sigma_b2=0.05", "net.width=16", "net.depth=20",
+                    "engine.burn_in=5", "engine.n_seeds=2", "fluctuations.n_seeds=0", "grid.refine=0",
+                    "grid.sigma_w2.start=1.0", "grid.sigma_w2.stop=4.0", "grid.sigma_w2.num=5",
+                    f"theory_outputs={tmp_path / 'none'}")  # fmt: skip
+    res = mlp_sweep.compute(cfg)
+    c = res.crossing
+    assert c["one_loop_status"] in ("expansion_breakdown", "no_crossing") and "one_loop_status_deep" in c, c
+    assert math.isnan(c["crossing_one_loop"])
+    c1 = res.sweep.lambda_coeff_1overN_finite_depth
+    assert c1.isna().any() and c1.notna().any(), c1.tolist()  # flagged where V/(N K^2) > 0.3 only

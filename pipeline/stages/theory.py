@@ -23,7 +23,7 @@ from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.status import mask_invalid
-from pipeline.theory.critical import critical_line
+from pipeline.theory.critical import chaos_line
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import mean_field_grid
 from pipeline.theory.one_loop import crossing_table, one_loop_table
@@ -141,7 +141,7 @@ def compute(cfg: StageConfig) -> TheoryResult:
         )
         grids.append(grid_table(name, mean_field_grid(g, sw[:, None], sb[None, :], cfg.net.xi, **solver)))
         crits.append(
-            critical_table(name, critical_line(g, th.critical_sigma_b2, cfg.net.xi, tuple(th.sigma_w2_search)))
+            critical_table(name, chaos_line(g, th.critical_sigma_b2, cfg.net.xi, tuple(th.sigma_w2_search)))
         )
         # after the work: the rule follows the variances it was asked about (GaussianIntegrator.cover)
         quad[name] = quad_summary(g)

@@ -58,13 +58,14 @@ def _quad_status(ok, n: int) -> list[str]:
 
 
 def critical_table(activation: str, cl: CriticalLine) -> pd.DataFrame:
-    """critical_line.csv rows: sigma_w2 where chi_1 = 1, per sigma_b2, with q* there.
+    """critical_line.csv rows: the order-to-chaos threshold in sigma_w2 per sigma_b2, with q* there.
 
     The critical line of docs/science.md §1 (edge of chaos, Poole et al. 2016, arXiv:1606.05340).
 
     Args:
         activation: activation name, written to every row.
-        cl: the `CriticalLine` of `critical_line` (with gain "chi1").
+        cl: the `CriticalLine` of `critical.chaos_line` (chi_1 = 1, or for ReLU/linear the smaller of the
+            chi_1 = 1 and A_q = 1 roots) or of `critical_line`.
 
     Returns:
         DataFrame with one row per (sigma_b2, xi) and columns activation, sigma_b2, xi (every key the value
@@ -72,7 +73,8 @@ def critical_table(activation: str, cl: CriticalLine) -> pd.DataFrame:
         (bool), crossing_status ("crossing", "none", or "jump": the gain jumps across 1 at `sigma_w2_jump`,
         where no point has gain = 1, so sigma_w2_crit is NaN), sigma_w2_jump, excess_gain_below and
         excess_gain_above (gain - 1 at the two ends of the final bisection bracket), quad_status ("ok" or
-        "inaccurate", docs/science.md §7). Where found is False, q_star is a placeholder (see `CriticalLine`).
+        "inaccurate", docs/science.md §7), gain (the gain whose root it is: "chi1" or "a_q"). Where found is
+        False, q_star is a placeholder (see `CriticalLine`).
     """
     cols = {
         "activation": activation,
@@ -87,6 +89,7 @@ def critical_table(activation: str, cl: CriticalLine) -> pd.DataFrame:
         "excess_gain_below": None if cl.gain_below is None else cl.gain_below.numpy(),
         "excess_gain_above": None if cl.gain_above is None else cl.gain_above.numpy(),
         "quad_status": None if cl.quad_ok is None else _quad_status(cl.quad_ok, cl.sigma_b2.numel()),
+        "gain": None if cl.gain is None else list(cl.gain),
     }
     # every column is set by `critical_line`; a hand-built CriticalLine without the optional fields gets the
     # columns it has

@@ -130,3 +130,19 @@ def test_values_whose_own_status_says_invalid_are_nan_and_leave_the_headline():
     assert m["n_excluded_critical_points"] == 2
     assert m["one_loop_crossing_shift_at_min_width"] == {"tanh_sb0.05_N16": None}  # was 2.9 - 1.76
     assert m["n_excluded_one_loop_crossings"] == 1
+
+
+def test_critical_line_csv_follows_the_chaos_rule_at_the_configured_xi():
+    """issue 21: critical_line.csv held the chi_1 = 1 root for every xi (relu, sigma_b2 = 0, xi = 2: 2.0); the
+    stage now writes critical.chaos_line's threshold, 2 pi/(pi + 1) there, and names the gain whose root it is."""
+    from pipeline.config.validate import to_validated
+    from pipeline.stages import theory
+    from tests.config.test_configs import _compose
+
+    cfg = to_validated(
+        _compose("theory", ["experiment=smoke", "tracking.enabled=false", "net.xi=2.0", "net.activation=relu",
+                            "theory.activations=[relu]", "theory.critical_sigma_b2=[0.0]"])
+    )  # fmt: skip
+    crit = theory.compute(cfg).critical.set_index("activation")
+    assert crit.loc["relu", "sigma_w2_crit"] == pytest.approx(2 * np.pi / (np.pi + 1), abs=1e-8)
+    assert crit.loc["relu", "gain"] == "a_q"

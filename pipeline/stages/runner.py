@@ -89,6 +89,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def status_tags(d: dict, prefix: str = "") -> dict[str, str]:
+    """The `*_status` / `*_reason` strings of a stage's metrics (why a headline is NaN), flattened: MLflow tags,
+    so the UI shows the reason beside the missing number."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(status_tags(v, f"{prefix}{k}."))
+        elif isinstance(v, str) and k.endswith(("_status", "_reason")):
+            out[f"{prefix}{k}"] = v[:5000]
+    return out
+
+
 def _flat_numeric(d: dict, prefix: str = "") -> dict[str, float]:
     out = {}
     for k, v in d.items():
@@ -334,6 +346,7 @@ def run_stage(
             write_json(folder / "metrics.json", out.metrics)  # no run id: DVC-tracked, the same on every repro
             write_run_record(folder, run.run_id)
         run.log_curves(out.curves, scalars=_flat_numeric(out.metrics))  # one batch for both
+        run.set_tags(status_tags(out.metrics))
         run.log_artifacts(out_dir)  # tables, figures, metrics.json, the log and .hydra/ in one call
         if out.failure:
             raise NumericalError(out.failure)

@@ -23,6 +23,7 @@ from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.status import mask_invalid
+from pipeline.theory import one_loop as ol
 from pipeline.theory.critical import chaos_line
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import mean_field_grid
@@ -89,8 +90,6 @@ UNSOLVED = ("max_iter", "unstable")  # a fixed-point solve that did not deliver 
 Q_VALUES = ["q_star", "chi1", "a_q", "depth_scale_q", "lambda_mf"]  # read at q*: void where q* was not solved
 C_VALUES = ["c_star", "chi_c", "depth_scale_c"]  # read at (q*, c*)
 GRID_VALUES = Q_VALUES + C_VALUES
-ONE_LOOP_VALUES = ["lambda_coeff_1overN", "lambda_one_loop"]  # one_loop.csv: the 1/N predictions its status is for
-ONE_LOOP_CROSSING_VALUES = ["crossing_one_loop"]  # one_loop_crossings.csv: the one-loop root its status is for
 
 
 def _mask_where(df: pd.DataFrame, cols: list[str], bad) -> pd.DataFrame:
@@ -121,9 +120,10 @@ def mask_tables(result: TheoryResult) -> TheoryResult:
     it = result.iterates
     if "quad_status" in it:
         it = mask_invalid(it, [k for k in it.columns if k not in ("activation", "layer", "quad_status")], "quad_status")
-    loop = None if result.one_loop is None else mask_invalid(result.one_loop, ONE_LOOP_VALUES, "status")
+    loop = result.one_loop
+    loop = None if loop is None else mask_invalid(loop, ol.ONE_LOOP_VALUE_COLUMNS, "status", ol.VALID_STATUSES)
     cross = result.one_loop_crossings
-    cross = None if cross is None else mask_invalid(cross, ONE_LOOP_CROSSING_VALUES, "status")
+    cross = None if cross is None else mask_invalid(cross, ol.CROSSING_VALUE_COLUMNS, "status")
     return TheoryResult(t, c, it, result.quadrature, result.figures, one_loop=loop, one_loop_crossings=cross)
 
 
@@ -140,9 +140,7 @@ def compute(cfg: StageConfig) -> TheoryResult:
             name, cfg, max(float(sw.max()), *th.sigma_w2_search), float(max(sb.max(), *th.critical_sigma_b2))
         )
         grids.append(grid_table(name, mean_field_grid(g, sw[:, None], sb[None, :], cfg.net.xi, **solver)))
-        crits.append(
-            critical_table(name, chaos_line(g, th.critical_sigma_b2, cfg.net.xi, tuple(th.sigma_w2_search)))
-        )
+        crits.append(critical_table(name, chaos_line(g, th.critical_sigma_b2, cfg.net.xi, tuple(th.sigma_w2_search))))
         # after the work: the rule follows the variances it was asked about (GaussianIntegrator.cover)
         quad[name] = quad_summary(g)
     net = cfg.net

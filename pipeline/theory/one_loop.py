@@ -102,6 +102,9 @@ STATUS_NO_CROSSING = "no_crossing"
 # Status before number (pipeline.status.mask_invalid): the columns a row's one-loop `status` speaks for, NaN
 # where it is not ok. The mean-field columns (q_star, chi_par, chi1, lambda_mf, crossing_mean_field), the exact
 # ReLU root and the diagnostic expansion_parameter that explains a breakdown are kept.
+# The statuses whose one-loop values stand: "ok", and the trivial fixed point q* = 0, whose values are the exact
+# K -> 0+ limit (the linearized network: c1 = -1/2 for tanh/erf at sigma_b2 = 0 below sigma_w2 = 1).
+VALID_STATUSES = (STATUS_OK, STATUS_TRIVIAL)
 ONE_LOOP_VALUE_COLUMNS = ["V_star", "K1_star", "R_star", "lambda_coeff_1overN", "lambda_coeff_1overN_spec",
                           "gain_coeff_1overN", "lambda_one_loop"]  # fmt: skip
 CROSSING_VALUE_COLUMNS = ["crossing_one_loop", "crossing_one_loop_spec", "crossing_annealed"]
@@ -701,7 +704,7 @@ def one_loop_table(activation: str, sigma_w2, sigma_b2=0.0, widths=None, n_nodes
     if widths is None:
         base["expansion_parameter"] = fp.vk2.numpy()
         base["status"] = fp.status
-        return mask_invalid(base, ONE_LOOP_VALUE_COLUMNS, "status", STATUS_OK)
+        return mask_invalid(base, ONE_LOOP_VALUE_COLUMNS, "status", VALID_STATUSES)
     parts = []
     for n in widths:
         df = base.copy()
@@ -710,7 +713,7 @@ def one_loop_table(activation: str, sigma_w2, sigma_b2=0.0, widths=None, n_nodes
         df["expansion_parameter"] = fp.expansion_parameter(n).numpy()
         df["status"] = fp.status_at(float(n))
         parts.append(df)
-    return mask_invalid(pd.concat(parts, ignore_index=True), ONE_LOOP_VALUE_COLUMNS, "status", STATUS_OK)
+    return mask_invalid(pd.concat(parts, ignore_index=True), ONE_LOOP_VALUE_COLUMNS, "status", VALID_STATUSES)
 
 
 def crossing_table(activation: str, sigma_b2, widths, **kw) -> pd.DataFrame:

@@ -123,7 +123,7 @@ def test_values_whose_own_status_says_invalid_are_nan_and_leave_the_headline():
     assert c.loc["relu", "sigma_w2_crit"] == 2.0 and np.isnan(c.loc["tanh", "sigma_w2_crit"])
     assert np.isnan(c.loc["gelu", "q_star"])  # a placeholder where found is False
     assert res.one_loop.lambda_one_loop.tolist()[1] == 0.03 and np.isnan(res.one_loop.lambda_one_loop[0])
-    assert res.one_loop.V_star.tolist() == [0.3, 0.3]  # the diagnostic behind the status stays
+    assert res.one_loop.expansion_parameter.tolist() == [0.4, 0.1]  # the diagnostic behind the status stays
     assert np.isnan(res.one_loop_crossings.crossing_one_loop[0])
     m = theory.headline(res).metrics
     assert m["critical_sigma_w2_at_sigma_b2_0"] == {"relu": 2.0, "tanh": None}

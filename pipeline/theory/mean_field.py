@@ -209,6 +209,10 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
         fp = solve_fixed_point(fmap, torch.where(torch.isfinite(fp.x), fp.x, torch.full_like(fp.x, q0)),
                                lower=0.0, **solver)  # fmt: skip
     fp.x = torch.where(fp.x < Q_ZERO, torch.zeros_like(fp.x), fp.x)  # the trivial fixed point, exactly
+    if g.act.homogeneous:  # affine map q' = A_q q + sigma_b2: A_q >= 1 has no finite attracting q* (from q0 > 0)
+        runaway = (fp.status == int(Status.MAX_ITER)) & (fp.slope >= 1) & ((sb > 0) | (fp.slope > 1))
+        fp.status = torch.where(runaway, torch.full_like(fp.status, int(Status.DIVERGED)), fp.status)
+        fp.x = torch.where(runaway, torch.full_like(fp.x, float("inf")), fp.x)
     return _reshaped(fp, sigma_w2.shape)
 
 

@@ -4,8 +4,9 @@ import torch
 
 from pipeline.activations import ACTIVATIONS
 from pipeline.theory.critical import critical_line
+from pipeline.theory.fixed_point import Status
 from pipeline.theory.gaussian import GaussianIntegrator
-from pipeline.theory.mean_field import correlation_map, mean_field_grid, variance_map
+from pipeline.theory.mean_field import correlation_map, mean_field_grid, q_star, variance_map
 from pipeline.theory.propagation import layer_iterates
 from tests.theory.reference import q_star_quad
 
@@ -67,3 +68,14 @@ def test_diverging_relu_variance_is_reported_not_silent():
     r = mean_field_grid(g, torch.tensor([1.5, 3.0], dtype=T), 0.1)
     assert int(r.q_status[0]) == 0 and abs(float(r.q_star[0]) - 0.1 / (1 - 0.75)) < 1e-10
     assert int(r.q_status[1]) == 1 and torch.isinf(r.q_star[1])
+
+
+def test_relu_and_linear_with_a_bias_at_or_past_a_q_1_diverge_not_max_iter():
+    """Affine variance map q' = A_q q + sigma_b2: at A_q >= 1 with a bias there is no finite q* (exact). The
+    iteration creeps toward the search bound (~700 steps at A_q = 1.025) and stopped at max_iter with q ~ 1e6,
+    which the theory stage then masked as unconverged: the relu cells next to the critical line were blank."""
+    fp = q_star(GaussianIntegrator(ACTIVATIONS["relu"]), torch.tensor([1.9, 2.0, 2.05], dtype=T), 0.5)
+    assert abs(fp.x[0].item() - 0.5 / (1 - 0.95)) < 1e-8  # sigma_b2 / (1 - A_q)
+    assert torch.isinf(fp.x[1:]).all() and fp.status[1:].tolist() == [int(Status.DIVERGED)] * 2
+    lin = q_star(GaussianIntegrator(ACTIVATIONS["linear"]), torch.tensor([1.0, 1.05], dtype=T), 0.3)
+    assert torch.isinf(lin.x).all() and lin.status.tolist() == [int(Status.DIVERGED)] * 2

@@ -17,7 +17,7 @@ from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
-from pipeline.stages.theory_inputs import theory_threshold
+from pipeline.stages.theory_inputs import crossing_columns, theory_threshold
 from pipeline.status import mask_invalid
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.predictions import predictions
@@ -77,13 +77,7 @@ def compute(cfg: StageConfig) -> LyapunovResult:
                 "width": net.width,
                 "sigma_b2": curve.sigma_b2,
                 "xi": net.xi,
-                "crossing_measured": cr.x,
-                "crossing_measured_se": cr.se,
-                "crossing_measured_status": cr.status,
-                "crossing_measured_reason": cr.reason,
-                "crossing_theory": th.value,
-                "crossing_theory_status": th.status,
-                "crossing_theory_source": th.source,
+                **crossing_columns(cr, th),
             }
         )
     rfw = ly.relu_finite_width

@@ -29,7 +29,7 @@ from pipeline.dynamics.statistics import (
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
-from pipeline.stages.theory_inputs import one_loop_crossing, theory_threshold
+from pipeline.stages.theory_inputs import crossing_columns, one_loop_crossing, theory_threshold
 from pipeline.theory.one_loop import EXPANSION_LIMIT, finite_depth_crossing, layer_recursion, one_loop_table
 from pipeline.theory.predictions import predictions
 
@@ -219,13 +219,7 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
         log.warning("no theory crossing for %s sigma_b2=%g xi=%g: %s", net.activation.value, net.sigma_b2, net.xi,
                     th.status)  # fmt: skip
     crossing = {
-        "crossing_measured": cr.x,
-        "crossing_measured_se": cr.se,
-        "crossing_measured_status": cr.status,
-        "crossing_measured_reason": cr.reason,
-        "crossing_theory": th.value,
-        "crossing_theory_status": th.status,
-        "crossing_theory_source": th.source,
+        **crossing_columns(cr, th),
         **{
             k if k.startswith("crossing") else f"one_loop_{k}": v for k, v in loop.items() if k != "crossing_mean_field"
         },

@@ -31,6 +31,20 @@ class TheoryThreshold(NamedTuple):
     source: str
 
 
+def crossing_columns(measured, theory: TheoryThreshold) -> dict:
+    """The crossing columns every finite-width stage writes: a measured `statistics.Crossing` beside the theory
+    threshold, each with its status (and the reason / source behind it)."""
+    return {
+        "crossing_measured": measured.x,
+        "crossing_measured_se": measured.se,
+        "crossing_measured_status": measured.status,
+        "crossing_measured_reason": measured.reason,
+        "crossing_theory": theory.value,
+        "crossing_theory_status": theory.status,
+        "crossing_theory_source": theory.source,
+    }
+
+
 def theory_threshold(theory_outputs: str | Path, activation: str, sigma_b2: float, xi: float = 1.0) -> TheoryThreshold:
     """The order-to-chaos threshold of (activation, sigma_b2, xi) for mlp_sweep, lyapunov and gauge_scan, with status.
 

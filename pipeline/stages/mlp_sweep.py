@@ -209,7 +209,8 @@ def compute(cfg: StageConfig) -> MlpSweepResult:
     layers.insert(0, "activation", net.activation.value)
     kept = ~table.excluded.to_numpy()  # the crossing never uses an excluded point (its estimates are NaN anyway)
     per_net = network_values(m, eng.burn_in, "lambda_replica")  # (K, S), rows in the order of `table`
-    cr = network_crossing(table.sigma_w2.to_numpy()[kept], per_net[kept], "lambda_replica")
+    window = cfg.grid.refine_halfwidth if cfg.grid.refine else 0.0  # a refined grid: a line over its points
+    cr = network_crossing(table.sigma_w2.to_numpy()[kept], per_net[kept], "lambda_replica", window)
     if cr.status != "ok" and not kept.all():  # name the exclusions that took the points away
         first = table.exclusion_reason[~kept].iloc[0]
         cr = cr._replace(reason=f"{cr.reason}; {int((~kept).sum())} of {len(kept)} points excluded (e.g. {first})")

@@ -182,14 +182,34 @@ def _check_sqlite(uri: str, db: Path) -> None:
         con.close()
 
 
+def urlopen_health(uri: str, timeout: float = 5) -> bytes:
+    """GET `<uri>/health`. Credentials in the URI (`http://user:pw@host`) go as HTTP basic auth, as MLflow's
+    client sends them: urllib would take `user:pw@host` for the host name and never reach the server."""
+    import base64
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(uri.rstrip("/") + "/health")
+    headers = {}
+    if parts.username is not None or parts.password is not None:
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password or "")
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        host = parts.hostname or ""
+        host = f"[{host}]" if ":" in host else host
+        netloc = host + (f":{parts.port}" if parts.port is not None else "")
+        parts = parts._replace(netloc=netloc)
+    request = urllib.request.Request(urllib.parse.urlunsplit(parts), headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read()
+
+
 def check_reachable(uri: str) -> None:
     """Fail fast (StoreError, one line), before any compute, when the store cannot be used: server
     unreachable, SQLite file read-only / corrupt / in a directory that does not exist."""
     if uri.startswith(("http://", "https://")):
-        import urllib.request
-
         try:
-            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=5).read()
+            urlopen_health(uri)
         except Exception as exc:  # noqa: BLE001 - any failure means unreachable
             raise StoreError(f"tracking.uri={uri}: MLflow server unreachable ({_first_line(exc)})") from None
         return

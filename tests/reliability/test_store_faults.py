@@ -122,3 +122,30 @@ def test_concurrent_first_users_of_a_half_created_store_all_succeed(tmp_path):
     errs = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errs
     assert len(runs(uri, "exp0")) == 2 and len(runs(uri, "exp1")) == 2
+
+
+def test_server_uri_with_credentials_is_reached_with_basic_auth():
+    """A tracking URI with `user:pw@` reaches the server (as basic auth), not a host named `user:pw@127.0.0.1`."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            seen.append((self.path, self.headers.get("Authorization")))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        check_reachable(f"http://bob:p%40w@127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("/health", "Basic Ym9iOnBAdw==")]  # base64 of bob:p@w

@@ -101,7 +101,8 @@ def _install_one_line_errors() -> None:
                 print(redact_text(disk_full_line(full)), file=sys.stderr)
                 sys.exit(1)
             if isinstance(exc, NumericalError):  # a known failure class: the run is FAILED with its reason
-                print(f"error: numerical failure: {str(exc).splitlines()[0] if str(exc) else ''}", file=sys.stderr)
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                print(f"error: numerical failure: {redact_text(first)}", file=sys.stderr)
                 sys.exit(1)
             err = exc
 

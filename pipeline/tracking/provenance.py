@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from enum import Enum
 from functools import lru_cache
@@ -32,9 +34,50 @@ _OVERRIDE = re.compile(r"""(?P<pre>(?:^|(?<=[\s'"\[,]))[+~]{0,2})(?P<key>[\w.@/-
 _YAML_KEY = re.compile(r"^(?P<pre>[ \t]*-?[ \t]*)(?P<key>[\w.-]+)(?P<sep>[ \t]*:[ \t]+)(?P<val>\S.*)$", re.MULTILINE)
 
 
+_ENV_REF = re.compile(r"\$\{(?:oc\.env|env):\s*([A-Za-z_][A-Za-z0-9_]*)")
+ENV_READ: set[str] = set()  # values this process read from the environment through `${oc.env:NAME}`
+
+
+def _record_env_reads() -> None:
+    """Wrap OmegaConf's `oc.env` resolver so every value it reads from the environment is remembered
+    (ENV_READ): `redact_text` then takes it out of every line it prints (an error line quoting a value)."""
+    from omegaconf import OmegaConf
+    from omegaconf.resolvers import oc
+
+    def env(key: str, default: Any = oc._DEFAULT_MARKER_) -> str | None:
+        value = oc.env(key, default)
+        if key in os.environ and os.environ[key]:
+            ENV_READ.add(os.environ[key])
+        return value
+
+    OmegaConf.register_new_resolver("oc.env", env, replace=True)  # wraps OmegaConf's own: idempotent
+
+
+def env_values() -> set[str]:
+    """Values read from the environment: those `oc.env` resolved in this process, and those of every
+    `${oc.env:NAME}` on the command line (known before anything resolves them)."""
+    named = {m.group(1) for arg in sys.argv[1:] for m in _ENV_REF.finditer(arg)}
+    return ENV_READ | {os.environ[n] for n in named if os.environ.get(n)}
+
+
+def _redact_env(text: str) -> str:
+    """Every value read from the environment out of `text`: anywhere when 6 characters or longer, else only as
+    a whole token (a short value like `1` would otherwise blank every digit of the line)."""
+    for value in sorted(env_values(), key=len, reverse=True):
+        if value.strip() in ("", REDACTED):
+            continue
+        if len(value) >= 6:
+            text = text.replace(value, REDACTED)
+        else:
+            text = re.sub(rf"(?<![A-Za-z0-9.]){re.escape(value)}(?![A-Za-z0-9])", REDACTED, text)
+    return text
+
+
 def redact_text(text: str) -> str:
-    """Secrets out of free text (override lists, saved YAML): values of secret-looking keys, values
-    taken from the environment by an `${oc.env:...}`-free literal are kept, and user:password@ in URIs."""
+    """Secrets out of free text (error lines, override lists, saved YAML): values read from the environment
+    (`env_values`: whatever `${oc.env:NAME}` the user referenced), values of secret-looking keys, and
+    user:password@ in URIs."""
+    text = _redact_env(text)
     text = _USERINFO.sub(lambda m: m.group(1) + REDACTED + "@", text)
 
     def override(m: re.Match) -> str:
@@ -46,6 +89,9 @@ def redact_text(text: str) -> str:
         return f"{m.group('pre')}{m.group('key')}{m.group('sep')}{REDACTED}"
 
     return _YAML_KEY.sub(yaml_line, _OVERRIDE.sub(override, text))
+
+
+_record_env_reads()
 
 
 def raw_overrides(overrides) -> list[str]:

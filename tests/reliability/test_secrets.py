@@ -84,3 +84,27 @@ def test_credentials_in_a_tracking_uri_never_reach_an_error_line():
         check_reachable("http://alice:pw-hunter2@127.0.0.1:9")
     assert "hunter2" not in str(e.value) and "127.0.0.1:9" in str(e.value)
     assert "hunter2" not in run_link("http://alice:pw-hunter2@127.0.0.1:9", "abc")
+
+
+def test_a_value_read_from_the_environment_is_redacted_from_every_error_line(monkeypatch):
+    """The bug: `engine.device=${oc.env:SECRET}` printed `error: engine.device='hunter2XYZ': allowed ...`.
+    redact_text knows every value `oc.env` read (and the short ones only as whole tokens)."""
+    from omegaconf import OmegaConf
+
+    monkeypatch.setenv("GINN_T_SECRET", "hunter2XYZ")
+    monkeypatch.setenv("GINN_T_SHORT", "7")
+    cfg = OmegaConf.create({"a": "/tmp/${oc.env:GINN_T_SECRET}/x", "b": "${oc.env:GINN_T_SHORT}"})
+    assert cfg.a == "/tmp/hunter2XYZ/x" and cfg.b == "7"
+    line = redact_text("error: report.inputs=/tmp/hunter2XYZ/x and o2_hunter2XYZ; b=7, width 17, 0.7")
+    assert line == "error: report.inputs=/tmp/<redacted>/x and o2_<redacted>; b=<redacted>, width 17, 0.7"
+
+
+def test_a_rejected_value_from_the_environment_never_reaches_stderr(tmp_path):
+    env = {**os.environ, "TQDM_DISABLE": "1", "GINN_SECRET": "hunter2XYZ"}
+    p = subprocess.run(
+        [sys.executable, "-m", "pipeline.mlp_sweep", "experiment=smoke", "engine.device=${oc.env:GINN_SECRET}",
+         "tracking.enabled=false", f"hydra.run.dir={tmp_path / 'o'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 2 and "engine.device" in p.stderr and "<redacted>" in p.stderr, p.stderr
+    assert "hunter2XYZ" not in p.stderr + p.stdout

@@ -17,7 +17,7 @@ from pipeline.config.store import register
 from pipeline.config.validate import ConfigError
 from pipeline.paths import conf_dir, repo_root
 from pipeline.stages.outputs import remove_dead_staging, signals_deferred, unblock_signals
-from pipeline.tracking.provenance import redact_files, redact_text
+from pipeline.tracking.provenance import SecretName, env_paths, redact_files, redact_text
 from pipeline.tracking.sweep import SWEEP_DIRS, close_open_parents
 
 
@@ -151,6 +151,12 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
 
     def main() -> None:
         from pipeline.stages.runner import install_interrupt_handlers
+
+        try:  # before Hydra creates the run or sweep folder and writes its config and log there
+            env_paths([a for a in sys.argv[1:] if not a.startswith("-")])
+        except SecretName as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
 
         unblock_signals()  # a blocked SIGINT/SIGTERM inherited from whatever started us would make both vanish
         install_interrupt_handlers()

@@ -158,6 +158,38 @@ def env_named(raw: Any) -> None:
             f"{key}: taken from the environment (${{oc.env:...}}), which could be a secret and would be stored "
             "verbatim as a name in MLflow: give a literal name"
         )
+    for key in sorted(env_keys(raw) & set(PATH_KEYS)):
+        raise SecretName(_path_message(key))
+
+
+# output paths: the folder's name is written verbatim in MLflow (param out_dir, tag hydra_output_dir), Hydra's
+# saved config, the log and every line that names the folder, so an environment value there is refused
+PATH_KEYS = ("out_dir", "hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir")
+_ASSIGN = re.compile(r"^[+~]{0,2}(?P<key>[\w.@/-]+)=(?P<val>.*)$", re.S)
+_REF = re.compile(r"\$\{\s*([\w.-]+)\s*\}")
+
+
+def _path_message(key: str) -> str:
+    return (
+        f"{key}: taken from the environment (${{oc.env:...}}), which could be a secret and would be written "
+        "verbatim (MLflow params and tags, Hydra's saved config, the log, the folder's name): give a literal path"
+    )
+
+
+def env_paths(overrides: list[str]) -> None:
+    """Reject (SecretName, one line) an output path (PATH_KEYS) given on the command line that reads the
+    environment, directly (`out_dir=/tmp/${oc.env:X}`) or through another override (`out_dir=${a}` with
+    `+a=${oc.env:X}`). Checked on the raw arguments, before Hydra creates or writes any folder."""
+    values = {m.group("key"): m.group("val") for m in map(_ASSIGN.match, overrides) if m}
+
+    def from_env(value: str, depth: int = 0) -> bool:
+        if any(t in value for t in _ENV_INTERP):
+            return True
+        return depth < 10 and any(from_env(values[r], depth + 1) for r in _REF.findall(value) if r in values)
+
+    for key in PATH_KEYS:
+        if key in values and from_env(values[key]):
+            raise SecretName(_path_message(key))
 
 
 def flatten(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

@@ -108,3 +108,35 @@ def test_a_rejected_value_from_the_environment_never_reaches_stderr(tmp_path):
     )  # fmt: skip
     assert p.returncode == 2 and "engine.device" in p.stderr and "<redacted>" in p.stderr, p.stderr
     assert "hunter2XYZ" not in p.stderr + p.stdout
+
+
+def test_an_output_path_from_the_environment_is_refused_on_the_raw_arguments():
+    from pipeline.tracking.provenance import SecretName, env_paths
+
+    for args in (
+        ["out_dir=/tmp/o3_${oc.env:X}"],
+        ["hydra.run.dir=/tmp/${oc.env:X,d}"],
+        ["hydra.sweep.dir=${a}", "+a=/tmp/${oc.env:X}"],
+        ["++hydra.sweep.subdir=${oc.decode:${oc.env:X}}"],
+    ):
+        with pytest.raises(SecretName, match=args[0].lstrip("+").split("=")[0] + ": taken from the environment"):
+            env_paths(args)
+    env_paths(["out_dir=/tmp/o", "net.sigma_b2=${oc.env:X}", "hydra.run.dir=${out_dir}"])  # accepted
+
+
+@pytest.mark.parametrize(
+    "arg", ["hydra.run.dir={tmp}/o2_${{oc.env:GINN_SECRET}}", "out_dir={tmp}/o3_${{oc.env:GINN_SECRET}}"]
+)
+def test_an_output_path_from_the_environment_is_refused_before_anything(store, tmp_path, arg):
+    """The bug: `hydra.run.dir=/tmp/o2_${oc.env:SECRET}` put the secret in params, tags, .hydra/hydra.yaml, the
+    log and stdout. Refused with one line, exit 2, before any folder, store or run exists."""
+    env = {**os.environ, "TQDM_DISABLE": "1", "GINN_SECRET": "hunter2XYZ"}
+    db = tmp_path / "s.db"
+    p = subprocess.run(
+        [sys.executable, "-m", "pipeline.theory", "experiment=smoke", f"hydra.run.dir={tmp_path / 'w' / 'run'}",
+         arg.format(tmp=tmp_path / "w"), f"tracking.uri=sqlite:///{db}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "taken from the environment" in lines[0], p.stderr
+    assert "hunter2XYZ" not in p.stderr + p.stdout and not db.exists() and not (tmp_path / "w").exists()

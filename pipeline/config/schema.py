@@ -117,7 +117,9 @@ class QuadConfig:
     tol: float = rng(1e-12, gt=0.0)  # convergence check tolerance (relative)
     q_max: Optional[float] = rng(None, gt=0.0)  # largest variance the rule must resolve
     fixed_point_tol: float = rng(1e-13, gt=0.0)
-    max_iter: int = rng(500, ge=1)
+    # sweeps of the bracketed Newton/bisection solver: bisection exhausts float64 within ~2100 halvings, so a larger
+    # bound only lets points that never converge run (1e12 ran for hours without a result)
+    max_iter: int = rng(500, ge=1, le=10_000)
 
 
 @dataclass

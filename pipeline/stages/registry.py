@@ -105,16 +105,19 @@ def _check_engine_call(
     over = dict(width=width, depth=depth, n_seeds=n_seeds, n_spectrum=k, dtype=dtype or eng.dtype.value)
     spec = ensemble_spec(cfg.net, eng, (1.0,) * n_sigma, cfg.seed, **over)
     per = _bytes_per_seed(spec)
-    check_fits_memory(f"{width_key}={width}", per, f"one network with {n_sigma} sigma_w2 values")
+    p = eng.n_pairs
+    # every size key the working set grows with, with its value: the line names the one that is too large
+    spectrum = f", engine.n_spectrum={k}" if k else ""
+    sizes = f"{width_key}={width}, {grid_key} ({n_sigma} points), engine.n_pairs={p}{spectrum}"
+    check_fits_memory(sizes, per, f"one network with {n_sigma} sigma_w2 values")
     if per > eng.memory_budget_gb * 2**30:
         raise ConfigError(
-            f"engine.memory_budget_gb={eng.memory_budget_gb:g} is too small for {width_key}={width}: one network "
-            f"with {n_sigma} sigma_w2 values needs {format_bytes(per)} (raise the budget or lower the width)"
+            f"engine.memory_budget_gb={eng.memory_budget_gb:g} is too small for {sizes}: one network "
+            f"with {n_sigma} sigma_w2 values needs {format_bytes(per)} (raise the budget or lower these sizes)"
         )
-    p = eng.n_pairs
     measured = 8 * n_seeds * n_sigma * (depth + 1) * (9 * p + k)
     check_fits_memory(
-        f"{seeds_key}={n_seeds}, {depth_key}={depth}, {grid_key} ({n_sigma} points), engine.n_pairs={p}",
+        f"{seeds_key}={n_seeds}, {depth_key}={depth}, {grid_key} ({n_sigma} points), engine.n_pairs={p}{spectrum}",
         measured,
         "the per-layer measurements",
     )
@@ -162,6 +165,8 @@ def _check_theory(cfg) -> None:
     check_fits_memory(f"theory.sigma_w2.num={th.sigma_w2.num}, theory.sigma_b2.num={th.sigma_b2.num}", 64 * cells,
                       f"the mean-field grid ({cells} points)")  # fmt: skip
     check_fits_memory(f"net.depth={cfg.net.depth}", 64 * (cfg.net.depth + 1), "the layer iterates")
+    if th.quad.n_nodes is not None:  # the rule keeps 160 float64 Hermite functions per node (quadrature.gauss_rule)
+        check_fits_memory(f"theory.quad.n_nodes={th.quad.n_nodes}", 8 * 160 * th.quad.n_nodes, "the quadrature rule")
 
 
 def _check_mlp_sweep(cfg) -> None:
@@ -176,7 +181,8 @@ def _check_mlp_sweep(cfg) -> None:
             "fluctuation study tests one loop, derived for i.i.d. gaussian weights, and would be skipped "
             "(allowed: fluctuations.n_seeds=0, or net.xi=1 with net.weights=gaussian)"
         )
-    _check_engine(cfg, [cfg.net.width], cfg.grid.sigma_w2.num + cfg.grid.refine, grid_key="grid.sigma_w2.num")
+    grid_key = "grid.sigma_w2.num + grid.refine" if cfg.grid.refine else "grid.sigma_w2.num"
+    _check_engine(cfg, [cfg.net.width], cfg.grid.sigma_w2.num + cfg.grid.refine, grid_key=grid_key)
     if fl.n_seeds and net.width in fl.widths:
         _check_engine_call(cfg, net.width, len(fl.sigma_w2), fl.n_seeds, net.depth, n_spectrum=0,
                            seeds_key="fluctuations.n_seeds", grid_key="fluctuations.sigma_w2")  # fmt: skip
@@ -300,8 +306,15 @@ def _inactive_mlp_sweep(cfg) -> dict[str, str]:
     out = {}
     if cfg.grid.refine == 0:
         out["grid.refine_halfwidth"] = "grid.refine=0 (no refinement)"
-    if cfg.fluctuations.n_seeds == 0:
+    fl = cfg.fluctuations
+    if fl.n_seeds == 0:
         out["fluctuations.sigma_w2"] = out["fluctuations.widths"] = "fluctuations.n_seeds=0 (the study is off)"
+    elif cfg.net.width not in fl.widths and not _in_multirun():
+        # a single job runs the study only at a listed width; a sweep over widths runs it in the jobs listed
+        out["fluctuations."] = (
+            f"net.width={cfg.net.width} (the study runs only at fluctuations.widths={list(fl.widths)}; "
+            "allowed: list this width, or set fluctuations.n_seeds=0)"
+        )
     return out
 
 
@@ -311,7 +324,23 @@ def _inactive_ginn_train(cfg) -> dict[str, str]:
         out["ginn.trainability."] = "ginn.trainability.enabled=false"
     if not g.gauge_fixing.enabled:
         out["ginn.gauge_fixing."] = "ginn.gauge_fixing.enabled=false"
+        if g.train.optimizer.value != "langevin":  # the Langevin noise: langevin training or the gauge-fixing scan
+            out["ginn.train.noise_seed"] = (
+                f"ginn.train.optimizer={g.train.optimizer.value} and ginn.gauge_fixing.enabled=false (only Langevin "
+                "training draws noise; allowed: ginn.train.optimizer=langevin or ginn.gauge_fixing.enabled=true)"
+            )
     return out
+
+
+def _in_multirun() -> bool:
+    """Inside a job of a Hydra multirun (its overrides are shared by every job of the sweep)."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # noqa: BLE001 - no Hydra context: a single run
+        return False
 
 
 def override_keys(overrides) -> list[tuple[str, str]]:

@@ -127,6 +127,15 @@ def mask_tables(result: TheoryResult) -> TheoryResult:
     return TheoryResult(t, c, it, result.quadrature, result.figures, one_loop=loop, one_loop_crossings=cross)
 
 
+GRID_BLOCK_CELLS = 1 << 16  # grid points per progress step (the default 99 x 41 grid is one block: unchanged)
+
+
+def grid_row_chunks(n_sigma_w2: int, n_sigma_b2: int, cells: int = GRID_BLOCK_CELLS) -> list[tuple[int, int]]:
+    """[lo, hi) blocks of sigma_w2 rows of about `cells` grid points each (at least one row per block)."""
+    step = max(1, cells // max(1, n_sigma_b2))
+    return [(lo, min(lo + step, n_sigma_w2)) for lo in range(0, n_sigma_w2, step)]
+
+
 def compute(cfg: StageConfig) -> TheoryResult:
     """All mean-field quantities of the config; a pure function of it."""
     th = cfg.theory
@@ -135,14 +144,21 @@ def compute(cfg: StageConfig) -> TheoryResult:
     solver = dict(tol=th.quad.fixed_point_tol, max_iter=th.quad.max_iter)
     grids, crits, quad = [], [], {}
     names = list(dict.fromkeys(a.value for a in th.activations))
-    for name in progress(names, desc="theory", unit="activation"):
+    rows = grid_row_chunks(th.sigma_w2.num, th.sigma_b2.num, GRID_BLOCK_CELLS)
+    # progress per unit of work: each block of grid rows and each critical line (a large grid is minutes per activation)
+    bar = progress(desc="theory", total=len(names) * (len(rows) + 1), unit="block")
+    for name in names:
         g = integrator_for(
             name, cfg, max(float(sw.max()), *th.sigma_w2_search), float(max(sb.max(), *th.critical_sigma_b2))
         )
-        grids.append(grid_table(name, mean_field_grid(g, sw[:, None], sb[None, :], cfg.net.xi, **solver)))
+        for lo, hi in rows:  # row-major blocks of sigma_w2: the concatenation is the whole grid's table, in order
+            grids.append(grid_table(name, mean_field_grid(g, sw[lo:hi, None], sb[None, :], cfg.net.xi, **solver)))
+            bar.update(1)
         crits.append(critical_table(name, chaos_line(g, th.critical_sigma_b2, cfg.net.xi, tuple(th.sigma_w2_search))))
+        bar.update(1)
         # after the work: the rule follows the variances it was asked about (GaussianIntegrator.cover)
         quad[name] = quad_summary(g)
+    bar.close()
     net = cfg.net
     g = integrator_for(net.activation.value, cfg, net.sigma_w2, net.sigma_b2)
     it = th.iterate
@@ -192,6 +208,23 @@ def write(result: TheoryResult, folder: Path) -> StageOutput:
     return result.output
 
 
+def critical_status(crit: pd.DataFrame) -> dict[str, str]:
+    """Per activation of critical_line.csv rows: "ok" where sigma_w2_crit is a number, else why it is NaN:
+    "jump" (chi_1 jumps across 1: no crossing), "quad_inaccurate" (quadrature not verified there), "not_found"
+    (no chi_1 = 1 root within theory.sigma_w2_search)."""
+    out = {}
+    for r in crit.itertuples():
+        if np.isfinite(r.sigma_w2_crit):
+            out[r.activation] = "ok"
+        elif getattr(r, "crossing_status", "") == "jump":
+            out[r.activation] = "jump"
+        elif getattr(r, "quad_status", "ok") != "ok":
+            out[r.activation] = "quad_inaccurate"
+        else:
+            out[r.activation] = "not_found"
+    return out
+
+
 def headline(result: TheoryResult) -> StageOutput:
     """metrics.json numbers, per-layer curves and the one-line summary of the theory tables."""
     crit0 = result.critical[result.critical.sigma_b2 == 0].set_index("activation").sigma_w2_crit  # NaN: not valid
@@ -202,6 +235,8 @@ def headline(result: TheoryResult) -> StageOutput:
     jumps = result.critical[result.critical.crossing_status == "jump"]
     metrics = {
         "critical_sigma_w2_at_sigma_b2_0": {a: finite_or_none(v) for a, v in crit0.items()},
+        # status before number: why each value above is None (ok where it is a number)
+        "critical_sigma_w2_at_sigma_b2_0_status": critical_status(result.critical[result.critical.sigma_b2 == 0]),
         "grid_points": int(len(result.theory)),
         "grid_points_not_converged": unconverged,  # solver gave up (critical slowing down)
         "grid_points_without_fixed_point": no_fixed_point,  # q* infinite, or c* undefined at q* = 0

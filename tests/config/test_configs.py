@@ -257,6 +257,30 @@ def test_every_size_is_checked_against_physical_memory_before_compute(stage, ove
     assert msg.startswith(key) and "physical memory" in msg and "\n" not in msg, msg
 
 
+@pytest.mark.parametrize(
+    "stage,overrides,key",
+    [  # red team F20: the line named net.width=32 for every size of one network's working set
+        ("mlp_sweep", ["grid.refine=100000000"], "grid.sigma_w2.num + grid.refine (100000005 points)"),
+        ("mlp_sweep", ["engine.n_pairs=100000000"], "engine.n_pairs=100000000"),
+        ("mlp_sweep", ["engine.n_spectrum=32", "engine.n_seeds=10000000"], "engine.n_spectrum=32"),
+        # red team F18: a node count no machine holds ran without a check
+        ("theory", ["theory.quad.n_nodes=200000000"], "theory.quad.n_nodes=200000000"),
+    ],
+)
+def test_a_size_over_physical_memory_names_its_own_key(stage, overrides, key):
+    with pytest.raises(ConfigError) as err:
+        check_stage(to_validated(_compose(stage, ["experiment=smoke", *overrides])), overrides, preflight=False)
+    msg = str(err.value)
+    assert key in msg.split(":")[0] and "physical memory" in msg and "\n" not in msg, msg
+
+
+def test_theory_solver_sweeps_are_bounded():
+    """red team F19: quad.max_iter=1e12 let unconverged points iterate for hours (bisection ends in ~2100)."""
+    with pytest.raises(ConfigError, match=r"^theory\.quad\.max_iter"):
+        to_validated(_compose("theory", ["theory.quad.max_iter=1000000000000"]))
+    assert to_validated(_compose("theory", ["theory.quad.max_iter=10000"])).theory.quad.max_iter == 10000
+
+
 def test_a_memory_budget_too_small_is_reported_in_a_unit_that_shows_the_size():
     with pytest.raises(ConfigError, match=r"needs 5 MiB"):  # was "needs 0.00 GiB"
         check_stage(to_validated(_compose("mlp_sweep", ["engine.memory_budget_gb=1e-6"])), [], preflight=False)

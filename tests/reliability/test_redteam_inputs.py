@@ -52,6 +52,15 @@ def _validated(stage: str, overrides: list[str]):
         ("mlp_sweep", ["fluctuations.n_seeds=0", "fluctuations.sigma_w2=[2.0]"], "fluctuations.sigma_w2"),
         ("theory", ["theory.one_loop.enabled=false", "theory.one_loop.widths=[8]"], "theory.one_loop.widths"),
         ("theory", ["net.xi=2", "theory.one_loop.widths=[8]"], "theory.one_loop.widths"),  # one loop: xi = 1 only
+        # red team F12: a single job at a width outside fluctuations.widths runs no fluctuation study
+        ("mlp_sweep", ["net.width=16", "fluctuations.sigma_w2=[1.0,2.0]"], "fluctuations.sigma_w2"),
+        ("mlp_sweep", ["net.width=16", "fluctuations.n_seeds=8"], "fluctuations.n_seeds"),
+        # red team F13: the Langevin noise seed with adam and no gauge-fixing scan (nothing draws noise)
+        (
+            "ginn_train",
+            ["ginn.train.noise_seed=7", "ginn.trainability.enabled=false", "ginn.gauge_fixing.enabled=false"],
+            "ginn.train.noise_seed",
+        ),
     ],
 )
 def test_bad_or_ignored_values_are_rejected_in_one_line_naming_the_key(stage, overrides, key):
@@ -77,6 +86,10 @@ def test_bad_or_ignored_values_are_rejected_in_one_line_naming_the_key(stage, ov
         ("mlp_sweep", ["net.xi=0.5", "fluctuations.n_seeds=0", "grid.refine=4"]),
         ("theory", ["net.xi=2"]),  # mean field at xi = 2; the one-loop tables are skipped with a warning
         ("theory", ["theory.one_loop.widths=[8]"]),
+        ("mlp_sweep", ["net.width=16"]),  # smoke's fluctuation settings, not the user's, at another width
+        ("mlp_sweep", ["net.width=16", "fluctuations.widths=[16]", "fluctuations.sigma_w2=[1.0,2.0]"]),
+        ("ginn_train", ["ginn.train.noise_seed=7"]),  # the gauge-fixing scan is Langevin
+        ("ginn_train", ["ginn.train.optimizer=langevin", "ginn.train.noise_seed=7", "ginn.gauge_fixing.enabled=false"]),
     ],
 )
 def test_smallest_working_values_and_active_options_are_accepted(stage, overrides):

@@ -127,6 +127,7 @@ def test_values_whose_own_status_says_invalid_are_nan_and_leave_the_headline():
     assert np.isnan(res.one_loop_crossings.crossing_one_loop[0])
     m = theory.headline(res).metrics
     assert m["critical_sigma_w2_at_sigma_b2_0"] == {"relu": 2.0, "tanh": None}
+    assert m["critical_sigma_w2_at_sigma_b2_0_status"] == {"relu": "ok", "tanh": "quad_inaccurate"}  # red team F11
     assert m["n_excluded_critical_points"] == 2
     assert m["one_loop_crossing_shift_at_min_width"] == {"tanh_sb0.05_N16": None}  # was 2.9 - 1.76
     assert m["n_excluded_one_loop_crossings"] == 1
@@ -146,3 +147,30 @@ def test_critical_line_csv_follows_the_chaos_rule_at_the_configured_xi():
     crit = theory.compute(cfg).critical.set_index("activation")
     assert crit.loc["relu", "sigma_w2_crit"] == pytest.approx(2 * np.pi / (np.pi + 1), abs=1e-8)
     assert crit.loc["relu", "gain"] == "a_q"
+
+
+@pytest.mark.slow  # ~6 s: two theory computes
+def test_a_large_theory_grid_reports_progress_per_block_of_rows_with_the_same_table(monkeypatch, caplog):
+    """red team F19: progress came once per activation (a 200000-point sigma_w2 grid was silent for minutes);
+    it now comes per block of grid rows and per critical line, and the blocks join into the one-block table."""
+    import logging
+
+    from pipeline.config.validate import to_validated
+    from pipeline.stages import theory
+    from tests.config.test_configs import _compose
+
+    cfg = to_validated(_compose("theory", ["experiment=smoke", "tracking.enabled=false", "theory.figures=false",
+                                           "theory.one_loop.enabled=false", "theory.activations=[tanh]",
+                                           "net.activation=tanh"]))  # fmt: skip
+    whole = theory.compute(cfg).theory
+    monkeypatch.setenv("GINN_PROGRESS_SECONDS", "0")
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    monkeypatch.setattr(theory, "GRID_BLOCK_CELLS", 12)  # smoke: 11 x 6 grid -> 6 blocks of 2 rows
+    with caplog.at_level(logging.INFO, logger="ginn.progress"):
+        blocks = theory.compute(cfg).theory
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("theory:")]
+    assert any("/7 " in x for x in lines), lines  # 6 blocks + 1 critical line; was /1 (per activation)
+    assert len(lines) >= 5, lines
+    pd.testing.assert_frame_equal(blocks, whole)
+    assert theory.grid_row_chunks(11, 6, 12) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10), (10, 11)]
+    assert theory.grid_row_chunks(99, 41) == [(0, 99)]  # the default grid stays one block

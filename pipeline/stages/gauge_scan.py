@@ -132,11 +132,27 @@ def headline(result: GaugeScanResult) -> StageOutput:
     s = result.scan
     exact = s.lambda_theory.notna()
     z = ((s.lambda_replica - s.lambda_theory).abs() / s.lambda_replica_se)[exact]
+    z = z[np.isfinite(z)]  # a NaN measured exponent or a zero SE has no z
+
+    def _max(d: pd.Series) -> float | None:
+        return float(d.max()) if d.notna().any() else None
+
+    if not exact.any():
+        z_status = "no_exact_exponent"  # lambda_theory is exact for homogeneous activations at sigma_b2 = 0 only
+    else:
+        z_status = "ok" if len(z) else "no_valid_measurement"
     metrics = {
-        "len_threshold_max_abs_err": float(d_len.max()),
-        "chaos_threshold_max_abs_err": float(d_chaos.max()),
+        "len_threshold_max_abs_err": _max(d_len),  # over rows with both thresholds; the rest counted below
+        "n_excluded_len_thresholds": int(d_len.isna().sum()),
+        "chaos_threshold_max_abs_err": _max(d_chaos),
+        "n_excluded_chaos_thresholds": int(d_chaos.isna().sum()),
         "exact_exponent_median_z": float(z.median()) if len(z) else None,
+        "exact_exponent_median_z_status": z_status,
+        "n_excluded_exact_exponents": int(exact.sum() - len(z)),  # rows with an exact exponent but no finite z
         "n_failed_networks": int(s.n_failed_networks.sum()),
     }
-    summary = f"max |threshold error|: length {d_len.max():.3f}, chaos {d_chaos.max():.3f}"
+    summary = (
+        f"max |threshold error|: length {d_len.max():.3f} ({int(d_len.notna().sum())}/{len(d_len)} rows), "
+        f"chaos {d_chaos.max():.3f} ({int(d_chaos.notna().sum())}/{len(d_chaos)} rows)"
+    )
     return StageOutput(metrics, {}, summary)

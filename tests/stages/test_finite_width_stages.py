@@ -233,3 +233,23 @@ def test_gelu_one_loop_values_past_the_expansion_breakdown_are_nan_with_that_sta
     assert math.isnan(c["crossing_one_loop"])
     c1 = res.sweep.lambda_coeff_1overN_finite_depth
     assert c1.isna().any() and c1.notna().any(), c1.tolist()  # flagged where V/(N K^2) > 0.3 only
+
+
+def test_gauge_scan_headline_counts_excluded_rows_and_says_why_a_value_is_null():
+    """red team F10: the threshold errors were maxima over the valid rows only (4/9, 6/9) with no count, and
+    exact_exponent_median_z was null with no reason (no exact exponent in the scan)."""
+    from pipeline.stages.gauge_scan import GaugeScanResult, headline
+
+    nan = float("nan")
+    th = pd.DataFrame({"len_threshold_measured": [1.0, nan, 2.0], "len_threshold_theory": [1.1, 1.0, nan],
+                       "chaos_threshold_measured": [1.5, 1.6, nan], "chaos_threshold_theory": [1.4, 1.9, 2.0]})  # fmt: skip
+    scan = pd.DataFrame({"lambda_theory": [nan, nan], "lambda_replica": [0.1, 0.2], "lambda_replica_se": [0.01] * 2,
+                         "n_failed_networks": [0, 1]})  # fmt: skip
+    m = headline(GaugeScanResult(scan, th)).metrics
+    assert m["len_threshold_max_abs_err"] == pytest.approx(0.1, abs=1e-12) and m["n_excluded_len_thresholds"] == 2
+    assert m["chaos_threshold_max_abs_err"] == pytest.approx(0.3, abs=1e-12) and m["n_excluded_chaos_thresholds"] == 1
+    assert m["exact_exponent_median_z"] is None and m["exact_exponent_median_z_status"] == "no_exact_exponent"
+    scan = scan.assign(lambda_theory=[0.1, 0.0], lambda_replica=[0.12, nan])
+    m = headline(GaugeScanResult(scan, th)).metrics
+    assert m["exact_exponent_median_z"] == pytest.approx(2.0) and m["n_excluded_exact_exponents"] == 1
+    assert m["exact_exponent_median_z_status"] == "ok"

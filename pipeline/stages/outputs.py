@@ -49,6 +49,116 @@ def _kept(entry: Path) -> bool:
     return entry.name in KEEP_NAMES or (entry.suffix == ".log" and entry.is_file())
 
 
+# ---- what Hydra wrote into the job's run dir before the task started --------------------------------------
+# Hydra creates the run dir, opens `<job>.log` (append) and writes `.hydra/{config,hydra,overrides}.yaml` before
+# our task runs, so a refused folder (a user's, the repository root) or a rejected job in an earlier run's folder
+# would keep Hydra's writes: a user's `.hydra/config.yaml` overwritten, an earlier job's `.hydra/` describing a
+# run whose outputs are not there. `_guard_hydra` remembers what was there just before Hydra wrote (the bytes of
+# each file it replaces, the size of the log it appends to); `restore_job_files` puts it back exactly.
+HYDRA_FILES = frozenset({"config.yaml", "hydra.yaml", "overrides.yaml"})
+_PRIOR: dict[str, Any] = {}  # "dir": the job's run dir; "files": {path: bytes or None}; "log": (path, size or None)
+
+
+def _remember_log() -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    _PRIOR.clear()
+    if not HydraConfig.initialized():
+        return
+    hc = HydraConfig.get()
+    out = Path(hc.runtime.output_dir)
+    log_file = out / f"{hc.job.name}.log"
+    size = log_file.stat().st_size if log_file.is_file() else None
+    _PRIOR.update({"dir": out, "files": {}, "log": (log_file, size), "hydra_dir": {}})
+
+
+def _remember_file(path: Path) -> None:
+    if _PRIOR.get("dir") != path.parent.parent:  # no configure_log before (configure_logging=False): a new job
+        _PRIOR.clear()
+        _PRIOR.update({"dir": path.parent.parent, "files": {}, "log": None, "hydra_dir": {}})
+    _PRIOR["hydra_dir"].setdefault(path.parent, path.parent.is_dir())
+    if path not in _PRIOR["files"]:
+        _PRIOR["files"][path] = path.read_bytes() if path.is_file() else None
+
+
+def _guard_hydra() -> None:
+    """Wrap Hydra's `configure_log` and `_save_config` (looked up at call time by `run_job`) to remember what
+    they are about to replace. Installed once, when this module is imported (every entry point imports it
+    before `hydra.main` runs)."""
+    try:
+        import hydra.core.utils as hu
+    except ImportError:  # pragma: no cover - Hydra is a dependency
+        return
+    if getattr(hu._save_config, "_ginn_guard", False):
+        return
+    save, configure = hu._save_config, hu.configure_log
+
+    def guarded_save(cfg, filename, output_dir):
+        _remember_file(Path(output_dir) / filename)
+        return save(cfg, filename, output_dir)
+
+    def guarded_configure(*args, **kwargs):
+        _remember_log()
+        return configure(*args, **kwargs)
+
+    guarded_save._ginn_guard = True
+    hu._save_config, hu.configure_log = guarded_save, guarded_configure
+
+
+_guard_hydra()
+
+
+def prior_hydra_entries(path: Path) -> set[str]:
+    """The names of `.hydra` (if it held files before this job's Hydra wrote into it) and `<job>.log` (if it
+    existed before): entries of the run dir `path` Hydra did not create for this job."""
+    if not _PRIOR or Path(_PRIOR["dir"]).resolve() != Path(path).resolve():
+        return set()
+    names = set()
+    if any(existed for existed in _PRIOR["hydra_dir"].values()):
+        names.add(".hydra")
+    if _PRIOR.get("log") and _PRIOR["log"][1] is not None:
+        names.add(_PRIOR["log"][0].name)
+    return names
+
+
+def close_log_handlers(path: Path) -> None:
+    """Close the logging file handlers writing to `path` (Hydra's on `<job>.log`)."""
+    import logging
+
+    for h in list(logging.getLogger().handlers):
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == Path(path):
+            logging.getLogger().removeHandler(h)
+            h.close()
+
+
+def restore_job_files(log_too: bool = True) -> None:
+    """Put back what Hydra replaced in the job's run dir: each `.hydra/*.yaml` as it was (or gone if it was not
+    there), `.hydra/` gone if Hydra created it; with `log_too`, `<job>.log` cut back to its earlier size (gone
+    if Hydra created it). Nothing else is touched. A no-op once the job's outputs were swapped in."""
+    if not _PRIOR:
+        return
+    try:
+        for path, old in _PRIOR["files"].items():
+            if old is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_bytes(old)
+        for folder, existed in _PRIOR["hydra_dir"].items():
+            if not existed and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+        if log_too and _PRIOR.get("log"):
+            log_file, size = _PRIOR["log"]
+            close_log_handlers(log_file)
+            if size is None:
+                log_file.unlink(missing_ok=True)
+            elif log_file.is_file():
+                os.truncate(log_file, size)
+    except OSError:
+        pass
+    finally:
+        _PRIOR.clear()
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -228,7 +338,11 @@ def check_out_dir(out_dir: Path | str, stage: str, key: str = "out_dir") -> None
     the repository root, $HOME, `/` or a parent of them; a file; a folder holding anything but Hydra's and
     DVC's files that carries no marker of `stage` (another stage's marker, or a user's files)."""
     shown = f"{key}={str(out_dir)!r}" if str(out_dir) in ("", ".") else f"{key}={out_dir}"
-    path = Path(out_dir).expanduser().resolve()
+    if str(out_dir).startswith("~"):
+        raise ForeignOutputDir(
+            f"{shown} starts with '~', which is not expanded (it would name a folder called '~'): give the full path"
+        )
+    path = Path(out_dir).resolve()
     why = _protected(path)
     if why:
         raise ForeignOutputDir(
@@ -247,7 +361,13 @@ def check_out_dir(out_dir: Path | str, stage: str, key: str = "out_dir") -> None
             f"{shown} holds the outputs of stage {owner!r}, not {stage!r}: choose a new or empty folder"
         )
     foreign = sorted(e.name for e in path.iterdir() if not _kept(e) and not e.name.startswith(STAGING_PREFIX))
-    if not foreign or _ours(path, stage):
+    if _ours(path, stage):
+        return
+    hydra = path / ".hydra"  # Hydra's only if it holds just Hydra's files and this job's Hydra created them
+    if hydra.is_dir() and any(e.name not in HYDRA_FILES for e in hydra.iterdir()):
+        foreign.append(".hydra")
+    foreign = sorted({*foreign, *prior_hydra_entries(path)})
+    if not foreign:
         return
     listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
     raise ForeignOutputDir(
@@ -281,6 +401,8 @@ def staged(out_dir: Path, owner: str | None = None) -> Iterator[Path]:
     necessarily on network filesystems.
     """
     out_dir = Path(out_dir)
+    if out_dir.is_symlink():  # a user's link to the real folder: the link stays, the folder it names is replaced
+        out_dir = Path(os.path.realpath(out_dir))
     _recover(out_dir)
     if owner is not None:
         check_out_dir(out_dir, owner)
@@ -293,6 +415,8 @@ def staged(out_dir: Path, owner: str | None = None) -> Iterator[Path]:
         if owner is not None:
             (tmp / MARKER).write_text(f"{owner}\n")
         _swap(tmp, out_dir, tag)
+        if _PRIOR and Path(_PRIOR["dir"]).resolve() == out_dir.resolve():
+            _PRIOR.clear()  # the job's outputs are in: its Hydra files describe them, nothing to put back
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -319,11 +443,33 @@ def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(_clean(data), indent=2, sort_keys=True) + "\n")
 
 
-def write_run_record(folder: Path, run_id: str | None) -> None:
-    """`<folder>/mlflow_run.json` = {"mlflow_run_id": run_id}: which MLflow run wrote the folder. Kept out of
-    metrics.json and every DVC-tracked file (a fresh id per run would make each reproduction differ);
-    git-ignored. Write it inside the same `staged` folder as the outputs it describes."""
-    (Path(folder) / RUN_RECORD).write_text(json.dumps({"mlflow_run_id": run_id}) + "\n")
+def outputs_digest(folder: Path) -> str:
+    """Hash of what a stage wrote into `folder` (relative names and bytes of every file), leaving out the kept
+    entries of other owners (Hydra's, DVC's, the marker), the run record and staging folders: the same in the
+    staging folder and in the output folder it became. An edited output changes it."""
+    import hashlib
+
+    folder = Path(folder)
+    h = hashlib.sha256()
+    top = [
+        e for e in folder.iterdir() if not _kept(e) and e.name != RUN_RECORD and not e.name.startswith(STAGING_PREFIX)
+    ]
+    files = [f for e in top for f in ([e] if not e.is_dir() else sorted(e.rglob("*"))) if f.is_file()]
+    for f in sorted(files):
+        h.update(str(f.relative_to(folder)).encode() + b"\0")
+        h.update(f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def write_run_record(folder: Path, run_id: str | None) -> str:
+    """`<folder>/mlflow_run.json` = {"mlflow_run_id": run_id, "outputs_digest": ...}: which MLflow run wrote the
+    folder and a hash of what it wrote (`outputs_digest`; the runner also tags the run with it, so a resume
+    copies the folder only if its outputs are unedited). Kept out of metrics.json and every DVC-tracked file
+    (a fresh id per run would make each reproduction differ); git-ignored. Write it inside the same `staged`
+    folder, after the outputs it describes. Returns the digest."""
+    digest = outputs_digest(folder)
+    (Path(folder) / RUN_RECORD).write_text(json.dumps({"mlflow_run_id": run_id, "outputs_digest": digest}) + "\n")
+    return digest
 
 
 def read_run_record(folder: Path) -> str | None:

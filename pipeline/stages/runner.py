@@ -26,10 +26,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config.validate import READ_BY, ConfigError, check_overrides_read, check_schema_keys, to_validated
 from pipeline.stages.outputs import (
-    STARTED,
-    ForeignOutputDir,
+    MARKER,
     check_out_dir,
+    outputs_digest,
+    prior_hydra_entries,
     read_run_record,
+    restore_job_files,
     staged,
     write_json,
     write_run_record,
@@ -58,10 +60,19 @@ from pipeline.tracking.run import (
     record_failed_job,
     stage_run,
 )
-from pipeline.tracking.store import StoreError, prepare_store, resolve_uri, run_link, use_sqlite_wal
+from pipeline.tracking.store import (
+    StoreError,
+    client,
+    prepare_store,
+    resolve_uri,
+    run_link,
+    sqlite_path,
+    use_sqlite_wal,
+)
 from pipeline.tracking.sweep import parent_run_id
 
 log = logging.getLogger("ginn")
+DIGEST_TAG = "outputs_digest"  # the run's tag: hash of the outputs it wrote (`outputs.outputs_digest`)
 
 
 @dataclass
@@ -158,24 +169,42 @@ def validate_config(cfg: DictConfig, stage: str, overrides: list[str] = ()) -> A
 
 
 def _remove_hydra_only_dir() -> None:
-    """A rejected job leaves no output folder: Hydra created the job's run dir (its `.hydra/` and
-    `<job>.log`) before the task started; remove it when it holds nothing else."""
+    """A rejected job leaves nothing behind: what Hydra wrote into the job's run dir before the task started
+    (`.hydra/*.yaml`, `<job>.log`) is put back as it was (`restore_job_files`: an earlier job's `.hydra/` keeps
+    describing the outputs beside it, a user's files are theirs again); the run dir goes if that leaves it
+    empty."""
     if not HydraConfig.initialized():
         return
-    hc = HydraConfig.get()
-    out = Path(hc.runtime.output_dir)
-    hydra_own = {".hydra", f"{hc.job.name}.log"}
+    out = Path(HydraConfig.get().runtime.output_dir)
+    restore_job_files()
     try:
-        if out.is_dir() and {p.name for p in out.iterdir()} <= hydra_own:
-            for h in logging.getLogger().handlers:  # Hydra's file handler on <job>.log
-                if isinstance(h, logging.FileHandler) and Path(h.baseFilename).parent == out:
-                    logging.getLogger().removeHandler(h)
-                    h.close()
-            shutil.rmtree(out)
-        else:
-            redact_files(out)  # an existing output folder keeps the rejected job's .hydra/: no secrets there
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
     except OSError:
         pass
+
+
+def _check_store_outside(obj: Any) -> None:
+    """Refuse (one line, before compute) a file-based MLflow store inside the output folder: the stage replaces
+    its whole output folder, so the swap would have to delete the store."""
+    if not obj.tracking.enabled:
+        return
+    uri = resolve_uri(obj.tracking.uri)
+    db = sqlite_path(uri)
+    if db is None and uri.startswith("file:"):
+        from urllib.parse import urlparse
+
+        db = Path(urlparse(uri).path)
+    elif db is None and "://" not in uri:
+        db = Path(uri)
+    if db is None:
+        return
+    out, store = Path(obj.out_dir).resolve(), db.resolve()
+    if store == out or out in store.parents:
+        raise ConfigError(
+            f"tracking.uri={uri} is inside out_dir={obj.out_dir}: a stage replaces its whole output folder; "
+            "keep the MLflow store outside it"
+        )
 
 
 def resume_key(stage: str, obj: Any, logged: dict) -> tuple[str, str]:
@@ -188,31 +217,6 @@ def resume_key(stage: str, obj: Any, logged: dict) -> tuple[str, str]:
     return config_hash({"stage": stage, **logged, "input_files": inputs_digest}), inputs_digest
 
 
-def _remove_hydra_files_of_this_job() -> None:
-    """A job refused because its run dir is someone else's folder: take back what Hydra put there for this
-    job (`.hydra/` written since this process started, an empty `<job>.log` it created); nothing else."""
-    if not HydraConfig.initialized():
-        return
-    hc = HydraConfig.get()
-    out = Path(hc.runtime.output_dir)
-    log_file = out / f"{hc.job.name}.log"
-    try:
-        if log_file.is_file() and log_file.stat().st_size == 0 and log_file.stat().st_mtime >= STARTED:
-            for h in logging.getLogger().handlers:  # Hydra's file handler on <job>.log
-                if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == log_file:
-                    logging.getLogger().removeHandler(h)
-                    h.close()
-            log_file.unlink()
-        saved = out / ".hydra"
-        hydra_own = {"config.yaml", "hydra.yaml", "overrides.yaml"}
-        if saved.is_dir():
-            files = list(saved.iterdir())
-            if {f.name for f in files} <= hydra_own and all(f.stat().st_mtime >= STARTED for f in files):
-                shutil.rmtree(saved)
-    except OSError:
-        pass
-
-
 def _reuse_outputs(run_id: str, src: Path | None, out_dir: Path, uri: str | None, stage: str) -> None:
     """A job skipped by resume still gets its outputs in this run's folder, whatever sweep dir the resume
     runs in: copied from the finished run's folder if it still holds that run's outputs, else downloaded
@@ -223,8 +227,15 @@ def _reuse_outputs(run_id: str, src: Path | None, out_dir: Path, uri: str | None
     def owned_by_run(folder: Path) -> bool:
         return read_run_record(folder) == run_id
 
+    def unedited(folder: Path) -> bool:  # the outputs the run wrote, byte for byte (the digest it was tagged with)
+        try:
+            recorded = client(resolve_uri(uri)).get_run(run_id).data.tags.get(DIGEST_TAG)
+        except Exception:  # noqa: BLE001 - no store answer: do not trust the folder
+            return False
+        return bool(recorded) and outputs_digest(folder) == recorded
+
     with staged(out_dir, owner=stage) as folder:
-        if src is not None and owned_by_run(src):
+        if src is not None and owned_by_run(src) and unedited(src):
             for entry in src.iterdir():
                 if entry.name.startswith(".staging-") or entry.name == ".hydra" or entry.suffix == ".log":
                     continue
@@ -261,6 +272,7 @@ def run_stage(
     try:
         obj = validate_config(cfg, stage, task_overrides)
         check_out_dir(obj.out_dir, stage)  # a folder the stage may replace, before compute and before any run
+        _check_store_outside(obj)
         if obj.tracking.enabled:
             env_named(OmegaConf.to_container(cfg, resolve=False))  # no secret as an experiment or run name
         use_sqlite_wal(obj.tracking.sqlite_wal)
@@ -270,8 +282,6 @@ def run_stage(
             except StoreError as exc:
                 raise _StoreFault(str(exc)) from None
     except ConfigError as exc:
-        if isinstance(exc, ForeignOutputDir):
-            _remove_hydra_files_of_this_job()
         _remove_hydra_only_dir()
         if multirun:  # the sweep goes on; this job is recorded as a FAILED child run
             tracking = cfg.get("tracking") or {}
@@ -289,6 +299,17 @@ def run_stage(
             raise
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         sys.exit(2)
+    try:
+        return _run_validated(cfg, obj, stage, compute, write, overrides)
+    except BaseException:
+        out = Path(obj.out_dir)
+        if (out / MARKER).is_file() or prior_hydra_entries(out):  # an earlier run's outputs stay, so does its
+            restore_job_files(log_too=False)  # .hydra/ (the log keeps this job's lines: why it failed)
+        raise
+
+
+def _run_validated(cfg: DictConfig, obj: Any, stage: str, compute, write, overrides: str) -> float | None:
+    """`run_stage` after validation: seed, track, compute, write the outputs atomically, log them."""
     seed_everything(obj.seed)
     install_sigterm_handler()
     out_dir = Path(obj.out_dir)
@@ -344,9 +365,9 @@ def run_stage(
         with staged(out_dir, owner=stage) as folder:
             out = write(result, folder)
             write_json(folder / "metrics.json", out.metrics)  # no run id: DVC-tracked, the same on every repro
-            write_run_record(folder, run.run_id)
+            digest = write_run_record(folder, run.run_id)
         run.log_curves(out.curves, scalars=_flat_numeric(out.metrics))  # one batch for both
-        run.set_tags(status_tags(out.metrics))
+        run.set_tags({**status_tags(out.metrics), DIGEST_TAG: digest})
         run.log_artifacts(out_dir)  # tables, figures, metrics.json, the log and .hydra/ in one call
         if out.failure:
             raise NumericalError(out.failure)

@@ -295,3 +295,125 @@ def test_disk_full_is_reported_in_one_line_with_exit_1(capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: no space left on the device"), err
         assert "Traceback" not in err[0] and ("a.png" in err[0]) == (func is job)
+
+
+# ---- issue 21 (red team F1-F3, F5-F8): Hydra's writes before the task are put back; links, '~', the store ----
+
+
+def _users_hydra_folder(tmp_path, kind):
+    x = tmp_path / kind
+    (x / ".hydra").mkdir(parents=True)
+    (x / ".hydra" / "config.yaml").write_text("mine\n")
+    if kind == "notes_beside":  # F1: a user's folder with notes and their own .hydra/ and theory.log
+        (x / "notes.txt").write_text("precious\n")
+        (x / "theory.log").write_text("my log\n")
+    else:  # F2: nothing but a user's .hydra/ (config.yaml and notes): not an empty folder
+        (x / ".hydra" / "notes.txt").write_text("n\n")
+    return x
+
+
+@pytest.mark.parametrize("kind", ["notes_beside", "hydra_only"])
+def test_cli_refusal_puts_back_the_users_hydra_files_and_log_byte_for_byte(run_cli, tmp_path, kind):
+    """The bug: the refusal deleted the user's .hydra/ (Hydra had overwritten config.yaml first), left a theory.log
+    holding the preset warning; a folder holding only a user's .hydra/ counted as empty and was written into."""
+    x = _users_hydra_folder(tmp_path, kind)
+    before = _snapshot(x)
+    p = run_cli("theory", "experiment=smoke", f"hydra.run.dir={x}", "tracking.enabled=false")  # smoke: a warning
+    assert p.returncode == 2, p.stderr
+    assert "error: out_dir=" in p.stderr and ".hydra" in p.stderr
+    assert _snapshot(x) == before
+
+
+def test_cli_rejected_job_in_an_earlier_runs_folder_keeps_that_runs_hydra_files(run_cli, tmp_path):
+    """The bug (F3): a rejected run overwrote job 0's .hydra/config.yaml and overrides.yaml; collect then labelled
+    the earlier job's rows with the rejected run's values."""
+    out = tmp_path / "theory"
+    with staged(out, owner="theory") as folder:
+        (folder / "theory.csv").write_text("earlier run\n")
+    (out / ".hydra").mkdir()
+    for name in ("config.yaml", "hydra.yaml", "overrides.yaml"):
+        (out / ".hydra" / name).write_text(f"earlier job's {name}\n")
+    (out / "theory.log").write_text("earlier job's log\n")
+    before = _snapshot(out)
+    p = run_cli("theory", "theory.quad.n_nodes=0", f"hydra.run.dir={out}", "tracking.enabled=false")
+    assert p.returncode == 2 and "theory.quad.n_nodes" in p.stderr, p.stderr
+    assert _snapshot(out) == before
+
+
+def test_failure_after_validation_in_an_earlier_runs_folder_puts_its_hydra_files_back(tmp_path):
+    """F3, disk-full case: the old outputs stayed but .hydra/ described the failed run."""
+    import errno
+
+    import hydra.core.utils as hu
+    from omegaconf import OmegaConf
+
+    from pipeline.stages.runner import run_stage
+    from tests.config.test_configs import _compose
+
+    out = tmp_path / "theory"
+    with staged(out, owner="theory") as folder:
+        (folder / "theory.csv").write_text("old\n")
+    (out / ".hydra").mkdir()
+    (out / ".hydra" / "config.yaml").write_text("earlier job\n")
+    before = _snapshot(out)
+    hu._save_config(OmegaConf.create({"new": 1}), "config.yaml", out / ".hydra")  # what Hydra does before the task
+    hu._save_config(OmegaConf.create(["x=1"]), "overrides.yaml", out / ".hydra")
+    assert (out / ".hydra" / "config.yaml").read_text() != "earlier job\n"
+    cfg = _compose("theory", ["tracking.enabled=false"])
+    OmegaConf.update(cfg, "out_dir", str(out), force_add=True)
+
+    def write(result, folder):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        run_stage(cfg, "theory", compute=lambda obj: None, write=write)
+    assert _snapshot(out) == before
+    # a job whose outputs were swapped in keeps its own .hydra/ (nothing is put back afterwards)
+    hu._save_config(OmegaConf.create({"new": 2}), "config.yaml", out / ".hydra")
+    run_stage(cfg, "theory", compute=lambda obj: None, write=lambda r, f: __import__("pipeline.stages.runner").stages
+              .runner.StageOutput(metrics={}))  # fmt: skip
+    assert "new: 2" in (out / ".hydra" / "config.yaml").read_text() and not outputs._PRIOR
+
+
+def test_staged_through_a_symlink_keeps_the_link_and_fills_the_folder_it_names(tmp_path):
+    """The bug (F5): the user's symlink was replaced by a real folder and left aside as .staging-...-old."""
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    for text in ("a\n", "b\n"):
+        with staged(link, owner="theory") as folder:
+            (folder / "theory.csv").write_text(text)
+        assert link.is_symlink() and (real / "theory.csv").read_text() == text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_out_dir_with_a_leading_tilde_is_refused_in_one_line(tmp_path):
+    """The bug (F7): the check looked at $HOME/gout, the stage wrote to a literal ./~/gout."""
+    with pytest.raises(outputs.ForeignOutputDir) as e:
+        outputs.check_out_dir("~/gout", "theory")
+    assert str(e.value).startswith("out_dir=~/gout") and "'~'" in str(e.value)
+
+
+@pytest.mark.parametrize("uri", ["sqlite:///{out}/mlflow.db", "{out}/mlruns", "file://{out}/sub/mlruns"])
+def test_a_store_inside_the_output_folder_is_refused_before_compute(tmp_path, uri, capsys):
+    """The bug (F8): refused only at the swap, after compute, leaving a FAILED run."""
+    from omegaconf import OmegaConf
+
+    from pipeline.stages.runner import run_stage
+    from tests.config.test_configs import _compose
+
+    out = tmp_path / "S"
+    out.mkdir()  # Hydra created the run dir
+    cfg = _compose("theory", [f"tracking.uri={uri.format(out=out)}"])
+    OmegaConf.update(cfg, "out_dir", str(out), force_add=True)
+
+    def compute(obj):
+        raise AssertionError("computed")
+
+    with pytest.raises(SystemExit) as e:
+        run_stage(cfg, "theory", compute=compute, write=None)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: tracking.uri=") and "inside out_dir" in err[0]
+    assert not any(out.iterdir())  # no store created there

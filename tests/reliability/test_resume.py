@@ -96,3 +96,39 @@ def test_report_resume_key_covers_the_stage_tables_and_figures_it_embeds(tmp_pat
     k = resume_key("report", obj, {})
     (tmp_path / "lyapunov" / "zero_crossings.csv").write_text("a\n2\n")
     assert resume_key("report", obj, {})[0] != k[0]
+
+
+def test_resume_copies_a_finished_runs_folder_only_if_its_outputs_are_unedited(tmp_path, monkeypatch):
+    """The bug (F9): metrics.json edited in the finished run's folder (crossing_measured=42), resume=true copied
+    it: ownership was checked through mlflow_run.json only. Now the folder must match the digest the run was
+    tagged with; else the run's artifacts are downloaded."""
+    from types import SimpleNamespace
+
+    from pipeline.stages import runner
+    from pipeline.stages.outputs import staged, write_json, write_run_record
+
+    def write_genuine(folder):
+        write_json(folder / "metrics.json", {"crossing_measured": 1.5})
+        (folder / "sweep.csv").write_text("sigma_w2,q_L\n1.0,0.17\n")
+        return write_run_record(folder, "run1")
+
+    src = tmp_path / "A"
+    with staged(src, owner="mlp_sweep") as folder:
+        digest = write_genuine(folder)
+    run = SimpleNamespace(data=SimpleNamespace(tags={"outputs_digest": digest}))
+    fake = SimpleNamespace(get_run=lambda run_id: run)
+    monkeypatch.setattr(runner, "client", lambda uri: fake)
+    downloads = []
+
+    def download(run_id, uri, dst):
+        downloads.append(run_id)
+        write_genuine(dst)
+
+    monkeypatch.setattr(runner, "download_outputs", download)
+    runner._reuse_outputs("run1", src, tmp_path / "B", None, "mlp_sweep")
+    assert downloads == [] and json.loads((tmp_path / "B" / "metrics.json").read_text())["crossing_measured"] == 1.5
+    write_json(src / "metrics.json", {"crossing_measured": 42.0})  # the user's edit
+    runner._reuse_outputs("run1", src, tmp_path / "C", None, "mlp_sweep")
+    assert downloads == ["run1"]
+    assert json.loads((tmp_path / "C" / "metrics.json").read_text())["crossing_measured"] == 1.5
+    assert read_run_record(tmp_path / "C") == "run1"

@@ -19,7 +19,9 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from .provenance import SecretName, env_named, git_state, raw_overrides, redact_overrides, redact_text
+from pipeline.config.validate import ConfigError
+
+from .provenance import env_named, git_state, raw_overrides, redact_overrides, redact_text
 from .run import _process_alive, close_orphans, process_tags
 from .store import client, ensure_experiment, prepare_store, resolve_uri, use_sqlite_wal
 
@@ -33,12 +35,14 @@ class SweepTracking(Callback):
     """Hydra callback: open the sweep's parent run at start, close it at the end."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Open the parent run; if that fails the sweep stops here with one line and exit 2 (Hydra would
-        only warn about a callback's exception and run every job without a parent)."""
+        """Check the sweep folder is the stage's to write (`check_sweep_dir`), mark it, then open the parent
+        run; if any of it fails the sweep stops here with one line and exit 2 (Hydra would only warn about a
+        callback's exception and run every job without a parent). Hydra writes nothing before this."""
         try:
+            claim_sweep_dir(Path(config.hydra.sweep.dir), str(config.get("stage", "stage")))
             self._open_parent(config)
-        except SecretName as exc:  # before any run or experiment exists
-            print(f"error: sweep not started: {exc}", file=sys.stderr)
+        except ConfigError as exc:  # a foreign sweep folder, a secret name: before any run or experiment exists
+            print(f"error: sweep not started: {redact_text(str(exc))}", file=sys.stderr)
             raise SystemExit(2) from None
         except Exception as exc:  # noqa: BLE001 - any failure to open the parent fails the sweep
             text = str(exc).strip().splitlines()
@@ -85,6 +89,86 @@ class SweepTracking(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_open_parents()
+
+
+def sweep_owner(stage: str) -> str:
+    """What the marker file of a sweep folder of `stage` holds (never a stage name: a single run of the stage
+    refuses to replace a sweep folder, whose job folders it would delete)."""
+    return f"{stage} sweep"
+
+
+def _hydra_multirun_yaml(path: Path) -> bool:
+    """`path` is a `multirun.yaml` Hydra wrote (a mapping with Hydra's own `hydra.sweep` section)."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(errors="replace"))
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("hydra"), dict) and "sweep" in data["hydra"]
+
+
+def _our_parent_record(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and set(data) == {"run_id", "uri"}
+
+
+def check_sweep_dir(sweep_dir: Path, stage: str) -> None:
+    """Refuse (ForeignOutputDir, one line) a sweep folder `stage` may not write into, with the rule of
+    `outputs.check_out_dir` for run folders: never the working directory, the repository root, $HOME, `/` or
+    a parent of them, nor a file. A folder marked as this stage's sweep folder is accepted; an unmarked one
+    (a sweep from before markers) only if it holds nothing but job folders the stage may replace, Hydra's
+    own `multirun.yaml` and the parent-run record: a user's file there (even one named `multirun.yaml`, which
+    Hydra would overwrite) is refused."""
+    from pipeline.stages.outputs import MARKER, STAGING_PREFIX, ForeignOutputDir, check_out_dir
+
+    key = "hydra.sweep.dir"
+    shown = f"{key}={str(sweep_dir)!r}" if str(sweep_dir) in ("", ".") else f"{key}={sweep_dir}"
+    try:
+        check_out_dir(sweep_dir, sweep_owner(stage), key=key)  # the protected places, a file, another marker
+    except ForeignOutputDir as exc:
+        path = Path(sweep_dir).expanduser().resolve()
+        if not path.is_dir() or (path / MARKER).exists() or "holds files no" not in str(exc):
+            raise
+    path = Path(sweep_dir).expanduser().resolve()
+    if not path.is_dir() or (path / MARKER).is_file():
+        return
+    foreign = []
+    for entry in sorted(path.iterdir()):
+        if entry.name.startswith(STAGING_PREFIX):
+            continue
+        if entry.name == "multirun.yaml" and entry.is_file() and _hydra_multirun_yaml(entry):
+            continue
+        if entry.name == PARENT_FILE and entry.is_file() and _our_parent_record(entry):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            try:
+                check_out_dir(entry, stage, key=key)
+                continue
+            except ForeignOutputDir:
+                pass
+        foreign.append(entry.name)
+    if foreign:
+        listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ForeignOutputDir(
+            f"{shown} holds files no {stage} sweep wrote ({listed}): choose a new or empty folder "
+            f"(a folder a {stage} sweep wrote carries {MARKER})"
+        )
+
+
+def claim_sweep_dir(sweep_dir: Path, stage: str) -> None:
+    """`check_sweep_dir`, then create the folder with the marker of a `stage` sweep (before any job runs)."""
+    from pipeline.stages.outputs import MARKER
+
+    check_sweep_dir(sweep_dir, stage)
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    marker = sweep_dir / MARKER
+    if not marker.is_file():
+        marker.write_text(sweep_owner(stage) + "\n")
 
 
 def parent_run_id() -> str | None:

@@ -227,3 +227,52 @@ def test_a_sweeps_parent_is_named_by_its_planned_job_count():
     assert parent_name("mlp_sweep", 3, 6, "t0") == "mlp_sweep 3 of 6 jobs t0"
     assert parent_name("mlp_sweep", 6, 6, "t0") == "mlp_sweep 6 jobs t0"
     assert parent_name("mlp_sweep", 3, None) == "mlp_sweep 3 jobs"
+
+
+def test_a_sweep_folder_is_checked_like_a_run_folder(tmp_path, monkeypatch):
+    """The bug: hydra.sweep.dir holding a user's files (a `multirun.yaml`, which Hydra overwrote) or the repo
+    root was accepted. Only a folder a sweep of the stage wrote (marker, or an old sweep's job folders and
+    Hydra's own multirun.yaml) is written into."""
+    from pipeline.stages.outputs import MARKER, ForeignOutputDir
+    from pipeline.tracking.sweep import check_sweep_dir, claim_sweep_dir
+
+    monkeypatch.chdir(tmp_path)
+    user = tmp_path / "u"
+    user.mkdir()
+    (user / "multirun.yaml").write_text("mine\n")
+    for where, why in [(user, "holds files no theory sweep wrote \\(multirun.yaml\\)"), (".", "working directory"),
+                       (tmp_path.parent, "a parent of the working directory"), (ROOT, "repository root")]:  # fmt: skip
+        with pytest.raises(ForeignOutputDir, match="hydra.sweep.dir=.*" + why):
+            check_sweep_dir(where, "theory")
+    run = tmp_path / "run"  # a single run's folder of the stage: a sweep would mix its jobs into it
+    run.mkdir()
+    (run / MARKER).write_text("theory\n")
+    with pytest.raises(ForeignOutputDir, match="holds the outputs of stage 'theory'"):
+        check_sweep_dir(run, "theory")
+    old = tmp_path / "old"  # a sweep from before markers: its job folders and Hydra's multirun.yaml
+    (old / "0").mkdir(parents=True)
+    (old / "0" / MARKER).write_text("theory\n")
+    (old / "1" / ".hydra").mkdir(parents=True)
+    (old / "multirun.yaml").write_text("hydra:\n  sweep:\n    dir: x\n")
+    check_sweep_dir(old, "theory")
+    claim_sweep_dir(tmp_path / "new", "theory")  # created and marked: the next theory sweep may write there
+    check_sweep_dir(tmp_path / "new", "theory")
+    with pytest.raises(ForeignOutputDir, match="not 'lyapunov sweep'"):
+        check_sweep_dir(tmp_path / "new", "lyapunov")
+    (old / "notes.txt").write_text("mine")
+    with pytest.raises(ForeignOutputDir, match=r"\(notes.txt\)"):
+        check_sweep_dir(old, "theory")
+
+
+def test_a_foreign_sweep_folder_is_refused_before_any_job_or_run(run_cli, store, tmp_path):
+    user = tmp_path / "u"
+    user.mkdir()
+    (user / "multirun.yaml").write_text("mine\n")
+    p = run_cli("theory", "-m", "net.sigma_w2=1.0,2.0", *SMOKE, f"hydra.sweep.dir={user}")
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "hydra.sweep.dir=" in lines[0], p.stderr
+    assert (
+        sorted(x.name for x in user.iterdir()) == ["multirun.yaml"] and (user / "multirun.yaml").read_text() == "mine\n"
+    )
+    db = store[len("sqlite:///") :]
+    assert not os.path.exists(db) or runs(store, "theory").empty  # no parent run left

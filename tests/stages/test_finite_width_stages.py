@@ -242,7 +242,8 @@ def test_gauge_scan_headline_counts_excluded_rows_and_says_why_a_value_is_null()
 
     nan = float("nan")
     th = pd.DataFrame({"len_threshold_measured": [1.0, nan, 2.0], "len_threshold_theory": [1.1, 1.0, nan],
-                       "chaos_threshold_measured": [1.5, 1.6, nan], "chaos_threshold_theory": [1.4, 1.9, 2.0]})  # fmt: skip
+                       "chaos_threshold_measured": [1.5, 1.6, nan],
+                       "chaos_threshold_theory": [1.4, 1.9, 2.0]})  # fmt: skip
     scan = pd.DataFrame({"lambda_theory": [nan, nan], "lambda_replica": [0.1, 0.2], "lambda_replica_se": [0.01] * 2,
                          "n_failed_networks": [0, 1]})  # fmt: skip
     m = headline(GaugeScanResult(scan, th)).metrics

@@ -461,15 +461,12 @@ def outputs_digest(folder: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def write_run_record(folder: Path, run_id: str | None) -> str:
-    """`<folder>/mlflow_run.json` = {"mlflow_run_id": run_id, "outputs_digest": ...}: which MLflow run wrote the
-    folder and a hash of what it wrote (`outputs_digest`; the runner also tags the run with it, so a resume
-    copies the folder only if its outputs are unedited). Kept out of metrics.json and every DVC-tracked file
-    (a fresh id per run would make each reproduction differ); git-ignored. Write it inside the same `staged`
-    folder, after the outputs it describes. Returns the digest."""
-    digest = outputs_digest(folder)
-    (Path(folder) / RUN_RECORD).write_text(json.dumps({"mlflow_run_id": run_id, "outputs_digest": digest}) + "\n")
-    return digest
+def write_run_record(folder: Path, run_id: str | None) -> None:
+    """`<folder>/mlflow_run.json` = {"mlflow_run_id": run_id}: which MLflow run wrote the folder. Kept out of
+    metrics.json and every DVC-tracked file (a fresh id per run would make each reproduction differ);
+    git-ignored. Write it inside the same `staged` folder as the outputs it describes. (The run itself is tagged
+    with `outputs_digest` of the folder, so a resume copies the folder only if its outputs are unedited.)"""
+    (Path(folder) / RUN_RECORD).write_text(json.dumps({"mlflow_run_id": run_id}) + "\n")
 
 
 def read_run_record(folder: Path) -> str | None:

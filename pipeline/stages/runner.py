@@ -365,7 +365,8 @@ def _run_validated(cfg: DictConfig, obj: Any, stage: str, compute, write, overri
         with staged(out_dir, owner=stage) as folder:
             out = write(result, folder)
             write_json(folder / "metrics.json", out.metrics)  # no run id: DVC-tracked, the same on every repro
-            digest = write_run_record(folder, run.run_id)
+            digest = outputs_digest(folder)  # tagged on the run: a resume copies only unedited outputs
+            write_run_record(folder, run.run_id)
         run.log_curves(out.curves, scalars=_flat_numeric(out.metrics))  # one batch for both
         run.set_tags({**status_tags(out.metrics), DIGEST_TAG: digest})
         run.log_artifacts(out_dir)  # tables, figures, metrics.json, the log and .hydra/ in one call

@@ -105,12 +105,14 @@ def test_resume_copies_a_finished_runs_folder_only_if_its_outputs_are_unedited(t
     from types import SimpleNamespace
 
     from pipeline.stages import runner
-    from pipeline.stages.outputs import staged, write_json, write_run_record
+    from pipeline.stages.outputs import outputs_digest, staged, write_json, write_run_record
 
     def write_genuine(folder):
         write_json(folder / "metrics.json", {"crossing_measured": 1.5})
         (folder / "sweep.csv").write_text("sigma_w2,q_L\n1.0,0.17\n")
-        return write_run_record(folder, "run1")
+        digest = outputs_digest(folder)
+        write_run_record(folder, "run1")
+        return digest
 
     src = tmp_path / "A"
     with staged(src, owner="mlp_sweep") as folder:

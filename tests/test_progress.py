@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import subprocess
 import sys
 
@@ -38,4 +39,4 @@ def test_a_stage_with_piped_output_prints_progress_lines(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
-    assert "theory: 1/2 (50%)" in p.stdout + p.stderr
+    assert re.search(r"theory: 1/\d+ \(\d+%\)", p.stdout + p.stderr), p.stdout + p.stderr

@@ -153,7 +153,7 @@ def test_finite_width_lambda_is_measured_against_mean_field_over_the_same_layers
 
     sws, sb2, q0, depth, burn_in = (1.0, 2.0, 3.0), 0.05, 4.0, 4, 1
     cfg = SimpleNamespace(
-        net=SimpleNamespace(activation=SimpleNamespace(value="tanh"), sigma_b2=sb2, depth=depth),
+        net=SimpleNamespace(activation=SimpleNamespace(value="tanh"), sigma_b2=sb2, depth=depth, width=10**6),
         engine=SimpleNamespace(burn_in=burn_in, q0=q0),
     )
     _, iters = predictions("tanh", sws, sb2, depth, q0, 0.5, 1.0)

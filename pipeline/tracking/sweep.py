@@ -39,6 +39,7 @@ class SweepTracking(Callback):
         run; if any of it fails the sweep stops here with one line and exit 2 (Hydra would only warn about a
         callback's exception and run every job without a parent). Hydra writes nothing before this."""
         try:
+            check_jobs(config)
             claim_sweep_dir(Path(config.hydra.sweep.dir), str(config.get("stage", "stage")))
             self._open_parent(config)
         except ConfigError as exc:  # a foreign sweep folder, a secret name: before any run or experiment exists
@@ -89,6 +90,65 @@ class SweepTracking(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         close_open_parents()
+
+
+def sample_jobs(config: DictConfig) -> list[list[str]] | None:
+    """Task overrides of jobs that together take every value of every swept axis once (the first job, then
+    each further value of one axis with the others at their first): sum, not product, of the axes' lengths.
+    None for a sweeper other than Hydra's basic one, or what cannot be parsed (left to the jobs)."""
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        sweeper = config.hydra.get("sweeper") or {}
+        if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            return None
+        params = sweeper.get("params")
+        params = OmegaConf.to_container(params, resolve=False) if isinstance(params, DictConfig) else {}
+        lines = [f"{k}={v}" for k, v in params.items()] + raw_overrides(config.hydra.overrides.task)
+        parsed = OverridesParser.create().parse_overrides(lines)
+    except Exception:  # noqa: BLE001 - the jobs report it
+        return None
+    axes = []
+    for o in parsed:
+        if o.is_sweep_override():
+            key = o.get_key_element()
+            axes.append([f"{key}={v}" for v in o.sweep_string_iterator()] or [o.input_line])
+        else:
+            axes.append([o.input_line])
+    first = [a[0] for a in axes]
+    jobs = [first]
+    for i, axis in enumerate(axes):
+        jobs += [first[:i] + [v] + first[i + 1 :] for v in axis[1:]]
+    return jobs
+
+
+def check_jobs(config: DictConfig) -> None:
+    """Compose, before the sweep starts, a job for every value of every swept axis (`sample_jobs`) as Hydra
+    will: a value that cannot be composed at all (`net.width=16,abc`: not an integer; an unknown config group
+    option; a key the schema does not have) stops the sweep with one line naming the job, before any folder,
+    parent run or job exists. A value that composes but fails the stage's checks (`net.sigma_w2=1,-1,2`) is
+    left to its job: the sweep runs the others and records it as a FAILED child (README, guarantee 1)."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf import open_dict, read_write
+    from omegaconf.errors import OmegaConfBaseException
+
+    from pipeline.config.validate import check_schema_keys
+
+    jobs = sample_jobs(config)
+    if not jobs or not GlobalHydra.instance().is_initialized():
+        return
+    from pipeline.stages.hydra_app import _one_line
+
+    loader = GlobalHydra.instance().config_loader()
+    for job in jobs:
+        try:
+            task = loader.load_sweep_config(config, list(job))
+            with read_write(task), open_dict(task):
+                del task["hydra"]
+            check_schema_keys(task)  # an unknown key (`+foo=1,2`) fails every job alike
+        except (ConfigError, HydraException, OmegaConfBaseException) as exc:
+            raise ConfigError(f"job [{' '.join(job)}]: {_one_line(exc)}") from None
 
 
 def sweep_owner(stage: str) -> str:

@@ -276,3 +276,33 @@ def test_a_foreign_sweep_folder_is_refused_before_any_job_or_run(run_cli, store,
     )
     db = store[len("sqlite:///") :]
     assert not os.path.exists(db) or runs(store, "theory").empty  # no parent run left
+
+
+def test_sampled_jobs_take_every_value_of_every_axis_once():
+    from omegaconf import OmegaConf
+
+    from pipeline.tracking.sweep import sample_jobs
+
+    cfg = OmegaConf.create(
+        {"hydra": {"sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": None},
+                   "overrides": {"task": ["experiment=smoke", "net.width=16,32,abc", "net.depth=2,3"]}}}
+    )  # fmt: skip
+    assert sample_jobs(cfg) == [
+        ["experiment=smoke", "net.width=16", "net.depth=2"],
+        ["experiment=smoke", "net.width=32", "net.depth=2"],
+        ["experiment=smoke", "net.width=abc", "net.depth=2"],
+        ["experiment=smoke", "net.width=16", "net.depth=3"],
+    ]
+
+
+@pytest.mark.parametrize("bad", ["net.width=16,abc", "+foo=1,2"])
+def test_a_sweep_value_that_cannot_compose_stops_the_sweep_before_anything(run_cli, store, tmp_path, bad):
+    """The bug: `-m 'net.width=16,abc'` printed 4 lines, left a sweep folder and a FAILED parent run. A value
+    no job can compose (a type, an unknown key) is refused with one line naming the job, exit 2."""
+    p = run_cli("theory", "-m", *SMOKE, bad, f"hydra.sweep.dir={tmp_path / 's'}")
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert lines[0].startswith("error: sweep not started: job [") and bad.split("=")[0].lstrip("+") in lines[0]
+    assert not (tmp_path / "s").exists()
+    db = store[len("sqlite:///") :]
+    assert not os.path.exists(db) or runs(store, "theory").empty

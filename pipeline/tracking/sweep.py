@@ -40,8 +40,9 @@ class SweepTracking(Callback):
         callback's exception and run every job without a parent). Hydra writes nothing before this."""
         try:
             check_jobs(config)
+            check_sweep_dir(Path(config.hydra.sweep.dir), str(config.get("stage", "stage")))
+            self._open_parent(config)  # a store fault stops the sweep here: nothing written yet
             claim_sweep_dir(Path(config.hydra.sweep.dir), str(config.get("stage", "stage")))
-            self._open_parent(config)
         except ConfigError as exc:  # a foreign sweep folder, a secret name: before any run or experiment exists
             print(f"error: sweep not started: {redact_text(str(exc))}", file=sys.stderr)
             raise SystemExit(2) from None

@@ -108,10 +108,26 @@ def _guard_hydra() -> None:
 _guard_hydra()
 
 
-def prior_hydra_entries(path: Path) -> set[str]:
+def _prior_stage(hydra_dir: Path) -> str | None:
+    """The `stage` of the `.hydra/config.yaml` that was there before this job's Hydra replaced it (None if none)."""
+    import yaml
+
+    old = _PRIOR.get("files", {}).get(hydra_dir / "config.yaml")
+    try:
+        found = (yaml.safe_load(old) or {}).get("stage") if old else None
+    except (yaml.YAMLError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
+
+
+def prior_hydra_entries(path: Path, stage: str | None = None) -> set[str]:
     """The names of `.hydra` (if it held files before this job's Hydra wrote into it) and `<job>.log` (if it
-    existed before): entries of the run dir `path` Hydra did not create for this job."""
+    existed before): entries of the run dir `path` Hydra did not create for this job. An earlier job of the same
+    `stage` (its `.hydra/config.yaml` says that stage: a job killed before its outputs were swapped in, then
+    resumed) is not foreign."""
     if not _PRIOR or Path(_PRIOR["dir"]).resolve() != Path(path).resolve():
+        return set()
+    if stage is not None and _prior_stage(Path(path) / ".hydra") == stage:
         return set()
     names = set()
     if any(existed for existed in _PRIOR["hydra_dir"].values()):
@@ -366,7 +382,7 @@ def check_out_dir(out_dir: Path | str, stage: str, key: str = "out_dir") -> None
     hydra = path / ".hydra"  # Hydra's only if it holds just Hydra's files and this job's Hydra created them
     if hydra.is_dir() and any(e.name not in HYDRA_FILES for e in hydra.iterdir()):
         foreign.append(".hydra")
-    foreign = sorted({*foreign, *prior_hydra_entries(path)})
+    foreign = sorted({*foreign, *prior_hydra_entries(path, stage)})
     if not foreign:
         return
     listed = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")

@@ -20,7 +20,12 @@ def phase_diagram(theory: pd.DataFrame, critical: pd.DataFrame, path: Path) -> N
     for ax, act in zip(axes[0], acts):
         pivot = ln_chi1_grid(theory, act)
         z = pivot.values
-        lim = max(1e-3, np.nanmax(np.abs(z[np.isfinite(z)])))
+        finite = np.abs(z[np.isfinite(z)])
+        if not finite.size:  # every point's status is not ok: NaN by the status rule, nothing to draw
+            ax.text(0.5, 0.5, f"{act}: no verified value\n(see q_status / quad_status)", ha="center", va="center")
+            ax.set_axis_off()
+            continue
+        lim = max(1e-3, float(finite.max()))
         mesh = ax.pcolormesh(
             pivot.columns, pivot.index, z, cmap="RdBu_r", shading="auto", norm=TwoSlopeNorm(0.0, -lim, lim)
         )

@@ -176,6 +176,10 @@ def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callabl
                 file=sys.stderr,
             )
         finally:
+            from pipeline.stages.runner import RECEIVED
+
+            if signum is None and RECEIVED:  # Ctrl-C raised inside a callback that swallows exceptions (a GC hook)
+                signum = RECEIVED[0]
             late = _clean_up(interrupted=signum is not None, failed=failed)
         if signum is None:
             signum = late

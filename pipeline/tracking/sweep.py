@@ -90,7 +90,10 @@ class SweepTracking(Callback):
         _SWEEP_INFO[run.info.run_id] = (stage, sweep_dir, time.monotonic())
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        close_open_parents()
+        from pipeline.stages.runner import RECEIVED
+
+        # a Ctrl-C/SIGTERM whose exception a callback swallowed (a GC hook) still ends the sweep KILLED
+        close_open_parents(interrupted=bool(RECEIVED))
 
 
 def sample_jobs(config: DictConfig) -> list[list[str]] | None:

@@ -117,3 +117,17 @@ def test_one_loop_figure_never_draws_a_value_whose_status_is_not_ok(tmp_path, mo
     y = np.asarray(line.get_ydata(), dtype=float)
     assert np.isnan(y[0]) and y[1:].tolist() == [2.26, 2.30]  # sorted by width: 16 (no_crossing) first
     assert [t.get_text() for t in ax.texts] == ["no_crossing"]
+
+
+def test_phase_diagram_draws_an_activation_whose_every_value_is_masked(tmp_path):
+    """Status before number can leave an activation with no valid chi1 at all (theory.quad.n_nodes=2: every point
+    quad_status inaccurate, so NaN); the phase diagram crashed on the empty grid and the stage exited 1."""
+    from pipeline.plots.theory import phase_diagram
+
+    chi1 = [np.nan] * 4 + [0.5, 1.0, 0.5, 1.0]
+    grid = pd.DataFrame({"activation": ["tanh"] * 4 + ["relu"] * 4, "sigma_w2": [1.0, 2.0] * 4,
+                         "sigma_b2": [0.0, 0.0, 0.1, 0.1] * 2, "chi1": chi1})  # fmt: skip
+    crit = pd.DataFrame({"activation": ["tanh", "relu"], "sigma_b2": [0.0, 0.0], "sigma_w2_crit": [np.nan, 2.0],
+                         "found": [False, True]})  # fmt: skip
+    phase_diagram(grid, crit, tmp_path / "phase.png")
+    assert (tmp_path / "phase.png").stat().st_size > 0

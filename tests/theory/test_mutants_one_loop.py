@@ -17,6 +17,7 @@ from scipy import optimize
 from scipy.special import erf
 
 from pipeline.theory import one_loop as ol
+from pipeline.theory.one_loop import crossing
 
 T = torch.float64
 Z = np.linspace(-14.0, 14.0, 20001)
@@ -195,7 +196,7 @@ def test_statuses_against_the_reference_moments():
 def test_first_upward_sign_change_is_strict_below_zero():
     """_first_up: the first i with y[i] < 0 <= y[i+1]; a touch of zero from above is not an upward crossing."""
     y = torch.tensor([[1.0, 0.0, 1.0, 2.0], [1.0, -1.0, 0.0, 1.0], [0.0, 1.0, 2.0, 3.0]], dtype=T)
-    found, i = ol._first_up(y)
+    found, i = crossing._first_up(y)
     assert found.tolist() == [False, True, False] and int(i[1]) == 1
 
 

@@ -12,16 +12,14 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.activations import get_activation
+from pipeline.dynamics import ensemble, statistics
 from pipeline.theory import one_loop as ol
 from pipeline.theory.finite_width import relu_lyapunov_exact
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import variance_map
+from pipeline.theory.one_loop import common, moments, recursion
 from pipeline.theory.quadrature import one_thread
-
-try:
-    from pipeline.activations import get_activation
-except ImportError:  # pragma: no cover
-    from pipeline.theory.activations import get_activation
 
 T = torch.float64
 SB = 0.05
@@ -194,7 +192,7 @@ def test_chi_par_is_the_slope_of_the_mean_field_variance_map(name):
 def test_moments_converged_against_twice_the_nodes():
     K = torch.tensor([1e-3, 0.2, 1.5, 12.0], dtype=T)
     for name in ("tanh", "erf", "gelu", "swish"):
-        n = ol._rule_for(name, None).n
+        n = moments._rule_for(name, None).n
         a, b = ol.layer_moments(name, K), ol.layer_moments(name, K, n_nodes=2 * n)
         for f in ("phi2", "phi4", "dphi2", "d2phi2", "m2", "m4", "dm2", "d2m2", "phi2_dphi2"):
             x, y = getattr(a, f), getattr(b, f)
@@ -409,8 +407,6 @@ def test_engine_exponent_matches_one_loop_with_correlation_term():
     # N (lambda_tangent - lambda_MF) has SE ~0.027 per point; the one-loop finite-depth average with
     # the correlation term vs the spec's formula differ by 0.2 (7 SE). 1500 seeds at depth 50 gave
     # agreement to 1 SE at every sigma_w2 in 1.4..2.6 (crossing 1.8966 +- 0.0040 vs 1.8964).
-    ensemble = pytest.importorskip("pipeline.dynamics.ensemble")
-    statistics = pytest.importorskip("pipeline.dynamics.statistics")
     N, L, b, grid = 64, 40, 10, (1.6, 1.9, 2.2)
     spec = ensemble.EnsembleSpec(
         activation="tanh",
@@ -451,7 +447,7 @@ def _layer_by_layer(name, sw, sb, depth, q0=1.0):
     for _ in range(depth + 1):  # (one torch thread: see the next test)
         m = ol.layer_moments(name, K.clamp_min(1e-150))
         chi_par, chi1 = sw * m.dphi2, sw * m.m2
-        samp, kern, corr = ol._c1_terms(m, sw, K1, V, R)
+        samp, kern, corr = recursion._c1_terms(m, sw, K1, V, R)
         for k, v in zip(out, (K, V, K1, R, chi1, samp + kern + corr)):
             out[k].append(v)
         Kn = sw * m.phi2 + sb
@@ -473,18 +469,18 @@ def test_deep_recursion_reuses_converged_moments_and_keeps_every_number(sb, monk
     # (re-evaluating every row and layer: 4x; issue 21: depth 1000 took > 15x depth 100 under load).
     grid = torch.linspace(0.2, 6.0, 30, dtype=T)
     rows = []
-    real = ol._moments
+    real = moments._moments
 
     def counting(act, K, rule, chunk=4096):
         rows.append(K.numel())
         return real(act, K, rule, chunk)
 
-    monkeypatch.setattr(ol, "_moments", counting)
+    monkeypatch.setattr(moments, "_moments", counting)
     ol.layer_recursion("tanh", grid, sb, depth=60)
     work_60, rows[:] = sum(rows), []
     rec = ol.layer_recursion("tanh", grid, sb, depth=240)
     assert sum(rows) < 3 * work_60, (sum(rows), work_60)
-    monkeypatch.setattr(ol, "_moments", real)
+    monkeypatch.setattr(moments, "_moments", real)
     with one_thread():
         ref = _layer_by_layer("tanh", grid, sb, 240)
     for k, want in ref.items():
@@ -499,13 +495,13 @@ def test_recursion_runs_torch_single_threaded_and_restores_the_thread_count(monk
     # others, which on a loaded 2-core machine made a layer 4-15x slower (issue 21, measured 20-65 ms against
     # 1-5 ms per layer). The recursion runs on one thread and gives the caller's setting back.
     seen = []
-    real = ol._moments
+    real = moments._moments
 
     def spy(act, K, rule, chunk=4096):
         seen.append(torch.get_num_threads())
         return real(act, K, rule, chunk)
 
-    monkeypatch.setattr(ol, "_moments", spy)
+    monkeypatch.setattr(moments, "_moments", spy)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -579,6 +575,6 @@ def test_read_only_grids_are_copied_not_shared():
     # seen in the mlp_sweep stage test) and would let any in-place write reach the caller's data
     grid = np.array([1.5, 2.0])
     grid.flags.writeable = False
-    t = ol._t(grid)
+    t = common._t(grid)
     t[0] = 9.0
     assert grid[0] == 1.5

@@ -12,7 +12,10 @@ CLI_SHIM = "__main__.py"  # `python -m pipeline.theory` needs this 3-line entry 
 
 
 def _modules():
-    return [p for p in sorted(THEORY.glob("*.py")) if p.name != CLI_SHIM]
+    """Every module of the package, subpackages included (pipeline/theory/one_loop/*.py)."""
+    found = [p for p in sorted(THEORY.rglob("*.py")) if p != THEORY / CLI_SHIM]
+    assert THEORY / "one_loop" / "recursion.py" in found
+    return found
 
 
 def test_theory_modules_import_no_stage_tracking_or_config_code():

@@ -35,8 +35,11 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two pytest-xdist workers (the 2 cores CI has); --dist loadgroup keeps tests marked xdist_group("<name>")
+# in one worker. The session smoke pipeline (tests/conftest.py) is built once and shared by both.
+PYTEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

@@ -1,21 +1,91 @@
-"""Shared fixtures: an isolated MLflow store and a helper that runs stage CLIs as a user would."""
+"""The shared test harness (no test module imports helpers from another one: they live here).
+
+Fixtures:
+- `store`: a fresh SQLite MLflow store (a file copy of a template migrated once per test session);
+  `fresh_store`: the URI of a store file that does not exist yet (where creating it is the point).
+- `run_cli(stage, *args)`: `python -m pipeline.<stage> args...` in a subprocess with the `store` (keep it where the
+  process boundary is the point: signals, exit codes of the real process, console scripts).
+- `run_inprocess(stage, *args)`: the same command line run in this process (the stage's Hydra entry point, or
+  `collect`/`compare`'s main): exit code, stdout, stderr and the one-line `error:` the CLI prints, no start-up cost.
+- `compose(stage, *overrides)`: the composed DictConfig of conf/<stage>.yaml; `compose.validated(...)`: the
+  validated config object (`pipeline.stages.runner.validate_config`, the project's one validation entry point).
+- `smoke_pipeline`: every stage once at `experiment=smoke` with tracking into one session store, built once per
+  session (across pytest-xdist workers) and shared read-only: copy (`smoke_pipeline.copy(stage, dest)`) to modify.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ("experiment=smoke",)
+SMOKE_WIDTHS = "net.width=16,32"  # the smoke pipeline's mlp_sweep multirun: two jobs
+
+
+def _cli_env(store: str) -> dict[str, str]:
+    return {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "HYDRA_FULL_ERROR": "0"}
+
+
+def _shared_dir(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this session sees (the session's basetemp without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+# ---- MLflow stores ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _store_template(tmp_path_factory) -> Path:
+    """A SQLite store with MLflow's schema migrated, made once per session (in a subprocess: no engine, lock or
+    cache of this process holds it) and only ever copied."""
+    from filelock import FileLock
+
+    shared = _shared_dir(tmp_path_factory)
+    db = shared / "template-mlflow.db"
+    with FileLock(str(shared / "template-mlflow.lock")):
+        if not (shared / "template-mlflow.ok").is_file():
+            db.unlink(missing_ok=True)
+            code = "import mlflow, sys; mlflow.MlflowClient(tracking_uri=sys.argv[1]).search_experiments(max_results=1)"
+            subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}"], check=True, cwd=ROOT, capture_output=True)
+            (shared / "template-mlflow.ok").write_text("ok\n")
+    return db
+
+
+def copy_store(template: Path, dest: Path) -> str:
+    """A fresh store at `dest` (a copy of the migrated template): its sqlite:/// URI."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, dest)
+    return f"sqlite:///{dest}"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> str:
-    """A fresh SQLite tracking store in a temp dir (the repo's own store is never touched)."""
+def store(tmp_path: Path, _store_template: Path) -> str:
+    """A fresh SQLite tracking store in a temp dir, already migrated (the repo's own store is never touched)."""
+    return copy_store(_store_template, tmp_path / "mlflow.db")
+
+
+@pytest.fixture
+def fresh_store(tmp_path: Path) -> str:
+    """The URI of a store file that does not exist yet: for tests of store creation (first users, races) and
+    of 'no store was created'."""
     return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+# ---- running stages -----------------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -23,17 +93,224 @@ def run_cli(tmp_path: Path, store: str):
     """Run `python -m pipeline.<stage> args...` with the temp store; returns CompletedProcess."""
 
     def _run(stage: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-        env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "HYDRA_FULL_ERROR": "0"}
         return subprocess.run(
             [sys.executable, "-m", f"pipeline.{stage}", *args],
             cwd=ROOT,
-            env=env,
+            env=_cli_env(store),
             capture_output=True,
             text=True,
             timeout=timeout,
         )
 
     return _run
+
+
+@dataclass
+class InProcessResult:
+    """What a CLI run left: exit code and output, like subprocess.CompletedProcess."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error(self) -> str:
+        """The one line the CLI prints for a rejected input (`error: ...`), or '' if there is none."""
+        lines = [ln for ln in self.stderr.strip().splitlines() if ln.startswith("error")]
+        return lines[-1] if lines else ""
+
+
+def inprocess(stage: str, *args: str) -> InProcessResult:
+    """`python -m pipeline.<stage> args...` in this process: the stage's Hydra entry point (pipeline.cli) with
+    `sys.argv` set, or `main(argv)` of collect/compare. SystemExit gives the exit code; an uncaught exception
+    is printed as Python would (traceback, exit 1). Logging handlers, signal handlers, argv and Hydra's global
+    state are put back. Environment and cwd: set them with monkeypatch (the fixture does)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    import pipeline.cli as cli
+
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    saved_log = (root.handlers[:], root.level)
+    saved_sig = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_argv = sys.argv
+    sys.argv = [f"pipeline.{stage}", *args]
+    GlobalHydra.instance().clear()
+    code = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                if stage in ("collect", "compare"):
+                    main = __import__(f"pipeline.{'stages.collect' if stage == 'collect' else 'compare'}",
+                                      fromlist=["main"]).main  # fmt: skip
+                    code = main(list(args)) or 0
+                else:
+                    getattr(cli, stage)()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if exc.code is not None and not isinstance(exc.code, int):
+                    print(exc.code, file=sys.stderr)
+            except Exception:  # noqa: BLE001 - what the interpreter would print, exit 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        sys.argv = saved_argv
+        GlobalHydra.instance().clear()
+        for h in root.handlers[:]:
+            if h not in saved_log[0]:
+                root.removeHandler(h)
+                h.close()
+        root.handlers[:] = saved_log[0]
+        root.setLevel(saved_log[1])
+        for s, h in saved_sig.items():
+            signal.signal(s, h)
+    return InProcessResult([stage, *args], code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def run_inprocess(monkeypatch, store: str):
+    """`run_inprocess(stage, *args)` -> InProcessResult: the CLI command in this process with the temp store
+    (what `run_cli` does without the ~2.5 s interpreter start-up). For rejected-input tests."""
+    for k, v in _cli_env(store).items():
+        if os.environ.get(k) != v:
+            monkeypatch.setenv(k, v)
+    monkeypatch.chdir(ROOT)
+    return inprocess
+
+
+# ---- configs ------------------------------------------------------------------------------------------------
+
+
+def compose_config(stage: str, overrides=(), out_dir: str | Path | None = None):
+    """conf/<stage>.yaml composed with `overrides` by Hydra's compose API (no run dir: `out_dir`, which
+    interpolates Hydra's output dir, is set to `out_dir` unless an override sets it)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    import pipeline.stages.hydra_app  # noqa: F401  (registers the repo_root resolver and the config store)
+    from pipeline.config import store as config_store
+    from pipeline.paths import conf_dir
+
+    if hasattr(config_store, "register"):
+        config_store.register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name=stage, overrides=list(overrides), return_hydra_config=False)
+    if not any(o.lstrip("+").startswith("out_dir=") for o in overrides):
+        OmegaConf.update(cfg, "out_dir", str(out_dir or "/tmp/unused"), force_add=True)
+    return cfg
+
+
+class Composer:
+    """`compose(stage, *overrides)` -> DictConfig; `compose.validated(stage, *overrides)` -> the validated object
+    (the one validation entry point, `validate_config`, with the overrides as the command line gave them)."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+
+    def __call__(self, stage: str, *overrides: str):
+        return compose_config(stage, overrides, self.out_dir)
+
+    def validated(self, stage: str, *overrides: str):
+        from pipeline.stages.runner import validate_config
+
+        return validate_config(self(stage, *overrides), stage, list(overrides))
+
+
+@pytest.fixture
+def compose(tmp_path: Path) -> Composer:
+    return Composer(tmp_path / "out")
+
+
+# ---- the session smoke pipeline -----------------------------------------------------------------------------
+
+
+@dataclass
+class SmokePipeline:
+    """Outputs of every stage at `experiment=smoke` (as dvc.yaml lays them out: root/<stage>/, mlp_sweep's jobs
+    in root/mlp_sweep/jobs) and the MLflow store they were tracked in (one run per stage; mlp_sweep: a parent
+    and its jobs). Shared by the whole session: read only; copy what a test changes."""
+
+    root: Path
+    store: str
+    logs: dict[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, stage: str) -> Path:
+        return self.root / stage
+
+    def copy(self, stage: str, dest: Path) -> Path:
+        shutil.copytree(self.root / stage, dest)
+        return dest
+
+    def copy_all(self, dest: Path) -> Path:
+        shutil.copytree(self.root, dest, ignore=shutil.ignore_patterns("mlflow.db*", "mlartifacts", "logs"))
+        return dest
+
+
+def _build_smoke_pipeline(root: Path, store: str) -> dict[str, str]:
+    """theory, then mlp_sweep (multirun + collect), lyapunov, gauge_scan and ginn_train side by side, then report."""
+    env = _cli_env(store)
+    th = [f"theory_outputs={root / 'theory'}"]
+    py = [sys.executable, "-m"]
+    steps = [
+        {"theory": py + ["pipeline.theory", *SMOKE, f"hydra.run.dir={root / 'theory'}"]},
+        {
+            "mlp_sweep": py + ["pipeline.mlp_sweep", "-m", *SMOKE, SMOKE_WIDTHS, *th,
+                               f"hydra.sweep.dir={root / 'mlp_sweep' / 'jobs'}"],
+            "lyapunov": py + ["pipeline.lyapunov", *SMOKE, *th, f"hydra.run.dir={root / 'lyapunov'}"],
+            "gauge_scan": py + ["pipeline.gauge_scan", *SMOKE, *th, f"hydra.run.dir={root / 'gauge_scan'}"],
+            "ginn_train": py + ["pipeline.ginn_train", *SMOKE, f"hydra.run.dir={root / 'ginn_train'}"],
+        },
+        {"collect": py + ["pipeline.collect", "mlp_sweep", "--jobs", str(root / "mlp_sweep" / "jobs"),
+                          "--out", str(root / "mlp_sweep")]},
+        {"report": py + ["pipeline.report", f"report.inputs={root}", f"hydra.run.dir={root / 'report'}"]},
+    ]  # fmt: skip
+    logs: dict[str, str] = {}
+    (root / "logs").mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        procs = {}
+        for name, cmd in step.items():
+            fh = open(root / "logs" / f"{name}.txt", "w+")  # noqa: SIM115 - closed below
+            procs[name] = (subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT), fh)
+        for name, (proc, fh) in procs.items():
+            rc = proc.wait(timeout=900)
+            fh.seek(0)
+            logs[name] = fh.read()
+            fh.close()
+            if rc != 0:
+                raise RuntimeError(f"smoke pipeline: {name} exited {rc}:\n{logs[name][-4000:]}")
+    return logs
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory, _store_template) -> SmokePipeline:
+    """The smoke pipeline, built once per session: the first pytest-xdist worker to ask builds it under a file
+    lock; the others wait and reuse it (pytest-xdist's documented recipe)."""
+    from filelock import FileLock
+
+    shared = _shared_dir(tmp_path_factory)
+    root = shared / "smoke_pipeline"
+    done, failed = shared / "smoke_pipeline.done.json", shared / "smoke_pipeline.failed"
+    with FileLock(str(shared / "smoke_pipeline.lock")):
+        if failed.is_file():
+            pytest.fail(failed.read_text(), pytrace=False)
+        if not done.is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            store = copy_store(_store_template, root / "mlflow.db")
+            try:
+                logs = _build_smoke_pipeline(root, store)
+            except Exception as exc:
+                failed.write_text(str(exc))
+                raise
+            done.write_text(json.dumps({"store": store, "logs": logs}))
+    rec = json.loads(done.read_text())
+    return SmokePipeline(root, rec["store"], rec["logs"])
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------
 
 
 def runs(store: str, experiment: str):
@@ -75,8 +352,6 @@ def default_signals() -> None:
     A signal that is ignored or blocked in the test process is inherited through fork and exec; the interrupt
     tests must send their signals to a process that can receive them, whatever earlier in-process tests did.
     """
-    import signal
-
     signal.pthread_sigmask(signal.SIG_SETMASK, set())
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_DFL)

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.config.validate import check_overrides_read, to_validated
 from pipeline.stages.registry import STAGES, check_stage
-from tests.config.test_configs import _compose
+from tests.conftest import compose_config as _compose
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()

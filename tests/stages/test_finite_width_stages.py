@@ -178,7 +178,7 @@ def test_gauge_scan_smoke_run(run_cli, store, tmp_path):
 @pytest.fixture(scope="module")
 def small_cfg():
     from pipeline.config.validate import to_validated
-    from tests.config.test_configs import _compose
+    from tests.conftest import compose_config as _compose
 
     def make(stage: str, *overrides: str):
         return to_validated(_compose(stage, ["experiment=smoke", "tracking.enabled=false", *overrides]))

@@ -8,7 +8,7 @@ import torch
 from pipeline.config.validate import to_validated
 from pipeline.stages import ginn_train
 from pipeline.stages.outputs import read_run_record
-from tests.config.test_configs import _compose
+from tests.conftest import compose_config as _compose
 from tests.conftest import runs
 
 

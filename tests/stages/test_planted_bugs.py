@@ -307,7 +307,7 @@ def test_fluctuation_table_se_is_the_std_over_seeds_over_sqrt_s(monkeypatch):
 @pytest.fixture(scope="module")
 def tiny_cfg():
     from pipeline.config.validate import to_validated
-    from tests.config.test_configs import _compose
+    from tests.conftest import compose_config as _compose
 
     def make(stage: str, *overrides: str):
         return to_validated(_compose(stage, ["experiment=smoke", "tracking.enabled=false", *overrides]))

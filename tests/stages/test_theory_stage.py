@@ -138,7 +138,7 @@ def test_critical_line_csv_follows_the_chaos_rule_at_the_configured_xi():
     stage now writes critical.chaos_line's threshold, 2 pi/(pi + 1) there, and names the gain whose root it is."""
     from pipeline.config.validate import to_validated
     from pipeline.stages import theory
-    from tests.config.test_configs import _compose
+    from tests.conftest import compose_config as _compose
 
     cfg = to_validated(
         _compose("theory", ["experiment=smoke", "tracking.enabled=false", "net.xi=2.0", "net.activation=relu",
@@ -157,7 +157,7 @@ def test_a_large_theory_grid_reports_progress_per_block_of_rows_with_the_same_ta
 
     from pipeline.config.validate import to_validated
     from pipeline.stages import theory
-    from tests.config.test_configs import _compose
+    from tests.conftest import compose_config as _compose
 
     cfg = to_validated(_compose("theory", ["experiment=smoke", "tracking.enabled=false", "theory.figures=false",
                                            "theory.one_loop.enabled=false", "theory.activations=[tanh]",

@@ -12,8 +12,8 @@ import pytest
 
 from pipeline.config.validate import check_overrides_read, to_validated
 from pipeline.stages.registry import STAGES, check_stage
-from tests.conftest import compose_config as _compose
 from tests.conftest import ROOT
+from tests.conftest import compose_config as _compose
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```bash\n(.*?)```", README, flags=re.S)

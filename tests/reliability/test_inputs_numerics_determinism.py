@@ -17,8 +17,8 @@ from pipeline.config.validate import ConfigError, to_validated
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import summarize
 from pipeline.tracking.provenance import config_params
-from tests.conftest import compose_config as _compose
 from tests.conftest import ROOT, engine_spec, runs
+from tests.conftest import compose_config as _compose
 
 STAGES = ["theory", "mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"]
 KEYS = [

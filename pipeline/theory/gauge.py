@@ -32,22 +32,6 @@ def relu_length_threshold(xi) -> torch.Tensor:
     return 2 * math.pi / (math.pi - 1 + as_t(xi))
 
 
-def has_exact_top_exponent(g: GaussianIntegrator, sigma_b2: float) -> bool:
-    """Whether lambda_max = 0.5 ln max(chi_1, A_q) holds exactly (homogeneous activation, no bias).
-
-    For positively homogeneous phi (ReLU, linear) with sigma_b2 = 0 the signal is itself a tangent vector
-    (docs/science.md §4), so the top exponent is the larger of the transverse and longitudinal rates.
-
-    Args:
-        g: Gaussian integrator of the activation.
-        sigma_b2: bias variance, python float.
-
-    Returns:
-        Python bool.
-    """
-    return g.act.homogeneous and sigma_b2 == 0
-
-
 def gauge_theory(g: GaussianIntegrator, sigma_w2, sigma_b2, xi) -> dict[str, torch.Tensor]:
     """q*(xi), chi_1, A_q(xi), 0.5 ln chi_1, 0.5 ln A_q and (where exact) the top exponent, broadcast.
 

@@ -143,27 +143,6 @@ def correlation_map(g: GaussianIntegrator, q1, q2, q12, sigma_w2, sigma_b2, xi=1
 
 
 @serial_when_small
-def chi_c(g: GaussianIntegrator, q, c, sigma_w2) -> torch.Tensor:
-    """Slope of the correlation map dc'/dc = sigma_w2 E[phi'(u1) phi'(u2)] at equal variances q.
-
-    chi_c of docs/science.md §1 (Price's theorem; Schoenholz et al. 2017, arXiv:1611.01232); valid at a
-    finite variance fixed point q = q*, where q' = q. `mean_field_grid` reports the solver's normalised slope
-    instead, which differs where q* is 0 or infinite (see the Note in §1).
-
-    Args:
-        g: Gaussian integrator of the activation phi.
-        q: common variance of the two inputs, float or tensor broadcastable with c and sigma_w2; float64.
-        c: correlation, float or tensor broadcastable with q and sigma_w2; float64.
-        sigma_w2: weight variance, float or tensor broadcastable with q and c; float64.
-
-    Returns:
-        chi_c, float64 tensor of the broadcast shape.
-    """
-    q, c = as_t(q), as_t(c)
-    return as_t(sigma_w2) * g.grad_kernel(q, q, c)
-
-
-@serial_when_small
 def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, **solver) -> FixedPoint:
     """Stable fixed point of the variance map, with the slope A_q there and a status per point.
 

@@ -272,29 +272,3 @@ def check_node_count(
         if bool(ok.all()):
             return result(n, err, ok)
     return result(ladder[-1], err, ok)
-
-
-def converged_node_count(
-    fns: Sequence[Callable[[torch.Tensor], torch.Tensor]],
-    q_probe: torch.Tensor,
-    tol: float = 1e-12,
-    ladder: Sequence[int] = NODE_LADDER,
-) -> tuple[int, float]:
-    """Smallest node count on the ladder whose moments agree with the next rung to `tol` (relative).
-
-    The error of a rung is max |E_n - E_next| / |E_next| over all `fns` and probe variances, and a rung whose
-    node spacing in sqrt(q) z exceeds `RESOLUTION` at a probe does not pass there (docs/science.md §7); see
-    `check_node_count`, which this wraps (as for a non-homogeneous activation).
-
-    Args:
-        fns: elementwise callables f whose E f(sqrt(q) z) must converge.
-        q_probe: probe variances, 1-D float64 tensor.
-        tol: tolerance on the error above.
-        ladder: increasing even node counts to try.
-
-    Returns:
-        (n, estimated_error); if no rung converges, the largest rung and its error, so the
-        caller reports it instead of trusting a guess.
-    """
-    chk = check_node_count(fns, q_probe, tol, ladder)
-    return chk.n, chk.error

@@ -1,6 +1,8 @@
 """Independent references for theory tests: scalar activations from Python's `math` and scipy quadrature.
 
-Nothing here imports the package: these are the brute-force code paths the theory is checked against.
+A helper module, not a test module (no tests are collected from it): the theory test modules of this folder import
+their references from here. Nothing here imports the package: these are the brute-force code paths the theory is
+checked against.
 """
 
 import math
@@ -78,3 +80,15 @@ def q_star_quad_xi(name: str, sigma_w2: float, sigma_b2: float, xi: float) -> fl
         xtol=1e-14,
         rtol=1e-14,
     )
+
+
+def gauss_expect(f, q: float) -> float:
+    """E f(h), h ~ N(0, q), by scipy quad in h, split at 0 and at +-1, +-5 (the activation's scale)."""
+    s = math.sqrt(q)
+
+    def g(h):
+        return f(h) * math.exp(-h * h / (2 * q)) / (s * math.sqrt(2 * math.pi))
+
+    pts = [-40 * s, -5.0, -1.0, 0.0, 1.0, 5.0, 40 * s] if s > 5 else [-40 * s, 0.0, 40 * s]
+    pts = sorted(set(pts))
+    return sum(integrate.quad(g, a, b, epsabs=0, epsrel=1e-13, limit=400)[0] for a, b in zip(pts[:-1], pts[1:]))

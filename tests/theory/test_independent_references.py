@@ -18,7 +18,6 @@ from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import (
     MeanFieldGrid,
     c_star,
-    chi_c,
     correlation_map,
     depth_scale,
     gains,
@@ -104,16 +103,15 @@ def test_prediction_rows_carry_the_theory_of_their_own_sigma_w2_in_any_grid_orde
         assert row.q_L_theory == pytest.approx(q_l, rel=1e-9)
 
 
-def test_chi_c_matches_closed_form_and_brute_force():
-    """chi_c = sigma_w2 E phi'(u1) phi'(u2): ReLU's (pi - arccos c)/(2 pi) by hand, tanh by scipy dblquad."""
-    sw = 1.7
-    for c in (-0.6, 0.0, 0.35, 0.9):
-        got = chi_c(GaussianIntegrator(ACTIVATIONS["relu"]), 0.8, c, sw)
-        assert float(got) == pytest.approx(sw * (math.pi - math.acos(c)) / (2 * math.pi), abs=1e-12)
-    dphi = PHI["tanh"][1]
-    for q, c in ((0.7, 0.4), (1.5, -0.3)):
-        got = chi_c(GaussianIntegrator(ACTIVATIONS["tanh"]), q, c, sw)
-        assert float(got) == pytest.approx(sw * kernel_quad(dphi, dphi, q, q, c), abs=1e-9)
+@pytest.mark.parametrize("name,sw,sb", [("tanh", 2.0, 0.05), ("erf", 2.5, 0.1)])
+def test_chi_c_column_is_the_price_slope_at_a_finite_fixed_point(name, sw, sb):
+    """chi_c column = sigma_w2 E phi'(u1) phi'(u2) at (q*, q*, c*) where q* is finite (docs/science.md §1, Note),
+    here in the chaotic phase (c* < 1); reference: scipy dblquad of the hand-written phi' (good to ~1e-11)."""
+    r = mean_field_grid(GaussianIntegrator(ACTIVATIONS[name]), torch.tensor([sw], dtype=T), torch.tensor([sb], dtype=T))
+    q, c = float(r.q_star.reshape(-1)[0]), float(r.c_star.reshape(-1)[0])
+    assert 0 < c < 0.95
+    dphi = PHI[name][1]
+    assert float(r.chi_c.reshape(-1)[0]) == pytest.approx(sw * kernel_quad(dphi, dphi, q, q, c), abs=1e-9)
 
 
 @pytest.mark.parametrize("q1,q2,c", [(0.7, 1.9, 0.4), (2.5, 0.3, -0.8)])

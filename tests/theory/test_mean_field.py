@@ -1,8 +1,10 @@
-"""Fixed points satisfy their maps, depth scales peak at the edge of chaos, iterates converge."""
+"""pipeline.theory.mean_field: fixed points satisfy their maps, depth scales peak at the edge of chaos, q* stays
+finite for bounded activations at any bias."""
 
+import pytest
 import torch
 
-from pipeline.activations import ACTIVATIONS
+from pipeline.activations import ACTIVATIONS, get_activation
 from pipeline.theory.critical import critical_line
 from pipeline.theory.fixed_point import Status
 from pipeline.theory.gaussian import GaussianIntegrator
@@ -79,3 +81,13 @@ def test_relu_and_linear_with_a_bias_at_or_past_a_q_1_diverge_not_max_iter():
     assert torch.isinf(fp.x[1:]).all() and fp.status[1:].tolist() == [int(Status.DIVERGED)] * 2
     lin = q_star(GaussianIntegrator(ACTIVATIONS["linear"]), torch.tensor([1.0, 1.05], dtype=T), 0.3)
     assert torch.isinf(lin.x).all() and lin.status.tolist() == [int(Status.DIVERGED)] * 2
+
+
+@pytest.mark.parametrize("name", ["tanh", "erf"])
+def test_bounded_activation_at_huge_bias_has_a_finite_fixed_point(name):
+    """Effect guarded: q* = inf, status diverged, from a hard-coded solver bound of 1e8."""
+    g = GaussianIntegrator(get_activation(name), q_max=20.0)
+    fp = q_star(g, torch.tensor([1.0, 1.0], dtype=T), torch.tensor([1e8, 1e9], dtype=T))
+    assert (fp.status == 0).all(), fp.status
+    # q* = sigma_b2 + sigma_w2 E phi^2, 0 < E phi^2 < 1
+    assert ((fp.x > torch.tensor([1e8, 1e9], dtype=T)) & (fp.x <= torch.tensor([1e8, 1e9], dtype=T) + 1)).all()

@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from pipeline.stages.hydra_app import hydra_entry
 from pipeline.stages.registry import STAGES
+from pipeline.stages.runner import run_stage
 
 
 def stage_main(stage: str) -> Callable[[], None]:
     """The Hydra `main()` of one registered stage (config conf/<stage>.yaml)."""
-    from pipeline.stages.runner import run_stage
 
     def task(cfg) -> None:
         run_stage(cfg, stage)
@@ -34,13 +34,13 @@ assert set(STAGES) == {"theory", "mlp_sweep", "lyapunov", "gauge_scan", "ginn_tr
 
 def collect() -> None:
     """`ginn-collect <stage>`: merge a multirun's jobs (pipeline.stages.collect)."""
-    from pipeline.stages.collect import main
+    from pipeline.stages.collect import main  # lazy: the stage entry points above never need it
 
     raise SystemExit(main())
 
 
 def compare() -> None:
     """`ginn-compare`: runs of an MLflow experiment as a table and a figure (pipeline.compare)."""
-    from pipeline.compare import main
+    from pipeline.compare import main  # lazy: matplotlib and mlflow, which the stage entry points never need
 
     raise SystemExit(main())

@@ -11,22 +11,31 @@ compute (`check_out_dir`).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 import shutil
-import signal
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.config.validate import ConfigError
+import hydra
+import hydra.core.utils
+import numpy as np
+import yaml
+from hydra.core.hydra_config import HydraConfig
 
-STARTED = time.time()  # when this process imported us (before Hydra wrote anything for the job)
-STAGING_PREFIX = ".staging-"
+from pipeline.config.validate import ConfigError
+from pipeline.paths import repo_root
+from pipeline.stages.lifecycle import STAGING_PREFIX, STATE, recover, signals_deferred
+from pipeline.stages.registry import STAGES
+from pipeline.stages.tables import round_float
+
 MARKER = ".ginn-stage"  # a stage's output folder: the stage name and a newline (deterministic: committed in git)
 RUN_RECORD = "mlflow_run.json"  # {"mlflow_run_id": ...} of the run that wrote the folder (git-ignored, not a DVC out)
 
@@ -44,6 +53,16 @@ KEEP_NAMES = frozenset(
 )
 
 
+@dataclass
+class StageOutput:
+    """What a stage's writer produced: scalar metrics (also metrics.json), curves, a summary line."""
+
+    metrics: dict[str, Any]
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    summary: str = ""
+    failure: str = ""  # non-empty: outputs are kept and logged, then the run is marked FAILED with this reason
+
+
 def _kept(entry: Path) -> bool:
     """Hydra's `.hydra/` and `<job>.log`, DVC's `.gitignore`, a sweep's `jobs/` (see KEEP_NAMES)."""
     return entry.name in KEEP_NAMES or (entry.suffix == ".log" and entry.is_file())
@@ -55,13 +74,15 @@ def _kept(entry: Path) -> bool:
 # would keep Hydra's writes: a user's `.hydra/config.yaml` overwritten, an earlier job's `.hydra/` describing a
 # run whose outputs are not there. `_guard_hydra` remembers what was there just before Hydra wrote (the bytes of
 # each file it replaces, the size of the log it appends to); `restore_job_files` puts it back exactly.
+#
+# Hydra has no public hook between creating the run dir and writing into it, so `_guard_hydra` wraps two private
+# functions of `hydra.core.utils` that `run_job` looks up at call time. Checked with hydra-core 1.3.2-1.3.8 (pin
+# `hydra-core>=1.3.2,<1.4`); tests/stages/test_outputs.py fails loudly if they are renamed or no longer called.
 HYDRA_FILES = frozenset({"config.yaml", "hydra.yaml", "overrides.yaml"})
-_PRIOR: dict[str, Any] = {}  # "dir": the job's run dir; "files": {path: bytes or None}; "log": (path, size or None)
+_PRIOR = STATE.hydra_files  # "dir": the job's run dir; "files": {path: bytes or None}; "log": (path, size or None)
 
 
 def _remember_log() -> None:
-    from hydra.core.hydra_config import HydraConfig
-
     _PRIOR.clear()
     if not HydraConfig.initialized():
         return
@@ -85,10 +106,7 @@ def _guard_hydra() -> None:
     """Wrap Hydra's `configure_log` and `_save_config` (looked up at call time by `run_job`) to remember what
     they are about to replace. Installed once, when this module is imported (every entry point imports it
     before `hydra.main` runs)."""
-    try:
-        import hydra.core.utils as hu
-    except ImportError:  # pragma: no cover - Hydra is a dependency
-        return
+    hu = hydra.core.utils
     if getattr(hu._save_config, "_ginn_guard", False):
         return
     save, configure = hu._save_config, hu.configure_log
@@ -110,8 +128,6 @@ _guard_hydra()
 
 def _prior_stage(hydra_dir: Path) -> str | None:
     """The `stage` of the `.hydra/config.yaml` that was there before this job's Hydra replaced it (None if none)."""
-    import yaml
-
     old = _PRIOR.get("files", {}).get(hydra_dir / "config.yaml")
     try:
         found = (yaml.safe_load(old) or {}).get("stage") if old else None
@@ -139,8 +155,6 @@ def prior_hydra_entries(path: Path, stage: str | None = None) -> set[str]:
 
 def close_log_handlers(path: Path) -> None:
     """Close the logging file handlers writing to `path` (Hydra's on `<job>.log`)."""
-    import logging
-
     for h in list(logging.getLogger().handlers):
         if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == Path(path):
             logging.getLogger().removeHandler(h)
@@ -173,113 +187,6 @@ def restore_job_files(log_too: bool = True) -> None:
         pass
     finally:
         _PRIOR.clear()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _recover(out_dir: Path) -> None:
-    """Undo what a SIGKILL in an earlier swap left behind: staging folders of dead processes are
-    removed; if the output folder itself is missing, the old one set aside is put back."""
-    parent = out_dir.parent
-    if not parent.is_dir():
-        return
-    for p in parent.glob(f"{STAGING_PREFIX}{out_dir.name}-*"):
-        try:
-            pid = int(p.name[len(STAGING_PREFIX) + len(out_dir.name) + 1 :].split("-")[0])
-        except ValueError:
-            continue
-        if _pid_alive(pid) and pid != os.getpid():
-            continue  # another live process is writing this folder
-        if p.name.endswith("-old") and not out_dir.exists():
-            os.rename(p, out_dir)
-        else:
-            shutil.rmtree(p, ignore_errors=True)
-    for p in out_dir.glob(f"{STAGING_PREFIX}*") if out_dir.is_dir() else ():  # old layout: staging inside
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def remove_dead_staging(root: Path) -> None:
-    """Repair what killed processes left in `root` (a sweep dir whose workers a launcher killed):
-    their staging folders are removed, a folder set aside mid-swap is put back."""
-    root = Path(root)
-    if not root.is_dir():
-        return
-    for p in sorted(root.rglob(f"{STAGING_PREFIX}*")):
-        name = p.name[len(STAGING_PREFIX) :]
-        parts = name.rsplit("-", 3) if name.endswith("-old") else name.rsplit("-", 2)
-        if p.is_dir() and len(parts) >= 3 and parts[1].isdigit():
-            _recover(p.parent / parts[0])
-
-
-DEFERRED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """SIGINT/SIGTERM arriving inside the block are acted on right after it (never half-way).
-
-    Done with Python-level handlers, not the thread's signal mask: the handlers are swapped for one that
-    records the signal, and on the way out the original handlers are restored and the first recorded signal
-    is handed to its original handler (KeyboardInterrupt, the SIGTERM handler, or the default action).
-
-    Why not `pthread_sigmask`: a mask is per thread and inherited. In a process with other threads (torch's
-    OpenMP pool, a multiprocessing queue's feeder thread, MLflow's) the kernel hands the signal to a thread
-    that does not block it and CPython still runs the handler in the main thread, inside the block, so the
-    mask deferred nothing; and a mask left blocked (an exception between block and unblock) or inherited by a
-    thread or process created inside the block (children inherit it through fork and exec) makes Ctrl-C and
-    SIGTERM vanish for good. Handlers live in the interpreter: nothing is inherited, nothing can stay behind.
-
-    Outside the main thread this is a no-op: Python runs signal handlers in the main thread only, so the
-    calling thread is never interrupted by them.
-    """
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pending: list[int] = []
-
-    def record(signum, frame):  # noqa: ARG001 - signal handler signature
-        pending.append(signum)
-
-    old: dict[int, Any] = {}
-    try:
-        for sig in DEFERRED_SIGNALS:
-            if signal.getsignal(sig) is not None:  # None: a handler set outside Python, left alone
-                old[sig] = signal.signal(sig, record)
-        yield
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-        if pending:
-            _deliver(pending[0], old[pending[0]])
-
-
-def _deliver(signum: int, handler: Any) -> None:
-    """Act on a signal recorded while deferred, as its original handler would have."""
-    if callable(handler):
-        handler(signum, None)  # KeyboardInterrupt, Interrupted (SIGTERM), or an outer block's recorder
-    elif handler == signal.SIG_DFL:
-        os.kill(os.getpid(), signum)  # the default action (terminate)
-    # SIG_IGN: ignored, as it would have been
-
-
-def unblock_signals() -> None:
-    """Unblock SIGINT/SIGTERM in the calling thread: a process can inherit a blocked mask from whatever
-    started it (a mask is kept across fork and exec), and then Ctrl-C and SIGTERM would never arrive.
-    Ignored signals (SIG_IGN, e.g. `nohup` or `cmd &` in a script) are left ignored, as intended there."""
-    try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFERRED_SIGNALS)
-    except (AttributeError, OSError, ValueError):  # not POSIX
-        pass
 
 
 def _swap(new: Path, out_dir: Path, tag: str) -> None:
@@ -317,8 +224,6 @@ class ForeignOutputDir(ConfigError):
 def _protected(path: Path) -> str:
     """Why `path` can never be an output folder ('' if it can): the working directory, the repository root,
     $HOME, `/`, or any parent of them (swapping one of them would take everything under it)."""
-    from pipeline.paths import repo_root
-
     places = {"the working directory": Path.cwd(), "the filesystem root": Path("/")}
     try:
         places["the repository root"] = repo_root()
@@ -339,8 +244,6 @@ def _protected(path: Path) -> str:
 def _ours(folder: Path, stage: str) -> bool:
     """A folder without a marker but holding only what `stage` writes (metrics.json, its DVC outs): an earlier
     output of the stage from before markers existed (outputs/<stage>/ of an older clone)."""
-    from pipeline.stages.registry import STAGES
-
     spec = STAGES.get(stage)
     if spec is None:
         return False
@@ -419,7 +322,7 @@ def staged(out_dir: Path, owner: str | None = None) -> Iterator[Path]:
     out_dir = Path(out_dir)
     if out_dir.is_symlink():  # a user's link to the real folder: the link stays, the folder it names is replaced
         out_dir = Path(os.path.realpath(out_dir))
-    _recover(out_dir)
+    recover(out_dir)
     if owner is not None:
         check_out_dir(out_dir, owner)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -441,10 +344,6 @@ def _clean(obj: Any) -> Any:
     """JSON-safe copy: non-finite floats become None (JSON has no inf/NaN); finite floats (NumPy's too) at the
     project's on-disk precision (`tables.round_float`, 10 significant digits), so the file is the same on every
     machine (summation order and SIMD paths change the last digits of a float64)."""
-    import numpy as np
-
-    from pipeline.stages.tables import round_float
-
     if isinstance(obj, dict):
         return {k: _clean(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -463,8 +362,6 @@ def outputs_digest(folder: Path) -> str:
     """Hash of what a stage wrote into `folder` (relative names and bytes of every file), leaving out the kept
     entries of other owners (Hydra's, DVC's, the marker), the run record and staging folders: the same in the
     staging folder and in the output folder it became. An edited output changes it."""
-    import hashlib
-
     folder = Path(folder)
     h = hashlib.sha256()
     top = [

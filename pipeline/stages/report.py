@@ -28,7 +28,7 @@ import pandas as pd
 from pipeline.config.schema import StageConfig
 from pipeline.plots.figures import REPORT_FIGURES
 from pipeline.stages.collect import ONE_LOOP_VALUES, one_loop_closer
-from pipeline.stages.runner import StageOutput
+from pipeline.stages.outputs import StageOutput
 from pipeline.stages.tables import write_csv
 from pipeline.status import mask_invalid
 

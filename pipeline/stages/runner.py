@@ -1,4 +1,4 @@
-"""Shared life cycle of every stage: validate, seed, track, compute, write atomically, log, close.
+"""One stage job: validate, seed, track, compute, write atomically, log, close (step 3 of `lifecycle`).
 
 A stage supplies `compute(cfg) -> result` and `write(result, folder) -> StageOutput`; this module
 does the bookkeeping so that a bad input exits early with one line, a failure leaves a FAILED run
@@ -10,23 +10,23 @@ from __future__ import annotations
 import logging
 import random
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config.validate import READ_BY, ConfigError, check_overrides_read, check_schema_keys, to_validated
+from pipeline.stages.lifecycle import STATE, NumericalError, in_multirun, install_interrupt_handlers, interrupted
 from pipeline.stages.outputs import (
     MARKER,
+    StageOutput,
     check_out_dir,
     outputs_digest,
     prior_hydra_entries,
@@ -37,6 +37,7 @@ from pipeline.stages.outputs import (
     write_run_record,
 )
 from pipeline.stages.registry import check_stage, get_stage
+from pipeline.stages.stage_inputs import input_files
 from pipeline.tracking.provenance import (
     SecretName,
     code_version,
@@ -53,7 +54,6 @@ from pipeline.tracking.provenance import (
     redact_text,
 )
 from pipeline.tracking.run import (
-    Interrupted,
     close_orphans,
     download_outputs,
     finished_run,
@@ -73,24 +73,11 @@ from pipeline.tracking.sweep import parent_run_id
 
 log = logging.getLogger("ginn")
 DIGEST_TAG = "outputs_digest"  # the run's tag: hash of the outputs it wrote (`outputs.outputs_digest`)
-
-
-@dataclass
-class StageOutput:
-    """What a stage's writer produced: scalar metrics (also metrics.json), curves, a summary line."""
-
-    metrics: dict[str, Any]
-    curves: dict[str, list[float]] = field(default_factory=dict)
-    summary: str = ""
-    failure: str = ""  # non-empty: outputs are kept and logged, then the run is marked FAILED with this reason
+__all__ = ["NumericalError", "StageOutput", "run_stage", "resume_key", "seed_everything", "validate_config"]
 
 
 class _StoreFault(ConfigError):
     """The tracking store cannot be used: reported in one line, never retried or recorded in that store."""
-
-
-class NumericalError(RuntimeError):
-    """A stage produced non-finite results it cannot recover from (the reason names what diverged)."""
 
 
 def seed_everything(seed: int) -> None:
@@ -120,39 +107,6 @@ def _flat_numeric(d: dict, prefix: str = "") -> dict[str, float]:
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             out[f"{prefix}{k}"] = float(v)
     return out
-
-
-RECEIVED: list[int] = []  # SIGINT/SIGTERM this process has received (through `_raise_interrupt`)
-
-
-def interrupted(signum: int) -> Interrupted:
-    """The exception of an interrupt by `signum`: a KeyboardInterrupt (runs in flight end KILLED) that
-    carries the signal number (the entry point exits 128 + signum: 130 for Ctrl-C, 143 for SIGTERM)."""
-    exc = Interrupted(f"signal {signum}")
-    exc.signum = signum
-    return exc
-
-
-def _raise_interrupt(signum, frame):
-    RECEIVED.append(signum)
-    raise interrupted(signum)
-
-
-def install_sigterm_handler() -> None:
-    """SIGTERM (cluster schedulers) and SIGINT (Ctrl-C) -> Interrupted, so runs in flight end KILLED, not
-    RUNNING, and the process remembers it was interrupted (`RECEIVED`). Only replaces the defaults: an
-    ignored signal (SIG_IGN: `nohup`, `cmd &` in a script) or someone else's handler is left alone."""
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        signal.signal(signal.SIGINT, _raise_interrupt)
-
-
-install_interrupt_handlers = install_sigterm_handler
 
 
 def validate_config(cfg: DictConfig, stage: str, overrides: list[str] = ()) -> Any:
@@ -192,8 +146,6 @@ def _check_store_outside(obj: Any) -> None:
     uri = resolve_uri(obj.tracking.uri)
     db = sqlite_path(uri)
     if db is None and uri.startswith("file:"):
-        from urllib.parse import urlparse
-
         db = Path(urlparse(uri).path)
     elif db is None and "://" not in uri:
         db = Path(uri)
@@ -211,8 +163,6 @@ def resume_key(stage: str, obj: Any, logged: dict) -> tuple[str, str]:
     """(config hash, inputs digest): what `resume=true` matches. The hash covers the config the stage reads,
     the code version and the contents of every file it reads (`stage_inputs.input_files`): a FINISHED run is
     reused only if all of them are unchanged (an edited critical_line.csv is a new job)."""
-    from pipeline.stages.stage_inputs import input_files
-
     inputs_digest = files_digest(input_files(stage, obj))
     return config_hash({"stage": stage, **logged, "input_files": inputs_digest}), inputs_digest
 
@@ -263,10 +213,10 @@ def run_stage(
     write: Callable[[Any, Path], StageOutput] | None = None,
 ) -> float | None:
     """Run one stage job end to end (see module docstring); compute/write default to the registry's."""
-    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    if multirun and RECEIVED:  # a launcher's reused worker after Ctrl-C/SIGTERM: start no new job (and run)
+    multirun = in_multirun()
+    if multirun and STATE.received:  # a launcher's reused worker after Ctrl-C/SIGTERM: start no new job (and run)
         _remove_hydra_only_dir()
-        raise interrupted(RECEIVED[0])
+        raise interrupted(STATE.received[0])
     task_overrides = raw_overrides(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     overrides = redact_overrides(task_overrides)  # the `overrides` tag: secrets never reach MLflow
     try:
@@ -311,7 +261,7 @@ def run_stage(
 def _run_validated(cfg: DictConfig, obj: Any, stage: str, compute, write, overrides: str) -> float | None:
     """`run_stage` after validation: seed, track, compute, write the outputs atomically, log them."""
     seed_everything(obj.seed)
-    install_sigterm_handler()
+    install_interrupt_handlers()
     out_dir = Path(obj.out_dir)
     redact_files(out_dir)  # Hydra's saved .hydra/*.yaml: on disk and as artifacts, without secrets
     if compute is None or write is None:

@@ -6,6 +6,7 @@ KILLED on Ctrl-C/SIGTERM. With tracking disabled the same calls are no-ops.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from .store import client, ensure_experiment, prepare_store, resolve_uri
 
+# `mlflow.entities` is imported inside the logging methods: `import mlflow` costs ~1 s, which a run with
+# tracking.enabled=false (and `--help`) never pays.
 BATCH = 900  # MLflow accepts at most 1000 metrics per log_batch
 UI_DIGITS = 6  # significant digits of a metric in MLflow: far below any standard error; the CSVs keep full precision
 
@@ -49,7 +52,8 @@ def process_tags() -> dict[str, str]:
     return {"ginn.pid": str(pid), "ginn.pid_start": _start_ticks(pid), "ginn.host": socket.gethostname()}
 
 
-def _process_alive(pid: int, start: str) -> bool:
+def process_alive(pid: int, start: str = "") -> bool:
+    """Process `pid` is alive (and, given its start ticks, is still the same process: pids are reused)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,15 +79,13 @@ def close_orphans(experiment: str, uri: str | None) -> list[str]:
         if tags.get("ginn.host") != host or not tags.get("ginn.pid", "").isdigit():
             continue
         pid = int(tags["ginn.pid"])
-        if _process_alive(pid, tags.get("ginn.pid_start", "")):
+        if process_alive(pid, tags.get("ginn.pid_start", "")):
             continue
         reason = f"orphaned: process {pid} on {host} ended without closing the run (SIGKILL or power loss)"
         c.set_tag(run.info.run_id, "killed_reason", reason)
         c.set_terminated(run.info.run_id, "KILLED")
         closed.append(run.info.run_id)
     if closed:
-        import logging
-
         logging.getLogger("ginn").warning("closed %d orphaned RUNNING run(s) of %s as KILLED", len(closed), experiment)
     return closed
 

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from pipeline.stages.outputs import signals_deferred
+from pipeline.stages import lifecycle
+from pipeline.stages.lifecycle import signals_deferred
 from tests.conftest import ROOT, default_signals, runs
 
 LONG = ["experiment=smoke", "net.width=256", "engine.n_seeds=8"]
@@ -233,19 +234,9 @@ def test_signals_deferred_leaves_no_mask_for_threads_or_children_and_nests(pytho
 def test_an_error_after_ctrl_c_or_sigterm_exits_as_the_interrupt(monkeypatch):
     """After a Ctrl-C/SIGTERM, whatever the sweep raises next (joblib's pool broken by a killed worker, ...)
     is reported as the interrupt: exit 128 + signum, runs KILLED."""
-    import hydra._internal.utils as hu
-
-    from pipeline.stages import runner
-    from pipeline.stages.hydra_app import _install_one_line_errors
-
-    _install_one_line_errors()  # what every entry point does
-    monkeypatch.setattr(runner, "RECEIVED", [signal.SIGTERM])
-
-    def broken_pool():
-        raise RuntimeError("A task has failed to un-serialize / the executor is broken")
-
+    monkeypatch.setattr(lifecycle.STATE, "received", [signal.SIGTERM])
     with pytest.raises(KeyboardInterrupt) as err:
-        hu.run_and_report(broken_pool)
+        lifecycle.report_error(RuntimeError("A task has failed to un-serialize / the executor is broken"))
     assert err.value.signum == signal.SIGTERM
 
 

@@ -76,7 +76,7 @@ def test_a_type_error_in_a_preset_file_names_its_key(value, tmp_path):
     from hydra.errors import HydraException
 
     from pipeline.config.store import register
-    from pipeline.stages.hydra_app import _one_line
+    from pipeline.stages.lifecycle import one_line
 
     (tmp_path / "experiment").mkdir()
     (tmp_path / "experiment" / "bad.yaml").write_text(f"# @package _global_\nnet:\n  width: {value}\n")
@@ -86,5 +86,5 @@ def test_a_type_error_in_a_preset_file_names_its_key(value, tmp_path):
         with pytest.raises(HydraException) as info:
             compose("mlp_sweep", overrides=["experiment=bad", f"hydra.searchpath=[file://{tmp_path}]"])
     GlobalHydra.instance().clear()
-    line = _one_line(info.value)
+    line = one_line(info.value)
     assert line.startswith("net.width: ") and "\n" not in line, line

@@ -214,7 +214,8 @@ def test_a_sweeps_parent_is_named_by_its_planned_job_count():
     """The bug: an interrupted 6-job sweep's parent was named '3 jobs' (the jobs started so far)."""
     from omegaconf import OmegaConf
 
-    from pipeline.tracking.sweep import parent_name, planned_jobs
+    from pipeline.stages.lifecycle import parent_name
+    from pipeline.tracking.sweep import planned_jobs
 
     basic = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
     cfg = OmegaConf.create(

@@ -310,6 +310,119 @@ def smoke_pipeline(tmp_path_factory, _store_template) -> SmokePipeline:
     return SmokePipeline(root, rec["store"], rec["logs"])
 
 
+# ---- shared reference values and synthetic inputs -----------------------------------------------------------
+
+TANH_SB005 = 1.76095  # tanh's critical sigma_w2 at sigma_b2 = 0.05 (docs/science.md §1)
+
+
+def relu_lambda_exact(n: int, sigma_w2: float) -> float:
+    """docs/science.md §2: 0.5 [ln(2 sigma_w2/N) + E_k psi(k/2)], k ~ Binomial(N, 1/2) conditioned on k >= 1."""
+    import math
+
+    import numpy as np
+    from scipy.special import comb, digamma
+
+    k = np.arange(1, n + 1)
+    p = comb(n, k) / (2.0**n - 1)
+    return 0.5 * (math.log(2 * sigma_w2 / n) + float((p * digamma(k / 2)).sum()))
+
+
+SWS = (1.0, 1.5, 2.0, 2.5)
+
+
+def make_job(
+    root: Path,
+    n: int,
+    *,
+    activation="tanh",
+    width=32,
+    depth=6,
+    sigma_b2=0.05,
+    xi=1.0,
+    seed=0,
+    engine=None,
+    config="yaml",
+    loop=None,
+) -> Path:
+    """A synthetic finished mlp_sweep job folder <root>/<n>: tables, metrics.json and .hydra/ (config.yaml or
+    overrides.yaml).
+
+    Every number depends on the job index n (`off`), so rows of different jobs never coincide; the folder, the
+    tracking store and the run name differ per job, as in a real sweep. `loop` overrides metrics.json's one-loop
+    values (e.g. a `one_loop_status` other than "ok"); the job's run id is in <job>/mlflow_run.json.
+    """
+    import math
+
+    import pandas as pd
+    import yaml
+
+    eng = {"n_seeds": 3, "n_pairs": 1, "q0": 1.0, "c0": 0.5, "eps": 1e-3, "burn_in": 2, "n_spectrum": 0,
+           "dtype": "float32", "device": "cpu", "memory_budget_gb": 2.0, **(engine or {})}  # fmt: skip
+    net = {"activation": activation, "sigma_w2": 1.5, "sigma_b2": sigma_b2, "width": width, "depth": depth,
+           "xi": xi, "weights": "gaussian"}  # fmt: skip
+    cfg = {
+        "stage": "mlp_sweep", "seed": seed, "out_dir": str(root / str(n)), "theory_outputs": "/t/outputs/theory",
+        "resume": False, "net": net,
+        "tracking": {"enabled": True, "uri": f"sqlite:////tmp/{n}.db", "run_name": f"job {n}", "sqlite_wal": True},
+        "engine": eng, "grid": {"sigma_w2": {"start": 1.0, "stop": 2.5, "num": 4}, "refine": 0},
+        "fluctuations": {"sigma_w2": [1.5], "n_seeds": 16, "widths": [32]},
+    }  # fmt: skip
+    job = root / str(n)
+    (job / ".hydra").mkdir(parents=True)
+    if config == "yaml":
+        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    elif config == "overrides":  # an older job folder: only the command line's overrides
+        over = [f"net.sigma_b2={sigma_b2}", f"engine.q0={eng['q0']}", f"tracking.uri=sqlite:////tmp/{n}.db"]
+        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(over))
+    off = 1e-3 * (n + 1)
+    q0, sb = eng["q0"], sigma_b2
+    meta = {"activation": activation, "width": width, "depth": depth, "sigma_b2": sb, "xi": xi,
+            "weights": "gaussian", "dtype": eng["dtype"]}  # fmt: skip
+    sweep = []
+    for sw in SWS:
+        q = sw * q0 + off
+        lam = 0.5 * math.log(sw) - 0.2 + off
+        sweep.append({**meta, "sigma_w2": sw, "q_L": q, "q_L_se": 0.01, "log_q_L": math.log(q), "log_q_L_se": 0.01,
+                      "c_L": 0.5 + off, "c_L_se": 0.01, "chi": sw / 2 + off, "chi_se": 0.01, "lambda_replica": lam,
+                      "lambda_replica_se": 0.01, "lambda_tangent": lam, "lambda_tangent_se": 0.01, "n_seeds_used": 3,
+                      "n_failed_networks": 0, "excluded": False, "q_L_theory": sw * q0 + sb + 2 * off,
+                      "c_L_theory": 0.6 + sb + 2 * off, "chi1": sw / 2 + sb + 2 * off, "lambda_mf": lam + sb + off,
+                      "lambda_mf_finite_depth": lam + sb + 1.5 * off, "lambda_coeff_1overN": -0.5 - off,
+                      "lambda_coeff_1overN_finite_depth": -0.6 - off})  # fmt: skip
+    pd.DataFrame(sweep).to_csv(job / "sweep.csv", index=False)
+    layers = [
+        {"activation": activation, "width": width, "sigma_w2": sw, "layer": layer,
+         "q": q0 * sw ** (layer / depth) + off, "c": 0.5 + 0.01 * layer + off, "chi": sw / 2, "lambda_replica": 0.0,
+         "lambda_tangent": 0.0, "q_theory": q0 * sw ** (layer / depth) + sb + 2 * off,
+         "c_theory": 0.5 + 0.01 * layer + sb + 2 * off, "chi1_theory": sw / 2}
+        for sw in SWS for layer in range(depth + 1)
+    ]  # fmt: skip
+    pd.DataFrame(layers).to_csv(job / "layers.csv", index=False)
+    fl = [
+        {"activation": activation, "width": width, "sigma_b2": sb, "sigma_w2": 1.5, "layer": layer,
+         "N_var_q": layer + off, "N_var_q_se": 0.1, "N_var_q_one_loop": layer + 2 * off,
+         "N_mean_shift": -layer - off, "N_mean_shift_se": 0.1, "N_mean_shift_one_loop": -layer - 2 * off,
+         "K": 1.0, "n_networks": 16}
+        for layer in range(depth + 1)
+    ]  # fmt: skip
+    pd.DataFrame(fl).to_csv(job / "fluctuations.csv", index=False)
+    metrics = {"crossing_measured": 1.5 + off, "crossing_measured_se": 0.05, "crossing_theory": 1.0 + 2 * off,
+               "crossing_one_loop": 1.6 + 3 * off, "crossing_one_loop_deep": 1.55 + off,
+               "crossing_mean_field_finite_depth": 1.52 + off, "crossing_exact": None,
+               "one_loop_expansion_parameter": 0.06, "one_loop_status": "ok", **(loop or {})}  # fmt: skip
+    (job / "metrics.json").write_text(json.dumps(metrics))
+    (job / "mlflow_run.json").write_text(json.dumps({"mlflow_run_id": f"run{n}"}))
+    return job
+
+
+def sweep_of(root: Path, jobs: list[dict], **kw) -> Path:
+    """A sweep folder with one synthetic job per dict of make_job keywords."""
+    root.mkdir(parents=True, exist_ok=True)
+    for n, job in enumerate(jobs):
+        make_job(root, n, **job, **kw)
+    return root
+
+
 # ---- helpers ------------------------------------------------------------------------------------------------
 
 

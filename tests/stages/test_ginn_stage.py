@@ -1,4 +1,4 @@
-"""ginn_train as users run it, and the default config's accuracy on digits."""
+"""ginn_train: the session smoke run's outputs and run, and the default config's accuracy on digits."""
 
 import json
 
@@ -20,10 +20,8 @@ def test_default_config_ginn_reaches_95_percent_on_digits():
     assert res.summary["gauge_invariance_max_abs_diff"] < 1e-5
 
 
-def test_ginn_train_smoke_run(run_cli, store, tmp_path):
-    out = tmp_path / "ginn"
-    p = run_cli("ginn_train", "experiment=smoke", f"hydra.run.dir={out}")
-    assert p.returncode == 0, p.stderr
+def test_ginn_train_smoke_run(smoke_pipeline):
+    out, store = smoke_pipeline["ginn_train"], smoke_pipeline.store  # `python -m pipeline.ginn_train experiment=smoke`
     m = json.loads((out / "metrics.json").read_text())
     for k in (
         "test_accuracy",

@@ -39,13 +39,13 @@ def test_verdicts_flag_disagreements_with_their_numbers_and_never_widen_the_tole
     assert one_loop_verdicts(loop).verdict[0].startswith("DISAGREES: measured - one loop = +0.034 (+6.8 SE)")
 
 
-def test_theory_stage_writes_the_one_loop_tables(run_cli, tmp_path):
+def test_theory_stage_writes_the_one_loop_tables(run_inprocess, tmp_path):
     out = tmp_path / "th"
     cases = (
         "[{activation: tanh, sigma_b2: 0.05}, {activation: relu, sigma_b2: 0.0}, {activation: gelu, sigma_b2: 0.05}]"
     )
-    p = run_cli("theory", *SMOKE, "theory.one_loop.widths=[32,128]", f"theory.one_loop.cases={cases}",
-                f"hydra.run.dir={out}")  # fmt: skip
+    p = run_inprocess("theory", *SMOKE, "theory.one_loop.widths=[32,128]", f"theory.one_loop.cases={cases}",
+                      f"hydra.run.dir={out}")  # fmt: skip
     assert p.returncode == 0, p.stderr
     t = pd.read_csv(out / "one_loop.csv")
     assert set(ISSUE_COLUMNS) <= set(t.columns) and set(t.width) == {32, 128}
@@ -59,16 +59,16 @@ def test_theory_stage_writes_the_one_loop_tables(run_cli, tmp_path):
     assert np.allclose(c.crossing_mean_field[(c.activation == "tanh") & (c.sigma_b2 == 0.05)], 1.76095, atol=1e-5)
 
 
-def test_mlp_sweep_job_joins_one_loop_by_key_and_measures_fluctuations(run_cli, tmp_path):
+def test_mlp_sweep_job_joins_one_loop_by_key_and_measures_fluctuations(run_inprocess, tmp_path):
     from pipeline.theory.one_loop import one_loop_table
 
     out = tmp_path / "job"
-    p = run_cli("mlp_sweep", *SMOKE, "net.width=32", "grid.refine=4", "grid.sigma_w2.start=2.5",
-                "grid.sigma_w2.stop=1.5", "fluctuations.n_seeds=32", "fluctuations.widths=[32]",
-                "fluctuations.sigma_w2=[1.5]", f"hydra.run.dir={out}")  # fmt: skip
-    assert p.returncode == 2 and "grid.sigma_w2" in p.stderr  # a descending grid is rejected first
-    p = run_cli("mlp_sweep", *SMOKE, "net.width=32", "grid.refine=4", "fluctuations.n_seeds=32",
-                "fluctuations.widths=[32]", "fluctuations.sigma_w2=[1.5]", f"hydra.run.dir={out}")  # fmt: skip
+    p = run_inprocess("mlp_sweep", *SMOKE, "net.width=32", "grid.refine=4", "grid.sigma_w2.start=2.5",
+                      "grid.sigma_w2.stop=1.5", "fluctuations.n_seeds=32", "fluctuations.widths=[32]",
+                      "fluctuations.sigma_w2=[1.5]", f"hydra.run.dir={out}")  # fmt: skip
+    assert p.returncode == 2 and p.error.startswith("error: grid.sigma_w2"), p.stderr  # a descending grid: rejected
+    p = run_inprocess("mlp_sweep", *SMOKE, "net.width=32", "grid.refine=4", "fluctuations.n_seeds=32",
+                      "fluctuations.widths=[32]", "fluctuations.sigma_w2=[1.5]", f"hydra.run.dir={out}")  # fmt: skip
     assert p.returncode == 0, p.stderr
     sweep = pd.read_csv(out / "sweep.csv")
     assert len(sweep) == 5 + 4  # the smoke grid plus the refinement around the one-loop crossing

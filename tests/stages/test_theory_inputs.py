@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 from pipeline.stages.theory_inputs import theory_crossing
+from tests.conftest import TANH_SB005
 
 TANH_005 = 1.760955  # tanh, sigma_b2 = 0.05, xi = 1 (docs/science.md §1; scipy check in tests/theory)
 
@@ -73,3 +75,15 @@ def test_a_row_whose_status_is_not_ok_is_nan_with_that_status(tmp_path):
     assert math.isnan(t.value) and t.status == "inaccurate" and t.source == "theory_stage"
     t = theory_threshold(tmp_path, "gelu", 0.05, 1.0)
     assert math.isnan(t.value) and t.status == "jump"
+
+
+def test_theory_crossing_never_takes_a_neighbouring_bias_row(tmp_path):
+    """Guards theory_crossing: the sigma_b2 tolerance widened (atol 1e-12 -> 0.1), which returns the
+    0.05 row for a sigma_b2 = 0 query. Reference: tanh's closed form 1 at sigma_b2 = 0, computed instead."""
+    pd.DataFrame({"activation": ["tanh"], "sigma_b2": [0.05], "xi": [1.0], "sigma_w2_crit": [TANH_SB005]}).to_csv(
+        tmp_path / "critical_line.csv", index=False
+    )
+    x, src = theory_crossing(tmp_path, "tanh", 0.0, 1.0)
+    assert src == "computed" and x == pytest.approx(1.0, abs=1e-4)
+    x, src = theory_crossing(tmp_path, "tanh", 0.05, 1.0)
+    assert src == "theory_stage" and x == TANH_SB005

@@ -1,4 +1,6 @@
-"""collect keys every merged table by the job's configuration: tables meet by key, never by position.
+"""pipeline.stages.collect: the merged tables of a sweep.
+
+collect keys every merged table by the job's configuration: tables meet by key, never by position.
 
 Red-team findings: merged tables lost a swept config value (engine.q0, seed, ...) as a key, so two jobs gave two
 rows with the same key and different numbers; layers.csv had no sigma_b2/depth/xi column. The job folders here are
@@ -11,14 +13,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from pipeline.stages import collect
 from pipeline.stages.collect import collect_mlp_sweep
+from tests.conftest import TANH_SB005, sweep_of
 
-SWS = (1.0, 1.5, 2.0, 2.5)
 NATURAL = {  # the stage's own key of each merged table (before the swept config values)
     "sweep.csv": ["activation", "width", "depth", "sigma_b2", "xi", "sigma_w2"],
     "finite_width.csv": ["activation", "width", "depth", "sigma_b2", "xi", "sigma_w2"],
@@ -27,93 +29,6 @@ NATURAL = {  # the stage's own key of each merged table (before the swept config
     "crossings.csv": ["activation", "width", "depth", "sigma_b2", "xi"],
     "one_loop_crossings.csv": ["activation", "width", "depth", "sigma_b2"],
 }
-
-
-def make_job(
-    root: Path,
-    n: int,
-    *,
-    activation="tanh",
-    width=32,
-    depth=6,
-    sigma_b2=0.05,
-    xi=1.0,
-    seed=0,
-    engine=None,
-    config="yaml",
-    loop=None,
-) -> Path:
-    """A finished mlp_sweep job folder <root>/<n>: tables, metrics.json and .hydra/ (config.yaml or overrides.yaml).
-
-    Every number depends on the job index n (`off`), so rows of different jobs never coincide; the folder, the
-    tracking store and the run name differ per job, as in a real sweep. `loop` overrides metrics.json's one-loop
-    values (e.g. a `one_loop_status` other than "ok"); the job's run id is in <job>/mlflow_run.json.
-    """
-    eng = {"n_seeds": 3, "n_pairs": 1, "q0": 1.0, "c0": 0.5, "eps": 1e-3, "burn_in": 2, "n_spectrum": 0,
-           "dtype": "float32", "device": "cpu", "memory_budget_gb": 2.0, **(engine or {})}  # fmt: skip
-    net = {"activation": activation, "sigma_w2": 1.5, "sigma_b2": sigma_b2, "width": width, "depth": depth,
-           "xi": xi, "weights": "gaussian"}  # fmt: skip
-    cfg = {
-        "stage": "mlp_sweep", "seed": seed, "out_dir": str(root / str(n)), "theory_outputs": "/t/outputs/theory",
-        "resume": False, "net": net,
-        "tracking": {"enabled": True, "uri": f"sqlite:////tmp/{n}.db", "run_name": f"job {n}", "sqlite_wal": True},
-        "engine": eng, "grid": {"sigma_w2": {"start": 1.0, "stop": 2.5, "num": 4}, "refine": 0},
-        "fluctuations": {"sigma_w2": [1.5], "n_seeds": 16, "widths": [32]},
-    }  # fmt: skip
-    job = root / str(n)
-    (job / ".hydra").mkdir(parents=True)
-    if config == "yaml":
-        (job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    elif config == "overrides":  # an older job folder: only the command line's overrides
-        over = [f"net.sigma_b2={sigma_b2}", f"engine.q0={eng['q0']}", f"tracking.uri=sqlite:////tmp/{n}.db"]
-        (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(over))
-    off = 1e-3 * (n + 1)
-    q0, sb = eng["q0"], sigma_b2
-    meta = {"activation": activation, "width": width, "depth": depth, "sigma_b2": sb, "xi": xi,
-            "weights": "gaussian", "dtype": eng["dtype"]}  # fmt: skip
-    sweep = []
-    for sw in SWS:
-        q = sw * q0 + off
-        lam = 0.5 * math.log(sw) - 0.2 + off
-        sweep.append({**meta, "sigma_w2": sw, "q_L": q, "q_L_se": 0.01, "log_q_L": math.log(q), "log_q_L_se": 0.01,
-                      "c_L": 0.5 + off, "c_L_se": 0.01, "chi": sw / 2 + off, "chi_se": 0.01, "lambda_replica": lam,
-                      "lambda_replica_se": 0.01, "lambda_tangent": lam, "lambda_tangent_se": 0.01, "n_seeds_used": 3,
-                      "n_failed_networks": 0, "excluded": False, "q_L_theory": sw * q0 + sb + 2 * off,
-                      "c_L_theory": 0.6 + sb + 2 * off, "chi1": sw / 2 + sb + 2 * off, "lambda_mf": lam + sb + off,
-                      "lambda_mf_finite_depth": lam + sb + 1.5 * off, "lambda_coeff_1overN": -0.5 - off,
-                      "lambda_coeff_1overN_finite_depth": -0.6 - off})  # fmt: skip
-    pd.DataFrame(sweep).to_csv(job / "sweep.csv", index=False)
-    layers = [
-        {"activation": activation, "width": width, "sigma_w2": sw, "layer": layer,
-         "q": q0 * sw ** (layer / depth) + off, "c": 0.5 + 0.01 * layer + off, "chi": sw / 2, "lambda_replica": 0.0,
-         "lambda_tangent": 0.0, "q_theory": q0 * sw ** (layer / depth) + sb + 2 * off,
-         "c_theory": 0.5 + 0.01 * layer + sb + 2 * off, "chi1_theory": sw / 2}
-        for sw in SWS for layer in range(depth + 1)
-    ]  # fmt: skip
-    pd.DataFrame(layers).to_csv(job / "layers.csv", index=False)
-    fl = [
-        {"activation": activation, "width": width, "sigma_b2": sb, "sigma_w2": 1.5, "layer": layer,
-         "N_var_q": layer + off, "N_var_q_se": 0.1, "N_var_q_one_loop": layer + 2 * off,
-         "N_mean_shift": -layer - off, "N_mean_shift_se": 0.1, "N_mean_shift_one_loop": -layer - 2 * off,
-         "K": 1.0, "n_networks": 16}
-        for layer in range(depth + 1)
-    ]  # fmt: skip
-    pd.DataFrame(fl).to_csv(job / "fluctuations.csv", index=False)
-    metrics = {"crossing_measured": 1.5 + off, "crossing_measured_se": 0.05, "crossing_theory": 1.0 + 2 * off,
-               "crossing_one_loop": 1.6 + 3 * off, "crossing_one_loop_deep": 1.55 + off,
-               "crossing_mean_field_finite_depth": 1.52 + off, "crossing_exact": None,
-               "one_loop_expansion_parameter": 0.06, "one_loop_status": "ok", **(loop or {})}  # fmt: skip
-    (job / "metrics.json").write_text(json.dumps(metrics))
-    (job / "mlflow_run.json").write_text(json.dumps({"mlflow_run_id": f"run{n}"}))
-    return job
-
-
-def sweep_of(root: Path, jobs: list[dict], **kw) -> Path:
-    """A sweep folder with one synthetic job per dict of make_job keywords."""
-    root.mkdir(parents=True, exist_ok=True)
-    for n, job in enumerate(jobs):
-        make_job(root, n, **job, **kw)
-    return root
 
 
 def merged(out: Path) -> dict[str, pd.DataFrame]:
@@ -363,3 +278,97 @@ def test_collect_refuses_an_out_folder_it_does_not_own_before_merging(tmp_path, 
     assert len(err) == 1 and err[0].startswith("error: --out=") and "thesis.tex" not in err[0], err
     assert (mine / "sub" / "thesis.tex").read_text() == "precious"
     assert sorted(p.name for p in mine.rglob("*")) == ["sub", "thesis.tex"]
+
+
+# ---------------------------------------------------------------- planted-bug guards: each docstring names the
+# one-line bug (planted in a clone, missed by the rest of the suite) and the independent reference it is checked on
+
+
+def test_finite_width_table_is_n_times_measured_minus_theory_with_n_times_se():
+    """Guards collect.finite_width_table: sign flip `(sweep[theo] - sweep[col]) * n`, the log-q SE without the
+    factor N (`sweep.log_q_L_se`), and the exponent against the deep `lambda_mf` instead of mean field over the same
+    layers (`lambda_mf_finite_depth`). Hand computation: N (x - x_theory) and N se, per row's own width."""
+    sweep = pd.DataFrame({
+        "activation": ["tanh", "tanh"], "width": [100, 10], "depth": [6, 6], "sigma_b2": [0.05, 0.05], "xi": [1.0, 1.0],
+        "sigma_w2": [1.5, 1.5], "log_q_L": [math.log(1.1), math.log(0.5)], "log_q_L_se": [0.002, 0.03],
+        "q_L_theory": [1.0, 1.0], "c_L": [0.51, 0.45], "c_L_theory": [0.5, 0.5], "c_L_se": [0.001, 0.02],
+        "lambda_replica": [-0.02, 0.1], "lambda_mf_finite_depth": [-0.01, 0.05], "lambda_mf": [0.3, 0.3],
+        "lambda_replica_se": [0.003, 0.01], "lambda_coeff_1overN": [9.0, 9.0],
+        "lambda_coeff_1overN_finite_depth": [-1.1, -0.7],
+    })  # fmt: skip
+    fw = collect.finite_width_table(sweep).set_index("width")
+    assert fw.loc[100, "dlogq_L_times_N"] == pytest.approx(100 * math.log(1.1))
+    assert fw.loc[10, "dlogq_L_times_N"] == pytest.approx(10 * math.log(0.5))
+    assert fw.loc[100, "dlogq_L_times_N_se"] == pytest.approx(0.2)
+    assert fw.loc[10, "dlogq_L_times_N_se"] == pytest.approx(0.3)
+    assert fw.loc[100, "dc_L_times_N"] == pytest.approx(1.0) and fw.loc[10, "dc_L_times_N"] == pytest.approx(-0.5)
+    assert fw.loc[100, "dc_L_times_N_se"] == pytest.approx(0.1) and fw.loc[10, "dc_L_times_N_se"] == pytest.approx(0.2)
+    assert fw.loc[100, "dlambda_times_N"] == pytest.approx(-1.0) and fw.loc[10, "dlambda_times_N"] == pytest.approx(0.5)
+    assert fw.loc[100, "dlambda_times_N_se"] == pytest.approx(0.3)
+    assert fw.dlambda_times_N_one_loop.to_dict() == {100: -1.1, 10: -0.7}  # one loop over the same layers
+
+
+def _crossings(**over) -> pd.DataFrame:
+    """Per-job crossings rows as collect builds them from metrics.json (two widths, listed widest first)."""
+    d = {
+        "activation": ["tanh", "tanh"], "width": [64, 32], "depth": [50, 50], "sigma_b2": [0.05, 0.05],
+        "xi": [1.0, 1.0], "crossing_measured": [1.80, 1.85],
+        "crossing_measured_se": [0.01, 0.02], "crossing_theory": [TANH_SB005, TANH_SB005],
+        "crossing_one_loop": [1.79, 1.88], "crossing_one_loop_deep": [1.83, 1.95],
+        "crossing_mean_field_finite_depth": [1.75, 1.75], "crossing_exact": [None, None],
+        "one_loop_expansion_parameter": [0.1, 0.2], "one_loop_status": ["ok", "ok"],
+    }  # fmt: skip
+    d.update(over)
+    return pd.DataFrame(d)
+
+
+def test_one_loop_crossings_keep_each_jobs_theory_and_z_by_key():
+    """Guards collect.one_loop_crossings: `crossing_one_loop` filled from the deep (fixed-point) value
+    `c.crossing_one_loop_deep`, and a sign flip in z_one_loop. Hand computation per width (rows re-sorted)."""
+    loop = collect.one_loop_crossings(_crossings()).set_index("width")
+    assert list(loop.index) == [32, 64]  # sorted by width; the values below must have moved with their keys
+    assert loop.loc[64, "crossing_one_loop"] == 1.79 and loop.loc[64, "crossing_one_loop_deep"] == 1.83
+    assert loop.loc[32, "crossing_one_loop"] == 1.88 and loop.loc[32, "crossing_mean_field"] == TANH_SB005
+    assert loop.loc[64, "z_one_loop"] == pytest.approx((1.80 - 1.79) / 0.01)  # +1.0
+    assert loop.loc[32, "z_one_loop"] == pytest.approx((1.85 - 1.88) / 0.02)  # -1.5
+    assert loop.loc[64, "z_mean_field"] == pytest.approx((1.80 - TANH_SB005) / 0.01)  # +3.905
+
+
+def test_one_loop_closer_compares_absolute_distances():
+    """Guards collect.one_loop_closer: `.abs()` dropped on the mean-field side (a measured crossing *below* mean
+    field then never counts as closer to one loop). Hand: |1.80-1.85| = 0.05 < |1.80-1.90| = 0.10 -> True."""
+    loop = pd.DataFrame({
+        "crossing_measured": [1.80, 1.80, 1.95, np.nan], "crossing_one_loop": [1.85, 1.70, 1.90, 1.8],
+        "crossing_mean_field": [1.90, 1.76, 1.76, 1.76],
+    })  # fmt: skip
+    assert collect.one_loop_closer(loop).tolist() == [True, False, True, None]
+    s = collect.one_loop_summary(loop.assign(z_one_loop=[1.0, -2.0, 0.5, np.nan], z_mean_field=[-1.0, 4.0, 3.0, 0]))
+    assert s["one_loop_closer_than_mean_field"] == "2/3" and s["one_loop_max_abs_z"] == 2.0
+
+
+def test_group_labels_tell_every_bias_and_depth_apart():
+    """Guards collect.group_label: sigma_b2 dropped from the label (`f"{row['activation']} L={row['depth']}..."`),
+    which merges two biases into one dvc-plots line."""
+    c = _crossings(width=[64, 64], sigma_b2=[0.0, 0.05])
+    loop = collect.one_loop_crossings(c, ["sigma_b2"])
+    assert loop.group.tolist() == ["tanh sb2=0 L=50", "tanh sb2=0.05 L=50"]
+    c = _crossings(width=[64, 64], depth=[20, 50])
+    assert collect.one_loop_crossings(c, ["depth"]).group.tolist() == ["tanh sb2=0.05 L=20", "tanh sb2=0.05 L=50"]
+
+
+def test_collect_pairs_each_jobs_crossing_with_its_own_swept_values(tmp_path):
+    """Guards collect.collect_mlp_sweep: the crossings rows built from `zip(dirs, values)` with the values in another
+    order (e.g. `reversed(values)`), so job 0's crossing carries job 1's engine.q0. Reference: the synthetic job n
+    has crossing_measured 1.5 + 1e-3 (n + 1) and mlflow_run_id run<n> (tests/conftest.py: make_job), which
+    runs.csv keeps (not crossings.csv: run ids stay out of DVC-tracked files)."""
+    jobs = sweep_of(tmp_path / "jobs", [{"engine": {"q0": 0.5}}, {"engine": {"q0": 2.0}}, {"engine": {"q0": 3.0}}])
+    collect.collect_mlp_sweep(jobs, tmp_path / "out")
+    cr = pd.read_csv(tmp_path / "out" / "crossings.csv").set_index("engine.q0")
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv").set_index("engine.q0")
+    assert runs.mlflow_run_id.to_dict() == {0.5: "run0", 2.0: "run1", 3.0: "run2"}
+    assert cr.crossing_measured.to_dict() == pytest.approx({0.5: 1.501, 2.0: 1.502, 3.0: 1.503})
+    loop = pd.read_csv(tmp_path / "out" / "one_loop_crossings.csv").set_index("engine.q0")
+    assert loop.crossing_one_loop.to_dict() == pytest.approx({0.5: 1.603, 2.0: 1.606, 3.0: 1.609})
+    sweep = pd.read_csv(tmp_path / "out" / "sweep.csv")  # and the sweep rows of the same key: q_L = sw q0 + off
+    one = sweep[sweep.sigma_w2 == 1.0].set_index("engine.q0").q_L.to_dict()
+    assert one == pytest.approx({0.5: 0.501, 2.0: 2.002, 3.0: 3.003})

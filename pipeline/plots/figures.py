@@ -24,10 +24,15 @@ class Figure:
     section: str
     caption: str
     needs: tuple[str, ...]
-    draw: Callable[[dict, Path], None]
+    draw: Callable[..., None]  # draw(*the tables `needs` names, png path[, keys=...])
+    keyed: bool = False  # a merged sweep's figure: draw also gets keys=, the config values its jobs differ in
     in_report: bool = True
     optional: bool = False  # drawn only when an optional study ran (the report notes its absence, no error)
     when: Callable[[dict], bool] | None = None  # drawn only if this holds for the tables (else skipped)
+
+    def render(self, tables: dict, path: Path) -> None:
+        """Draw the figure from `tables` (keyed 'stage/file') into `path`."""
+        self.draw(*(tables[k] for k in self.needs), path, **({"keys": _keys(tables)} if self.keyed else {}))
 
     @property
     def source(self) -> str:
@@ -50,7 +55,7 @@ FIGURES: tuple[Figure, ...] = (
         "the critical line chi_1 = 1. Closed forms: ReLU at sigma_w2 = 2 for every sigma_b2, tanh and "
         "erf at 1 and pi/4 for sigma_b2 = 0 (to 1e-6).",
         ("theory/theory.csv", "theory/critical_line.csv"),
-        lambda t, p: theory.phase_diagram(t["theory/theory.csv"], t["theory/critical_line.csv"], p),
+        theory.phase_diagram,
     ),
     Figure(
         "chi1_depth_scale_c.png",
@@ -59,7 +64,7 @@ FIGURES: tuple[Figure, ...] = (
         "chi_1 and the correlation depth scale depth_scale_c against sigma_w2 for several sigma_b2: it diverges "
         "where chi_1 crosses 1 (the edge of chaos).",
         ("theory/theory.csv",),
-        lambda t, p: theory.gain_and_depth(t["theory/theory.csv"], p),
+        theory.gain_and_depth,
     ),
     Figure(
         "iterates.png",
@@ -67,7 +72,7 @@ FIGURES: tuple[Figure, ...] = (
         "Mean-field theory",
         "Mean-field iterates q^l (both inputs) and c^l against layer for the configured network.",
         ("theory/iterates.csv",),
-        lambda t, p: theory.iterates(t["theory/iterates.csv"], iterates_title(t["theory/iterates.csv"]), p),
+        lambda it, p: theory.iterates(it, iterates_title(it), p),
         in_report=False,
     ),
     Figure(
@@ -78,7 +83,8 @@ FIGURES: tuple[Figure, ...] = (
         "field (lines), one row per configuration (activation, sigma_b2, depth, ...). Expect agreement up to O(1/N) "
         "corrections, largest near the edge of chaos.",
         ("mlp_sweep/sweep.csv",),
-        lambda t, p: finite_width.measured_vs_theory(t["mlp_sweep/sweep.csv"], p, keys=_keys(t)),
+        finite_width.measured_vs_theory,
+        keyed=True,
     ),
     Figure(
         "layer_profiles.png",
@@ -87,7 +93,8 @@ FIGURES: tuple[Figure, ...] = (
         "q^l and c^l layer by layer at the widest network (markers) against the mean-field iterates "
         "(lines), for a few sigma_w2; one row per configuration of that network (sigma_b2, depth, ...).",
         ("mlp_sweep/layers.csv",),
-        lambda t, p: finite_width.layer_profiles(widest_first_activation(t["mlp_sweep/layers.csv"]), p, keys=_keys(t)),
+        lambda layers, p, keys: finite_width.layer_profiles(widest_first_activation(layers), p, keys=keys),
+        keyed=True,
     ),
     Figure(
         "finite_width_collapse.png",
@@ -97,7 +104,8 @@ FIGURES: tuple[Figure, ...] = (
         "corrections scale like 1/N (the paper's loop corrections); the black line is the one-loop prediction of "
         "N (lambda - lambda_MF) at the deep fixed point (docs/science.md §6). Error bars grow like N.",
         ("mlp_sweep/finite_width.csv",),
-        lambda t, p: finite_width.collapse(t["mlp_sweep/finite_width.csv"], p, keys=_keys(t)),
+        finite_width.collapse,
+        keyed=True,
     ),
     Figure(
         "one_loop_crossings.png",
@@ -109,7 +117,8 @@ FIGURES: tuple[Figure, ...] = (
         "should agree within 2 SE (or 0.02) for N >= 64; gelu at sigma_b2 > 0 has no one-loop crossing (its finite "
         "variance fixed point vanishes at a saddle node, where chi_par -> 1 and the expansion breaks down).",
         ("mlp_sweep/one_loop_crossings.csv",),
-        lambda t, p: one_loop.crossings_vs_inverse_width(t["mlp_sweep/one_loop_crossings.csv"], p, keys=_keys(t)),
+        one_loop.crossings_vs_inverse_width,
+        keyed=True,
     ),
     Figure(
         "one_loop_fluctuations.png",
@@ -118,7 +127,8 @@ FIGURES: tuple[Figure, ...] = (
         "Network-to-network fluctuations of q_hat^l = |h^l|^2/N (points +- SE over networks): N Var(q_hat) against "
         "V + 2K^2 and N (E q_hat - K) against K1 (lines, one loop), layer by layer.",
         ("mlp_sweep/fluctuations.csv",),
-        lambda t, p: one_loop.fluctuations_vs_layer(t["mlp_sweep/fluctuations.csv"], p, keys=_keys(t)),
+        one_loop.fluctuations_vs_layer,
+        keyed=True,
         optional=True,  # only when fluctuations.n_seeds > 0 for a job's width
     ),
     Figure(
@@ -129,7 +139,7 @@ FIGURES: tuple[Figure, ...] = (
         "with 0.5 ln chi_1 and chi_1 - 1; both vanish at the edge of chaos. Finite width shifts the "
         "crossing up: ~sqrt(3/N) for tanh at sigma_b2 = 0, ~+5/N for ReLU.",
         ("lyapunov/lyapunov.csv",),
-        lambda t, p: lyapunov.exponent_vs_sigma_w2(t["lyapunov/lyapunov.csv"], p),
+        lyapunov.exponent_vs_sigma_w2,
     ),
     Figure(
         "spectrum.png",
@@ -138,7 +148,7 @@ FIGURES: tuple[Figure, ...] = (
         "Top-k Lyapunov spectrum by QR re-orthonormalization: lambda_1 equals the two-replica exponent; the "
         "gaps are O(1/N).",
         ("lyapunov/lyapunov.csv",),
-        lambda t, p: lyapunov.spectrum(t["lyapunov/lyapunov.csv"], p),
+        lyapunov.spectrum,
         when=lambda t: "lambda_1" in t["lyapunov/lyapunov.csv"].columns,
     ),
     Figure(
@@ -148,7 +158,7 @@ FIGURES: tuple[Figure, ...] = (
         "Exact finite-width check: bias-free Gaussian ReLU networks against lambda_N = 0.5 [ln(2 sigma_w2/N) "
         "+ E psi(k/2)] (lines); expect agreement within 3 SE at every width, below mean field (dashed).",
         ("lyapunov/relu_finite_width.csv",),
-        lambda t, p: lyapunov.relu_finite_width(t["lyapunov/relu_finite_width.csv"], p),
+        lyapunov.relu_finite_width,
     ),
     Figure(
         "eps_flatness.png",
@@ -156,7 +166,7 @@ FIGURES: tuple[Figure, ...] = (
         "Lyapunov exponents",
         "The two-replica estimate is flat in the replica separation eps and equals the tangent estimate.",
         ("lyapunov/eps_check.csv",),
-        lambda t, p: lyapunov.eps_flatness(t["lyapunov/eps_check.csv"], p),
+        lyapunov.eps_flatness,
     ),
     Figure(
         "thresholds_vs_xi.png",
@@ -166,7 +176,7 @@ FIGURES: tuple[Figure, ...] = (
         "points. ReLU: the chaos threshold stays at 2 for xi <= 1 and follows 2 pi/(pi - 1 + xi) above; "
         "tanh has no xi dependence.",
         ("gauge_scan/thresholds.csv",),
-        lambda t, p: gauge.thresholds_vs_xi(t["gauge_scan/thresholds.csv"], p),
+        gauge.thresholds_vs_xi,
     ),
     Figure(
         "a_q_vs_sigma_w2.png",
@@ -174,7 +184,7 @@ FIGURES: tuple[Figure, ...] = (
         "Gauge parameter",
         "Longitudinal amplification factor A_q(xi) and transverse gain chi_1 against sigma_w2.",
         ("gauge_scan/gauge_scan.csv",),
-        lambda t, p: gauge.a_q_vs_sigma_w2(t["gauge_scan/gauge_scan.csv"], p),
+        gauge.a_q_vs_sigma_w2,
     ),
     Figure(
         "lyapunov_vs_sigma_w2_per_xi.png",
@@ -183,7 +193,7 @@ FIGURES: tuple[Figure, ...] = (
         "Measured exponent per xi with 0.5 ln chi_1 (black) and 0.5 ln A_q (lines): for ReLU without bias "
         "lambda = 0.5 ln max(chi_1, A_q).",
         ("gauge_scan/gauge_scan.csv",),
-        lambda t, p: gauge.exponent_vs_sigma_w2(t["gauge_scan/gauge_scan.csv"], p),
+        gauge.exponent_vs_sigma_w2,
     ),
     Figure(
         "training_curves.png",
@@ -192,7 +202,7 @@ FIGURES: tuple[Figure, ...] = (
         "GINN (magnitude-phase links, complex units) against a tanh MLP of the same size on the data set "
         "ginn.data.name (default digits): loss and validation accuracy per epoch.",
         ("ginn_train/history.csv",),
-        lambda t, p: ginn.training_curves(t["ginn_train/history.csv"], p),
+        ginn.training_curves,
     ),
     Figure(
         "trainability.png",
@@ -201,7 +211,7 @@ FIGURES: tuple[Figure, ...] = (
         "Test accuracy over sigma_w2 x depth (short training) for GINN and MLP, with the mean-field "
         "boundaries: depth 6 depth_scale_c (MLP) and 6/|ln chi_GINN| (GINN, diverging at chi_GINN = 1).",
         ("ginn_train/trainability.csv", "ginn_train/trainability_boundary.csv"),
-        lambda t, p: ginn.trainability(t["ginn_train/trainability.csv"], t["ginn_train/trainability_boundary.csv"], p),
+        ginn.trainability,
     ),
     Figure(
         "gauge_spectra.png",
@@ -211,7 +221,7 @@ FIGURES: tuple[Figure, ...] = (
         "divergence G (measured points, predicted discrete Lorentzians) narrows like 1/xi, and Var(G) = xi T; "
         "gauge-invariant outputs are identical for every xi.",
         ("ginn_train/gauge_spectra.csv", "ginn_train/gauge_fixing.csv"),
-        lambda t, p: ginn.gauge_spectra(t["ginn_train/gauge_spectra.csv"], t["ginn_train/gauge_fixing.csv"], p),
+        ginn.gauge_spectra,
     ),
 )
 
@@ -235,7 +245,7 @@ def draw_stage_figures(stage: str, tables: dict, folder: Path) -> list[Path]:
     for f in stage_figures(stage):
         if not all(k in tables for k in f.needs) or (f.when is not None and not f.when(tables)):
             continue
-        f.draw(tables, folder / f.name)
+        f.render(tables, folder / f.name)
         written.append(folder / f.name)
     return written
 

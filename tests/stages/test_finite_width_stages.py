@@ -119,25 +119,7 @@ def test_burn_in_longer_than_depth_is_rejected(run_inprocess, tmp_path):
 def test_gauge_scan_smoke_run(smoke_pipeline):
     out = smoke_pipeline["gauge_scan"]
     th = pd.read_csv(out / "thresholds.csv")
-    assert list(th.columns) == [
-        "activation",
-        "xi",
-        "sigma_b2",
-        "width",
-        "len_threshold_theory",
-        "len_threshold_measured",
-        "len_threshold_se",
-        "chaos_threshold_theory",
-        "chaos_threshold_measured",
-        "chaos_threshold_se",
-        "len_threshold_status",  # "ok" or why there is no measured value (then it is NaN)
-        "len_threshold_reason",
-        "chaos_threshold_status",
-        "chaos_threshold_reason",
-        "chaos_threshold_theory_status",
-        "chaos_threshold_theory_source",
-        "group",  # the dvc-plots line label
-    ]
+    assert list(th.columns) == [*gauge_scan.THRESHOLD_COLUMNS, "group"]  # "group": the dvc-plots line label
     assert len(th) == 4
     relu = th[th.activation == "relu"].set_index("xi")
     assert abs(relu.len_threshold_theory[2.0] - 2 * 3.141592653589793 / (3.141592653589793 + 1)) < 1e-6

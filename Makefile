@@ -37,12 +37,14 @@ lint: $(STAMP)
 
 # Two pytest-xdist workers (the 2 cores CI has); --dist loadgroup keeps tests marked xdist_group("<name>")
 # in one worker. The session smoke pipeline (tests/conftest.py) is built once and shared by both.
+# PYTEST_ARGS: more pytest options (.ci/run passes --durations=25).
 PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 test: lint
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"

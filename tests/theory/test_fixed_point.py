@@ -1,4 +1,4 @@
-"""Mutation-testing gaps of pipeline.theory.fixed_point (docs/mutation.md): the solver on maps whose fixed
+"""pipeline.theory.fixed_point (the mutation-testing gaps of docs/mutation.md): the solver on maps whose fixed
 points, slopes and iteration counts are known by hand (affine and square-root maps), so no other theory
 code is involved. Tolerances: the solver's own 1e-13 relative criterion, checked at 1e-12."""
 

@@ -5,8 +5,10 @@ findings below state theirs). Accuracy flags: a row is right to the tolerance or
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from scipy import integrate
 from scipy.optimize import brentq
 
 from pipeline.activations import ACTIVATIONS, get_activation
@@ -103,3 +105,45 @@ def test_tanh_correlation_fixed_point_matches_a_truncation_free_reference():
     assert abs(float(g.kernel(fp.x, fp.x, torch.tensor(1.0, dtype=T))) / ref - 1) < 1e-11
     cs = c_star(g, fp.x, sw, sb)
     assert bool(cs.series_ok)
+
+
+# ---- GaussianIntegrator.kernel_verified: the flag behind `quad_status` of iterates.csv, against an adaptive 2-D
+# integral (scipy dblquad, a different code path from Mehler's series). The effect it guards: Mehler's series cut
+# after 1280 orders misses 1e-11..1e-6 of tanh's kernel at c near 1 and q >= 25, against a tolerance of 1e-12;
+# a bound that ignored c flagged accurate rows (tanh, sigma_w2 = 30: every iterate, error 1e-15).
+KV_TOL = 1e-12
+
+
+def _tanh_kernel_dblquad(q: float, c: float) -> float:
+    s = math.sqrt(1 - c * c)
+
+    def f(z2, z1):
+        return np.tanh(math.sqrt(q) * z1) * np.tanh(math.sqrt(q) * (c * z1 + s * z2)) * np.exp(-(z1 * z1 + z2 * z2) / 2)
+
+    return integrate.dblquad(f, -12, 12, -12, 12, epsabs=1e-15, epsrel=1e-13)[0] / (2 * np.pi)
+
+
+@pytest.fixture(scope="module")
+def tanh30():
+    return GaussianIntegrator(get_activation("tanh"), q_max=30.0, tol=KV_TOL)
+
+
+KV_CASES = [(25.0, 0.99999, False), (25.0, 0.999, False), (100.0, 0.9999, False), (25.0, 0.99, True),
+         (11.88, 0.4748, True), (1.0, 0.999, True)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("q", "c", "verified"), KV_CASES)
+def test_verified_kernels_meet_the_tolerance_and_flagged_ones_miss_it(tanh30, q, c, verified):
+    t = lambda x: torch.tensor([x], dtype=torch.float64)  # noqa: E731
+    err = abs(float(tanh30.kernel(t(q), t(q), t(c))) - _tanh_kernel_dblquad(q, c))
+    assert bool(tanh30.kernel_verified(t(q), t(q), t(c))) == verified
+    if verified:
+        assert err <= KV_TOL
+    else:  # the flag is not a false alarm here: the series really is off by more than the tolerance
+        assert err > KV_TOL
+
+
+def test_closed_form_kernels_are_verified_wherever_the_variances_are_resolved():
+    g = GaussianIntegrator(get_activation("erf"), q_max=30.0, tol=KV_TOL)
+    q = torch.tensor([1.0, 25.0, 1e9], dtype=torch.float64)
+    assert g.kernel_verified(q, q, torch.full_like(q, 0.99999)).tolist() == g.resolved(q).tolist()

@@ -1,4 +1,4 @@
-"""Mutation-testing gaps of pipeline.theory.ginn (docs/mutation.md), against an independent reference:
+"""pipeline.theory.ginn (the mutation-testing gaps of docs/mutation.md) against an independent reference:
 Rayleigh expectations E f(r) = int_0^inf f(r) (2 r / q) exp(-r^2 / q) dr by scipy quad (not Gauss-Laguerre),
 g written out with `math`, fixed points by scipy brentq. The Laguerre rule is accurate to ~1e-12 for tanh and
 identity and ~1e-5 for modReLU (kink at r = -b, module docstring); tolerances 1e-9 and 1e-4 sit above those
@@ -155,14 +155,15 @@ def test_gain_at_q_zero_is_sigma_w2_g_prime_zero_squared():
 
 
 def test_modrelu_without_offset_is_the_identity():
-    """b = 0 (the default offset): relu(r + 0) = r for r >= 0, so q' = sigma_w2 q, chi = dq'/dq = sigma_w2."""
+    """b = 0 (passed explicitly: the default offset is the config's): relu(r + 0) = r for r >= 0, so
+    q' = sigma_w2 q, chi = dq'/dq = sigma_w2."""
     q = torch.tensor([0.4, 2.0], dtype=torch.float64)
-    assert torch.allclose(ginn_variance_map(q, 1.3, "modrelu"), 1.3 * q, rtol=1e-13)
-    assert torch.allclose(chi_ginn(q, 1.3, "modrelu"), torch.full_like(q, 1.3), rtol=1e-13)
-    assert torch.allclose(ginn_variance_slope(q, 1.3, "modrelu"), torch.full_like(q, 1.3), rtol=1e-13)
-    fp = ginn_q_star(torch.tensor([0.5, 1.5]), "modrelu")
+    assert torch.allclose(ginn_variance_map(q, 1.3, "modrelu", 0.0), 1.3 * q, rtol=1e-13)
+    assert torch.allclose(chi_ginn(q, 1.3, "modrelu", 0.0), torch.full_like(q, 1.3), rtol=1e-13)
+    assert torch.allclose(ginn_variance_slope(q, 1.3, "modrelu", 0.0), torch.full_like(q, 1.3), rtol=1e-13)
+    fp = ginn_q_star(torch.tensor([0.5, 1.5]), "modrelu", 0.0)
     assert fp.status.tolist() == [0, 1] and float(fp.x[0]) == 0.0
-    assert abs(ginn_critical_sigma_w2("modrelu") - 1.0) < 1e-8
+    assert abs(ginn_critical_sigma_w2("modrelu", 0.0) - 1.0) < 1e-8
     assert abs(ginn_critical_sigma_w2() - 1.0) < 1e-6  # default kind tanh: edge of chaos at 1
 
 

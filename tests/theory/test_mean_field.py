@@ -9,7 +9,6 @@ from pipeline.theory.critical import critical_line
 from pipeline.theory.fixed_point import Status
 from pipeline.theory.gaussian import GaussianIntegrator
 from pipeline.theory.mean_field import correlation_map, mean_field_grid, q_star, variance_map
-from pipeline.theory.propagation import layer_iterates
 from tests.theory.reference import q_star_quad
 
 T = torch.float64
@@ -53,16 +52,6 @@ def test_ordered_phase_correlation_goes_to_one_and_chaotic_below_one():
     r = mean_field_grid(g, torch.tensor([1.2, 3.0], dtype=T), 0.05)
     assert abs(float(r.c_star[0]) - 1) < 1e-10
     assert float(r.c_star[1]) < 0.95
-
-
-def test_layer_iterates_reach_the_fixed_points():
-    g = GaussianIntegrator(ACTIVATIONS["tanh"])
-    it = layer_iterates(g, 2.5, 0.1, depth=300, q11=2.0, q22=0.5, c0=0.2)
-    r = mean_field_grid(g, torch.tensor(2.5, dtype=T), 0.1)
-    assert abs(it.q11.iloc[-1] - float(r.q_star)) < 1e-9
-    assert abs(it.q22.iloc[-1] - float(r.q_star)) < 1e-9
-    assert abs(it.c.iloc[-1] - float(r.c_star)) < 1e-6
-    assert it.layer.iloc[-1] == 300 and it.c.iloc[0] == 0.2
 
 
 def test_diverging_relu_variance_is_reported_not_silent():

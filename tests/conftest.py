@@ -214,9 +214,15 @@ class Composer:
         return compose_config(stage, overrides, self.out_dir)
 
     def validated(self, stage: str, *overrides: str):
-        from pipeline.stages.runner import validate_config
+        return validate_composed(self(stage, *overrides), stage, overrides)
 
-        return validate_config(self(stage, *overrides), stage, list(overrides))
+
+def validate_composed(cfg, stage: str, overrides=()):
+    """The validated config object of a composed `cfg`, by the project's one validation entry point."""
+    from pipeline.stages import registry, runner
+
+    validate = getattr(registry, "validate_stage", None) or runner.validate_config
+    return validate(cfg, stage, list(overrides))
 
 
 @pytest.fixture

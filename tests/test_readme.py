@@ -10,10 +10,8 @@ import sys
 
 import pytest
 
-from pipeline.config.validate import check_overrides_read, to_validated
-from pipeline.stages.registry import STAGES, check_stage
-from tests.conftest import ROOT
-from tests.conftest import compose_config as _compose
+from pipeline.stages.registry import STAGES
+from tests.conftest import ROOT, compose_config, inprocess, validate_composed
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```bash\n(.*?)```", README, flags=re.S)
@@ -38,8 +36,7 @@ def test_the_readme_shows_stage_commands():
 def test_every_readme_command_is_accepted_as_written(line, tmp_path):
     name, args = _stage_and_args(line)
     if name not in STAGES:  # collect, compare: the CLI answers and knows every option the README uses
-        p = subprocess.run([sys.executable, "-m", f"pipeline.{name}", "--help"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120)  # fmt: skip
+        p = inprocess(name, "--help")
         assert p.returncode == 0, p.stderr
         for opt in [a for a in args if a.startswith("--")]:
             assert opt in p.stdout, (line, opt)
@@ -51,15 +48,13 @@ def test_every_readme_command_is_accepted_as_written(line, tmp_path):
         if key.startswith("hydra") or key.startswith("hydra/"):
             continue
         overrides.append(f"{key}={value.split(',')[0]}" if "," in value and "[" not in value else a)
-    obj = to_validated(_compose(name, overrides))
-    check_stage(obj)
-    check_overrides_read(overrides, name, STAGES[name].sections, STAGES[name].unused)
+    validate_composed(compose_config(name, overrides), name, overrides)  # every check a run makes before compute
     for a in args:  # every value of every swept axis passes the checks too
         key, _, value = a.partition("=")
         if "," in value and "[" not in value and not key.startswith("hydra"):
             for v in value.split(","):
-                check_stage(to_validated(_compose(name, [o for o in overrides if not o.startswith(key + "=")]
-                                                  + [f"{key}={v}"])))  # fmt: skip
+                one = [o for o in overrides if not o.startswith(key + "=")] + [f"{key}={v}"]
+                validate_composed(compose_config(name, one), name, one)
 
 
 def test_python_one_liners_in_the_readme_run():

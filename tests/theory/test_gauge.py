@@ -18,35 +18,33 @@ XI = torch.tensor([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
 
 @pytest.fixture(scope="module")
 def relu_thresholds():
-    """Bias-free ReLU thresholds at every XI (~13 s: ReLU's affine variance map converges slowly near A_q = 1)."""
-    return thresholds(integrator("relu"), 0.0, XI)
+    """ReLU thresholds at every XI, {sigma_b2: thresholds} for sigma_b2 = 0 and 0.3, in one vectorized call (~12 s:
+    ReLU's affine variance map converges slowly near A_q = 1; two calls took twice that, with identical values)."""
+    sb = torch.tensor([0.0] * len(XI) + [0.3] * len(XI), dtype=torch.float64)
+    t = thresholds(integrator("relu", 5.0, 0.3), sb, torch.cat([XI, XI]))
+    n = len(XI)
+    return {0.0: {k: v[:n] for k, v in t.items()}, 0.3: {k: v[n:] for k, v in t.items()}}
 
 
 def test_relu_length_threshold_matches_closed_form_for_every_xi(relu_thresholds):
-    t = relu_thresholds
+    t = relu_thresholds[0.0]
     assert torch.allclose(t["len_threshold"], relu_length_threshold(XI), atol=1e-8)
     assert abs(float(t["len_threshold"][0]) - 2.934) < 1e-3
 
 
 def test_relu_chaos_threshold_stays_at_two_up_to_xi_one_then_moves(relu_thresholds):
-    t = relu_thresholds
+    t = relu_thresholds[0.0]
     expected = torch.where(XI <= 1, torch.full_like(XI, 2.0), relu_length_threshold(XI))
     assert torch.allclose(t["chaos_threshold"], expected, atol=1e-8)
 
 
-@pytest.fixture(scope="module")
-def relu_thresholds_biased():
-    """ReLU thresholds at every XI with sigma_b2 = 0.3 (~13 s), shared by the two bias tests below."""
-    return thresholds(integrator("relu", 5.0, 0.3), 0.3, XI)
-
-
-def test_relu_chaos_threshold_with_a_bias_is_the_bias_free_one(relu_thresholds_biased):
+def test_relu_chaos_threshold_with_a_bias_is_the_bias_free_one(relu_thresholds):
     """Red-team finding: with a bias the chaos threshold was the transverse root 2 for every xi, while past
     A_q = 1 (sigma_w2 = 2 pi/(pi - 1 + xi), any bias: the ReLU variance map q' = A_q q + sigma_b2 is affine) q
     diverges and the longitudinal mode grows, as without bias (measured at xi = 2, N = 128: 1.57 +- 0.01, bias-free
     closed form 1.517, reported 2.0). Reference: the closed forms min(2, 2 pi/(pi - 1 + xi)) (sigma_b2 = 0.3; the
     rule does not depend on the bias value, which 0.05 and 1.0 also showed at 3x the cost)."""
-    t = relu_thresholds_biased
+    t = relu_thresholds[0.3]
     expected = torch.fmin(torch.full_like(XI, 2.0), 2 * math.pi / (math.pi - 1 + XI))
     assert torch.allclose(t["chaos_threshold"], expected, atol=1e-8), t["chaos_threshold"]
     assert torch.allclose(t["len_threshold"], relu_length_threshold(XI), atol=1e-8)
@@ -98,7 +96,7 @@ def _brute_force_threshold(act: str, sb2: float, xi: float) -> float:
     return float(sw[i - 1] - gain[i - 1] * (sw[i] - sw[i - 1]) / (gain[i] - gain[i - 1]))
 
 
-def test_theory_threshold_follows_xi_and_bias_rules(relu_thresholds_biased):
+def test_theory_threshold_follows_xi_and_bias_rules(relu_thresholds):
     """issue 21: every stage's theory crossing came from chi_1 = 1 alone, 2.0 for ReLU at sigma_b2 = 0, xi = 2;
     the rule (docs/science.md §4) gives 2 pi/(pi + 1) = 1.517 there. References: that closed form, 2 for xi <= 1,
     and a brute-force scan of max(chi_1, A_q) = 1 for ReLU with a bias at xi = 4 (closed form 2 pi/(pi + 3))."""
@@ -110,7 +108,7 @@ def test_theory_threshold_follows_xi_and_bias_rules(relu_thresholds_biased):
     cl = chaos_line(integrator("relu"), [0.0, 0.0], [0.5, 2.0])
     assert cl.gain == ("chi1", "a_q")
     assert cl.sigma_w2_crit.tolist() == pytest.approx([2.0, 2 * math.pi / (math.pi + 1)], abs=1e-8)
-    value = float(relu_thresholds_biased["chaos_threshold"][XI.tolist().index(4.0)])  # sigma_b2 = 0.3, xi = 4
+    value = float(relu_thresholds[0.3]["chaos_threshold"][XI.tolist().index(4.0)])  # sigma_b2 = 0.3, xi = 4
     assert value == pytest.approx(2 * math.pi / (math.pi + 3), abs=1e-8)
     assert value == pytest.approx(_brute_force_threshold("relu", 0.3, 4.0), abs=1e-5)
     assert theory_threshold("tanh", 0.05, 2.0) == (pytest.approx(1.760955, abs=1e-5), "ok")  # tanh: 1.76 at 0.05

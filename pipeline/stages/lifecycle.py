@@ -293,11 +293,35 @@ def report_error(exc: BaseException) -> int:
     return 1
 
 
+def redact_logs() -> None:
+    """Every log record's message goes through `redact_text` before any handler sees it (console, the job's
+    log file): Hydra's launchers log each job's overrides (`#0 : tracking.uri=http://user:pw@host ...`) and
+    libraries may log a URI. Installed once per process (the entry point, and each job: launchers' workers)."""
+    factory = logging.getLogRecordFactory()
+    if getattr(factory, "_ginn_redacts", False):
+        return
+
+    def make(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record is logging's to report
+            return record
+        clean = redact_text(text)
+        if clean != text:
+            record.msg, record.args = clean, ()
+        return record
+
+    make._ginn_redacts = True
+    logging.setLogRecordFactory(make)
+
+
 def job(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """The Hydra task around `task`: in a single run its exception goes to `main` as `JobFailed` (reported in
     one line there); in a sweep it stays an Exception, so Hydra records the job FAILED and runs the others."""
 
     def run(cfg):
+        redact_logs()  # a launcher's worker process did not run `main`
         try:
             return task(cfg)
         except Exception as exc:
@@ -327,6 +351,7 @@ def main(app: Callable[[], Any]) -> None:
         raise SystemExit(2) from None
     unblock_signals()  # a blocked SIGINT/SIGTERM inherited from whatever started us would make both vanish
     install_interrupt_handlers()
+    redact_logs()
     user_setting = os.environ.get("HYDRA_FULL_ERROR")
     STATE.full_error = user_setting == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises (public switch); we format errors here

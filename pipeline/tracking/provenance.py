@@ -29,7 +29,7 @@ def is_secret_key(key: str) -> bool:
     return False
 
 
-_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s'\"]+@")
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*\\?://)[^/@\s'\"]+@")  # `http\://`: as Hydra escapes ':'
 _OVERRIDE = re.compile(r"""(?P<pre>(?:^|(?<=[\s'"\[,]))[+~]{0,2})(?P<key>[\w.@/-]+)=(?P<val>[^\s'",\]]*)""")
 _YAML_KEY = re.compile(r"^(?P<pre>[ \t]*-?[ \t]*)(?P<key>[\w.-]+)(?P<sep>[ \t]*:[ \t]+)(?P<val>\S.*)$", re.MULTILINE)
 
@@ -71,6 +71,12 @@ def _redact_env(text: str) -> str:
         else:
             text = re.sub(rf"(?<![A-Za-z0-9.]){re.escape(value)}(?![A-Za-z0-9])", REDACTED, text)
     return text
+
+
+def without_credentials(uri: str) -> str:
+    """`uri` without its `user:password@` (for files that outlive the process: MLflow also takes credentials from
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)."""
+    return _USERINFO.sub(lambda m: m.group(1), uri)
 
 
 def redact_text(text: str) -> str:

@@ -30,7 +30,7 @@ from pipeline.config.validate import ConfigError, check_schema_keys
 from pipeline.stages.lifecycle import PLANNED_TAG, STATE, close_open_parents, one_line
 from pipeline.stages.outputs import MARKER, STAGING_PREFIX, ForeignOutputDir, check_out_dir
 
-from .provenance import env_named, git_state, raw_overrides, redact_overrides, redact_text
+from .provenance import env_named, git_state, raw_overrides, redact_overrides, redact_text, without_credentials
 from .run import close_orphans, process_tags
 from .store import client, ensure_experiment, prepare_store, resolve_uri, use_sqlite_wal
 
@@ -91,7 +91,8 @@ class SweepTracking(Callback):
         if planned is not None:  # the parent's name counts the started jobs against it (interrupted sweeps)
             client(uri).set_tag(run.info.run_id, PLANNED_TAG, str(planned))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / PARENT_FILE).write_text(json.dumps({"run_id": run.info.run_id, "uri": uri}))
+        record = {"run_id": run.info.run_id, "uri": without_credentials(uri)}  # a file in the sweep folder
+        (sweep_dir / PARENT_FILE).write_text(json.dumps(record))
         STATE.open_parents.append((uri, run.info.run_id))
         STATE.sweeps[run.info.run_id] = (stage, sweep_dir, time.monotonic())
 

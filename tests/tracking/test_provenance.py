@@ -23,37 +23,71 @@ def test_redaction_of_overrides_yaml_and_uris():
 
 
 def _grep_tree(root, needle):
-    hits = []
-    for p in root.rglob("*"):
-        if p.is_file() and needle.encode() in p.read_bytes():
-            hits.append(p)
-    return hits
+    return [p for p in root.rglob("*") if p.is_file() and needle.encode() in p.read_bytes()]
 
 
-def test_secrets_reach_no_tag_param_artifact_or_saved_config(store, tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "GINN_TEST_SB2": "0.0731"}
-    base = [sys.executable, "-m", "pipeline.mlp_sweep", "experiment=smoke", "net.depth=4", "engine.burn_in=1"]
-    # a secret added with + (rejected as unknown) in a sweep, and a value read from the environment
+@pytest.fixture
+def http_store(tmp_path):
+    """An MLflow tracking server on loopback, in a thread of this process (no auth: it ignores the credentials a
+    client sends): yields (base URI without credentials, its SQLite file, its artifact root)."""
+    import logging
+    import threading
+
+    db, art = tmp_path / "srv" / "srv.db", tmp_path / "srv" / "art"
+    art.mkdir(parents=True)
+    env = {"_MLFLOW_SERVER_FILE_STORE": f"sqlite:///{db}", "_MLFLOW_SERVER_ARTIFACT_ROOT": str(art)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # how `mlflow server` hands the stores to its app (read at the first request)
+    from mlflow.server import app, handlers
+    from werkzeug.serving import make_server
+
+    handlers._tracking_store = None  # a store cached by an earlier server in this process
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", db, art
+    finally:
+        server.shutdown()
+        handlers._tracking_store = None
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_a_password_in_the_tracking_uri_reaches_no_tag_param_artifact_saved_config_or_stderr(http_store, tmp_path):
+    """The schema accepts `tracking.uri=http://user:pw@host` (MLflow sends the credentials as basic auth): the
+    password must reach no run (tags, params, names), no artifact, no saved config and no output line, even for
+    a job that fails (Hydra prints `Error executing job with overrides: [...]`). A value read from the
+    environment (`${oc.env:...}`) is withheld the same way. Before (the old test): a `+tracking.token=...` the
+    schema rejects, so no redaction ever ran."""
+    uri, db, art = http_store
+    secret = "pw-hunter2XYZ"
+    authed = uri.replace("http://", f"http://alice:{secret}@")
+    env = {**os.environ, "TQDM_DISABLE": "1", "GINN_TEST_SB2": "0.0731"}
+    env.pop("MLFLOW_TRACKING_URI", None)
     p = subprocess.run(
-        [*base, "-m", "net.sigma_w2=1.0,2.0", "+tracking.token=s3cretXYZ", f"hydra.sweep.dir={tmp_path / 's'}"],
+        [sys.executable, "-m", "pipeline.mlp_sweep", "-m", "experiment=smoke", "net.depth=4", "engine.burn_in=1",
+         "net.width=16,1", f"tracking.uri={authed}", "net.sigma_b2=${oc.env:GINN_TEST_SB2}",
+         f"hydra.sweep.dir={tmp_path / 's'}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert p.returncode != 0
-    p = subprocess.run(
-        [*base, "net.sigma_b2=${oc.env:GINN_TEST_SB2}", f"hydra.run.dir={tmp_path / 'o'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert p.returncode == 0, p.stderr
-    db = store[len("sqlite:///") :]
-    assert b"s3cretXYZ" not in open(db, "rb").read()
-    assert b"0.0731" not in open(db, "rb").read()  # not even in the run name (it shows sb2=...)
-    assert not _grep_tree(tmp_path, "s3cretXYZ")
-    df = runs(store, "mlp_sweep")
-    run = df[df["tags.hydra_output_dir"] == str((tmp_path / "o").resolve())].iloc[0]
-    assert run["params.net.sigma_b2"].startswith("<from environment")
-    assert "metrics.net.sigma_b2" not in df or run.get("metrics.net.sigma_b2") != run.get("metrics.net.sigma_b2")
-    art = run.artifact_uri[len("file://") :]
-    assert os.path.isdir(art) and not _grep_tree(__import__("pathlib").Path(art), "s3cretXYZ")
+    out = p.stdout + p.stderr
+    assert p.returncode != 0 and "sweep FAILED: 1 failed, 1 finished" in out, out[-3000:]
+    assert secret not in out
+    error_lines = [ln for ln in out.splitlines() if ln.startswith("Error executing job with overrides")]
+    assert len(error_lines) == 1 and "<redacted>@127.0.0.1" in error_lines[0]  # not dropped
+    for where in (db, *art.rglob("*"), *tmp_path.joinpath("s").rglob("*")):
+        assert not where.is_file() or secret.encode() not in where.read_bytes(), where
+    assert b"0.0731" not in db.read_bytes()  # not even in a run name (it shows sb2=...)
+    saved = (tmp_path / "s" / "0" / ".hydra" / "overrides.yaml").read_text()
+    assert "alice:<redacted>@127.0.0.1" in saved or "<redacted>" in saved, saved  # the key was saved, redacted
+    df = runs(uri, "mlp_sweep")
+    children = df[df["tags.mlflow.parentRunId"].notna()]
+    assert sorted(children.status) == ["FAILED", "FINISHED"]
+    done = children[children.status == "FINISHED"].iloc[0]
+    assert "127.0.0.1" in done["tags.overrides"] and done["params.net.sigma_b2"].startswith("<from environment")
+    assert any(art.rglob("config.yaml"))  # the job's artifacts were logged (and hold no password)
 
 
 @pytest.mark.parametrize("key", ["tracking.run_name", "tracking.experiment"])

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 
 import pytest
 
+from pipeline.tracking import store as store_module
+from pipeline.tracking.run import stage_run
 from pipeline.tracking.store import StoreError, check_reachable
 from tests.conftest import ROOT, runs
 
@@ -149,3 +151,23 @@ def test_server_uri_with_credentials_is_reached_with_basic_auth():
         server.shutdown()
         server.server_close()
     assert seen == [("/health", "Basic Ym9iOnBAdw==")]  # base64 of bob:p@w
+
+
+@pytest.mark.parametrize("wal,mode", [(True, "wal"), (False, "delete")])
+def test_store_journal_mode_follows_the_sqlite_wal_setting(tmp_path, wal, mode):
+    """tracking.sqlite_wal: a local SQLite store runs in WAL mode unless turned off (shared network filesystems)."""
+    import sqlite3
+
+    db = tmp_path / "m.db"
+    store_module.use_sqlite_wal(wal)
+    try:
+        with stage_run("walcheck", True, f"sqlite:///{db}") as run:
+            run.log_metrics({"x": 1.0})
+    finally:
+        store_module.use_sqlite_wal(True)
+    con = sqlite3.connect(db)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == mode
+        assert con.execute("SELECT status FROM runs").fetchone()[0] == "FINISHED"
+    finally:
+        con.close()

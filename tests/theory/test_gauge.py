@@ -16,14 +16,18 @@ from pipeline.theory.predictions import integrator
 XI = torch.tensor([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], dtype=torch.float64)
 
 
+BIASES = (0.0, 0.05, 0.3, 1.0)
+
+
 @pytest.fixture(scope="module")
 def relu_thresholds():
-    """ReLU thresholds at every XI, {sigma_b2: thresholds} for sigma_b2 = 0 and 0.3, in one vectorized call (~12 s:
-    ReLU's affine variance map converges slowly near A_q = 1; two calls took twice that, with identical values)."""
-    sb = torch.tensor([0.0] * len(XI) + [0.3] * len(XI), dtype=torch.float64)
-    t = thresholds(integrator("relu", 5.0, 0.3), sb, torch.cat([XI, XI]))
+    """ReLU thresholds at every XI, {sigma_b2: thresholds} for every sigma_b2 in BIASES, in one vectorized call
+    (~12 s: ReLU's affine variance map converges slowly near A_q = 1, and a call costs about that for one bias or
+    for all four; the values are identical to separate calls)."""
+    sb = torch.tensor([b for b in BIASES for _ in XI], dtype=torch.float64)
+    t = thresholds(integrator("relu", 5.0, max(BIASES)), sb, XI.repeat(len(BIASES)))
     n = len(XI)
-    return {0.0: {k: v[:n] for k, v in t.items()}, 0.3: {k: v[n:] for k, v in t.items()}}
+    return {b: {k: v[i * n : (i + 1) * n] for k, v in t.items()} for i, b in enumerate(BIASES)}
 
 
 def test_relu_length_threshold_matches_closed_form_for_every_xi(relu_thresholds):
@@ -38,13 +42,13 @@ def test_relu_chaos_threshold_stays_at_two_up_to_xi_one_then_moves(relu_threshol
     assert torch.allclose(t["chaos_threshold"], expected, atol=1e-8)
 
 
-def test_relu_chaos_threshold_with_a_bias_is_the_bias_free_one(relu_thresholds):
+@pytest.mark.parametrize("sb2", [0.05, 0.3, 1.0])
+def test_relu_chaos_threshold_with_a_bias_is_the_bias_free_one(relu_thresholds, sb2):
     """Red-team finding: with a bias the chaos threshold was the transverse root 2 for every xi, while past
     A_q = 1 (sigma_w2 = 2 pi/(pi - 1 + xi), any bias: the ReLU variance map q' = A_q q + sigma_b2 is affine) q
     diverges and the longitudinal mode grows, as without bias (measured at xi = 2, N = 128: 1.57 +- 0.01, bias-free
-    closed form 1.517, reported 2.0). Reference: the closed forms min(2, 2 pi/(pi - 1 + xi)) (sigma_b2 = 0.3; the
-    rule does not depend on the bias value, which 0.05 and 1.0 also showed at 3x the cost)."""
-    t = relu_thresholds[0.3]
+    closed form 1.517, reported 2.0). Reference: the closed forms min(2, 2 pi/(pi - 1 + xi))."""
+    t = relu_thresholds[sb2]
     expected = torch.fmin(torch.full_like(XI, 2.0), 2 * math.pi / (math.pi - 1 + XI))
     assert torch.allclose(t["chaos_threshold"], expected, atol=1e-8), t["chaos_threshold"]
     assert torch.allclose(t["len_threshold"], relu_length_threshold(XI), atol=1e-8)

@@ -145,3 +145,23 @@ def test_regular_critical_points_are_unchanged():
     assert int(cl.status[0]) == 0 and bool(cl.found[0])
     assert abs(sw * gauss_expect(lambda h: math.tanh(h) ** 2, q) + 0.05 - q) < 1e-10
     assert abs(sw * gauss_expect(lambda h: 1 / math.cosh(h) ** 4, q) - 1) < 1e-9
+
+
+# ---- closed forms (docs/science.md §1): ReLU 2 at any bias, tanh 1 and erf pi/4 without bias, tanh 1.76095 at 0.05
+@pytest.mark.parametrize("name,expected", [("tanh", 1.0), ("erf", math.pi / 4), ("linear", 1.0)])  # relu: below
+def test_critical_point_at_zero_bias(name, expected):
+    cl = critical_line(integ(name), [0.0])
+    assert bool(cl.found[0])
+    assert abs(float(cl.sigma_w2_crit[0]) - expected) < 1e-6
+
+
+def test_relu_critical_point_is_two_for_every_bias():
+    cl = critical_line(integ("relu"), [0.0, 0.05, 0.3, 1.0])
+    assert bool(cl.found.all())
+    assert torch.allclose(cl.sigma_w2_crit, torch.full((4,), 2.0, dtype=T), atol=1e-6)
+
+
+def test_tanh_critical_point_at_small_bias_matches_science_value():
+    # docs/science.md §1: theory crossing 1.76095 at sigma_b2 = 0.05
+    cl = critical_line(integ("tanh"), [0.05])
+    assert abs(float(cl.sigma_w2_crit[0]) - 1.76095) < 5e-5

@@ -13,7 +13,7 @@ from scipy.optimize import brentq
 
 from pipeline.activations import ACTIVATIONS, get_activation
 from pipeline.theory.gaussian import GaussianIntegrator
-from pipeline.theory.mean_field import c_star, mean_field_grid, q_star
+from pipeline.theory.mean_field import c_star, correlation_map, mean_field_grid, q_star
 from tests.theory.reference import PHI, gauss_expect, kernel_quad
 
 T = torch.float64
@@ -147,3 +147,56 @@ def test_closed_form_kernels_are_verified_wherever_the_variances_are_resolved():
     g = GaussianIntegrator(get_activation("erf"), q_max=30.0, tol=KV_TOL)
     q = torch.tensor([1.0, 25.0, 1e9], dtype=torch.float64)
     assert g.kernel_verified(q, q, torch.full_like(q, 0.99999)).tolist() == g.resolved(q).tolist()
+
+
+# ---- kernels and moments against closed forms (Williams' arcsine kernel for erf) and scipy quad/dblquad
+def arcsine(q1, q2, c):
+    """Williams (1997) erf kernel."""
+    q12 = c * np.sqrt(q1 * q2)
+    return 2 / np.pi * np.arcsin(2 * q12 / np.sqrt((1 + 2 * q1) * (1 + 2 * q2)))
+
+
+KERNEL_CASES = [(1.0, 1.0, 0.3), (0.5, 2.0, -0.7), (2.5, 1.5, 0.95), (0.2, 0.3, 0.0), (1.3, 0.9, 0.999)]
+
+
+@pytest.mark.parametrize("q1,q2,c", KERNEL_CASES)
+def test_erf_quadrature_path_matches_arcsine_kernel(q1, q2, c):
+    """The generic Mehler/quadrature path (closed forms off) against Williams' kernel."""
+    g = GaussianIntegrator(ACTIVATIONS["erf"], use_closed_forms=False)
+    sw, sb = 2.0, 0.1
+    got = correlation_map(g, q1, q2, c * math.sqrt(q1 * q2), sw, sb)
+    assert abs(float(got) - (sw * arcsine(q1, q2, c) + sb)) < 1e-8
+
+
+def test_tanh_kernel_against_brute_force_2d_integral():
+    g = GaussianIntegrator(ACTIVATIONS["tanh"])
+    q1, q2, c = 1.2, 0.7, 0.6
+    s = math.sqrt(1 - c * c)
+
+    def f(z2, z1):
+        u1 = math.sqrt(q1) * z1
+        u2 = math.sqrt(q2) * (c * z1 + s * z2)
+        return math.tanh(u1) * math.tanh(u2) * math.exp(-(z1 * z1 + z2 * z2) / 2) / (2 * math.pi)
+
+    ref, _ = integrate.dblquad(f, -10, 10, -10, 10, epsabs=1e-13, epsrel=1e-12)
+    got = g.kernel(torch.tensor(q1, dtype=T), torch.tensor(q2, dtype=T), torch.tensor(c, dtype=T))
+    assert abs(float(got) - ref) < 1e-9
+
+
+@pytest.mark.parametrize("name", ["tanh", "erf", "gelu", "swish"])
+def test_quadrature_moment_matches_scipy_quad(name):
+    act = ACTIVATIONS[name]
+    g = GaussianIntegrator(act)
+    for q in (0.05, 1.0, 4.0):
+        ref, _ = integrate.quad(
+            lambda z: (
+                float(act.dphi(torch.tensor(math.sqrt(q) * z, dtype=T))) ** 2
+                * math.exp(-z * z / 2)
+                / math.sqrt(2 * math.pi)
+            ),
+            -12,
+            12,
+            epsabs=1e-14,
+            limit=400,
+        )
+        assert abs(float(g.e_dphi2(torch.tensor(q, dtype=T))) - ref) < 1e-11

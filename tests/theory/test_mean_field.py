@@ -1,6 +1,9 @@
 """pipeline.theory.mean_field: fixed points satisfy their maps, depth scales peak at the edge of chaos, q* stays
-finite for bounded activations at any bias."""
+finite for bounded activations at any bias; ReLU, linear and tanh closed forms (docs/science.md §1, §4)."""
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -8,7 +11,7 @@ from pipeline.activations import ACTIVATIONS, get_activation
 from pipeline.theory.critical import critical_line
 from pipeline.theory.fixed_point import Status
 from pipeline.theory.gaussian import GaussianIntegrator
-from pipeline.theory.mean_field import correlation_map, mean_field_grid, q_star, variance_map
+from pipeline.theory.mean_field import chi1, correlation_map, mean_field_grid, q_star, variance_map, variance_slope
 from tests.theory.reference import q_star_quad
 
 T = torch.float64
@@ -80,3 +83,47 @@ def test_bounded_activation_at_huge_bias_has_a_finite_fixed_point(name):
     assert (fp.status == 0).all(), fp.status
     # q* = sigma_b2 + sigma_w2 E phi^2, 0 < E phi^2 < 1
     assert ((fp.x > torch.tensor([1e8, 1e9], dtype=T)) & (fp.x <= torch.tensor([1e8, 1e9], dtype=T) + 1)).all()
+
+
+# ---- closed forms (docs/science.md §1, §4): ReLU chi_1 = sigma_w2/2, arc-cosine map and A_q(xi); linear chi_1
+def test_relu_gain_is_half_sigma_w2_everywhere():
+    sw = torch.linspace(0.1, 5.0, 50, dtype=T)[:, None]
+    sb = torch.linspace(0.0, 1.0, 11, dtype=T)[None, :]
+    r = mean_field_grid(GaussianIntegrator(ACTIVATIONS["relu"]), sw, sb)
+    assert torch.allclose(r.chi1, (sw / 2).expand_as(r.chi1), atol=1e-10, rtol=0)
+
+
+def test_linear_gain_is_sigma_w2():
+    sw = torch.linspace(0.1, 3.0, 20, dtype=T)
+    assert torch.allclose(
+        chi1(GaussianIntegrator(ACTIVATIONS["linear"]), torch.ones_like(sw), sw), sw, atol=1e-12, rtol=0
+    )
+
+
+def arccos1(q1, q2, c):
+    """Cho & Saul degree-1 arc-cosine kernel, written independently of the package."""
+    th = np.arccos(c)
+    return np.sqrt(q1 * q2) / (2 * np.pi) * (np.sin(th) + (np.pi - th) * np.cos(th))
+
+
+KERNEL_CASES = [(1.0, 1.0, 0.3), (0.5, 2.0, -0.7), (2.5, 1.5, 0.95), (0.2, 0.3, 0.0), (1.3, 0.9, 0.999)]
+
+
+@pytest.mark.parametrize("q1,q2,c", KERNEL_CASES)
+def test_relu_correlation_map_is_arccos_kernel(q1, q2, c):
+    sw, sb = 1.7, 0.2
+    got = correlation_map(GaussianIntegrator(ACTIVATIONS["relu"]), q1, q2, c * math.sqrt(q1 * q2), sw, sb)
+    assert abs(float(got) - (sw * arccos1(q1, q2, c) + sb)) < 1e-8
+
+
+def test_relu_longitudinal_factor_closed_form_in_xi():
+    """docs/science.md §4: A_q = sigma_w2 (1/2 - (1 - xi)/(2 pi)) for ReLU, any q."""
+    g = GaussianIntegrator(ACTIVATIONS["relu"])
+    for xi in (0.0, 0.5, 1.0, 2.0, 4.0):
+        got = variance_slope(g, torch.tensor(0.8, dtype=T), 1.9, xi)
+        assert abs(float(got) - 1.9 * (0.5 - (1 - xi) / (2 * math.pi))) < 1e-12
+
+
+def test_tanh_zero_bias_ordered_phase_has_trivial_variance():
+    fp = q_star(GaussianIntegrator(ACTIVATIONS["tanh"]), torch.tensor([0.5, 0.9], dtype=T), 0.0)
+    assert torch.all(fp.x == 0)

@@ -370,6 +370,7 @@ def main(app: Callable[[], Any]) -> None:
         signum = int(getattr(exc, "signum", signal.SIGINT))
         print(INTERRUPTED_LINE, file=sys.stderr)
     finally:
+        STATE.full_error = False
         if user_setting is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)
         else:

@@ -240,6 +240,54 @@ def test_an_error_after_ctrl_c_or_sigterm_exits_as_the_interrupt(monkeypatch):
     assert err.value.signum == signal.SIGTERM
 
 
+@pytest.mark.parametrize(
+    "error,code,first",
+    [
+        (lifecycle.ConfigError("net.width=0 is out of range"), 2, "error: net.width=0 is out of range"),
+        (lifecycle.NumericalError("lambda diverged\nmore"), 1, "error: numerical failure: lambda diverged"),
+        (RuntimeError("a bug"), 1, "Traceback"),
+    ],
+)
+@pytest.mark.parametrize("single_run", [True, False])
+def test_main_reports_each_error_with_its_exit_code(monkeypatch, capsys, error, code, first, single_run):
+    """What a stage's entry point prints and returns for what Hydra re-raises (HYDRA_FULL_ERROR=1 only while it
+    runs): a bad input one line, exit 2; a numerical failure one line, exit 1; a bug its traceback, exit 1. A single
+    run's error arrives wrapped (`JobFailed`: Hydra's own error line skipped), a sweep's as itself."""
+    monkeypatch.setattr(sys, "argv", ["pipeline.theory"])
+    monkeypatch.setattr(lifecycle, "install_interrupt_handlers", lambda: None)  # pytest keeps its Ctrl-C
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    seen = []
+
+    def app():
+        seen.append(os.environ.get("HYDRA_FULL_ERROR"))
+        try:
+            raise error
+        except Exception as exc:
+            if single_run:
+                raise lifecycle.JobFailed(exc) from exc
+            raise
+
+    with pytest.raises(SystemExit) as e:
+        lifecycle.main(app)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == code and err[0].startswith(first), err
+    assert len(err) == 1 or first == "Traceback"
+    assert seen == ["1"] and "HYDRA_FULL_ERROR" not in os.environ  # set for the call only
+
+
+def test_a_users_hydra_full_error_keeps_the_full_traceback(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["pipeline.theory"])
+    monkeypatch.setattr(lifecycle, "install_interrupt_handlers", lambda: None)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+
+    def app():
+        raise lifecycle.ConfigError("net.width=0 is out of range")
+
+    with pytest.raises(lifecycle.ConfigError):
+        lifecycle.main(app)
+    assert os.environ["HYDRA_FULL_ERROR"] == "1"
+
+
 def test_ctrl_c_while_the_stage_imports_ends_with_one_line_and_the_sigint_status(tmp_path):
     """Before the stage installs its handlers (torch and Hydra still importing): before, a 20-line import
     traceback. The process still dies by SIGINT, so a shell sees 130."""

@@ -238,20 +238,19 @@ def test_cli_refuses_a_foreign_output_folder_before_compute_and_leaves_it_untouc
 
 
 @pytest.mark.slow  # ~7 s: a fresh MLflow store
-def test_disk_full_while_writing_fails_the_run_and_leaves_the_old_outputs(tmp_path, store):
+def test_disk_full_while_writing_fails_the_run_and_leaves_the_old_outputs(tmp_path, store, compose):
     import errno
 
     from omegaconf import OmegaConf
 
     from pipeline.stages.runner import run_stage
-    from tests.config.test_configs import _compose
     from tests.conftest import runs
 
     out = tmp_path / "theory"
     with staged(out, owner="theory") as folder:
         (folder / "theory.csv").write_text("old\n")
     before = _snapshot(out)
-    cfg = _compose("theory", [f"tracking.uri={store}"])
+    cfg = compose("theory", f"tracking.uri={store}")
     OmegaConf.update(cfg, "out_dir", str(out), force_add=True)
 
     def write(result, folder):
@@ -338,7 +337,7 @@ def test_cli_rejected_job_in_an_earlier_runs_folder_keeps_that_runs_hydra_files(
     assert _snapshot(out) == before
 
 
-def test_failure_after_validation_in_an_earlier_runs_folder_puts_its_hydra_files_back(tmp_path):
+def test_failure_after_validation_in_an_earlier_runs_folder_puts_its_hydra_files_back(tmp_path, compose):
     """F3, disk-full case: the old outputs stayed but .hydra/ described the failed run."""
     import errno
 
@@ -346,7 +345,6 @@ def test_failure_after_validation_in_an_earlier_runs_folder_puts_its_hydra_files
     from omegaconf import OmegaConf
 
     from pipeline.stages.runner import run_stage
-    from tests.config.test_configs import _compose
 
     out = tmp_path / "theory"
     with staged(out, owner="theory") as folder:
@@ -357,7 +355,7 @@ def test_failure_after_validation_in_an_earlier_runs_folder_puts_its_hydra_files
     hu._save_config(OmegaConf.create({"new": 1}), "config.yaml", out / ".hydra")  # what Hydra does before the task
     hu._save_config(OmegaConf.create(["x=1"]), "overrides.yaml", out / ".hydra")
     assert (out / ".hydra" / "config.yaml").read_text() != "earlier job\n"
-    cfg = _compose("theory", ["tracking.enabled=false"])
+    cfg = compose("theory", "tracking.enabled=false")
     OmegaConf.update(cfg, "out_dir", str(out), force_add=True)
 
     def write(result, folder):
@@ -393,16 +391,15 @@ def test_out_dir_with_a_leading_tilde_is_refused_in_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("uri", ["sqlite:///{out}/mlflow.db", "{out}/mlruns", "file://{out}/sub/mlruns"])
-def test_a_store_inside_the_output_folder_is_refused_before_compute(tmp_path, uri, capsys):
+def test_a_store_inside_the_output_folder_is_refused_before_compute(tmp_path, uri, capsys, compose):
     """The bug (F8): refused only at the swap, after compute, leaving a FAILED run."""
     from omegaconf import OmegaConf
 
     from pipeline.stages.runner import run_stage
-    from tests.config.test_configs import _compose
 
     out = tmp_path / "S"
     out.mkdir()  # Hydra created the run dir
-    cfg = _compose("theory", [f"tracking.uri={uri.format(out=out)}"])
+    cfg = compose("theory", f"tracking.uri={uri.format(out=out)}")
     OmegaConf.update(cfg, "out_dir", str(out), force_add=True)
 
     def compute(obj):
@@ -414,3 +411,19 @@ def test_a_store_inside_the_output_folder_is_refused_before_compute(tmp_path, ur
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: tracking.uri=") and "inside out_dir" in err[0]
     assert not any(out.iterdir())  # no store created there
+
+
+def test_the_private_hydra_functions_the_run_dir_guard_wraps_still_exist_and_are_called():
+    """Hydra has no public hook between creating a job's run dir and writing into it, so `outputs._guard_hydra`
+    wraps `hydra.core.utils._save_config` and `configure_log` (checked with hydra-core 1.3.2-1.3.8; pin
+    `hydra-core>=1.3.2,<1.4`). An upgrade that renames them, or whose run_job stops looking them up in the module
+    at call time, fails here instead of silently losing the put-back of a user's files."""
+    import inspect
+
+    import hydra
+    import hydra.core.utils as hu
+
+    assert hydra.__version__.startswith("1.3."), hydra.__version__
+    assert getattr(hu._save_config, "_ginn_guard", False) and callable(hu.configure_log)
+    src = inspect.getsource(hu.run_job)
+    assert "_save_config(" in src and "configure_log(" in src

@@ -4,6 +4,8 @@ directory leaves every job's outputs there (copied from the finished run's folde
 import json
 import shutil
 
+import pytest
+
 from pipeline.stages.outputs import read_run_record
 from pipeline.tracking import provenance
 from tests.conftest import runs
@@ -51,12 +53,11 @@ def test_resume_in_a_new_sweep_dir_leaves_every_jobs_outputs_there(run_cli, stor
     assert (df.status == "FINISHED").sum() == 1 + 3  # 1 job + 3 parents: a resumed job adds no run
 
 
-def test_resume_key_follows_the_contents_of_every_file_the_stage_reads(tmp_path):
+def test_resume_key_follows_the_contents_of_every_file_the_stage_reads(tmp_path, compose):
     """The bug: theory_outputs/critical_line.csv edited, resume=true reused the FINISHED run (crossing_theory
     stayed 1.761 where a fresh run gives 2.5): the key covered the path, not the content."""
     from pipeline.config.validate import to_validated
     from pipeline.stages.runner import resume_key
-    from tests.config.test_configs import _compose
 
     theory = tmp_path / "theory"
     theory.mkdir()
@@ -64,7 +65,7 @@ def test_resume_key_follows_the_contents_of_every_file_the_stage_reads(tmp_path)
     crit.write_text("activation,sigma_b2,xi,sigma_w2_crit\ntanh,0.05,1.0,1.761\n")
     (theory / "one_loop_crossings.csv").write_text("activation,sigma_b2,width\n")
     for stage in ("mlp_sweep", "lyapunov", "gauge_scan"):
-        obj = to_validated(_compose(stage, [f"theory_outputs={theory}"]))
+        obj = to_validated(compose(stage, f"theory_outputs={theory}"))
         logged = {"theory_outputs": str(theory), "seed": 0}
         crit.write_text("activation,sigma_b2,xi,sigma_w2_crit\ntanh,0.05,1.0,1.761\n")
         before = resume_key(stage, obj, logged)
@@ -74,19 +75,18 @@ def test_resume_key_follows_the_contents_of_every_file_the_stage_reads(tmp_path)
         crit.unlink()  # absent: the stage computes the value itself, another key again
         assert resume_key(stage, obj, logged)[0] not in (before[0],), stage
     (theory / "one_loop_crossings.csv").write_text("activation,sigma_b2,width\ntanh,0.05,64\n")
-    obj = to_validated(_compose("mlp_sweep", [f"theory_outputs={theory}"]))
+    obj = to_validated(compose("mlp_sweep", f"theory_outputs={theory}"))
     k1 = resume_key("mlp_sweep", obj, {})
     (theory / "one_loop_crossings.csv").write_text("activation,sigma_b2,width\ntanh,0.05,128\n")
     assert resume_key("mlp_sweep", obj, {})[0] != k1[0]
 
 
-def test_report_resume_key_covers_the_stage_tables_and_figures_it_embeds(tmp_path):
+def test_report_resume_key_covers_the_stage_tables_and_figures_it_embeds(tmp_path, compose):
     from pipeline.config.validate import to_validated
     from pipeline.stages.runner import resume_key
     from pipeline.stages.stage_inputs import input_files
-    from tests.config.test_configs import _compose
 
-    obj = to_validated(_compose("report", [f"report.inputs={tmp_path}"]))
+    obj = to_validated(compose("report", f"report.inputs={tmp_path}"))
     files = input_files("report", obj)
     names = {str(p.relative_to(tmp_path)) for p in files}
     assert {"lyapunov/zero_crossings.csv", "ginn_train/metrics.json", "mlp_sweep/one_loop_crossings.csv"} <= names
@@ -134,3 +134,125 @@ def test_resume_copies_a_finished_runs_folder_only_if_its_outputs_are_unedited(t
     assert downloads == ["run1"]
     assert json.loads((tmp_path / "C" / "metrics.json").read_text())["crossing_measured"] == 1.5
     assert read_run_record(tmp_path / "C") == "run1"
+
+
+# ---- the resume key: every value that changes the numbers changes it ----------------------------------------
+
+
+def _leaves(tree, prefix=""):
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            yield from _leaves(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def _changed(value):
+    """Other values of a config leaf, nearest first (the first the stage accepts is used)."""
+    if isinstance(value, bool):
+        return [not value]
+    if isinstance(value, int):
+        return [value + 1, value - 1, value * 2]
+    if isinstance(value, float):
+        return [value * 1.1 + 1e-3, value * 0.9 - 1e-3, value + 0.5, 0.5]
+    if isinstance(value, list) and value and all(isinstance(x, (int, float)) for x in value):
+        return [[x * 1.1 if isinstance(x, float) else x + 1 for x in value], value[:-1]]
+    if isinstance(value, list) and len(value) > 1:
+        return [value[:-1], value[1:]]
+    return []
+
+
+def _text(value) -> str:
+    """A value as the command line writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return "[" + ",".join(_text(x) for x in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_text(v)}" for k, v in value.items()) + "}"
+    return str(getattr(value, "name", value))
+
+
+class _Key(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stage", ["theory", "mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"])
+def test_every_config_value_that_changes_the_numbers_changes_the_resume_key(stage, compose, monkeypatch, tmp_path):
+    """The gap planted bugs found: a resume whose only change was the seed reused the finished run. Each leaf of
+    the stage's validated config (paths, tracking and bookkeeping keys excepted) is changed in turn: either the
+    stage rejects the change (a key it does not read, a value out of range), or the resume key differs."""
+    import copy
+    import enum
+
+    from omegaconf import OmegaConf
+
+    from pipeline.config.validate import ConfigError
+    from pipeline.stages import runner
+
+    monkeypatch.setattr(runner, "install_interrupt_handlers", lambda: None)  # pytest keeps its Ctrl-C
+    monkeypatch.setenv("GINN_LAB_CODE_VERSION", "pinned")
+    real = runner.resume_key
+
+    def spy(*args):
+        raise _Key(real(*args)[0])
+
+    monkeypatch.setattr(runner, "resume_key", spy)
+    base = compose(stage, "experiment=smoke", "tracking.enabled=false")
+    obj = runner.validate_config(base, stage, [])
+
+    def key_of(cfg):
+        with pytest.raises(_Key) as k:
+            runner.run_stage(cfg, stage, compute=lambda o: None, write=lambda r, f: None)
+        return str(k.value)
+
+    before = key_of(base)
+    skip = ("stage", "out_dir", "resume", "tracking.", "sweep.")
+    tree = OmegaConf.to_container(OmegaConf.structured(obj), enum_to_str=False)
+    accepted, rejected, unchanged = [], [], []
+    for key, value in _leaves(tree):
+        if key.startswith(skip) or value is None or (isinstance(value, str) and "/" in value):
+            continue
+        options = [m for m in type(value) if m != value] if isinstance(value, enum.Enum) else _changed(value)
+        for new in [o for o in options if o != value]:
+            shown = new.name if isinstance(new, enum.Enum) else new
+            cfg = copy.deepcopy(base)
+            OmegaConf.update(cfg, key, shown, force_add=False)
+            try:
+                runner.validate_config(cfg, stage, [f"{key}={_text(shown)}"])
+            except ConfigError:
+                continue
+            accepted.append(key)
+            if key_of(cfg) == before:
+                unchanged.append(f"{key}={shown}")
+            break
+        else:
+            rejected.append(key)
+    assert not unchanged, f"{stage}: the resume key ignores {unchanged}"
+    assert "seed" in accepted or stage == "theory", accepted  # theory draws nothing at random
+    assert len(accepted) >= 5, (accepted, rejected)
+
+
+def test_a_resume_whose_only_change_is_the_seed_runs_again(compose, store, monkeypatch):
+    """End to end through the store: the same config with resume=true is skipped (the control); with another
+    seed it runs and gets its own FINISHED run."""
+    from pipeline.stages import runner
+    from pipeline.stages.outputs import StageOutput
+
+    monkeypatch.setattr(runner, "install_interrupt_handlers", lambda: None)
+    monkeypatch.setenv("GINN_LAB_CODE_VERSION", "pinned")
+    computed = []
+
+    def compute(obj):
+        computed.append(obj.seed)
+        return obj.seed
+
+    def write(seed, folder):
+        (folder / "sweep.csv").write_text(f"seed\n{seed}\n")
+        return StageOutput(metrics={"seed": seed})
+
+    for seed in (0, 0, 1):
+        cfg = compose("mlp_sweep", "experiment=smoke", f"tracking.uri={store}", "resume=true", f"seed={seed}")
+        runner.run_stage(cfg, "mlp_sweep", compute=compute, write=write)
+    assert computed == [0, 1]
+    assert sorted(runs(store, "mlp_sweep").status) == ["FINISHED", "FINISHED"]

@@ -57,10 +57,10 @@ def test_python_dash_m_entry_points_compose_their_own_config(stage, tmp_path):
     assert f"stage: {stage}" in p.stdout
 
 
-def test_plus_on_an_interpolated_key_says_what_hydra_says_for_any_existing_key(run_cli, tmp_path):
+def test_plus_on_an_interpolated_key_says_what_hydra_says_for_any_existing_key(run_inprocess, tmp_path):
     """`+out_dir=...` (out_dir is an interpolation): before, 'HydraConfig was not set', a message about our
     internals; now the one line Hydra gives for `+` on any existing key, naming both fixes."""
-    p = run_cli("mlp_sweep", "experiment=smoke", "tracking.enabled=false", f"+out_dir={tmp_path / 'o'}")
+    p = run_inprocess("mlp_sweep", "experiment=smoke", "tracking.enabled=false", f"+out_dir={tmp_path / 'o'}")
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert "already at 'out_dir'" in lines[0] and f"'++out_dir={tmp_path / 'o'}'" in lines[0]

@@ -216,14 +216,14 @@ def test_staged_with_an_owner_refuses_a_foreign_folder_untouched_and_marks_its_o
 
 
 @pytest.mark.parametrize("arg", ["hydra.run.dir", "out_dir=.", "out_dir=''"])
-def test_cli_refuses_a_foreign_output_folder_before_compute_and_leaves_it_untouched(run_cli, store, tmp_path, arg):
+def test_cli_refuses_a_foreign_output_folder_before_compute_and_leaves_it_alone(run_inprocess, store, tmp_path, arg):
     """The bug: the folder came back holding only theory outputs (precious.txt, sub/thesis.tex deleted), exit 0;
     out_dir=. failed after compute with an EBUSY traceback."""
     x = _foreign(tmp_path)
     before = _snapshot(x)
     repo_before = sorted(p.name for p in ROOT.iterdir())
     args = [f"hydra.run.dir={x}"] if arg == "hydra.run.dir" else [arg, f"hydra.run.dir={tmp_path / 'run'}"]
-    p = run_cli("theory", *args)
+    p = run_inprocess("theory", *args)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: out_dir=") and "Traceback" not in p.stderr, p.stderr
@@ -310,18 +310,18 @@ def _users_hydra_folder(tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", ["notes_beside", "hydra_only"])
-def test_cli_refusal_puts_back_the_users_hydra_files_and_log_byte_for_byte(run_cli, tmp_path, kind):
+def test_cli_refusal_puts_back_the_users_hydra_files_and_log_byte_for_byte(run_inprocess, tmp_path, kind):
     """The bug: the refusal deleted the user's .hydra/ (Hydra had overwritten config.yaml first), left a theory.log
     holding the preset warning; a folder holding only a user's .hydra/ counted as empty and was written into."""
     x = _users_hydra_folder(tmp_path, kind)
     before = _snapshot(x)
-    p = run_cli("theory", "experiment=smoke", f"hydra.run.dir={x}", "tracking.enabled=false")  # smoke: a warning
+    p = run_inprocess("theory", "experiment=smoke", f"hydra.run.dir={x}", "tracking.enabled=false")  # smoke: a warning
     assert p.returncode == 2, p.stderr
     assert "error: out_dir=" in p.stderr and ".hydra" in p.stderr
     assert _snapshot(x) == before
 
 
-def test_cli_rejected_job_in_an_earlier_runs_folder_keeps_that_runs_hydra_files(run_cli, tmp_path):
+def test_cli_rejected_job_in_an_earlier_runs_folder_keeps_that_runs_hydra_files(run_inprocess, tmp_path):
     """The bug (F3): a rejected run overwrote job 0's .hydra/config.yaml and overrides.yaml; collect then labelled
     the earlier job's rows with the rejected run's values."""
     out = tmp_path / "theory"
@@ -332,7 +332,7 @@ def test_cli_rejected_job_in_an_earlier_runs_folder_keeps_that_runs_hydra_files(
         (out / ".hydra" / name).write_text(f"earlier job's {name}\n")
     (out / "theory.log").write_text("earlier job's log\n")
     before = _snapshot(out)
-    p = run_cli("theory", "theory.quad.n_nodes=0", f"hydra.run.dir={out}", "tracking.enabled=false")
+    p = run_inprocess("theory", "theory.quad.n_nodes=0", f"hydra.run.dir={out}", "tracking.enabled=false")
     assert p.returncode == 2 and "theory.quad.n_nodes" in p.stderr, p.stderr
     assert _snapshot(out) == before
 

@@ -34,16 +34,16 @@ def test_code_version_follows_the_package_sources(tmp_path, monkeypatch):
         provenance.code_version.cache_clear()
 
 
-def test_resume_in_a_new_sweep_dir_leaves_every_jobs_outputs_there(run_cli, store, tmp_path, monkeypatch):
+def test_resume_in_a_new_sweep_dir_leaves_every_jobs_outputs_there(run_inprocess, store, tmp_path, monkeypatch):
     monkeypatch.setenv("GINN_LAB_CODE_VERSION", "pinned-for-this-test")  # others may edit the package meanwhile
     args = ["-m", "net.depth=4", "experiment=smoke", "engine.burn_in=1"]
-    p = run_cli("mlp_sweep", *args, f"hydra.sweep.dir={tmp_path / 'a'}")
+    p = run_inprocess("mlp_sweep", *args, f"hydra.sweep.dir={tmp_path / 'a'}")
     assert p.returncode == 0, p.stderr
     first = {d.name: read_run_record(d) for d in (tmp_path / "a").glob("[0-9]")}
     for sweep in ("b", "c"):  # b: copied from a's folders; c (a deleted): downloaded from the artifacts
         if sweep == "c":
             shutil.rmtree(tmp_path / "a")
-        p = run_cli("mlp_sweep", *args, "resume=true", f"hydra.sweep.dir={tmp_path / sweep}")
+        p = run_inprocess("mlp_sweep", *args, "resume=true", f"hydra.sweep.dir={tmp_path / sweep}")
         assert p.returncode == 0, p.stderr
         for job, run_id in first.items():
             d = tmp_path / sweep / job

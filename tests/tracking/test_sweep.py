@@ -26,8 +26,8 @@ def _parents(df):
     return df[df["tags.mlflow.parentRunId"].isna()]
 
 
-def test_failed_job_leaves_a_failed_child_a_closed_parent_and_a_one_line_summary(run_cli, store, tmp_path):
-    p = run_cli("theory", "-m", "net.sigma_w2=1.0,-1,2.0", *SMOKE, f"hydra.sweep.dir={tmp_path / 's'}")
+def test_failed_job_leaves_a_failed_child_a_closed_parent_and_a_one_line_summary(run_inprocess, store, tmp_path):
+    p = run_inprocess("theory", "-m", "net.sigma_w2=1.0,-1,2.0", *SMOKE, f"hydra.sweep.dir={tmp_path / 's'}")
     assert p.returncode != 0
     df = runs(store, "theory")
     ch = _children(df)
@@ -142,9 +142,9 @@ def test_joblib_multirun_on_a_fresh_sqlite_store_loses_nothing(run_cli, store, t
         assert len(client.get_run(run_id).data.params) > 20
 
 
-def test_unreachable_tracking_server_fails_before_compute(run_cli, tmp_path):
+def test_unreachable_tracking_server_fails_before_compute(run_inprocess, tmp_path):
     out = tmp_path / "o"
-    p = run_cli("theory", *SMOKE, "tracking.uri=http://127.0.0.1:9", f"hydra.run.dir={out}")
+    p = run_inprocess("theory", *SMOKE, "tracking.uri=http://127.0.0.1:9", f"hydra.run.dir={out}")
     assert p.returncode == 2
     assert p.stderr.strip().splitlines()[-1].startswith("error: tracking.uri=http://127.0.0.1:9")
     assert not out.exists()  # a rejected run leaves no output folder
@@ -265,11 +265,11 @@ def test_a_sweep_folder_is_checked_like_a_run_folder(tmp_path, monkeypatch):
         check_sweep_dir(old, "theory")
 
 
-def test_a_foreign_sweep_folder_is_refused_before_any_job_or_run(run_cli, store, tmp_path):
+def test_a_foreign_sweep_folder_is_refused_before_any_job_or_run(run_inprocess, store, tmp_path):
     user = tmp_path / "u"
     user.mkdir()
     (user / "multirun.yaml").write_text("mine\n")
-    p = run_cli("theory", "-m", "net.sigma_w2=1.0,2.0", *SMOKE, f"hydra.sweep.dir={user}")
+    p = run_inprocess("theory", "-m", "net.sigma_w2=1.0,2.0", *SMOKE, f"hydra.sweep.dir={user}")
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "hydra.sweep.dir=" in lines[0], p.stderr
     assert (
@@ -297,10 +297,10 @@ def test_sampled_jobs_take_every_value_of_every_axis_once():
 
 
 @pytest.mark.parametrize("bad", ["net.width=16,abc", "+foo=1,2"])
-def test_a_sweep_value_that_cannot_compose_stops_the_sweep_before_anything(run_cli, store, tmp_path, bad):
+def test_a_sweep_value_that_cannot_compose_stops_the_sweep_before_anything(run_inprocess, store, tmp_path, bad):
     """The bug: `-m 'net.width=16,abc'` printed 4 lines, left a sweep folder and a FAILED parent run. A value
     no job can compose (a type, an unknown key) is refused with one line naming the job, exit 2."""
-    p = run_cli("theory", "-m", *SMOKE, bad, f"hydra.sweep.dir={tmp_path / 's'}")
+    p = run_inprocess("theory", "-m", *SMOKE, bad, f"hydra.sweep.dir={tmp_path / 's'}")
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1, p.stderr
     assert lines[0].startswith("error: sweep not started: job [") and bad.split("=")[0].lstrip("+") in lines[0]
@@ -313,8 +313,8 @@ def test_a_sweep_value_that_cannot_compose_stops_the_sweep_before_anything(run_c
 # no params a job does not use, artifacts beside the store, and last lines that say where things are ----------
 
 
-def test_a_sweep_is_named_described_and_stored_beside_its_store(run_cli, store, tmp_path):
-    p = run_cli("mlp_sweep", "-m", "net.width=16,32", *SMOKE, f"hydra.sweep.dir={tmp_path / 's'}")
+def test_a_sweep_is_named_described_and_stored_beside_its_store(run_inprocess, store, tmp_path):
+    p = run_inprocess("mlp_sweep", "-m", "net.width=16,32", *SMOKE, f"hydra.sweep.dir={tmp_path / 's'}")
     assert p.returncode == 0, p.stderr
     df = runs(store, "mlp_sweep")
     children = df[df["tags.mlflow.parentRunId"].notna()]
@@ -334,8 +334,8 @@ def test_a_sweep_is_named_described_and_stored_beside_its_store(run_cli, store, 
     assert last.startswith("sweep folder: ") and "python -m pipeline.collect mlp_sweep --jobs" in last
 
 
-def test_an_option_the_stage_replaces_is_rejected_in_one_line(run_cli, tmp_path):
-    p = run_cli("mlp_sweep", *SMOKE, "net.sigma_w2=2.0", f"hydra.run.dir={tmp_path / 'o'}")
+def test_an_option_the_stage_replaces_is_rejected_in_one_line(run_inprocess, tmp_path):
+    p = run_inprocess("mlp_sweep", *SMOKE, "net.sigma_w2=2.0", f"hydra.run.dir={tmp_path / 'o'}")
     assert p.returncode == 2
     assert p.stderr.strip().splitlines()[-1].startswith("error: net.sigma_w2: not used by stage 'mlp_sweep'")
     assert not (tmp_path / "o").exists() and not (ROOT / "compare.png").exists()

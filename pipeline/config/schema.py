@@ -1,17 +1,22 @@
-"""Schemas of every stage's config: types, defaults and allowed ranges (field metadata).
+"""One schema per stage: the keys it reads, their types, defaults (their one home) and allowed ranges.
 
-YAML files in `conf/` set values on top of these dataclasses, so Hydra rejects a wrong type, an
-unknown choice or a misspelt key at start-up; `validate.check_ranges` then enforces the ranges.
+Each stage's dataclass (`TheoryConfig`, ..., `ReportConfig`, named by `StageSpec.schema` in
+`pipeline.stages.registry`) is registered in Hydra's ConfigStore as `schema/<stage>`; `conf/<stage>.yaml`
+and the presets in `experiments/<stage>/` set values on top of it. A key the stage does not read is not in
+its schema, so Hydra rejects it from every source (command line, preset, `--config-dir` file); a wrong type
+or unknown choice too. `validate.check_ranges` then enforces the ranges in the field metadata.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, List, Optional
+from typing import Any, ClassVar, List, Optional
 
 from pipeline.activations import ACTIVATIONS
+from pipeline.config.errors import ConfigError
 from pipeline.theory.critical import SIGMA_W2_SEARCH
+from pipeline.theory.ginn import MODRELU_OFFSET
 
 # One member per registered activation: adding an activation needs no edit here.
 ActivationName = Enum("ActivationName", {name: name for name in ACTIVATIONS}, type=str)
@@ -33,16 +38,55 @@ def rng(default: Any, **bounds: Any) -> Any:
     return field(default=default, metadata=bounds)
 
 
+class OneLoopRule:
+    """Mixin of a net config: whether one loop (docs/science.md §6) applies to it."""
+
+    @property
+    def one_loop_applies(self) -> bool:
+        """One loop is derived for i.i.d. Gaussian weights: xi = 1 and `weights` gaussian."""
+        return self.xi == 1.0 and self.weights == WeightDist.gaussian
+
+
+# The random network of each stage (docs/science.md notation): only the keys that stage reads.
 @dataclass
-class NetConfig:
-    """One random network: the shared `net` group of every stage."""
+class TheoryNet(OneLoopRule):
+    """The `theory` stage's network: the mean field needs no width; it is derived for Gaussian weights."""
+
+    activation: ActivationName = ActivationName.tanh  # one of pipeline.activations.ACTIVATIONS
+    sigma_w2: float = rng(1.5, gt=0.0)  # weight variance: W_ij ~ N(0, sigma_w2 / N) (the iterates' point)
+    sigma_b2: float = rng(0.05, ge=0.0)  # bias variance
+    depth: int = rng(50, ge=1)  # L
+    xi: float = rng(1.0, ge=0.0)  # gauge parameter of the weight ensemble (docs/science.md §4); 1 = i.i.d.
+    weights: ClassVar[WeightDist] = WeightDist.gaussian  # not a key: the theory's ensemble
+
+
+@dataclass
+class MlpSweepNet(OneLoopRule):
+    """One mlp_sweep job's network (sigma_w2 is the swept grid, `grid.sigma_w2`)."""
 
     activation: ActivationName = ActivationName.tanh
-    sigma_w2: float = rng(1.5, gt=0.0)
     sigma_b2: float = rng(0.05, ge=0.0)
     width: int = rng(256, ge=2)  # the engine's input pairs are 2 orthonormal vectors of R^N
     depth: int = rng(50, ge=1)
-    xi: float = rng(1.0, ge=0.0)  # gauge parameter of the weight ensemble (docs/science.md §4); 1 = i.i.d.
+    xi: float = rng(1.0, ge=0.0)
+    weights: WeightDist = WeightDist.gaussian
+
+
+@dataclass
+class LyapunovNet(OneLoopRule):
+    """The lyapunov stage's network (each curve sets activation, sigma_b2 and its sigma_w2 grid)."""
+
+    width: int = rng(256, ge=2)
+    depth: int = rng(60, ge=1)
+    xi: float = rng(1.0, ge=0.0)
+    weights: WeightDist = WeightDist.gaussian
+
+
+@dataclass
+class GaugeScanNet:
+    """The gauge scan's network (cases, widths and xi values are its `gauge` settings)."""
+
+    depth: int = rng(80, ge=1)
     weights: WeightDist = WeightDist.gaussian
 
 
@@ -92,8 +136,6 @@ class GridSpec:
 
     def check(self, key: str) -> None:
         """Cross-field check: an ordered, non-degenerate grid (ConfigError naming `key` otherwise)."""
-        from pipeline.config.validate import ConfigError
-
         if self.num > 1 and not self.start < self.stop:
             raise ConfigError(
                 f"{key}: start={self.start:g} must be < stop={self.stop:g} (grids are ascending; "
@@ -304,7 +346,7 @@ class TrainConfig:
     epochs: int = rng(40, ge=1)
     batch_size: int = rng(32, ge=1)
     temperature: float = rng(0.0, ge=0.0)  # Langevin temperature T
-    xi: float = rng(float("inf"), gt=0.0, inf_ok=True)  # gauge fixing 1/xi (inf: none)
+    xi_gf: float = rng(float("inf"), gt=0.0, inf_ok=True)  # gauge-fixing strength 1/xi_gf (inf: none; not net.xi)
     noise_seed: int = rng(0, ge=0)
     max_loss: float = rng(1e3, gt=0.0)
     threads: int = rng(1, ge=1)  # torch threads: small models run fastest on one
@@ -324,10 +366,10 @@ class TrainabilityConfig:
 
 @dataclass
 class GaugeFixingConfig:
-    """Experiment (b): Langevin training at several xi with one noise seed (docs/science.md §5)."""
+    """Experiment (b): Langevin training at several gauge-fixing xi_gf with one noise seed (docs/science.md §5)."""
 
     enabled: bool = True
-    xi: List[float] = rng([0.1, 1.0, 10.0, float("inf")], min_len=2, gt=0.0, inf_ok=True, ascending=True)
+    xi_gf: List[float] = rng([0.1, 1.0, 10.0, float("inf")], min_len=2, gt=0.0, inf_ok=True, ascending=True)
     temperature: float = rng(1e-4, gt=0.0)
     lr: float = rng(0.05, gt=0.0)
     epochs: int = rng(30, ge=1)
@@ -342,7 +384,7 @@ class GinnSettings:
 
     model: ModelKind = ModelKind.both
     activation: ModulusActivationName = ModulusActivationName.tanh
-    modrelu_offset: float = rng(-0.1, le=0.0)
+    modrelu_offset: float = rng(MODRELU_OFFSET, le=0.0)
     width: int = rng(64, ge=1)
     depth: int = rng(3, ge=1)
     sigma_w2: float = rng(1.0, gt=0.0)
@@ -361,28 +403,81 @@ class ReportSettings:
     inputs: str = "${repo_root:}/outputs"
 
 
+# ---- one schema per stage: the common keys, then each stage's own sections --------------------------------
+
+
 @dataclass
-class StageConfig:
-    """Schema of every stage's primary config (`conf/<stage>.yaml` sets the values).
+class StageBase:
+    """The keys every stage reads (or that steer its run)."""
 
-    Which sections a stage reads and its cross-field checks live in `pipeline.stages.registry`.
-    """
-
-    stage: str = "theory"
-    seed: int = rng(0, ge=0)  # read by the stages with random networks or data (validate.READ_BY)
+    stage: str = ""  # set by each stage's schema; the entry point checks it
+    seed: ClassVar[int] = 0  # not a key here: a deterministic stage's RNGs are seeded with 0 (SeededStage: a key)
     out_dir: str = "${hydra:runtime.output_dir}"
-    theory_outputs: str = "${repo_root:}/outputs/theory"  # the theory stage's tables: mlp_sweep, lyapunov, gauge_scan
     resume: bool = False  # skip a job whose identical config already has a FINISHED run (config_hash tag)
-    net: NetConfig = field(default_factory=NetConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+@dataclass
+class SeededStage(StageBase):
+    """A stage with random networks or data."""
+
+    seed: int = rng(0, ge=0)
+
+
+@dataclass
+class EngineStage(SeededStage):
+    """A finite-width stage: reads the theory stage's tables, runs the ensemble engine."""
+
+    theory_outputs: str = "${repo_root:}/outputs/theory"
+
+
+@dataclass
+class TheoryConfig(StageBase):
+    stage: str = "theory"
+    net: TheoryNet = field(default_factory=TheoryNet)
     theory: TheorySettings = field(default_factory=TheorySettings)
+
+
+@dataclass
+class MlpSweepConfig(EngineStage):
+    stage: str = "mlp_sweep"
+    net: MlpSweepNet = field(default_factory=MlpSweepNet)
     engine: EngineConfig = field(default_factory=EngineConfig)
     grid: MlpGridSettings = field(default_factory=MlpGridSettings)
     fluctuations: FluctuationSettings = field(default_factory=FluctuationSettings)
-    # Deprecated alias of `grid` (renamed: "sweep" read like a Hydra multirun); accepted for one release:
-    # a value that differs from the default is moved to `grid` with a notice (pipeline.stages.registry).
-    sweep: MlpGridSettings = field(default_factory=MlpGridSettings)
+
+
+@dataclass
+class LyapunovConfig(EngineStage):
+    stage: str = "lyapunov"
+    net: LyapunovNet = field(default_factory=LyapunovNet)
+    # float64: the replica difference loses digits in float32
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig(eps=1e-6, n_spectrum=4, dtype=Precision.float64))
     lyapunov: LyapunovSettings = field(default_factory=LyapunovSettings)
+
+
+@dataclass
+class GaugeScanConfig(EngineStage):
+    stage: str = "gauge_scan"
+    net: GaugeScanNet = field(default_factory=GaugeScanNet)
+    # burn_in 40: the top Lyapunov vector needs ~25 layers to emerge from a random start (xi > 1)
+    engine: EngineConfig = field(
+        default_factory=lambda: EngineConfig(n_seeds=6, eps=1e-6, burn_in=40, dtype=Precision.float64)
+    )
     gauge: GaugeSettings = field(default_factory=GaugeSettings)
+
+
+@dataclass
+class GinnTrainConfig(SeededStage):
+    stage: str = "ginn_train"
     ginn: GinnSettings = field(default_factory=GinnSettings)
+
+
+@dataclass
+class ReportConfig(StageBase):
+    stage: str = "report"
     report: ReportSettings = field(default_factory=ReportSettings)
+
+
+StageConfig = TheoryConfig | MlpSweepConfig | LyapunovConfig | GaugeScanConfig | GinnTrainConfig | ReportConfig
+"""Any stage's validated config (a type for annotations)."""

@@ -1,12 +1,23 @@
-"""Register the stage schema in Hydra's ConfigStore (import once before composing)."""
+"""Register each stage's schema in Hydra's ConfigStore as `schema/<stage>` (import once before composing).
+
+`conf/<stage>.yaml` lists `schema: <stage>` first in its defaults, then picks the stage's own preset file with
+`experiment/<stage>@_global_: ${preset:${experiment}}` (a defaults-list interpolation of the `experiment`
+group choice; `preset` maps no choice to a name no file has, which `optional` skips).
+"""
 
 from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
-from .schema import StageConfig
+from pipeline.stages.registry import STAGES
+
+NO_PRESET = "_none"  # experiment=null: no preset file is named so
 
 
 def register() -> None:
-    """Store `stage_schema`; every primary YAML config lists it first in its defaults."""
-    ConfigStore.instance().store(name="stage_schema", node=StageConfig)
+    """Store every stage's schema and the `preset` resolver of the defaults lists (idempotent)."""
+    for spec in STAGES.values():
+        ConfigStore.instance().store(group="schema", name=spec.stage, node=spec.schema, package="_global_")
+    if not OmegaConf.has_resolver("preset"):
+        OmegaConf.register_new_resolver("preset", lambda choice: NO_PRESET if choice is None else choice)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import types
 import typing
 from typing import Any
@@ -15,10 +16,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-
-class ConfigError(ValueError):
-    """A config value outside its allowed range (message: one line, names the key)."""
-
+from pipeline.config.errors import ConfigError
 
 _OPS = {
     "gt": (lambda v, b: v > b, "> {}"),
@@ -129,23 +127,13 @@ def to_validated(cfg: DictConfig) -> Any:
     return obj
 
 
-# Top-level keys every stage reads (or that only steer the run), and renamed sections still accepted.
-COMMON_KEYS = frozenset({"stage", "out_dir", "resume", "tracking"})
-ALIASES = {"sweep": "grid"}
-
-# Top-level keys only some stages read -> those stages. Every stage's config carries them (one schema), so an
-# override of one elsewhere would be silently ignored (and logged, hashed as if used): it is rejected there.
-READ_BY: dict[str, tuple[str, ...]] = {
-    # the theory stage's tables (pipeline.stages.theory_inputs); the theory stage writes to out_dir
-    "theory_outputs": ("mlp_sweep", "lyapunov", "gauge_scan"),
-    # the random networks and data splits; the theory and report stages are deterministic
-    "seed": ("mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"),
-}
+# removed after runner switches to registry.validate_stage / logged_params (each stage's schema holds only
+# the keys it reads: nothing to filter, no override to police)
+READ_BY: dict[str, tuple[str, ...]] = {}
 
 
-def top_level_read(stage: str) -> frozenset[str]:
-    """The top-level keys `stage` reads (besides its config sections)."""
-    return COMMON_KEYS | {key for key, stages in READ_BY.items() if stage in stages}
+def check_overrides_read(*_args, **_kw) -> None:  # removed after runner switches
+    """No-op: a key the stage does not read is not in its schema, and Hydra rejects it."""
 
 
 # ---- booleans: true/false only ----------------------------------------------------------------------------
@@ -231,12 +219,8 @@ def _override_values(ov: Any) -> list[Any]:
     return [ov.value()]
 
 
-def check_override_booleans(parsed: list[Any], schema: Any = None) -> None:
+def check_override_booleans(parsed: list[Any], schema: Any) -> None:
     """Every value a (parsed) override puts on a boolean field of the stage schema is true or false."""
-    if schema is None:
-        from pipeline.config.schema import StageConfig
-
-        schema = StageConfig
     for ov in parsed:
         key = ov.key_or_group
         if "/" in key or key.startswith("hydra") or ov.is_delete():
@@ -248,56 +232,16 @@ def check_override_booleans(parsed: list[Any], schema: Any = None) -> None:
             check_booleans(value, annotation, key)
 
 
-def check_overrides_read(
-    overrides: list[str], stage: str, sections: tuple[str, ...], unused: tuple[str, ...] = ()
-) -> None:
-    """A command-line override of a config section or top-level key the stage never reads would be silently
-    ignored (and logged as if used): ConfigError naming the key. A boolean field set to anything but true/false
-    (OmegaConf reads 2 as true, 0 as false) is a ConfigError too (`check_override_booleans`). Group choices
-    (`experiment=...`) and `hydra.*` settings are not config values and pass. Only overrides are checked: values
-    set by config files (defaults, experiments) pass."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except Exception:  # noqa: BLE001 - Hydra itself reports grammar errors before the task runs
-        return
-    allowed = top_level_read(stage) | set(sections)
-    for ov in parsed:
-        key = ov.key_or_group
-        if "/" in key or key.startswith("hydra") or key == "experiment" or (ov.is_delete()):
-            continue
-        root = key.split(".")[0]
-        if root in ("net", "engine", "tracking") and "." not in key and not ov.is_add():
-            continue  # a config-group choice (net=default), not a value
-        if root in READ_BY and stage not in READ_BY[root]:
-            raise ConfigError(
-                f"{key}: not read by stage {stage!r} (read by {', '.join(READ_BY[root])}): the value would be ignored"
-            )
-        if ALIASES.get(root, root) not in allowed:
-            raise ConfigError(
-                f"{key}: not read by stage {stage!r} (it reads {', '.join(sorted(allowed))}): "
-                "the value would be ignored"
-            )
-        if key in unused:
-            raise ConfigError(
-                f"{key}: not used by stage {stage!r} (its own settings replace it): the value would be ignored"
-            )
-    check_override_booleans(parsed)
-
-
 # ---- sizes against this machine's memory ------------------------------------------------------------------
 
 
 def physical_memory_bytes() -> int:
     """This machine's physical memory in bytes (psutil where installed, else sysconf)."""
     try:
-        import psutil
+        import psutil  # optional dependency
 
         return int(psutil.virtual_memory().total)
     except ImportError:
-        import os
-
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 

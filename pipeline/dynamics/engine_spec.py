@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pipeline.config.schema import EngineConfig, MlpSweepNet
+from pipeline.config.specs import spec_from
 from pipeline.dynamics.ensemble import EnsembleSpec
 
 
@@ -11,7 +13,8 @@ def ensemble_spec(net, engine, sigma_w2: Sequence[float], seed: int, **override)
     """EnsembleSpec for `net` at the given sigma_w2 values; `override` replaces any field.
 
     Args:
-        net: validated `net` config section (`NetConfig`: activation, width, depth, sigma_b2, xi, weights).
+        net: validated `net` config section of the stage (`MlpSweepNet`, `LyapunovNet`, ...): a field its stage
+            does not configure (the lyapunov curve's activation, the gauge scan's width) comes in `override`.
         engine: validated `engine` config section (`EngineConfig`: n_seeds, n_pairs, q0, c0, eps, ...).
         sigma_w2: the weight variances of the sweep (docs/science.md §2).
         seed: base seed of the random streams.
@@ -20,31 +23,11 @@ def ensemble_spec(net, engine, sigma_w2: Sequence[float], seed: int, **override)
     Returns:
         The `EnsembleSpec`.
     """
-    kw = dict(
-        activation=net.activation.value,
-        width=net.width,
-        depth=net.depth,
-        sigma_w2=tuple(sigma_w2),
-        sigma_b2=net.sigma_b2,
-        xi=net.xi,
-        weights=net.weights.value,
-        n_seeds=engine.n_seeds,
-        n_pairs=engine.n_pairs,
-        q0=engine.q0,
-        c0=engine.c0,
-        eps=engine.eps,
-        n_spectrum=engine.n_spectrum,
-        seed=seed,
-        dtype=engine.dtype.value,
-        device=engine.device,
-        memory_budget_gb=engine.memory_budget_gb,
-    )
-    kw.update(override)
-    return EnsembleSpec(**kw)
+    return spec_from(EnsembleSpec, net, engine, sigma_w2=tuple(sigma_w2), seed=seed, **override)
 
 
 def spec_with_defaults(**kw) -> EnsembleSpec:
-    """EnsembleSpec with every value not given taken from the config schema (NetConfig, EngineConfig),
+    """EnsembleSpec with every value not given taken from the config schema (MlpSweepNet, EngineConfig),
     the defaults' one home; for scripts, benchmarks and tests that call the engine directly.
 
     Args:
@@ -53,6 +36,4 @@ def spec_with_defaults(**kw) -> EnsembleSpec:
     Returns:
         The `EnsembleSpec`.
     """
-    from pipeline.config.schema import EngineConfig, NetConfig
-
-    return ensemble_spec(NetConfig(), EngineConfig(), tuple(kw.pop("sigma_w2")), kw.pop("seed", 0), **kw)
+    return ensemble_spec(MlpSweepNet(), EngineConfig(), tuple(kw.pop("sigma_w2")), kw.pop("seed", 0), **kw)

@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.activations import get_modulus_activation
+from pipeline.theory.ginn import MODRELU_OFFSET
 
 
 def _inv_softplus(x: torch.Tensor) -> torch.Tensor:
@@ -81,7 +82,7 @@ class ModulusLayer(nn.Module):
         ValueError: if `kind` uses an offset and `offset` > 0.
     """
 
-    def __init__(self, kind: str, n: int, offset: float = -0.1, dtype: torch.dtype = torch.float32):
+    def __init__(self, kind: str, n: int, offset: float = MODRELU_OFFSET, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.kind = kind
         self.spec = get_modulus_activation(kind)
@@ -137,7 +138,7 @@ class GINN(nn.Module):
         n_out: int,
         sigma_w2: float,
         activation: str = "tanh",
-        modrelu_offset: float = -0.1,
+        modrelu_offset: float = MODRELU_OFFSET,
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
     ):

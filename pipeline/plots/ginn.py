@@ -57,9 +57,10 @@ def trainability(tab: pd.DataFrame, boundary: pd.DataFrame, path: Path) -> None:
 
 
 def gauge_spectra(spectra: pd.DataFrame, table: pd.DataFrame, path: Path) -> None:
-    """Measured (points) and predicted (lines) spectra of G per xi, and Var(G) vs xi against xi T."""
+    """Measured (points) and predicted (lines) spectra of G per gauge-fixing xi_gf (drawn as xi), and Var(G) vs
+    xi_gf against xi_gf T."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for (xi, d), color in zip(spectra.groupby("xi"), sns.color_palette("viridis", spectra.xi.nunique())):
+    for (xi, d), color in zip(spectra.groupby("xi_gf"), sns.color_palette("viridis", spectra.xi_gf.nunique())):
         a.plot(d.freq, d.measured, "o", ms=2.5, color=color, label=rf"$\xi$={xi:g}")
         if d.predicted.notna().any():
             a.plot(d.freq, d.predicted, "-", color=color, lw=1.2)
@@ -71,9 +72,9 @@ def gauge_spectra(spectra: pd.DataFrame, table: pd.DataFrame, path: Path) -> Non
         title="gauge sector: measured (points) vs predicted (lines)",
     )
     a.legend(fontsize=7)
-    t = table[np.isfinite(table.xi)]
-    b.errorbar(t.xi, t.var_G_measured, fmt="o", label="measured Var(G)")
-    b.plot(t.xi, t.var_G_predicted, "k-", label=r"$\xi T$")
+    t = table[np.isfinite(table.xi_gf)]
+    b.errorbar(t.xi_gf, t.var_G_measured, fmt="o", label="measured Var(G)")
+    b.plot(t.xi_gf, t.var_G_predicted, "k-", label=r"$\xi T$")
     b.set(xscale="log", yscale="log", xlabel=r"$\xi$", ylabel="Var(G)", title="stationary variance of G")
     b.legend(fontsize=8)
     fig.savefig(path, dpi=100)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config.schema import StageConfig
+from pipeline.config.schema import GaugeScanConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import Crossing, network_crossing, network_values, summarize
@@ -51,7 +51,7 @@ class GaugeScanResult:
     output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
 
 
-def compute(cfg: StageConfig) -> GaugeScanResult:
+def compute(cfg: GaugeScanConfig) -> GaugeScanResult:
     """Simulate every (case, width, xi) over the sigma_w2 grid; theory from the same xi ensemble."""
     ga, net, eng = cfg.gauge, cfg.net, cfg.engine
     sws = ga.sigma_w2.points()

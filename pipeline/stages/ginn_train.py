@@ -3,8 +3,8 @@
 Main run: GINN (and the MLP of matching width/depth) on the configured data; the trained GINN is
 checked for exact gauge invariance. Experiment (a): test accuracy over sigma_w2 x depth with the
 mean-field boundaries (MLP: depth 6 depth_scale_c; GINN: chi_GINN = 1 and depth 6 / |ln chi_GINN|).
-Experiment (b): Langevin training at several xi with one noise seed: gauge-invariant observables
-must coincide, while Var(G) = xi T and the spectrum of G narrows like 1/xi.
+Experiment (b): Langevin training at several gauge-fixing xi_gf with one noise seed: gauge-invariant observables
+must coincide, while Var(G) = xi_gf T and the spectrum of G narrows like 1/xi_gf.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pandas as pd
 import torch
 
 from pipeline.activations import get_activation
-from pipeline.config.schema import StageConfig
+from pipeline.config.schema import GinnTrainConfig, TrainConfig
+from pipeline.config.specs import spec_from
 from pipeline.data.datasets import Split, load
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
@@ -37,7 +38,6 @@ from pipeline.training.gauge_sector import GaugeSector
 from pipeline.training.langevin import TrainResult, TrainSpec, train
 
 log = logging.getLogger("ginn.ginn_train")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 MLP_ACTIVATION = "tanh"  # the baseline MLP's activation (docs/science.md §5): its network and its mean field
 
 
@@ -65,23 +65,12 @@ class GinnTrainResult:
     output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
 
 
-def _spec(tc, **over) -> TrainSpec:
-    kw = dict(
-        optimizer=tc.optimizer.value,
-        lr=tc.lr,
-        epochs=tc.epochs,
-        batch_size=tc.batch_size,
-        temperature=tc.temperature,
-        xi=tc.xi,
-        noise_seed=tc.noise_seed,
-        max_loss=tc.max_loss,
-        restore_best=tc.restore_best,
-    )
-    kw.update(over)
-    return TrainSpec(**kw)
+def train_spec(tc: TrainConfig, **over) -> TrainSpec:
+    """The TrainSpec of the `ginn.train` section `tc`; `over` replaces any field (the gauge-fixing scan's)."""
+    return spec_from(TrainSpec, tc, **{"xi": tc.xi_gf, **over})
 
 
-def _ginn(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> GINN:
+def _ginn(cfg: GinnTrainConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> GINN:
     g = cfg.ginn
     return GINN(
         data.d_in,
@@ -92,11 +81,11 @@ def _ginn(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float
         g.activation.value,
         g.modrelu_offset,
         seed,
-        DTYPES[g.precision.value],
+        getattr(torch, g.precision.value),
     )
 
 
-def _mlp(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> MLP:
+def _mlp(cfg: GinnTrainConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> MLP:
     g = cfg.ginn
     return MLP(
         data.d_in,
@@ -107,7 +96,7 @@ def _mlp(cfg: StageConfig, data: Split, width: int, depth: int, sigma_w2: float,
         g.mlp_sigma_b2,
         MLP_ACTIVATION,
         seed,
-        DTYPES[g.precision.value],
+        getattr(torch, g.precision.value),
     )
 
 
@@ -123,21 +112,25 @@ def gauge_invariance_error(model: GINN, x: torch.Tensor, seed: int) -> float:
     return float((model(x) - other(x)).abs().max())
 
 
-def compute(cfg: StageConfig) -> GinnTrainResult:
+def compute(cfg: GinnTrainConfig) -> GinnTrainResult:
     """Train, scan trainability and gauge fixing with torch limited to `ginn.train.threads` (restored after)."""
     with torch_threads(cfg.ginn.train.threads):
         return _compute(cfg)
 
 
-def _compute(cfg: StageConfig) -> GinnTrainResult:
+def _compute(cfg: GinnTrainConfig) -> GinnTrainResult:
     g = cfg.ginn
     data = load(
-        g.data.name.value, g.data.seed, g.data.val_fraction, g.data.test_fraction, dtype=DTYPES[g.precision.value]
+        g.data.name.value,
+        g.data.seed,
+        g.data.val_fraction,
+        g.data.test_fraction,
+        dtype=getattr(torch, g.precision.value),
     )
     rows, summary, models = [], {"dataset": g.data.name.value}, {}
     if g.model.value in ("ginn", "both"):
         m = _ginn(cfg, data, g.width, g.depth, g.sigma_w2, cfg.seed)
-        r = train(m, data, _spec(g.train, seed=cfg.seed))
+        r = train(m, data, train_spec(g.train, seed=cfg.seed))
         rows += _rows("ginn", r)
         summary.update(
             activation=g.activation.value,
@@ -150,7 +143,7 @@ def _compute(cfg: StageConfig) -> GinnTrainResult:
         models["ginn"] = m
     if g.model.value in ("mlp", "both"):
         m = _mlp(cfg, data, g.width, g.depth, g.sigma_w2, cfg.seed)
-        r = train(m, data, _spec(g.train, seed=cfg.seed))
+        r = train(m, data, train_spec(g.train, seed=cfg.seed))
         rows += _rows("mlp", r)
         summary.update(
             mlp_activation=MLP_ACTIVATION,
@@ -166,7 +159,7 @@ def _compute(cfg: StageConfig) -> GinnTrainResult:
     gf = spectra = None
     if g.gauge_fixing.enabled:
         gf, spectra = gauge_fixing_scan(cfg, data)
-        v = gf.set_index("xi").var_G_measured
+        v = gf.set_index("xi_gf").var_G_measured
         if 1.0 in v.index and 10.0 in v.index:
             summary["var_G_ratio_xi10_over_xi1"] = float(v[10.0] / v[1.0])
         summary["gauge_fixing_max_output_diff"] = float(gf.max_output_diff_vs_first.max())
@@ -182,7 +175,7 @@ def _compute(cfg: StageConfig) -> GinnTrainResult:
     return result
 
 
-def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
+def trainability(cfg: GinnTrainConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Experiment (a): test accuracy over sigma_w2 x depth, GINN and MLP, plus theory boundaries."""
     g, ta = cfg.ginn, cfg.ginn.trainability
     cells = [(sw, d) for sw in ta.sigma_w2 for d in ta.depths]
@@ -190,7 +183,7 @@ def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFr
     for sw, depth in progress(cells, desc="trainability"):
         for model, build in (("ginn", _ginn), ("mlp", _mlp)):
             m = build(cfg, data, ta.width, depth, sw, cfg.seed)
-            r = train(m, data, _spec(g.train, epochs=ta.epochs, seed=cfg.seed), progress=False)
+            r = train(m, data, train_spec(g.train, epochs=ta.epochs, seed=cfg.seed), progress=False)
             rows.append(
                 {
                     "model": model,
@@ -230,8 +223,8 @@ def trainability(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFr
     return pd.DataFrame(rows), bnd
 
 
-def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Experiment (b): one GINN init and one noise seed, Langevin at every xi; gauge sector measured."""
+def gauge_fixing_scan(cfg: GinnTrainConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Experiment (b): one GINN init and one noise seed, Langevin at every xi_gf; gauge sector measured."""
     g, gf = cfg.ginn, cfg.ginn.gauge_fixing
     base = GINN(
         data.d_in,
@@ -246,15 +239,15 @@ def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.D
     )
     GaugeSector(base).fix_divergence_free()  # start every run at G = 0 (same network function)
     rows, spec_rows, ref = [], [], None
-    for xi in progress(gf.xi, desc="gauge fixing"):
+    for xi_gf in progress(gf.xi_gf, desc="gauge fixing"):
         m = copy.deepcopy(base)
-        spec = _spec(
+        spec = train_spec(
             g.train,
             optimizer="langevin",
             lr=gf.lr,
             epochs=gf.epochs,
             temperature=gf.temperature,
-            xi=xi,
+            xi=xi_gf,
             seed=cfg.seed,
             restore_best=False,  # the gauge sector is measured along the whole trajectory
             record_gauge=True,
@@ -265,21 +258,21 @@ def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.D
         out = r.outputs_test.double()
         ref = out if ref is None else ref
         row = {
-            "xi": xi,
+            "xi_gf": xi_gf,
             "test_accuracy": r.test_accuracy,
             "final_train_loss": r.history[-1]["train_loss"],
             "max_output_diff_vs_first": float((out - ref).abs().max()),
             "var_G_measured": float(trace.pow(2).mean()),
-            "var_G_predicted": gf.temperature * xi if math.isfinite(xi) else float("nan"),
+            "var_G_predicted": gf.temperature * xi_gf if math.isfinite(xi_gf) else float("nan"),
         }
         c = obs.autocovariance(trace, 200)
         row["tau_measured_steps"] = obs.integrated_time(c)
         freq, spec_m = obs.periodogram(trace)
         w = (sector.m_vec**2).mean(0)
-        if math.isfinite(xi):
-            pred = obs.ar1_spectrum(freq, sector.m_eig, w, gf.lr, gf.temperature, xi)
+        if math.isfinite(xi_gf):
+            pred = obs.ar1_spectrum(freq, sector.m_eig, w, gf.lr, gf.temperature, xi_gf)
             lags = torch.arange(0, 2000, dtype=torch.float64)
-            cp = sector.predicted_autocorrelation(lags, gf.lr, gf.temperature, xi).numpy()
+            cp = sector.predicted_autocorrelation(lags, gf.lr, gf.temperature, xi_gf).numpy()
             row["tau_predicted_steps"] = obs.integrated_time(cp)
             row["hwhm_predicted"] = obs.half_width(freq, pred)
         else:
@@ -287,7 +280,7 @@ def gauge_fixing_scan(cfg: StageConfig, data: Split) -> tuple[pd.DataFrame, pd.D
             row["tau_predicted_steps"] = row["hwhm_predicted"] = float("nan")
         row["hwhm_measured"] = obs.half_width(freq, spec_m)
         rows.append(row)
-        spec_rows.append(pd.DataFrame({"xi": xi, "freq": freq, "measured": spec_m, "predicted": pred}))
+        spec_rows.append(pd.DataFrame({"xi_gf": xi_gf, "freq": freq, "measured": spec_m, "predicted": pred}))
     return pd.DataFrame(rows), pd.concat(spec_rows, ignore_index=True)
 
 

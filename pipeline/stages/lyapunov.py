@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config.schema import StageConfig
+from pipeline.config.schema import LyapunovConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import Crossing, layer_curves, network_crossing, network_values, summarize
@@ -35,7 +35,7 @@ class LyapunovResult:
     output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
 
 
-def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataFrame, pd.DataFrame, Crossing]:
+def _curve(cfg: LyapunovConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataFrame, pd.DataFrame, Crossing]:
     """(lyapunov.csv rows, local exponents, zero crossing of lambda_replica over the networks) of one curve."""
     net, eng = cfg.net, cfg.engine
     spec = ensemble_spec(net, eng, sws, cfg.seed, activation=activation.value, sigma_b2=sigma_b2)
@@ -57,7 +57,7 @@ def _curve(cfg: StageConfig, activation, sigma_b2: float, sws) -> tuple[pd.DataF
     return table, local, crossing
 
 
-def compute(cfg: StageConfig) -> LyapunovResult:
+def compute(cfg: LyapunovConfig) -> LyapunovResult:
     """All curves, their zero crossings, the ReLU finite-width table and the eps check."""
     net, eng, ly = cfg.net, cfg.engine, cfg.lyapunov
     tables, locals_, crossings = [], [], []

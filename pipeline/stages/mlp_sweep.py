@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from pipeline.activations import get_activation
-from pipeline.config.schema import StageConfig
+from pipeline.config.schema import MlpSweepConfig
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import (
@@ -92,7 +92,7 @@ def refine_center(loop: dict, mean_field: float) -> tuple[float, str]:
     return float("nan"), "none"
 
 
-def fluctuation_table(cfg: StageConfig) -> pd.DataFrame | None:
+def fluctuation_table(cfg: MlpSweepConfig) -> pd.DataFrame | None:
     """N Var(q_hat^l) and N (E q_hat^l - K^l) over many networks against one loop, per (sigma_w2, layer).
 
     q_hat^l = |h^l|^2 / N of one input through one network (docs/science.md §6). Inputs of one network are
@@ -100,7 +100,7 @@ def fluctuation_table(cfg: StageConfig) -> pd.DataFrame | None:
     errors are over seeds. Theory: (V^l + 2 (K^l)^2) and K1^l from `one_loop.layer_recursion`.
     """
     fl, net, eng = cfg.fluctuations, cfg.net, cfg.engine
-    if fl.n_seeds == 0 or net.width not in fl.widths or net.xi != 1.0 or net.weights.value != "gaussian":
+    if fl.n_seeds == 0 or net.width not in fl.widths or not net.one_loop_applies:
         return None
     sws = tuple(fl.sigma_w2)
     m = simulate(ensemble_spec(net, eng, sws, cfg.seed, n_seeds=fl.n_seeds, n_spectrum=0))
@@ -130,7 +130,7 @@ def fluctuation_table(cfg: StageConfig) -> pd.DataFrame | None:
     return out
 
 
-def finite_depth_theory(cfg: StageConfig, sws, iters: pd.DataFrame, iid: bool) -> pd.DataFrame:
+def finite_depth_theory(cfg: MlpSweepConfig, sws, iters: pd.DataFrame, iid: bool) -> pd.DataFrame:
     """Per sigma_w2, the theory of what this depth measures: the exponent averaged over transitions
     burn_in..L-1 (as `statistics.summarize` averages), not at the deep fixed point.
 
@@ -154,10 +154,10 @@ def finite_depth_theory(cfg: StageConfig, sws, iters: pd.DataFrame, iid: bool) -
     return out.merge(loop, on="sigma_w2", how="outer", validate="one_to_one")
 
 
-def compute(cfg: StageConfig) -> MlpSweepResult:
+def compute(cfg: MlpSweepConfig) -> MlpSweepResult:
     """Simulate the ensemble and join the mean-field predictions by key (sigma_w2, layer)."""
     net, eng = cfg.net, cfg.engine
-    iid = net.xi == 1.0 and net.weights.value == "gaussian"  # one loop is derived for i.i.d. Gaussian weights
+    iid = net.one_loop_applies
     loop, loop_source = (
         one_loop_crossing(cfg.theory_outputs, net.activation.value, net.sigma_b2, net.width) if iid else ({}, "")
     )

@@ -1,18 +1,36 @@
-"""The one list of stages: name, config sections, cross-field checks, compute/write, DVC outputs.
+"""The one list of stages: name, config schema, cross-field checks, compute/write, DVC outputs.
 
-The CLI entry points (`python -m pipeline.<stage>`, console scripts `ginn-<stage>`), the parameters a
-run logs, the per-stage validation and the DVC stage definitions (checked against `dvc.yaml` by
-`tests/stages/test_dag.py`) all follow from `STAGES`.
+The CLI entry points (`python -m pipeline.<stage>`, console scripts `ginn-<stage>`), the schema each stage's
+config is validated against (registered in Hydra's ConfigStore by `pipeline.config.store`), the parameters a
+run logs and the DVC stage definitions (checked against `dvc.yaml` by `tests/stages/test_dag.py`) all follow
+from `STAGES`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.config.validate import ConfigError
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.config import schema as sc
+from pipeline.config.errors import ConfigError
+from pipeline.config.sources import compose_raw, job_sources, leaves, override_keys, parse_overrides
+from pipeline.config.validate import (
+    _show_value,
+    check_booleans,
+    check_fits_memory,
+    check_known_keys,
+    check_override_booleans,
+    check_ranges,
+    format_bytes,
+    physical_memory_bytes,
+)
 
 
 @dataclass(frozen=True)
@@ -20,15 +38,13 @@ class StageSpec:
     """One pipeline stage."""
 
     stage: str
-    sections: tuple[str, ...]  # config sections the stage reads (logged as params); others are carried
+    schema: type  # its config dataclass (pipeline.config.schema): exactly the keys the stage reads
     summary: str
     outs: tuple[str, ...]  # DVC-owned outputs under outputs/<name>/ (metrics.json is always written too)
     multirun: bool = False  # DVC runs it as a Hydra multirun plus `collect`
     check: Callable[[Any], None] | None = None  # cross-field checks on the validated config object
-    unused: tuple[str, ...] = ()  # keys of its sections it never reads: not logged, not hashed, overrides rejected
     name: Callable[[Any], str] | None = None  # the MLflow run name, from the validated config
     inactive: Callable[[Any], dict[str, str]] | None = None  # keys (or "prefix.") the config turns off -> why
-    preflight: Callable[[Any], None] | None = None  # checks of the run's environment (input files), before the run
 
     @property
     def module(self) -> str:
@@ -43,6 +59,17 @@ class StageSpec:
         mod = importlib.import_module(self.module)
         return mod.compute, mod.write
 
+    def preflight(self) -> Callable[[Any], None] | None:
+        """The stage module's `preflight(cfg)`: checks of the run's environment (input files) before the run."""
+        return getattr(importlib.import_module(self.module), "preflight", None)
+
+    # removed after runner switches (it reads these to filter logged params; `logged_params` does it now)
+    @property
+    def sections(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.schema) if f.name != "tracking")
+
+    unused: tuple[str, ...] = ()
+
 
 # ---- cross-field checks (each raises ConfigError with one line naming the key) ----------------
 
@@ -53,7 +80,7 @@ def _check_engine(cfg, widths: list[int], n_sigma: int, width_key: str = "net.wi
     if not (eng.device == "cpu" or eng.device.startswith("cuda")):
         raise ConfigError(f"engine.device={eng.device!r}: allowed cpu, cuda, cuda:N")
     if eng.device.startswith("cuda"):
-        import torch
+        import torch  # lazy: CLI start-up stays fast where no check needs torch
 
         if not torch.cuda.is_available():
             raise ConfigError(f"engine.device={eng.device!r}: CUDA is not available on this machine")
@@ -70,8 +97,6 @@ def _check_engine(cfg, widths: list[int], n_sigma: int, width_key: str = "net.wi
 
 def _check_budget(cfg) -> None:
     """The memory budget is memory the engine may really use: at most this machine's physical memory."""
-    from pipeline.config.validate import format_bytes, physical_memory_bytes
-
     phys = physical_memory_bytes()
     if cfg.engine.memory_budget_gb * 2**30 > phys:
         raise ConfigError(
@@ -96,14 +121,14 @@ def _check_engine_call(
     """One engine call fits, before compute: one network's working set in the memory budget (and physical
     memory), and the per-layer measurements (float64, seeds x sigma_w2 x inputs x layers) in physical memory.
     Each error names the size keys and the memory in a unit that shows it."""
-    from pipeline.config.validate import check_fits_memory, format_bytes
-    from pipeline.dynamics.engine_spec import ensemble_spec
+    from pipeline.dynamics.engine_spec import ensemble_spec  # lazy: torch, for the engine stages' checks only
     from pipeline.dynamics.ensemble import _bytes_per_seed
 
     eng = cfg.engine
     k = eng.n_spectrum if n_spectrum is None else n_spectrum
     over = dict(width=width, depth=depth, n_seeds=n_seeds, n_spectrum=k, dtype=dtype or eng.dtype.value)
-    spec = ensemble_spec(cfg.net, eng, (1.0,) * n_sigma, cfg.seed, **over)
+    net = dict(activation="tanh", sigma_b2=0.0, width=width, xi=1.0)  # the sizes matter here, not these values
+    spec = ensemble_spec(cfg.net, eng, (1.0,) * n_sigma, cfg.seed, **{**net, **over})
     per = _bytes_per_seed(spec)
     p = eng.n_pairs
     # every size key the working set grows with, with its value: the line names the one that is too large
@@ -126,7 +151,7 @@ def _check_engine_call(
 def _check_replica_eps(key: str, eps: float, dtype: str) -> None:
     """A replica separation within 100 float steps of the signal is rounding noise, not a perturbation: its
     squared relative error (>= 1e-4) biases every layer's log growth upward (gelu float32 eps=1e-6)."""
-    import torch
+    import torch  # noqa: PLC0415 - lazy: only the engine stages' checks need torch
 
     floor = 100 * torch.finfo(getattr(torch, dtype)).eps
     if eps < floor:
@@ -138,7 +163,7 @@ def _check_replica_eps(key: str, eps: float, dtype: str) -> None:
 
 def _check_weights(cfg, key: str = "net.xi") -> None:
     """Orthogonal weights have no gauge structure: xi != 1 would be silently ignored."""
-    if cfg.net.weights.value == "orthogonal" and cfg.net.xi != 1.0:
+    if cfg.net.weights == sc.WeightDist.orthogonal and cfg.net.xi != 1.0:
         raise ConfigError(
             f"{key}={cfg.net.xi:g} with net.weights=orthogonal: the gauge parameter applies to gaussian weights "
             "only (allowed: xi=1 or net.weights=gaussian)"
@@ -158,8 +183,6 @@ def _check_theory(cfg) -> None:
         _positive_grid(cfg.theory.sigma_w2, "theory.sigma_w2")
     if cfg.theory.sigma_b2.start < 0:
         raise ConfigError(f"theory.sigma_b2.start={cfg.theory.sigma_b2.start:g}: must be >= 0")
-    from pipeline.config.validate import check_fits_memory
-
     th = cfg.theory  # lower bounds: 8 float64 columns per grid cell and per layer of the iterates
     cells = len(set(th.activations)) * th.sigma_w2.num * th.sigma_b2.num
     check_fits_memory(f"theory.sigma_w2.num={th.sigma_w2.num}, theory.sigma_b2.num={th.sigma_b2.num}", 64 * cells,
@@ -175,7 +198,7 @@ def _check_mlp_sweep(cfg) -> None:
     fl, net = cfg.fluctuations, cfg.net
     if fl.n_seeds == 1:
         raise ConfigError("fluctuations.n_seeds=1: a variance over networks needs >= 2 (allowed: 0 = off, or >= 2)")
-    if fl.n_seeds and net.width in fl.widths and (net.xi != 1.0 or net.weights.value != "gaussian"):
+    if fl.n_seeds and net.width in fl.widths and not net.one_loop_applies:
         raise ConfigError(
             f"fluctuations.n_seeds={fl.n_seeds} with net.xi={net.xi:g}, net.weights={net.weights.value}: the "
             "fluctuation study tests one loop, derived for i.i.d. gaussian weights, and would be skipped "
@@ -236,14 +259,11 @@ def _check_ginn_train(cfg) -> None:
                 f"ginn.train.temperature={tr.temperature:g}: only the langevin optimizer has a temperature "
                 f"(optimizer={tr.optimizer.value}; allowed: 0, or ginn.train.optimizer=langevin)"
             )
-        if tr.xi != float("inf"):
+        if tr.xi_gf != float("inf"):
             raise ConfigError(
-                f"ginn.train.xi={tr.xi:g}: gauge fixing acts in Langevin training only "
+                f"ginn.train.xi_gf={tr.xi_gf:g}: gauge fixing acts in Langevin training only "
                 f"(optimizer={tr.optimizer.value}; allowed: inf, or ginn.train.optimizer=langevin)"
             )
-    from pipeline.config.schema import GinnSettings
-    from pipeline.config.validate import check_fits_memory
-
     # lower bounds of the weights a model holds: a GINN layer keeps modulus and phase (8 bytes per link)
     if g.model.value != "mlp":
         check_fits_memory(f"ginn.width={g.width}, ginn.depth={g.depth}", 8 * g.depth * g.width**2, "the GINN's weights")
@@ -254,7 +274,7 @@ def _check_ginn_train(cfg) -> None:
     if gf.enabled:
         check_fits_memory(f"ginn.gauge_fixing.width={gf.width}, ginn.gauge_fixing.depth={gf.depth}",
                           8 * gf.depth * gf.width**2, "the gauge-fixing scan's GINN")  # fmt: skip
-    if g.activation.value != "modrelu" and g.modrelu_offset != GinnSettings().modrelu_offset:
+    if g.activation.value != "modrelu" and g.modrelu_offset != sc.GinnSettings().modrelu_offset:
         raise ConfigError(
             f"ginn.modrelu_offset={g.modrelu_offset:g}: used by ginn.activation=modrelu only "
             f"(activation={g.activation.value})"
@@ -263,9 +283,7 @@ def _check_ginn_train(cfg) -> None:
         raise ConfigError("ginn.gauge_fixing.enabled=true with ginn.model=mlp: the gauge-fixing scan trains a GINN")
     gf = g.gauge_fixing
     if gf.enabled:  # the gauge sector is measured after burn_in_steps: at least 2 steps must remain
-        import math
-
-        from pipeline.data.datasets import load
+        from pipeline.data.datasets import load  # noqa: PLC0415 - lazy: scikit-learn's data only for this check
 
         n_train = len(load(g.data.name.value, g.data.seed, g.data.val_fraction, g.data.test_fraction).y_train)
         steps = gf.epochs * math.ceil(n_train / tr.batch_size)
@@ -275,20 +293,19 @@ def _check_ginn_train(cfg) -> None:
                 f"{steps} steps = ginn.gauge_fixing.epochs={gf.epochs} x {math.ceil(n_train / tr.batch_size)} "
                 f"batches of ginn.train.batch_size={tr.batch_size}, and needs >= 2 after the burn-in)"
             )
-    if g.model.value == "ginn" and not g.trainability.enabled and g.mlp_sigma_b2 != GinnSettings().mlp_sigma_b2:
+    if g.model.value == "ginn" and not g.trainability.enabled and g.mlp_sigma_b2 != sc.GinnSettings().mlp_sigma_b2:
         raise ConfigError(
             f"ginn.mlp_sigma_b2={g.mlp_sigma_b2:g}: used by the MLP only, and no MLP is trained (ginn.model=ginn, "
             "ginn.trainability.enabled=false; allowed: ginn.model=mlp|both or ginn.trainability.enabled=true)"
         )
 
 
-def _check_report(cfg) -> None:
+def report_preflight(cfg) -> None:  # removed after report.py defines `preflight` (StageSpec.preflight)
     """Every stage output the report reads exists, before a run or an output folder is created."""
-    from pipeline.stages.report import missing_inputs, missing_inputs_message
-
-    missing = missing_inputs(cfg.report.inputs)
+    report = importlib.import_module("pipeline.stages.report")
+    missing = report.missing_inputs(cfg.report.inputs)
     if missing:
-        raise ConfigError(missing_inputs_message(cfg.report.inputs, missing))
+        raise ConfigError(report.missing_inputs_message(cfg.report.inputs, missing))
 
 
 # ---- options inert under the rest of the config: an override of one would be silently ignored ----------
@@ -297,7 +314,7 @@ def _check_report(cfg) -> None:
 def _inactive_theory(cfg) -> dict[str, str]:
     if not cfg.theory.one_loop.enabled:
         return {"theory.one_loop.": "theory.one_loop.enabled=false"}
-    if cfg.net.xi != 1.0:  # the stage skips the one-loop tables with a warning
+    if not cfg.net.one_loop_applies:  # the stage skips the one-loop tables with a warning
         return {"theory.one_loop.": f"net.xi={cfg.net.xi:g} (one loop is derived for i.i.d. weights, xi = 1)"}
     return {}
 
@@ -343,107 +360,62 @@ def _in_multirun() -> bool:
         return False
 
 
-def override_keys(overrides) -> list[tuple[str, str]]:
-    """(key as written, key after the deprecated `sweep.` -> `grid.` alias) of each command-line override
-    (`a.b=1`, `+a.b=1`, `++a.b=1`; not deletions)."""
-    keys = []
-    for ov in overrides:
-        ov = str(ov)
-        if "=" not in ov or ov.startswith("~"):
-            continue
-        key = ov.split("=", 1)[0].lstrip("+")
-        keys.append((key, "grid." + key[len("sweep.") :] if key.startswith("sweep.") else key))
-    return keys
+def _inactive(spec: StageSpec, cfg) -> dict[str, str]:
+    return {**(spec.inactive(cfg) if spec.inactive is not None else {}), **_tracking_off(cfg)}
 
 
-def check_inactive_overrides(spec: StageSpec, cfg, overrides) -> None:
-    """ConfigError for an override of a key that the rest of the config turns off (e.g.
-    `ginn.trainability.width` with `ginn.trainability.enabled=false`): its value would be silently ignored.
-    Values set by config files (an experiment's defaults) are not the user's request and pass."""
-    off = {**(spec.inactive(cfg) if spec.inactive is not None else {}), **_tracking_off(cfg)}
-    for written, key in override_keys(overrides):
-        for prefix, why in off.items():
-            is_switch = prefix.endswith(".") and key == prefix + "enabled"
-            if not is_switch and (key == prefix or (prefix.endswith(".") and key.startswith(prefix))):
-                raise ConfigError(f"{written}: not used with {why}: the value would be ignored")
+def _turned_off(key: str, off: dict[str, str]) -> str | None:
+    """Why `key` is turned off (a key of `off`, or under a "prefix." of it other than its `enabled` switch)."""
+    for prefix, why in off.items():
+        is_switch = prefix.endswith(".") and key == prefix + "enabled"
+        if not is_switch and (key == prefix or (prefix.endswith(".") and key.startswith(prefix))):
+            return why
+    return None
+
+
+def check_overrides(spec: StageSpec, cfg, overrides) -> None:
+    """Command-line values: a boolean is true or false (OmegaConf would read 5 as true), and no key is one the
+    rest of the config turns off (`ginn.trainability.width` with `ginn.trainability.enabled=false`): its value
+    would be silently ignored. Keys the stage does not read at all never get here (its schema rejects them)."""
+    check_override_booleans(parse_overrides(overrides), spec.schema)
+    off = _inactive(spec, cfg)
+    for key in override_keys(overrides):
+        why = _turned_off(key, off)
+        if why:
+            raise ConfigError(f"{key}: not used with {why}: the value would be ignored")
+
+
+def check_config_sources(cfg, config_name: str, overrides: list[str]) -> None:
+    """The checks of a command-line value applied to a value from a file (a preset in `experiments/<stage>/`, a
+    `--config-dir`/`--config-name` file): the job's config files are composed again without the schema, so each
+    value is seen as written (a boolean field holds true/false, not 5 or 0) and only the keys a file sets appear
+    (the defaults live in the schema); a key the rest of the config turns off (`inactive`, unless its switch
+    was set on the command line) is a ConfigError naming it and its source."""
+    spec = get_stage(cfg.stage)
+    raw = compose_raw(config_name, overrides)
+    check_booleans(raw, spec.schema, "")
+    cl_keys = set(override_keys(overrides))
+    off = _inactive(spec, cfg)
+    for key, value in leaves(raw):
+        why = _turned_off(key, off)
+        if why and not _set_on_command_line(key, cl_keys) and why.split("=", 1)[0] not in cl_keys:
+            where = _source(key, config_name, overrides)
+            raise ConfigError(
+                f"{key}={_show_value(value)}: not used with {why}: the value set {where} would be ignored"
+            )
 
 
 def _set_on_command_line(key: str, cl_keys: set[str]) -> bool:
     return any(key == k or key.startswith(k + ".") or k.startswith(key + ".") for k in cl_keys)
 
 
-def check_config_sources(cfg, config_name: str, overrides: list[str]) -> None:
-    """The checks of a command-line value applied to a value from any source (a preset in `experiment/`, a
-    `--config-dir`/`--config-name` file): the job's config is composed again, untyped (a boolean field holds
-    true/false, not 5 or 0, `validate.check_booleans`) and typed, and every key that differs from the stage's
-    own defaults (`conf/<stage>.yaml`) must be read by the stage: a key in its `unused` list or turned off by the
-    rest of the config (`inactive`; unless the switch itself was set on the command line) is a ConfigError naming
-    it and its source. Keys of sections the stage never reads are rejected too, except from an `experiment`
-    preset: presets serve every stage (`experiments/smoke.yaml`). Command-line keys were checked before."""
-    from pipeline.config.schema import StageConfig
-    from pipeline.config.sources import compose_raw, compose_typed, leaf_diff, stage_defaults, without_experiment
-    from pipeline.config.validate import ALIASES, _show_value, check_booleans, top_level_read
-
-    spec = get_stage(cfg.stage)
-    check_booleans(compose_raw(config_name, overrides), StageConfig, "")
-    typed, experiment = compose_typed(config_name, overrides)
-    cl_keys = {key for pair in override_keys(overrides) for key in pair}
-    diffs = [(k, v) for k, v in leaf_diff(typed, stage_defaults(spec.stage)) if not _set_on_command_line(k, cl_keys)]
-    if not diffs:
-        return
-    bare: dict | None = None  # the config without the experiment preset, composed on demand
-
-    def source(key: str) -> str:
-        nonlocal bare
-        if experiment is None:
-            return f"in config {config_name!r}"
-        if bare is None:
-            bare = dict(
-                leaf_diff(compose_typed(config_name, without_experiment(overrides))[0], stage_defaults(spec.stage))
-            )
-        return f"in config {config_name!r}" if key in bare else f"by experiment={experiment}"
-
-    off = {**(spec.inactive(cfg) if spec.inactive is not None else {}), **_tracking_off(cfg)}
-    read = top_level_read(spec.stage) | set(spec.sections)
-
-    def is_read(key: str) -> bool:
-        root = key.split(".")[0]
-        return root in read or ALIASES.get(root, root) in read
-
-    # a preset that carries sections this stage never reads serves several stages (experiments/smoke.yaml)
-    shared = any(not is_read(k) and source(k).startswith("by experiment=") for k, _ in diffs)
-    carried = []
-    for key, value in diffs:
-        shown = f"{key}={_show_value(value)}"
-        if not is_read(key):
-            where = source(key)
-            if where.startswith("by experiment="):
-                continue  # the other stages' sections of a shared preset
-            raise ConfigError(
-                f"{shown}: not read by stage {spec.stage!r} (it reads {', '.join(sorted(read))}): the value set "
-                f"{where} would be ignored"
-            )
-        if any(key == u or key.startswith(u + ".") for u in spec.unused):
-            where = source(key)
-            if shared and where.startswith("by experiment="):
-                carried.append(shown)
-                continue
-            raise ConfigError(
-                f"{shown}: not used by stage {spec.stage!r} (its own settings replace it): the value set "
-                f"{where} would be ignored"
-            )
-        for prefix, why in off.items():
-            is_switch = prefix.endswith(".") and key == prefix + "enabled"
-            hit = key == prefix or (prefix.endswith(".") and key.startswith(prefix))
-            if hit and not is_switch and why.split("=", 1)[0] not in cl_keys:
-                raise ConfigError(f"{shown}: not used with {why}: the value set {source(key)} would be ignored")
-    if carried:
-        import logging
-
-        logging.getLogger("ginn").warning(
-            "experiment=%s sets %s, not used by stage %r (the preset serves several stages): ignored here",
-            experiment, ", ".join(carried), spec.stage,
-        )  # fmt: skip
+def _source(key: str, config_name: str, overrides: list[str]) -> str:
+    """Where a file value came from: the experiment preset, else the primary config."""
+    choice = next((o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == "experiment"), None)
+    if choice in (None, "null"):
+        return f"in config {config_name!r}"
+    bare = dict(leaves(compose_raw(config_name, [o for o in overrides if not o.lstrip("+").startswith("experiment=")])))
+    return f"in config {config_name!r}" if key in bare else f"by experiment={choice}"
 
 
 def _tracking_off(cfg) -> dict[str, str]:
@@ -470,17 +442,16 @@ STAGES: dict[str, StageSpec] = {
     for s in (
         StageSpec(
             "theory",
-            ("net", "theory"),
+            sc.TheoryConfig,
             "mean-field maps, fixed points, chi1, depth scales, critical lines (docs/science.md §1)",
             ("theory.csv", "critical_line.csv", "iterates.csv", "one_loop.csv", "one_loop_crossings.csv", "figures"),
             check=_check_theory,
             inactive=_inactive_theory,
-            unused=("net.width", "net.weights"),
             name=lambda c: f"theory {','.join(a.value for a in c.theory.activations)} xi={c.net.xi:g}",
         ),
         StageSpec(
             "mlp_sweep",
-            ("net", "engine", "grid", "fluctuations"),
+            sc.MlpSweepConfig,
             "one (activation, width, depth, sigma_b2, xi) job over a sigma_w2 grid vs theory (§2)",
             (
                 "sweep.csv",
@@ -494,7 +465,6 @@ STAGES: dict[str, StageSpec] = {
             multirun=True,
             check=_check_mlp_sweep,
             inactive=_inactive_mlp_sweep,
-            unused=("net.sigma_w2",),
             name=lambda c: (
                 f"{c.net.activation.value} N={c.net.width} L={c.net.depth} sb2={c.net.sigma_b2:g}"
                 + (f" xi={c.net.xi:g}" if c.net.xi != 1.0 else "")
@@ -502,7 +472,7 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec(
             "lyapunov",
-            ("net", "engine", "lyapunov"),
+            sc.LyapunovConfig,
             "two-replica and tangent exponents, QR spectrum, crossings, exact finite-width ReLU (§2-3)",
             (
                 "lyapunov.csv",
@@ -513,7 +483,6 @@ STAGES: dict[str, StageSpec] = {
                 "figures",
             ),
             check=_check_lyapunov,
-            unused=("net.activation", "net.sigma_b2", "net.sigma_w2"),
             name=lambda c: (
                 f"lyapunov N={c.net.width} L={c.net.depth} "
                 + ",".join(f"{k.activation.value}/{k.sigma_b2:g}" for k in c.lyapunov.curves)
@@ -521,16 +490,15 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec(
             "gauge_scan",
-            ("net", "engine", "gauge"),
+            sc.GaugeScanConfig,
             "the gauge parameter xi swept: A_q(xi), length/chaos thresholds, measured vs predicted (§4)",
             ("gauge_scan.csv", "thresholds.csv", "figures"),
             check=_check_gauge_scan,
-            unused=("net.activation", "net.sigma_b2", "net.sigma_w2", "net.width", "net.xi"),
             name=lambda c: f"gauge_scan L={c.net.depth} N={','.join(map(str, c.gauge.widths))}",
         ),
         StageSpec(
             "ginn_train",
-            ("ginn",),
+            sc.GinnTrainConfig,
             "GINN vs MLP on digits, trainability map, Langevin gauge-fixing scan (§5)",
             (
                 "history.csv",
@@ -551,10 +519,9 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec(
             "report",
-            ("report",),
+            sc.ReportConfig,
             "every figure, summary.csv and a self-contained report.html from the stage outputs",
             ("report.html", "figures", "summary.csv"),
-            preflight=_check_report,
         ),
     )
 }
@@ -566,23 +533,6 @@ def get_stage(name: str) -> StageSpec:
         return STAGES[name]
     except KeyError:
         raise ConfigError(f"stage={name!r}: allowed {', '.join(STAGES)}") from None
-
-
-def migrate_deprecated(cfg) -> None:
-    """`sweep.*` (renamed `grid.*`) still works for one release, with a notice; both at once is an error."""
-    import logging
-
-    from pipeline.config.schema import MlpGridSettings
-
-    if cfg.sweep == MlpGridSettings():
-        return
-    if cfg.grid != MlpGridSettings():
-        default = MlpGridSettings()
-        old = ", ".join(f"sweep.{k}" for k in ("sigma_w2", "refine", "refine_halfwidth")
-                        if getattr(cfg.sweep, k) != getattr(default, k))  # fmt: skip
-        raise ConfigError(f"{old} and grid.* are both set: `sweep` is the old name of `grid`, set grid.* only")
-    logging.getLogger("ginn").warning("config key `sweep.sigma_w2` is deprecated: use `grid.sigma_w2` (same meaning)")
-    cfg.grid, cfg.sweep = cfg.sweep, MlpGridSettings()
 
 
 def _in_hydra_job() -> bool:
@@ -597,20 +547,46 @@ def _in_hydra_job() -> bool:
 def check_stage(
     cfg, overrides=None, preflight: bool | None = None, sources: tuple[str, list[str]] | None = None
 ) -> None:
-    """All cross-field checks of the stage `cfg.stage` (after the schema's types and ranges), no override of
-    an option the rest of the config turns off (`overrides`: default, the Hydra job's), the same checks for
-    values from every other source (`sources`: (config name, overrides) to compose; default, the Hydra job's,
-    see `check_config_sources`), and, for a real run (`preflight`: default, inside a Hydra job), the stage's
+    """All cross-field checks of the stage `cfg.stage` (after the schema's keys, types and ranges), the
+    command-line checks (`overrides`: default, the Hydra job's), the same checks for values from the config
+    files (`sources`: (config name, overrides) to compose; default, the Hydra job's, see
+    `check_config_sources`), and, for a real run (`preflight`: default, inside a Hydra job), the stage's
     preflight checks of its input files."""
-    from pipeline.config.sources import job_sources
-
     spec = get_stage(cfg.stage)
-    migrate_deprecated(cfg)
     if spec.check is not None:
         spec.check(cfg)
-    check_inactive_overrides(spec, cfg, _hydra_overrides() if overrides is None else overrides)
+    check_overrides(spec, cfg, _hydra_overrides() if overrides is None else overrides)
     sources = job_sources() if sources is None else sources
     if sources is not None:
         check_config_sources(cfg, *sources)
-    if spec.preflight is not None and (_in_hydra_job() if preflight is None else preflight):
-        spec.preflight(cfg)
+    run_preflight = spec.preflight() or (report_preflight if spec.stage == "report" else None)
+    if run_preflight is not None and (_in_hydra_job() if preflight is None else preflight):
+        run_preflight(cfg)
+
+
+def validate_stage(cfg: DictConfig, stage: str, overrides: list[str] = (), **check: Any) -> Any:
+    """Every check a stage's config gets before compute, as the validated config object: the keys, types and
+    choices of the stage's schema (merged onto it, whatever the config's own defaults list), resolved values,
+    ranges (`check_ranges`), then `check_stage` (`check`: its keyword arguments). A failure is a ConfigError:
+    one line naming the key."""
+    spec = get_stage(stage)
+    tree = OmegaConf.to_container(cfg, resolve=False)
+    check_known_keys(tree, spec.schema)  # unknown keys first: `+key=1` adds one even to a structured config
+    try:
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(spec.schema), cfg))
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None)
+        msg = str(exc).splitlines()[0]
+        raise ConfigError(f"{key}: {msg}" if key else msg) from None
+    check_ranges(obj)
+    if obj.stage != stage:
+        raise ConfigError(f"stage={obj.stage!r}: this entry point runs {stage!r} (leave `stage` unset)")
+    check_stage(obj, overrides=list(overrides), **check)
+    return obj
+
+
+def logged_params(obj: Any) -> dict:
+    """The run's parameters (and what its resume key hashes): every key of the validated config (the schema
+    holds only keys the stage reads) except the tracking settings and unset (None) values."""
+    return {k: v for k, v in OmegaConf.to_container(OmegaConf.structured(obj), enum_to_str=True).items()
+            if k != "tracking" and v is not None}  # fmt: skip

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from pipeline.activations import get_activation
-from pipeline.config.schema import StageConfig
+from pipeline.config.schema import TheoryConfig
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
@@ -49,7 +49,7 @@ class TheoryResult:
     output: StageOutput | None = None  # headline metrics, curves and summary line (computed, not written)
 
 
-def integrator_for(act_name: str, cfg: StageConfig, sigma_w2_max: float, sigma_b2_max: float) -> GaussianIntegrator:
+def integrator_for(act_name: str, cfg: TheoryConfig, sigma_w2_max: float, sigma_b2_max: float) -> GaussianIntegrator:
     """Quadrature sized to the largest variance the grid can reach (bounded activations) or quad.q_max."""
     act = get_activation(act_name)
     q = cfg.theory.quad
@@ -136,7 +136,7 @@ def grid_row_chunks(n_sigma_w2: int, n_sigma_b2: int, cells: int = GRID_BLOCK_CE
     return [(lo, min(lo + step, n_sigma_w2)) for lo in range(0, n_sigma_w2, step)]
 
 
-def compute(cfg: StageConfig) -> TheoryResult:
+def compute(cfg: TheoryConfig) -> TheoryResult:
     """All mean-field quantities of the config; a pure function of it."""
     th = cfg.theory
     sw = torch.linspace(th.sigma_w2.start, th.sigma_w2.stop, th.sigma_w2.num, dtype=torch.float64)
@@ -170,10 +170,10 @@ def compute(cfg: StageConfig) -> TheoryResult:
     quad[f"iterates:{net.activation.value}"] = quad_summary(g)
     loop, loop_cross = (
         one_loop_tables(th.one_loop, sw, tuple(th.sigma_w2_search))
-        if th.one_loop.enabled and cfg.net.xi == 1.0
+        if th.one_loop.enabled and cfg.net.one_loop_applies
         else (None, None)
     )
-    if th.one_loop.enabled and cfg.net.xi != 1.0:
+    if th.one_loop.enabled and not cfg.net.one_loop_applies:
         log.warning("one-loop tables skipped: derived for i.i.d. weights (net.xi = 1), got net.xi=%g", cfg.net.xi)
     result = mask_tables(
         TheoryResult(

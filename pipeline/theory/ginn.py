@@ -18,6 +18,8 @@ from scipy.special import roots_laguerre, roots_legendre
 
 from pipeline.activations import get_modulus_activation
 
+MODRELU_OFFSET = -0.1  # modReLU's offset b unless configured (the one home of this default: the schema, GINN use it)
+
 _U, _W = (torch.as_tensor(a, dtype=torch.float64) for a in roots_laguerre(200))
 _S = _U.sqrt()  # r = sqrt(q) * s
 _X, _V = (torch.as_tensor(a, dtype=torch.float64) for a in roots_legendre(200))  # on [-1, 1]
@@ -59,7 +61,7 @@ def rayleigh_expectation(fn, q: torch.Tensor, kink: float = 0.0) -> torch.Tensor
     return torch.where(q > 0, head + tail, fn(torch.zeros_like(u)) @ _W)
 
 
-def ginn_variance_map(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tensor:
+def ginn_variance_map(q, sigma_w2, kind: str = "tanh", offset: float = MODRELU_OFFSET) -> torch.Tensor:
     """q' = sigma_w2 E g(r)^2: the GINN variance map at initialisation (docs/science.md §5).
 
     Args:
@@ -76,7 +78,7 @@ def ginn_variance_map(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> t
     )
 
 
-def chi_ginn(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tensor:
+def chi_ginn(q, sigma_w2, kind: str = "tanh", offset: float = MODRELU_OFFSET) -> torch.Tensor:
     """sigma_w2 E[(g'(r)^2 + (g(r)/r)^2) / 2]; at r -> 0, g(r)/r -> g'(0).
 
     Perturbation gain chi_GINN of docs/science.md §5: an isotropic complex perturbation is half radial
@@ -100,7 +102,7 @@ def chi_ginn(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tens
     return torch.as_tensor(sigma_w2, dtype=torch.float64) * rayleigh_expectation(f, q, _kink(kind, offset))
 
 
-def ginn_variance_slope(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) -> torch.Tensor:
+def ginn_variance_slope(q, sigma_w2, kind: str = "tanh", offset: float = MODRELU_OFFSET) -> torch.Tensor:
     """dq'/dq = sigma_w2 E[g(r) g'(r) r] / q (= sigma_w2 g'(0)^2 as q -> 0).
 
     Slope of the GINN variance map (docs/science.md §5); the q -> 0 limit is used for q < 1e-12.
@@ -126,7 +128,7 @@ def ginn_variance_slope(q, sigma_w2, kind: str = "tanh", offset: float = 0.0) ->
     return torch.as_tensor(sigma_w2, dtype=torch.float64) * torch.where(small, at_zero, val)
 
 
-def ginn_q_star(sigma_w2, kind: str = "tanh", offset: float = 0.0, q0: float = 1.0, q_max: float = 1e6):
+def ginn_q_star(sigma_w2, kind: str = "tanh", offset: float = MODRELU_OFFSET, q0: float = 1.0, q_max: float = 1e6):
     """Stable fixed point of the GINN variance map (bracketed Newton, status per point; inf if divergent).
 
     Solves q* = sigma_w2 E g(r)^2 (docs/science.md §5) with `solve_fixed_point` (docs/science.md §7);
@@ -156,7 +158,7 @@ def ginn_q_star(sigma_w2, kind: str = "tanh", offset: float = 0.0, q0: float = 1
 
 
 def ginn_critical_sigma_w2(
-    kind: str = "tanh", offset: float = 0.0, lo: float = 0.05, hi: float = 10.0, tol: float = 1e-8
+    kind: str = "tanh", offset: float = MODRELU_OFFSET, lo: float = 0.05, hi: float = 10.0, tol: float = 1e-8
 ) -> float:
     """sigma_w2 where chi_GINN(q*) = 1, by bisection (nan if no crossing in [lo, hi]).
 

@@ -200,3 +200,27 @@ def test_quadrature_moment_matches_scipy_quad(name):
             limit=400,
         )
         assert abs(float(g.e_dphi2(torch.tensor(q, dtype=T))) - ref) < 1e-11
+
+
+# ---- vectorized grid paths against independent references (issue 15): scipy quadrature of hand-written
+# activations (tests/theory/reference.py), closed forms written out here, or hand-built inputs
+@pytest.mark.parametrize("q1,q2,c", [(0.7, 1.9, 0.4), (2.5, 0.3, -0.8)])
+def test_erf_closed_form_kernels_match_brute_force(q1, q2, c):
+    """Williams' arcsine kernel and its derivative kernel (closed forms on) against scipy dblquad of math.erf."""
+    act = ACTIVATIONS["erf"]
+    args = (torch.tensor(q1, dtype=T), torch.tensor(q2, dtype=T), torch.tensor(c, dtype=T))
+    phi, dphi = PHI["erf"]
+    assert float(act.kernel(*args)) == pytest.approx(kernel_quad(phi, phi, q1, q2, c), abs=1e-9)
+    assert float(act.grad_kernel(*args)) == pytest.approx(kernel_quad(dphi, dphi, q1, q2, c), abs=1e-9)
+
+
+def test_relu_kernels_clamp_rounded_correlations_to_plus_minus_one():
+    """c = +-(1 + 1e-12) (rounding at c* -> 1) gives the c = +-1 values, by hand: k1 = sqrt(q1 q2)/2 or 0,
+    k0 = 1/2 or 0, never NaN."""
+    act = ACTIVATIONS["relu"]
+    q1, q2 = torch.tensor(0.5, dtype=T), torch.tensor(2.0, dtype=T)
+    up, down = torch.tensor(1 + 1e-12, dtype=T), torch.tensor(-1 - 1e-12, dtype=T)
+    assert float(act.kernel(q1, q2, up)) == pytest.approx(0.5, abs=1e-12)  # sqrt(0.5 * 2) / 2
+    assert float(act.kernel(q1, q2, down)) == pytest.approx(0.0, abs=1e-12)
+    assert float(act.grad_kernel(q1, q2, up)) == pytest.approx(0.5, abs=1e-12)
+    assert float(act.grad_kernel(q1, q2, down)) == pytest.approx(0.0, abs=1e-12)

@@ -36,7 +36,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # Two pytest-xdist workers (the 2 cores CI has); --dist loadgroup keeps tests marked xdist_group("<name>")
-# in one worker. The session smoke pipeline (tests/conftest.py) is built once and shared by both.
+# in one worker (not with pytest 9.2 + xdist 3.8: pytest-xdist#1386). The session smoke pipeline
+# (tests/conftest.py) is built once and shared by both.
 # PYTEST_ARGS: more pytest options (.ci/run passes --durations=25).
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=

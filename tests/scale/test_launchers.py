@@ -16,29 +16,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, runs
+from tests.conftest import ROOT, SMOKE_WIDTHS, runs
 
-SWEEP = ["-m", "net.width=8,16,24", "experiment=smoke"]
 LAUNCHERS = {
-    "basic": [],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "submitit_local": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
 }
 
 
 @pytest.mark.parametrize("launcher", ["joblib", pytest.param("submitit_local", marks=pytest.mark.slow)])
-def test_launcher_gives_identical_csvs_to_the_basic_launcher(run_cli, store, tmp_path, launcher):
+def test_launcher_gives_identical_csvs_to_the_basic_launcher(run_cli, store, tmp_path, smoke_pipeline, launcher):
+    """The same sweep as the session smoke pipeline's mlp_sweep (basic launcher, its own process) with another one."""
     if launcher == "submitit_local" and importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
         pytest.skip("hydra-submitit-launcher not installed (extra [slurm])")
-    base, other = tmp_path / "basic", tmp_path / launcher
-    for name, d in (("basic", base), (launcher, other)):
-        p = run_cli("mlp_sweep", *SWEEP, *LAUNCHERS[name], f"hydra.sweep.dir={d}")
-        assert p.returncode == 0, (name, p.stderr[-2000:])
-    for job in ("0", "1", "2"):
+    base, other = smoke_pipeline["mlp_sweep"] / "jobs", tmp_path / launcher
+    sweep = ["-m", "experiment=smoke", SMOKE_WIDTHS, f"theory_outputs={smoke_pipeline['theory']}"]
+    p = run_cli("mlp_sweep", *sweep, *LAUNCHERS[launcher], f"hydra.sweep.dir={other}")
+    assert p.returncode == 0, (launcher, p.stderr[-2000:])
+    for job in ("0", "1"):
         for f in ("sweep.csv", "layers.csv"):
             assert filecmp.cmp(base / job / f, other / job / f, shallow=False), (launcher, job, f)
+    assert not (other / "2").exists()
     df = runs(store, "mlp_sweep")
-    assert (df.status == "FINISHED").sum() == 8  # 2 parents + 6 children
+    assert (df.status == "FINISHED").sum() == len(df) == 3  # its parent and 2 children
 
 
 # --- Ray -----------------------------------------------------------------------------------------------------------

@@ -20,26 +20,50 @@ import re
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from pipeline.config.schema import StageConfig, TheorySettings
+from pipeline.config import schema as sc
+from pipeline.config.schema import TheorySettings
+from pipeline.config.sources import parse_overrides
+from pipeline.config.store import register
 from pipeline.config.validate import (
-    READ_BY,
     ConfigError,
     annotation_at,
     check_booleans,
     check_override_booleans,
-    check_overrides_read,
-    top_level_read,
 )
-from pipeline.stages.registry import STAGES
-from tests.reliability.test_config_validation import (
-    STAGE_NAMES,
-    names_a_key,
-    stage_keys,
-    validate_fast,
-    validate_full,
-)
+from pipeline.paths import conf_dir
+from pipeline.stages.hydra_app import _one_line
+from pipeline.stages.registry import STAGES, validate_stage
+
+STAGE_NAMES = sorted(STAGES)
+BASE = ["experiment=smoke"]
+
+
+def validate_fast(stage: str, overrides) -> object:
+    """Compose `stage` with experiment=smoke and `overrides` and validate it as the entry point does (every
+    source checked); a rejection as a ConfigError with the one-line message the command line prints."""
+    register()
+    GlobalHydra.instance().clear()
+    ov = [*BASE, *overrides]
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            cfg = compose(stage, overrides=[*ov, "out_dir=/tmp/unused"])
+            return validate_stage(cfg, stage, ov, preflight=False, sources=(stage, ov))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_one_line(exc)) from None
+
+
+validate_full = validate_fast
+
+
+def names_a_key(msg: str, keys) -> bool:
+    return any(re.search(rf"(?<![\w.]){re.escape(k)}(?![\w])", re.sub(r"\[(\d+)\]", r".\1", msg)) for k in keys)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_BOOLEAN = ("2", "-1", "0", "1", "5", "1.0", "yes", "no", "on", "off", "'2'")
@@ -66,12 +90,10 @@ def _bool_fields(schema, prefix: str = ""):
             yield from _bool_fields(ann, f"{prefix}{f.name}.")
 
 
-def test_the_schema_has_booleans_in_several_sections_and_the_composed_configs_see_them_all():
-    """The draws below come from each stage's composed config; together they cover every `bool` of the schema."""
-    schema_bools = set(_bool_fields(StageConfig))
+def test_the_schemas_have_booleans_in_several_sections():
+    schema_bools = {k for s in STAGE_NAMES for k in _bool_fields(STAGES[s].schema)}
     assert {"tracking.enabled", "theory.figures", "theory.one_loop.enabled", "resume"} <= schema_bools
-    composed = {k.name for s in STAGE_NAMES for k in stage_keys(s) if k.valid[0] in ("true", "false")}
-    assert schema_bools <= composed, schema_bools - composed
+    assert {"ginn.train.restore_best", "ginn.trainability.enabled"} <= schema_bools
 
 
 @pytest.mark.parametrize(
@@ -87,18 +109,18 @@ def test_the_reported_integer_booleans_are_rejected_through_a_full_compose(stage
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_every_boolean_a_stage_reads_takes_true_or_false_only(stage):
-    bools = [k for k in stage_keys(stage) if k.read and k.valid[0] in ("true", "false")]
-    assert any(k.name == "tracking.enabled" for k in bools)
-    for k in bools:
-        for value in NOT_BOOLEAN:
-            msg = _error(stage, [f"{k.name}={value}"])
+    bools = list(_bool_fields(STAGES[stage].schema))
+    assert "tracking.enabled" in bools
+    for name in bools:
+        for value in ("2", "0", "yes", "1.0"):  # NOT_BOOLEAN's kinds: integers, words, a float
+            msg = _error(stage, [f"{name}={value}"])
             typed = "allowed: true, false" in msg or "is not a valid bool" in msg  # OmegaConf: floats, lists
-            assert names_a_key(msg, [k.name]) and typed, (k.name, value, msg)
-        for value in ("true", "false", "True", "FALSE"):
+            assert names_a_key(msg, [name]) and typed, (name, value, msg)
+        for value in ("true", "FALSE"):
             try:
-                validate_fast(stage, [f"{k.name}={value}"])
+                validate_fast(stage, [f"{name}={value}"])
             except ConfigError as exc:  # an option the rest of the config turns off or needs: named, not a type
-                assert "not a boolean" not in str(exc) and "not " in str(exc), (k.name, value, str(exc))
+                assert "not a boolean" not in str(exc) and "not " in str(exc), (name, value, str(exc))
 
 
 def test_booleans_inside_a_section_override_and_in_a_sweep_are_checked_too():
@@ -106,11 +128,11 @@ def test_booleans_inside_a_section_override_and_in_a_sweep_are_checked_too():
     assert msg.startswith("ginn.train.restore_best=1: not a boolean"), msg
     msg = _error("theory", ["theory.one_loop={enabled: on}"])
     assert msg.startswith("theory.one_loop.enabled=on: not a boolean"), msg
-    spec = STAGES["theory"]
+    schema = STAGES["theory"].schema
     for sweep in ("tracking.enabled=true,2", "tracking.enabled=choice(false,0)", "resume=range(0,2)"):
         with pytest.raises(ConfigError, match="not a boolean"):
-            check_overrides_read([sweep], "theory", spec.sections, spec.unused)
-    check_overrides_read(["tracking.enabled=true,false"], "theory", spec.sections, spec.unused)
+            check_override_booleans(parse_overrides([sweep]), schema)
+    check_override_booleans(parse_overrides(["tracking.enabled=true,false"]), schema)
 
 
 def test_interpolations_and_null_are_left_to_omegaconf():
@@ -122,22 +144,21 @@ def test_interpolations_and_null_are_left_to_omegaconf():
 
 def _yaml_files():
     conf = ROOT / "conf"
-    return sorted(p for p in conf.rglob("*.yaml")) + sorted((ROOT / "experiments").glob("*.yaml"))
+    return sorted(p for p in conf.glob("*.yaml")) + sorted((ROOT / "experiments").rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_config_files_spell_every_boolean_true_or_false(path):
     """Values from files are converted before validation sees them (`enabled: 1` would be true), so the repo's
     own files are checked here by the same type-driven rule; sweeper params as the overrides they become."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    tree = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
-    group = path.parent.name
-    schema = annotation_at(StageConfig, group) if group in ("net", "engine", "tracking") else StageConfig
+    tree = OmegaConf.to_container(OmegaConf.load(path), resolve=False) or {}
+    stage = path.parent.name if path.parent.name in STAGES else path.stem
+    schema = STAGES[stage].schema if stage in STAGES else sc.StageBase
     sweep = ((tree.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
     body = {k: v for k, v in tree.items() if k not in ("defaults", "hydra")}
+    assert not body or stage in STAGES, path  # values live in a stage's own file
     check_booleans(body, schema, "")
-    check_override_booleans(OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in sweep.items()]))
+    check_override_booleans(parse_overrides([f"{k}={v}" for k, v in sweep.items()]), schema)
 
 
 @dataclasses.dataclass
@@ -153,7 +174,7 @@ class _Tree:
 
 def test_a_bad_boolean_in_a_file_tree_is_named_wherever_it_sits():
     with pytest.raises(ConfigError, match=r"^theory\.one_loop\.enabled=2: not a boolean"):
-        check_booleans({"theory": {"one_loop": {"enabled": 2}}}, StageConfig, "")
+        check_booleans({"theory": {"one_loop": {"enabled": 2}}}, sc.TheoryConfig, "")
     with pytest.raises(ConfigError, match=r"^items\[1\]\.on=yes: not a boolean"):
         check_booleans({"items": [{"on": True}, {"on": "yes"}]}, _Tree, "")
     with pytest.raises(ConfigError, match=r"^maybe=0: not a boolean"):
@@ -166,13 +187,8 @@ def test_a_bad_boolean_in_a_file_tree_is_named_wherever_it_sits():
 
 @pytest.mark.parametrize("stage", ["theory", "ginn_train", "report"])
 def test_theory_outputs_is_rejected_where_it_is_not_read(stage, tmp_path):
-    for override in (f"theory_outputs={tmp_path}", f"++theory_outputs={tmp_path}"):
-        msg = _error(stage, [override])
-        assert msg == (
-            f"theory_outputs: not read by stage {stage!r} (read by mlp_sweep, lyapunov, gauge_scan): "
-            "the value would be ignored"
-        ), msg
-    validate_fast(stage, [])  # the stage's own config carries it (schema default): still valid
+    msg = _error(stage, [f"theory_outputs={tmp_path}"])
+    assert msg.startswith("theory_outputs: unknown config key"), msg
 
 
 @pytest.mark.parametrize("stage", ["mlp_sweep", "lyapunov", "gauge_scan"])
@@ -182,26 +198,18 @@ def test_theory_outputs_is_taken_where_it_is_read(stage, tmp_path):
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_seed_is_rejected_by_the_deterministic_stages_only(stage):
-    if stage in READ_BY["seed"]:
+    if stage in ("mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"):
         assert validate_fast(stage, ["seed=3"]).seed == 3
         return
-    msg = _error(stage, ["seed=3"])
-    assert msg.startswith(f"seed: not read by stage {stage!r}"), msg
-    spec = STAGES[stage]
-    with pytest.raises(ConfigError, match="^seed: not read"):  # a sweep over seeds would run identical jobs
-        check_overrides_read(["seed=0,1,2"], stage, spec.sections, spec.unused)
+    assert _error(stage, ["seed=3"]).startswith("seed: unknown config key")
 
 
-def test_every_top_level_key_is_read_by_some_stage_and_each_stage_reads_the_common_ones():
-    top = {
-        f.name
-        for f in dataclasses.fields(StageConfig)
-        if not dataclasses.is_dataclass(annotation_at(StageConfig, f.name))
-    }
+def test_each_stage_schema_has_the_common_keys_and_the_top_level_keys_only_where_read():
+    top = {s: {f.name for f in dataclasses.fields(STAGES[s].schema)} for s in STAGE_NAMES}
     for stage in STAGE_NAMES:
-        assert {"stage", "out_dir", "resume", "tracking"} <= top_level_read(stage)
-    assert top <= set().union(*(top_level_read(s) for s in STAGE_NAMES))
-    assert set(READ_BY["theory_outputs"]) == {"mlp_sweep", "lyapunov", "gauge_scan"}
+        assert {"stage", "out_dir", "resume", "tracking"} <= top[stage]
+    assert {s for s in STAGE_NAMES if "theory_outputs" in top[s]} == {"mlp_sweep", "lyapunov", "gauge_scan"}
+    assert {s for s in STAGE_NAMES if "seed" in top[s]} == {"mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"}
 
 
 # ---- 3. the critical-line bracket --------------------------------------------------------------------------

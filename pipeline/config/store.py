@@ -10,14 +10,17 @@ from __future__ import annotations
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from pipeline.paths import repo_root
 from pipeline.stages.registry import STAGES
 
 NO_PRESET = "_none"  # experiment=null: no preset file is named so
 
 
 def register() -> None:
-    """Store every stage's schema and the `preset` resolver of the defaults lists (idempotent)."""
+    """Store every stage's schema, the `preset` resolver of the defaults lists and `repo_root` (idempotent)."""
     for spec in STAGES.values():
         ConfigStore.instance().store(group="schema", name=spec.stage, node=spec.schema, package="_global_")
     if not OmegaConf.has_resolver("preset"):
         OmegaConf.register_new_resolver("preset", lambda choice: NO_PRESET if choice is None else choice)
+    if not OmegaConf.has_resolver("repo_root"):
+        OmegaConf.register_new_resolver("repo_root", lambda: str(repo_root()))

@@ -1,5 +1,5 @@
 """Guarantee 6 end to end (slow): the real command line of every stage, with random valid and invalid
-override combinations drawn from the stage's own config (the draws of `test_config_validation.py`).
+override combinations drawn from the stage's own config (the draws of `tests/config/test_validation.py`).
 
 For every stage: one combination of values of the right type and range that the stage's validation accepts
 (the full run, as DVC runs it: a multirun plus `collect` for mlp_sweep; the report reads the folders the
@@ -30,7 +30,7 @@ import pytest
 
 from pipeline.config.validate import ConfigError
 from pipeline.stages.registry import STAGES
-from tests.reliability.test_config_validation import (
+from tests.config.test_validation import (
     Chooser,
     Draw,
     draw_overrides,

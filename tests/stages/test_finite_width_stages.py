@@ -237,6 +237,7 @@ def test_fluctuation_table_se_is_the_std_over_seeds_over_sqrt_s(monkeypatch):
     cfg = SimpleNamespace(
         fluctuations=SimpleNamespace(n_seeds=4, widths=[8], sigma_w2=[1.5]), seed=0, engine=SimpleNamespace(q0=1.0),
         net=SimpleNamespace(width=8, depth=2, xi=1.0, sigma_b2=0.05, weights=SimpleNamespace(value="gaussian"),
+                            one_loop_applies=True,
                             activation=SimpleNamespace(value="tanh")),
     )  # fmt: skip
     fl = mlp_sweep.fluctuation_table(cfg).set_index("layer")
@@ -279,13 +280,14 @@ def test_mlp_sweep_exponent_averages_transitions_burn_in_to_l_minus_1(small_cfg,
 def test_lyapunov_theory_columns_are_those_of_each_curves_own_key(small_cfg, tmp_path):
     """Guards lyapunov.compute: the crossing theory looked up at `net.sigma_b2` instead of the curve's sigma_b2, and
     the ReLU mean-field column without its 1/2 (`math.log(r.sigma_w2 / 2)`). References: tanh's closed form 1 at
-    sigma_b2 = 0 (net.sigma_b2 is 0.05); 0.5 ln(sigma_w2 / 2) and the binomial-digamma exact exponent (§2)."""
+    sigma_b2 = 0 (lyapunov's net config has no sigma_b2 of its own now); 0.5 ln(sigma_w2 / 2) and the binomial-digamma
+    exact exponent (§2)."""
     curves = "[{activation: tanh, sigma_b2: 0.0, sigma_w2: {start: 0.5, stop: 2.0, num: 4}}]"
     cfg = small_cfg("lyapunov", "net.width=8", "net.depth=4", "engine.burn_in=1", f"lyapunov.curves={curves}",
                    "lyapunov.relu_finite_width.widths=[4,6]", "lyapunov.relu_finite_width.sigma_w2=[3.0]",
                    "lyapunov.relu_finite_width.depth=4", "lyapunov.eps_check.eps=[1e-3]",
                    f"theory_outputs={tmp_path / 'none'}")  # fmt: skip
-    assert cfg.net.sigma_b2 == 0.05
+    assert not hasattr(cfg.net, "sigma_b2")  # lyapunov's net has none: only each curve's own can be read
     res = lyapunov.compute(cfg)
     assert res.crossings.crossing_theory.tolist() == pytest.approx([1.0], abs=1e-4)
     rfw = res.relu_finite_width.set_index("width")

@@ -18,11 +18,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from pipeline.stages.tables import write_csv  # noqa: E402 - after the backend is chosen
+from pipeline.tracking.store import resolve_uri  # noqa: E402
+
 
 def _experiment(experiment: str, uri: str | None):
-    import mlflow
-
-    from pipeline.tracking.store import resolve_uri
+    import mlflow  # lazy: ~1 s, and `--help` never needs it
 
     mlflow.set_tracking_uri(resolve_uri(uri))
     exp = mlflow.get_experiment_by_name(experiment)
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--uri", help="tracking URI (default: the repo's store or $MLFLOW_TRACKING_URI)")
     p.add_argument("--out", type=Path, help="figure path (table: same name .csv); default <sweep>/compare/")
     a = p.parse_args(argv)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: `--help` never needs it
 
     parent, folder = (None, None) if a.all else ((a.parent, None) if a.parent else newest_parent(a.experiment, a.uri))
     if not a.all and parent is None:
@@ -121,8 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     table = df[cols].sort_values([*group, x]).reset_index(drop=True)
     out = a.out or (Path(folder) if folder else Path.cwd()) / "compare" / f"{a.y}_vs_{a.x}.png"
     out.parent.mkdir(parents=True, exist_ok=True)
-    from pipeline.stages.tables import write_csv
-
     write_csv(table, out.with_suffix(".csv"))  # floats at the project's on-disk precision
     fig, ax = plt.subplots(figsize=(6.5, 4.2), constrained_layout=True)
     for key, d in table.groupby(group, sort=False, dropna=False) if group else [((), table)]:

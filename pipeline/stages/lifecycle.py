@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -416,8 +417,6 @@ def parent_name(stage: str, started: int, planned: int | None, when: str = "") -
 def _describe_parent(c, run_id: str, stage: str, children, sweep_dir, planned: int | None = None) -> None:
     """The parent says what the sweep was: its name with the job count, the swept axes as params (lists of the
     values the children took) and headline metrics (median of each child metric over the finished jobs)."""
-    import statistics
-
     from mlflow.entities import Metric, Param  # lazy: mlflow costs ~1 s and only a tracked sweep gets here
 
     when = sweep_dir.name if sweep_dir is not None else ""

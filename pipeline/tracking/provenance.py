@@ -11,7 +11,11 @@ import sys
 from collections.abc import Iterator
 from enum import Enum
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+from omegaconf import ListConfig, OmegaConf
+from omegaconf.resolvers import oc
 
 from pipeline.config.validate import ConfigError
 from pipeline.paths import repo_root
@@ -41,8 +45,6 @@ ENV_READ: set[str] = set()  # values this process read from the environment thro
 def _record_env_reads() -> None:
     """Wrap OmegaConf's `oc.env` resolver so every value it reads from the environment is remembered
     (ENV_READ): `redact_text` then takes it out of every line it prints (an error line quoting a value)."""
-    from omegaconf import OmegaConf
-    from omegaconf.resolvers import oc
 
     def env(key: str, default: Any = oc._DEFAULT_MARKER_) -> str | None:
         value = oc.env(key, default)
@@ -103,8 +105,6 @@ _record_env_reads()
 def raw_overrides(overrides) -> list[str]:
     """Hydra's task overrides as typed (`${oc.env:X}` kept, not resolved): reading them item by item from the
     config would resolve the interpolation and put the environment's value in the text."""
-    from omegaconf import ListConfig, OmegaConf
-
     if isinstance(overrides, ListConfig):
         return [str(o) for o in OmegaConf.to_container(overrides, resolve=False)]
     return [str(o) for o in overrides]
@@ -117,8 +117,6 @@ def redact_overrides(overrides) -> str:
 
 def redact_files(folder) -> None:
     """Redact, in place, every YAML file Hydra saved in `folder` (`.hydra/*.yaml`, `multirun.yaml`)."""
-    from pathlib import Path
-
     folder = Path(folder)
     if not folder.is_dir():
         return
@@ -259,8 +257,6 @@ def code_version() -> str:
     committed or not, gives a new version, so resume never reuses results computed by other code.
     $GINN_LAB_CODE_VERSION replaces it (a deliberate "this edit changes no result"; tests in a checkout
     others edit meanwhile)."""
-    import os
-
     if os.environ.get("GINN_LAB_CODE_VERSION"):
         return os.environ["GINN_LAB_CODE_VERSION"]
     pkg = repo_root() / "pipeline"
@@ -276,8 +272,6 @@ def code_version() -> str:
 def files_digest(paths) -> str:
     """Short hash of the contents of `paths` (name and bytes; an absent file counts as absent): with the config
     hash it is the key `resume=true` matches, so an edited input file never reuses an old result."""
-    from pathlib import Path
-
     h = hashlib.sha256()
     for path in sorted(str(p) for p in paths):
         h.update(path.encode() + b"\0")

@@ -6,15 +6,20 @@ of each experiment happens under an exclusive file lock, normally in the sweep's
 
 from __future__ import annotations
 
+import base64
 import fcntl
 import os
 import sqlite3
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache, lru_cache
 from pathlib import Path
 
 from pipeline.paths import artifact_root, default_tracking_uri, repo_root
+
+from .provenance import redact_text
 
 # No usage telemetry leaves a research machine unless the user asks for it (and it costs ms per call).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -34,8 +39,6 @@ class StoreError(RuntimeError):
     credentials of the URI (`http://user:pw@host`) redacted (`provenance.redact_text`)."""
 
     def __init__(self, message: str) -> None:
-        from .provenance import redact_text
-
         super().__init__(redact_text(message))
 
 
@@ -92,7 +95,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 @lru_cache(maxsize=1)
-def _install_sqlite_hook() -> None:
+def _install_sqlite_hook() -> None:  # lazy imports here and below: mlflow (and SQLAlchemy) cost ~1 s
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
@@ -149,8 +152,6 @@ def _first_line(exc: BaseException) -> str:
 
 def _check_sqlite(uri: str, db: Path) -> None:
     """Fail fast for a SQLite store MLflow could not use (it would retry, then print a long traceback)."""
-    import sqlite3
-
     parent = db.parent
     if not parent.is_dir():
         raise StoreError(
@@ -188,10 +189,6 @@ def _check_sqlite(uri: str, db: Path) -> None:
 def urlopen_health(uri: str, timeout: float = 5) -> bytes:
     """GET `<uri>/health`. Credentials in the URI (`http://user:pw@host`) go as HTTP basic auth, as MLflow's
     client sends them: urllib would take `user:pw@host` for the host name and never reach the server."""
-    import base64
-    import urllib.parse
-    import urllib.request
-
     parts = urllib.parse.urlsplit(uri.rstrip("/") + "/health")
     headers = {}
     if parts.username is not None or parts.password is not None:
@@ -247,8 +244,6 @@ def prepare_store(uri: str) -> None:
 
 def run_link(uri: str | None, run_id: str, experiment: str | None = None) -> str:
     """Where to look at a run: its UI address (a server store), or the `mlflow ui` command plus the address."""
-    from .provenance import redact_text
-
     resolved = redact_text(resolve_uri(uri))  # a link is printed: never with the URI's credentials
     exp_id = _EXPERIMENT_IDS.get((resolved, experiment)) if experiment else None
     path = f"#/experiments/{exp_id}/runs/{run_id}" if exp_id else f"#/runs/{run_id}"

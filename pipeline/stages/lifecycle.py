@@ -49,7 +49,6 @@ log = logging.getLogger("ginn")
 class Lifecycle:
     """What this process knows about its own life (one instance: `STATE`)."""
 
-    started: float = field(default_factory=time.time)  # when the process imported us (before Hydra wrote)
     received: list[int] = field(default_factory=list)  # SIGINT/SIGTERM received (through our handler)
     full_error: bool = False  # the user set HYDRA_FULL_ERROR=1: errors keep their full traceback
     open_parents: list[tuple[str, str]] = field(default_factory=list)  # (uri, run id) of sweep parents opened here
@@ -60,13 +59,12 @@ class Lifecycle:
     def reset(self) -> None:
         """Forget everything (in place: other modules hold `STATE`), as a new process would: for tests that run
         several entry points in one process."""
-        fresh = Lifecycle()
         self.received[:] = []
         self.open_parents[:] = []
         self.sweep_dirs[:] = []
         self.sweeps.clear()
         self.hydra_files.clear()
-        self.full_error, self.started = fresh.full_error, fresh.started
+        self.full_error = False
 
 
 STATE = Lifecycle()

@@ -288,6 +288,30 @@ def test_a_users_hydra_full_error_keeps_the_full_traceback(monkeypatch):
     assert os.environ["HYDRA_FULL_ERROR"] == "1"
 
 
+def test_a_ctrl_c_that_a_callback_swallowed_still_exits_130_and_closes_the_sweep_killed(monkeypatch):
+    """A KeyboardInterrupt raised inside a callback that swallows exceptions (a GC callback, Hydra's callback
+    wrapper) never reaches `main`: the signal is remembered (`STATE.received`) and still decides the ending."""
+    from pipeline.tracking import sweep
+
+    monkeypatch.setattr(sys, "argv", ["pipeline.mlp_sweep"])
+    monkeypatch.setattr(lifecycle, "install_interrupt_handlers", lambda: None)
+    monkeypatch.setattr(lifecycle.STATE, "received", [])
+    closed = []
+    monkeypatch.setattr(lifecycle, "close_open_parents", lambda interrupted, failed: closed.append(interrupted))
+    monkeypatch.setattr(sweep, "close_open_parents", lambda interrupted: closed.append(interrupted))
+
+    def app():
+        try:
+            lifecycle._raise_interrupt(signal.SIGINT, None)  # the handler, run inside the swallowing callback
+        except KeyboardInterrupt:
+            pass
+        sweep.SweepTracking().on_multirun_end(config=None)  # Hydra closes the sweep normally
+
+    with pytest.raises(SystemExit) as e:
+        lifecycle.main(app)
+    assert e.value.code == 130 and closed == [True, True]
+
+
 def test_ctrl_c_while_the_stage_imports_ends_with_one_line_and_the_sigint_status(tmp_path):
     """Before the stage installs its handlers (torch and Hydra still importing): before, a 20-line import
     traceback. The process still dies by SIGINT, so a shell sees 130."""

@@ -14,6 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -69,7 +70,18 @@ def store_lock(uri: str | None = None) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-_SQLITE = {"wal": True}
+@dataclass
+class _Stores:
+    """What this process knows about the stores it used (the one module-level state of tracking/): the
+    tracking.sqlite_wal setting, stores already checked and migrated, experiment ids. Caches of the stores
+    themselves, not of a run's life (that is `stages.lifecycle.STATE`)."""
+
+    sqlite_wal: bool = True
+    ready: set[str] = field(default_factory=set)  # URIs checked and migrated (`prepare_store`)
+    experiment_ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (uri, name) -> id
+
+
+STORES = _Stores()
 
 
 def use_sqlite_wal(enabled: bool) -> None:
@@ -78,11 +90,11 @@ def use_sqlite_wal(enabled: bool) -> None:
     A crash can lose the last commits, never corrupt the store. WAL needs shared memory between the
     processes that open the file: turn it off for a store on a network filesystem used by several
     hosts (better: an `mlflow server` there)."""
-    _SQLITE["wal"] = enabled
+    STORES.sqlite_wal = enabled
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    if not (_SQLITE["wal"] and isinstance(dbapi_connection, sqlite3.Connection)):
+    if not (STORES.sqlite_wal and isinstance(dbapi_connection, sqlite3.Connection)):
         return
     cur = dbapi_connection.cursor()
     try:
@@ -112,14 +124,11 @@ def client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
-_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}
-
-
 def ensure_experiment(name: str, uri: str) -> str:
     """Experiment id for `name` (cached per process), created once with a local artifact location for local stores."""
-    if (uri, name) not in _EXPERIMENT_IDS:
-        _EXPERIMENT_IDS[(uri, name)] = _ensure_experiment(name, uri)
-    return _EXPERIMENT_IDS[(uri, name)]
+    if (uri, name) not in STORES.experiment_ids:
+        STORES.experiment_ids[(uri, name)] = _ensure_experiment(name, uri)
+    return STORES.experiment_ids[(uri, name)]
 
 
 def artifact_dir_for(uri: str) -> Path:
@@ -222,14 +231,11 @@ def check_reachable(uri: str) -> None:
             raise StoreError(f"tracking.uri={uri}: directory {path.parent} does not exist (a mistyped path?)")
 
 
-_READY: set[str] = set()
-
-
 def prepare_store(uri: str) -> None:
     """Check the store, then create and migrate its schema once per process under the store's file lock
     (whatever the file's state: absent, empty, half-created by another process), so any number of
     concurrent first users is safe. Raises StoreError with one line."""
-    if uri in _READY:
+    if uri in STORES.ready:
         return
     check_reachable(uri)
     try:
@@ -239,13 +245,13 @@ def prepare_store(uri: str) -> None:
         raise
     except Exception as exc:  # noqa: BLE001 - any MLflow/SQLAlchemy failure here is a store fault
         raise StoreError(f"tracking.uri={uri}: store set-up failed ({_first_line(exc)})") from None
-    _READY.add(uri)
+    STORES.ready.add(uri)
 
 
 def run_link(uri: str | None, run_id: str, experiment: str | None = None) -> str:
     """Where to look at a run: its UI address (a server store), or the `mlflow ui` command plus the address."""
     resolved = redact_text(resolve_uri(uri))  # a link is printed: never with the URI's credentials
-    exp_id = _EXPERIMENT_IDS.get((resolved, experiment)) if experiment else None
+    exp_id = STORES.experiment_ids.get((resolved, experiment)) if experiment else None
     path = f"#/experiments/{exp_id}/runs/{run_id}" if exp_id else f"#/runs/{run_id}"
     if resolved.startswith(("http://", "https://")):
         return f"{resolved.rstrip('/')}/{path}"

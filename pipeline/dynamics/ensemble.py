@@ -34,7 +34,6 @@ from pipeline.nets.weights import (
 )
 from pipeline.progress import progress
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _TANGENT_SQ_MAX = math.exp(60.0)  # carried tangents are renormalized once their norm leaves e^(+-30)
 
 
@@ -282,7 +281,7 @@ def simulate(spec: EnsembleSpec) -> EnsembleMeasurement:
 def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], None]) -> EnsembleMeasurement:
     """All layers of the networks `ids` (one seed group), with the raw sums turned into tables at the end."""
     act = get_activation(spec.activation)
-    dev, dt = torch.device(spec.device), DTYPES[spec.dtype]
+    dev, dt = torch.device(spec.device), getattr(torch, spec.dtype)
     S, N, K, I, P, k, L = (
         len(ids),
         spec.width,

@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from pipeline.activations import get_activation
+
 
 class MLP(nn.Module):
     """x -> L hidden layers phi(W h + b) of width N -> linear readout; W ~ N(0, sigma_w2 / fan_in).
@@ -39,8 +41,6 @@ class MLP(nn.Module):
         dtype: torch.dtype = torch.float32,
     ):
         super().__init__()
-        from pipeline.activations import get_activation
-
         self.phi = get_activation(activation).phi
         gen = torch.Generator().manual_seed(seed)
         sizes = [d_in] + [width] * depth

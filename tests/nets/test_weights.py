@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from pipeline.nets.weights import STREAM_PROBE, NetworkStreams
+from pipeline.nets.weights import STREAM_PROBE, STREAM_WEIGHTS, NetworkStreams
 
 CPU = torch.device("cpu")
 
@@ -58,3 +58,57 @@ def test_row_sums_have_variance_xi_and_vanish_at_xi_zero():
     # transverse part untouched: the centered rows are the same Z for every xi
     z1 = _weights(3, [0], 1, n, xi=1.0)
     assert torch.allclose(z0, z1 - z1.mean(-1, keepdim=True), atol=1e-12)
+
+
+# ---- NetworkStreams ------------------------------------------------------------------------------------
+
+
+def test_normal_into_a_float64_buffer_returns_that_buffer_holding_the_float32_draws():
+    """`out` wins over `dtype` and is returned itself (engines reuse it); its values are the float32 draws cast."""
+    ref = NetworkStreams(11, [0, 3], torch.device("cpu")).normal(STREAM_PROBE, (4, 5), torch.float32)
+    buf = torch.full((2, 4, 5), float("nan"), dtype=torch.float64)
+    got = NetworkStreams(11, [0, 3], torch.device("cpu")).normal(STREAM_PROBE, (4, 5), torch.float32, out=buf)
+    assert got is buf and got.dtype == torch.float64
+    assert torch.equal(buf, ref.double())
+    buf32 = torch.empty(2, 4, 5)
+    got32 = NetworkStreams(11, [0, 3], torch.device("cpu")).normal(STREAM_PROBE, (4, 5), torch.float64, out=buf32)
+    assert got32 is buf32 and torch.equal(buf32, ref)
+
+
+def test_a_returned_draw_is_not_overwritten_by_the_next_draw_of_the_same_shape():
+    s = NetworkStreams(2, [0, 1], torch.device("cpu"))
+    first = s.normal(STREAM_PROBE, (3, 3), torch.float32)
+    kept = first.clone()
+    s.normal(STREAM_PROBE, (3, 3), torch.float32)
+    assert torch.equal(first, kept)
+
+
+def test_draws_are_float32_even_when_the_default_dtype_is_float64():
+    ref = NetworkStreams(4, [0], torch.device("cpu")).normal(STREAM_PROBE, (6,), torch.float64)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = NetworkStreams(4, [0], torch.device("cpu")).normal(STREAM_PROBE, (6,), torch.float64)
+    finally:
+        torch.set_default_dtype(old)
+    assert torch.equal(got, ref)
+    assert torch.equal(got, got.float().double())  # float32 numbers
+
+
+def test_gaussian_weights_fill_the_given_buffer_in_its_dtype():
+    buf = torch.empty(2, 8, 8, dtype=torch.float64)
+    z = NetworkStreams(6, [0, 1], torch.device("cpu")).weights(8, "gaussian", 0.5, torch.float32, out=buf)
+    assert z is buf and z.dtype == torch.float64
+
+
+def test_orthogonal_weights_are_the_q_of_the_positive_diagonal_qr_of_the_gaussian_draw():
+    """Z = Q R with diag(R) > 0 is unique (the sign fix that makes Q Haar, Mezzadri 2007): W^T Z / sqrt(N)
+    must be upper triangular with a positive diagonal (float64 rounding ~1e-13; a sign flip is O(1))."""
+    n, ids = 12, [0, 5]
+    w = NetworkStreams(3, ids, torch.device("cpu")).weights(n, "orthogonal", 1.0, torch.float64)
+    z = NetworkStreams(3, ids, torch.device("cpu")).normal(STREAM_WEIGHTS, (n, n), torch.float64)
+    r = w.transpose(1, 2) @ z / math.sqrt(n)
+    assert float(torch.tril(r, -1).abs().max()) < 1e-12
+    assert float(torch.diagonal(r, dim1=1, dim2=2).min()) > 0
+    w32 = NetworkStreams(3, ids, torch.device("cpu")).weights(n, "orthogonal", 1.0, torch.float32)
+    assert w32.dtype == torch.float32 and torch.allclose(w32.double(), w, atol=1e-6)

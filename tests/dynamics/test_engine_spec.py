@@ -1,13 +1,12 @@
-"""Mutation-testing gaps of pipeline.dynamics.engine_spec (docs/mutation.md): the config -> EnsembleSpec
+"""pipeline.dynamics.engine_spec: the config -> EnsembleSpec
 adapter, checked field by field against values written out by hand (every value differs from its default
 and from every other field, so a swapped, dropped or defaulted field shows)."""
 
-from pipeline.config.schema import ActivationName, EngineConfig, NetConfig, Precision, WeightDist
+from pipeline.config.schema import ActivationName, EngineConfig, MlpSweepNet, Precision, WeightDist
 from pipeline.dynamics.engine_spec import ensemble_spec, spec_with_defaults
 
-NET = NetConfig(
+NET = MlpSweepNet(
     activation=ActivationName.relu,
-    sigma_w2=9.0,
     sigma_b2=0.125,
     width=17,
     depth=23,
@@ -64,7 +63,7 @@ def test_overrides_replace_fields_and_leave_the_rest():
 def test_spec_with_defaults_takes_the_schema_defaults_seed_zero_and_a_tuple_grid():
     spec = spec_with_defaults(sigma_w2=[1.0, 2.0], n_seeds=3)
     assert spec.sigma_w2 == (1.0, 2.0) and spec.seed == 0 and spec.n_seeds == 3
-    net, eng = NetConfig(), EngineConfig()  # the schema's defaults, read field by field
+    net, eng = MlpSweepNet(), EngineConfig()  # the schema's defaults, read field by field
     assert (spec.width, spec.depth, spec.sigma_b2, spec.xi) == (net.width, net.depth, net.sigma_b2, net.xi)
     assert (spec.activation, spec.weights, spec.dtype) == (net.activation.value, net.weights.value, eng.dtype.value)
     assert (spec.n_pairs, spec.q0, spec.c0, spec.eps) == (eng.n_pairs, eng.q0, eng.c0, eng.eps)

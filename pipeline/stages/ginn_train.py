@@ -21,8 +21,7 @@ import pandas as pd
 import torch
 
 from pipeline.activations import get_activation
-from pipeline.config.schema import GinnTrainConfig, TrainConfig
-from pipeline.config.specs import spec_from
+from pipeline.config.schema import GinnTrainConfig
 from pipeline.data.datasets import Split, load
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
@@ -35,7 +34,7 @@ from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
 from pipeline.theory.mean_field import mean_field_grid
 from pipeline.training import gauge_observables as obs
 from pipeline.training.gauge_sector import GaugeSector
-from pipeline.training.langevin import TrainResult, TrainSpec, train
+from pipeline.training.langevin import TrainResult, train, train_spec
 
 log = logging.getLogger("ginn.ginn_train")
 MLP_ACTIVATION = "tanh"  # the baseline MLP's activation (docs/science.md §5): its network and its mean field
@@ -63,11 +62,6 @@ class GinnTrainResult:
     models: dict
     critical_sigma_w2: float  # chi_GINN(q*) = 1 for the configured modulus activation and offset
     output: StageOutput | None = None  # headline metrics, curves, summary (computed in compute)
-
-
-def train_spec(tc: TrainConfig, **over) -> TrainSpec:
-    """The TrainSpec of the `ginn.train` section `tc`; `over` replaces any field (the gauge-fixing scan's)."""
-    return spec_from(TrainSpec, tc, **{"xi": tc.xi_gf, **over})
 
 
 def _ginn(cfg: GinnTrainConfig, data: Split, width: int, depth: int, sigma_w2: float, seed: int) -> GINN:

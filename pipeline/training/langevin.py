@@ -19,6 +19,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from pipeline.config.schema import TrainConfig
+from pipeline.config.specs import spec_from
 from pipeline.data.datasets import Split
 from pipeline.nets.ginn import GINN
 from pipeline.progress import progress as progress_bar
@@ -56,6 +58,18 @@ class TrainSpec:
     max_loss: float  # divergence: stop when the training loss exceeds this or is not finite
     restore_best: bool  # end with the parameters of the best validation-accuracy epoch (early stopping)
     record_gauge: bool = False  # record G(t) every step (GINN); not a config value: the stage asks for it
+
+
+def train_spec(tc: TrainConfig, **over) -> TrainSpec:
+    """The TrainSpec of a validated `ginn.train` section `tc` (its `xi_gf` is the spec's `xi`); `over` replaces
+    any field (`seed` has no config value: give it)."""
+    return spec_from(TrainSpec, tc, **{"xi": tc.xi_gf, **over})
+
+
+def train_spec_with_defaults(**kw) -> TrainSpec:
+    """TrainSpec with every value not given taken from the schema's TrainConfig (the defaults' one home) and
+    seed 0; for scripts and tests that train directly."""
+    return train_spec(TrainConfig(), **{"seed": 0, **kw})
 
 
 @dataclass

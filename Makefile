@@ -14,7 +14,7 @@ help:
 	@echo "make test       - set up .venv if needed, then ruff (lint + format check) and the default (fast) test suite"
 	@echo "make test-slow  - the slow science checks (pytest -m slow)"
 	@echo "make bench      - benchmarks -> benchmarks/RESULTS.md"
-	@echo "make mutation   - mutmut over nets, engine_spec, statistics, fixed_point, theory.ginn, propagation (<1 h on 2 cores)"
+	@echo "make mutation   - mutmut over nets, engine_spec, statistics, fixed_point, theory.ginn, propagation, gauge_observables (<1 h on 2 cores)"
 	@echo "make mutation-rest - mutmut over the other science modules (hours; scope and score: docs/mutation.md)"
 
 # Set-up is skipped while pyproject.toml is unchanged. Where the machine offers a local CPU wheel
@@ -66,7 +66,7 @@ clean-outputs:
 # `make mutation-rest` runs the other modules (MUTANTS_REST: several hours; one_loop and ensemble measured
 # on samples only); `make mutation MUTANTS='pipeline.*'` runs everything. One thread per child: mutmut forks
 # after torch is imported, and torch's thread pool deadlocks in forked children otherwise.
-MUTANTS ?= pipeline.nets.* pipeline.dynamics.engine_spec.* pipeline.dynamics.statistics.* pipeline.theory.fixed_point.* pipeline.theory.ginn.* pipeline.theory.propagation.*
+MUTANTS ?= pipeline.nets.* pipeline.dynamics.engine_spec.* pipeline.dynamics.statistics.* pipeline.theory.fixed_point.* pipeline.theory.ginn.* pipeline.theory.propagation.* pipeline.training.gauge_observables.*
 MUTANTS_REST ?= pipeline.activations.* pipeline.theory.gauge.* pipeline.theory.mean_field.* pipeline.theory.predictions.* pipeline.theory.finite_width.* pipeline.theory.quadrature.* pipeline.theory.tables.* pipeline.theory.gaussian.* pipeline.theory.critical.* pipeline.theory.one_loop.* pipeline.dynamics.ensemble.*
 .PHONY: mutation-rest
 mutation: $(STAMP)

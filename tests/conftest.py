@@ -465,15 +465,10 @@ def engine_spec(**kw):
 
 
 def train_spec(**kw):
-    """A TrainSpec with every value not given taken from the config schema's TrainConfig."""
-    from pipeline.config.schema import TrainConfig
-    from pipeline.training.langevin import TrainSpec
+    """A TrainSpec with every value not given taken from the config schema's TrainConfig (one home: langevin)."""
+    from pipeline.training.langevin import train_spec_with_defaults
 
-    tc = TrainConfig()
-    base = dict(optimizer=tc.optimizer.value, lr=tc.lr, epochs=tc.epochs, batch_size=tc.batch_size,
-                temperature=tc.temperature, xi=tc.xi, seed=0, noise_seed=tc.noise_seed, max_loss=tc.max_loss,
-                restore_best=tc.restore_best)  # fmt: skip
-    return TrainSpec(**{**base, **kw})
+    return train_spec_with_defaults(**kw)
 
 
 def default_signals() -> None:

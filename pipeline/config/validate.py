@@ -127,15 +127,6 @@ def to_validated(cfg: DictConfig) -> Any:
     return obj
 
 
-# removed after runner switches to registry.validate_stage / logged_params (each stage's schema holds only
-# the keys it reads: nothing to filter, no override to police)
-READ_BY: dict[str, tuple[str, ...]] = {}
-
-
-def check_overrides_read(*_args, **_kw) -> None:  # removed after runner switches
-    """No-op: a key the stage does not read is not in its schema, and Hydra rejects it."""
-
-
 # ---- booleans: true/false only ----------------------------------------------------------------------------
 
 BOOL_ALLOWED = "allowed: true, false; 0/1, yes/no and on/off are rejected"

@@ -11,8 +11,6 @@ from pipeline.config.store import register
 from pipeline.paths import conf_dir, repo_root
 from pipeline.stages import lifecycle
 
-_one_line = lifecycle.one_line  # for tests/reliability/test_config_validation.py until it imports lifecycle
-
 if not OmegaConf.has_resolver("repo_root"):
     OmegaConf.register_new_resolver("repo_root", lambda: str(repo_root()))
 

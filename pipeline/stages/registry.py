@@ -8,7 +8,6 @@ from `STAGES`.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 from collections.abc import Callable
@@ -62,13 +61,6 @@ class StageSpec:
     def preflight(self) -> Callable[[Any], None] | None:
         """The stage module's `preflight(cfg)`: checks of the run's environment (input files) before the run."""
         return getattr(importlib.import_module(self.module), "preflight", None)
-
-    # removed after runner switches (it reads these to filter logged params; `logged_params` does it now)
-    @property
-    def sections(self) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(self.schema) if f.name != "tracking")
-
-    unused: tuple[str, ...] = ()
 
 
 # ---- cross-field checks (each raises ConfigError with one line naming the key) ----------------

@@ -22,7 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.config.validate import READ_BY, ConfigError, check_overrides_read, check_schema_keys, to_validated
+from pipeline.config.errors import ConfigError
 from pipeline.stages.lifecycle import STATE, NumericalError, in_multirun, install_interrupt_handlers, interrupted
 from pipeline.stages.outputs import (
     MARKER,
@@ -36,7 +36,7 @@ from pipeline.stages.outputs import (
     write_json,
     write_run_record,
 )
-from pipeline.stages.registry import check_stage, get_stage
+from pipeline.stages.registry import get_stage, logged_params, validate_stage
 from pipeline.stages.stage_inputs import input_files
 from pipeline.tracking.provenance import (
     SecretName,
@@ -110,16 +110,9 @@ def _flat_numeric(d: dict, prefix: str = "") -> dict[str, float]:
 
 
 def validate_config(cfg: DictConfig, stage: str, overrides: list[str] = ()) -> Any:
-    """Every check a stage's config gets before compute (schema keys, types, ranges, overrides of
-    sections the stage never reads, the stage's cross-field checks): the validated object, or a
-    one-line ConfigError naming the key."""
-    check_schema_keys(cfg)  # unknown keys first: the most specific message
-    check_overrides_read(list(overrides), stage, get_stage(stage).sections, get_stage(stage).unused)
-    obj = to_validated(cfg)
-    if obj.stage != stage:
-        raise ConfigError(f"stage={obj.stage!r}: this entry point runs {stage!r} (leave `stage` unset)")
-    check_stage(obj, overrides=list(overrides))  # in-process too: a switched-off option set by the user is rejected
-    return obj
+    """Every check a stage's config gets before compute (`registry.validate_stage`: the stage's schema, ranges,
+    cross-field checks, every source): the validated object, or a one-line ConfigError naming the key."""
+    return validate_stage(cfg, stage, list(overrides))
 
 
 def _remove_hydra_only_dir() -> None:
@@ -266,17 +259,8 @@ def _run_validated(cfg: DictConfig, obj: Any, stage: str, compute, write, overri
     redact_files(out_dir)  # Hydra's saved .hydra/*.yaml: on disk and as artifacts, without secrets
     if compute is None or write is None:
         compute, write = get_stage(stage).functions()
-    container = OmegaConf.to_container(OmegaConf.structured(obj), enum_to_str=True)  # validated, migrated values
     spec = get_stage(stage)
-    logged = {
-        k: v
-        for k, v in container.items()
-        if v is not None and (not isinstance(v, dict) or k in spec.sections) and stage in READ_BY.get(k, (stage,))
-    }  # top-level keys the stage does not read: not params, not hashed
-    for key in spec.unused:  # keys this stage never reads: neither params nor part of the config hash
-        section, _, leaf = key.partition(".")
-        if isinstance(logged.get(section), dict):
-            logged[section] = {k: v for k, v in logged[section].items() if k != leaf}
+    logged = logged_params(obj)  # the stage's schema holds only the keys it reads
     sha, dirty = git_state()
     chash, inputs_digest = resume_key(stage, obj, logged)
     tags = {

@@ -37,7 +37,7 @@ from pipeline.config.validate import (
     check_override_booleans,
 )
 from pipeline.paths import conf_dir
-from pipeline.stages.hydra_app import _one_line
+from pipeline.stages.lifecycle import one_line as _one_line
 from pipeline.stages.registry import STAGES, validate_stage
 
 STAGE_NAMES = sorted(STAGES)

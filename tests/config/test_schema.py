@@ -17,7 +17,7 @@ from pipeline.config.errors import ConfigError
 from pipeline.config.store import register
 from pipeline.paths import conf_dir, repo_root
 from pipeline.stages import registry
-from pipeline.stages.hydra_app import _one_line
+from pipeline.stages.lifecycle import one_line as _one_line
 from pipeline.stages.registry import STAGES, logged_params, validate_stage
 
 

@@ -47,7 +47,7 @@ KEYS = [
     "ginn.train.lr",
     "ginn.train.optimizer",
     "ginn.modrelu_offset",
-    "ginn.gauge_fixing.xi",
+    "ginn.gauge_fixing.xi_gf",
     "lyapunov.relu_finite_width.widths",
     "seed",
 ]

@@ -30,7 +30,7 @@ import pytest
 
 from pipeline.config.validate import ConfigError
 from pipeline.stages.registry import STAGES
-from tests.config.test_validation import (
+from tests.config.draws import (
     Chooser,
     Draw,
     draw_overrides,

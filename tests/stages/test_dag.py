@@ -126,10 +126,10 @@ def test_changing_mlp_sweep_params_invalidates_only_mlp_sweep(tmp_path):
         shutil.copy(ROOT / f, copy / f)
     assert _dvc("commit", "-f", "-q", cwd=copy).returncode == 0  # the clone's cache: the copied outputs
     assert json.loads(_dvc("status", "--json", cwd=copy).stdout or "{}") == {}
-    preset = copy / "experiments" / "mlp_sweep_default.yaml"
+    preset = copy / "experiments" / "mlp_sweep" / "mlp_sweep_default.yaml"
     text = preset.read_text()
     num = re.search(r"sigma_w2: \{start: [\d.]+, stop: [\d.]+, num: (\d+)\}", text)
-    assert num, "experiments/mlp_sweep_default.yaml: grid.sigma_w2 not found"
+    assert num, "experiments/mlp_sweep/mlp_sweep_default.yaml: grid.sigma_w2 not found"
     preset.write_text(
         text.replace(num.group(0), num.group(0).replace(f"num: {num.group(1)}", f"num: {int(num.group(1)) - 1}"))
     )

@@ -83,8 +83,10 @@ class Run:
 
 
 def _in_process(stage: str, overrides) -> str | None:
+    """The in-process verdict on the command line's config: tracked, as BASE runs it (the draws' own base turns
+    tracking off, which would make `tracking.*` and `resume` overrides inert)."""
     try:
-        validate_fast(stage, overrides)
+        validate_fast(stage, ["tracking.enabled=true", *overrides])
     except ConfigError as exc:
         return str(exc)
     return None

@@ -132,12 +132,24 @@ class InProcessResult:
         return lines[-1] if lines else ""
 
 
+def _fresh_process_state() -> None:
+    """What a new process starts without: Hydra's global and job config, the lifecycle's state (signals received,
+    open sweep parents, sweep folders), so one in-process run cannot steer the next."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+
+    from pipeline.stages.lifecycle import STATE
+
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
+    STATE.reset()
+
+
 def inprocess(stage: str, *args: str) -> InProcessResult:
     """`python -m pipeline.<stage> args...` in this process: the stage's Hydra entry point (pipeline.cli) with
     `sys.argv` set, or `main(argv)` of collect/compare. SystemExit gives the exit code; an uncaught exception
     is printed as Python would (traceback, exit 1). Logging handlers, signal handlers, argv and Hydra's global
     state are put back. Environment and cwd: set them with monkeypatch (the fixture does)."""
-    from hydra.core.global_hydra import GlobalHydra
 
     import pipeline.cli as cli
 
@@ -147,7 +159,7 @@ def inprocess(stage: str, *args: str) -> InProcessResult:
     saved_sig = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     saved_argv = sys.argv
     sys.argv = [f"pipeline.{stage}", *args]
-    GlobalHydra.instance().clear()
+    _fresh_process_state()
     code = 0
     try:
         with redirect_stdout(out), redirect_stderr(err):
@@ -167,7 +179,7 @@ def inprocess(stage: str, *args: str) -> InProcessResult:
                 code = 1
     finally:
         sys.argv = saved_argv
-        GlobalHydra.instance().clear()
+        _fresh_process_state()
         for h in root.handlers[:]:
             if h not in saved_log[0]:
                 root.removeHandler(h)

@@ -22,7 +22,7 @@ class Figure:
     name: str
     stage: str  # its PNG lives in outputs/<stage>/figures/<name>
     section: str
-    caption: str
+    caption: str  # may name what was run as {dataset}, {activation}, {mlp_activation} (report.caption_facts)
     needs: tuple[str, ...]
     draw: Callable[..., None]  # draw(*the tables `needs` names, png path[, keys=...])
     keyed: bool = False  # a merged sweep's figure: draw also gets keys=, the config values its jobs differ in
@@ -156,7 +156,7 @@ FIGURES: tuple[Figure, ...] = (
         "lyapunov",
         "Lyapunov exponents",
         "Exact finite-width check: bias-free Gaussian ReLU networks against lambda_N = 0.5 [ln(2 sigma_w2/N) "
-        "+ E psi(k/2)] (lines); expect agreement within 3 SE at every width, below mean field (dashed).",
+        "+ E psi(k/2)] (lines); expect agreement within 2 SE at every width, below mean field (dashed).",
         ("lyapunov/relu_finite_width.csv",),
         lyapunov.relu_finite_width,
     ),
@@ -199,8 +199,8 @@ FIGURES: tuple[Figure, ...] = (
         "training_curves.png",
         "ginn_train",
         "Gauge-invariant network",
-        "GINN (magnitude-phase links, complex units) against a tanh MLP of the same size on the data set "
-        "ginn.data.name (default digits): loss and validation accuracy per epoch.",
+        "GINN (magnitude-phase links, complex units, {activation}) against a {mlp_activation} MLP of the same size "
+        "on the data set {dataset}: loss and validation accuracy per epoch.",
         ("ginn_train/history.csv",),
         ginn.training_curves,
     ),

@@ -104,3 +104,14 @@ def test_a_type_error_in_a_preset_file_names_its_key(value, tmp_path):
     GlobalHydra.instance().clear()
     line = one_line(info.value)
     assert line.startswith("net.width: ") and "\n" not in line, line
+
+
+def test_a_mistyped_preset_lists_the_presets_and_suggests_the_nearest_in_one_line():
+    """Issue 24: `experiment=smok` printed "Available options in 'experiment': Config search path:" and nothing
+    else (Hydra lists the presets on indented lines, which the one-line formatter dropped)."""
+    p = subprocess.run([sys.executable, "-m", "pipeline.theory", "experiment=smok"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 2
+    lines = p.stderr.strip().splitlines()
+    presets = sorted(f.stem for f in (ROOT / "experiments").glob("*.yaml"))
+    assert lines == [f"error: experiment=smok: no such preset; did you mean 'smoke'? presets: {', '.join(presets)}"]

@@ -37,6 +37,7 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseException
 
+from pipeline.config.presets import missing_preset_line
 from pipeline.config.validate import ConfigError
 from pipeline.tracking.provenance import SecretName, env_paths, redact_files, redact_text
 from pipeline.tracking.run import Interrupted, process_alive
@@ -218,6 +219,9 @@ def one_line(exc: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line messages as one line naming the key."""
     if isinstance(exc, ConfigError):
         return str(exc)
+    preset = missing_preset_line(exc)  # `experiment=smok`: the presets and the nearest one
+    if preset:
+        return preset
     added = re.fullmatch(r"Error merging override \+([^+=][^=]*)=(.*)", str(exc).splitlines()[0] if str(exc) else "")
     if added and isinstance(exc.__cause__, InterpolationResolutionError):  # `+key` on an interpolated key (out_dir):
         k, v = added.groups()  # Hydra resolves it to check it exists, before HydraConfig is set; say what it means

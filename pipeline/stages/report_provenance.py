@@ -139,7 +139,7 @@ def stage_run(root: Path, stage: str) -> StageRun:
         stage,
         preset=_join(presets),
         seeds=_join(seeds),
-        widths=_join(_get(c, f"{net}.width") for c, _ in jobs),
+        widths=_join(w for c, _ in jobs for w in [_get(c, f"{net}.width"), *(_get(c, "gauge.widths") or [])]),
         depths=_join(_get(c, f"{net}.depth") for c, _ in jobs),
     )
 
@@ -154,6 +154,8 @@ def collect(root: Path, stages: list[str], git: tuple[str, bool], now: dt.dateti
         lock_status = "no dvc.lock to compare with"
     elif not differ:
         lock_status = "matches dvc.lock"
+    elif len(differ) == len(hashes):
+        lock_status = f"none of the {len(hashes)} inputs is the output dvc.lock records"
     else:
         lock_status = f"{len(differ)} of {len(hashes)} inputs differ from dvc.lock ({', '.join(differ)})"
     when = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from pipeline.plots.figures import REPORT_FIGURES
 from pipeline.stages import report
@@ -132,7 +133,7 @@ def test_a_row_whose_status_is_not_ok_never_disagrees_and_leaves_every_headline(
                          "group": ["gelu sb2=0 L=50"]})  # fmt: skip
     tables["mlp_sweep/one_loop_crossings.csv"] = pd.concat([loop, gelu], ignore_index=True)
     s = report.headline(tables)
-    g = s[s.context == "gelu sb2=0 L=50 N=16"].iloc[0]
+    g = s[(s.context == "gelu sb2=0 L=50 N=16") & (s.quantity == "one_loop_zero_crossing")].iloc[0]
     assert g.status == "one_loop_status=no_crossing" and g.measured == 3.103  # the measurement stays
     assert pd.isna(g.theory) and pd.isna(g.difference)  # was 2.189 and +0.914
     x = s[(s.quantity == "lyapunov_zero_crossing") & (s.status != "ok")].iloc[0]
@@ -233,3 +234,128 @@ def test_report_headline_differences_are_measured_minus_theory_at_the_widest_wid
     assert m["lyapunov_crossing_max_abs_diff"] == pytest.approx(1.79 - TANH_SB005)
     assert m["gauge_threshold_max_abs_diff"] == pytest.approx(1.55 - 2 * math.pi / (math.pi + 1))
     assert m["one_loop_agrees"] == "1/1"
+
+
+# ---------------------------------------------------------------- issue 24: a verdict on every comparison, provenance
+
+
+def test_every_row_gets_z_and_a_verdict_and_a_twelve_se_miss_is_flagged():
+    """Guards report.judge: z = difference / combined SE, |difference| <= max(2 SE, floor) agrees. The issue's miss:
+    the tanh chaos threshold 1.517 +- 0.042 against 1 (12.3 SE) went unflagged. Hand computation."""
+    tables = _headline_tables()
+    tables["gauge_scan/thresholds.csv"] = pd.DataFrame({
+        "activation": ["tanh"], "xi": [1.0], "sigma_b2": [0.0], "width": [256],
+        "len_threshold_theory": [1.0], "len_threshold_measured": [1.03], "len_threshold_se": [0.02],
+        "chaos_threshold_theory": [1.0], "chaos_threshold_measured": [1.517], "chaos_threshold_se": [0.042],
+    })  # fmt: skip
+    s = report.headline(tables).set_index("quantity", append=True)
+    assert {"z", "verdict", "reason", "combined_se", "section"} <= set(s.columns)
+    chaos = s.xs("chaos_threshold", level="quantity").iloc[0]
+    assert chaos.z == pytest.approx(0.517 / 0.042) and chaos.verdict == "disagrees"  # 12.3 SE
+    assert "12.3 SE" in chaos.reason
+    length = s.xs("len_threshold", level="quantity").iloc[0]
+    assert length.z == pytest.approx(1.5) and length.verdict == "agrees"  # 0.03 <= 2 x 0.02
+    zc = s.xs("lyapunov_zero_crossing", level="quantity").iloc[0]  # 1.79 vs 1.76095: 2.9 SE
+    assert zc.z == pytest.approx((1.79 - TANH_SB005) / 0.01) and zc.verdict == "disagrees"
+    ol = s.xs("one_loop_zero_crossing", level="quantity").iloc[0]  # 0.01 off at SE 0.01: 1 SE
+    assert ol.verdict == "agrees" and ol.z == pytest.approx(1.0)
+    acc = s.xs("test_accuracy", level="quantity")
+    assert set(acc.verdict) == {"no theory"} and acc.reason.str.startswith("no prediction").all()
+    crit = s.xs("critical_sigma_w2_sigma_b2_0", level="quantity")
+    assert set(crit.verdict) == {"no measurement"}
+    assert set(s.verdict) <= set(report.VERDICTS)
+
+
+def test_a_row_without_a_valid_status_is_never_a_disagreement_and_gives_its_status_as_reason():
+    tables = _headline_tables()
+    zc = tables["lyapunov/zero_crossings.csv"]
+    tables["lyapunov/zero_crossings.csv"] = zc.assign(crossing_measured=[9.0], excluded=[True])  # 724 SE off
+    loop = tables["mlp_sweep/one_loop_crossings.csv"]
+    tables["mlp_sweep/one_loop_crossings.csv"] = loop.assign(crossing_one_loop=[9.0], one_loop_status=["no_crossing"])
+    s = report.headline(tables)
+    z = s[s.quantity == "lyapunov_zero_crossing"].iloc[0]
+    assert (z.verdict, z.reason) == ("no theory", "excluded=True")  # every number of the row is masked
+    o = s[s.quantity == "one_loop_zero_crossing"].iloc[0]
+    assert (o.verdict, o.reason) == ("no theory", "one_loop_status=no_crossing")
+
+
+def test_section_captions_say_what_agreed_and_what_did_not_with_numbers():
+    s = report.headline(_headline_tables())
+    text = report.section_verdicts(s[s.section == "Lyapunov exponents"])
+    rows = s[s.section == "Lyapunov exponents"]
+    n_ok = int((rows.verdict == "agrees").sum())
+    assert text.startswith(f"{n_ok} of {len(rows)} comparisons agree")
+    assert "lyapunov_zero_crossing tanh sigma_b2=0.05 N=256: 1.79 +- 0.01 against 1.761 (z = +2.9)" in text
+
+
+def test_summary_csv_has_the_verdict_columns_by_name(smoke_pipeline):
+    summary = pd.read_csv(smoke_pipeline["report"] / "summary.csv")
+    for col in ("z", "verdict", "reason", "tolerance", "section"):
+        assert col in summary.columns
+    judged = summary.dropna(subset=["z"])
+    assert np.allclose(judged.z, judged.difference / judged.combined_se)
+    assert set(summary.verdict) <= set(report.VERDICTS)
+
+
+def test_dvc_md5_is_dvcs_own_hash_of_files_and_folders(tmp_path):
+    """The report's inputs hash against DVC's own code (dvc_data): a file's md5, and a folder's Tree digest (md5 of
+    its sorted JSON listing + '.dir'), which dvc.lock records."""
+    from dvc_data.hashfile.hash import file_md5
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.tree import Tree
+
+    from pipeline.stages.report_provenance import dvc_md5
+
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    files = {("b.csv",): b"x\n1\n", ("sub", "a.png"): b"\x89PNG" * 100, ("a.csv",): b"y"}
+    tree = Tree()
+    for parts, data in files.items():
+        (tmp_path / "d").joinpath(*parts).write_bytes(data)
+        tree.add(parts, None, HashInfo("md5", file_md5(str((tmp_path / "d").joinpath(*parts)))))
+    tree.digest()
+    assert dvc_md5(tmp_path / "d" / "b.csv") == file_md5(str(tmp_path / "d" / "b.csv"))
+    assert dvc_md5(tmp_path / "d") == tree.hash_info.value
+
+
+def test_provenance_says_dvc_repro_only_under_dvc_and_compares_inputs_with_dvc_lock(tmp_path, monkeypatch):
+    from pipeline.stages import report_provenance as rp
+
+    assert rp.built_by_dvc({"DVC_STAGE": "report", "DVC_ROOT": "/x"})  # what `dvc repro` sets for the stage
+    assert not rp.built_by_dvc({}) and not rp.built_by_dvc({"DVC_STAGE": "theory"})
+    root = tmp_path / "outputs"
+    for key in rp.REPORT_INPUTS:
+        path = root / key
+        if key.endswith((".csv", ".json")):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(key)
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / "f.png").write_bytes(key.encode())
+    lock = {"stages": {"s": {"outs": [{"path": f"outputs/{k}", "md5": rp.dvc_md5(root / k)}
+                                      for k in rp.REPORT_INPUTS]}}}  # fmt: skip
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    monkeypatch.setattr(rp, "repo_root", lambda: tmp_path)
+    monkeypatch.delenv("DVC_STAGE", raising=False)
+    p = rp.collect(root, ["theory"], ("abc123", True))
+    assert (p.built_by, p.lock_status, p.dirty) == ("hand-run", "matches dvc.lock", True)
+    (root / "lyapunov/zero_crossings.csv").write_text("changed")
+    p2 = rp.collect(root, ["theory"], ("abc123", False))
+    assert p2.lock_status.startswith("1 of 11 inputs differ") and "lyapunov/zero_crossings.csv" in p2.lock_status
+    assert p2.inputs_md5 != p.inputs_md5
+    monkeypatch.setenv("DVC_STAGE", "report")
+    assert rp.collect(root, [], ("abc", False)).built_by == "dvc repro"
+
+
+def test_the_smoke_report_says_smoke_and_hand_run_in_its_header(smoke_pipeline):
+    text = (smoke_pipeline["report"] / "report.html").read_text()
+    assert "id='smoke-banner'" in text and "SMOKE PRESET" in text
+    assert "Hand-run" in text and "Rebuilt by" not in text
+    assert "on the data set spirals" in text and "ginn.data.name" not in text  # what was run, not the key
+
+
+def test_report_inputs_are_dvc_yaml_report_deps():
+    """One list: the provenance hashes exactly the outputs the report stage depends on in dvc.yaml."""
+    from pipeline.stages.report_provenance import REPORT_INPUTS
+
+    deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["report"]["deps"]
+    assert {f"outputs/{k}" for k in REPORT_INPUTS} == {d for d in deps if d.startswith("outputs/")}

@@ -87,22 +87,36 @@ def test_dvc_plots_show_renders_offline_and_the_report_shows_provenance_and_verd
     n_plots = page_html.count("vegaEmbed(")
     assert n_plots >= len(PLOT_STAGES)
 
+    # the control: DVC's own page (its scripts from a public CDN), which drew nothing offline
+    from dvc_render.html import PAGE_HTML
+
+    (tmp_path / "cdn.html").write_text(PAGE_HTML)
+    cdn = [str(dvc), "plots", "show", "--html-template", str(tmp_path / "cdn.html"), "-o", str(tmp_path / "cdn_plots")]
+    p = subprocess.run(cdn, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "cdn.jsdelivr" in (tmp_path / "cdn_plots" / "index.html").read_text(), p.stderr
+
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=browser_exe, args=CHROMIUM_ARGS)
         try:
             page, refused, errors = _offline_page(browser, (tmp_path / "plots" / "index.html").as_uri(), tmp_path)
-            page.wait_for_function(f"document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length >= "
-                                   f"{n_plots}", timeout=60_000)  # fmt: skip
-            drawn = page.evaluate("document.querySelectorAll('.vega-embed svg, .vega-embed canvas').length")
-            marks = page.evaluate(
-                "Array.from(document.querySelectorAll('.vega-embed canvas')).filter(c => c.width > 50).length"
-                " + document.querySelectorAll('.vega-embed svg path').length"
+            # vega's renderer output (canvas or svg) carries the class "marks"; vega-embed's menu icon does not
+            page.wait_for_function(f"document.querySelectorAll('.vega-embed .marks').length >= {n_plots}",
+                                   timeout=60_000)  # fmt: skip
+            drawn = page.evaluate(
+                "Array.from(document.querySelectorAll('.vega-embed .marks'))"
+                ".filter(m => m.tagName === 'svg' ? m.querySelectorAll('path').length > 0 : m.width > 100).length"
             )
             _save(page, tmp_path / "dvc_plots_offline.png")
-            assert drawn >= n_plots and marks > 0, (drawn, marks, errors)
+            assert drawn == n_plots, (drawn, n_plots, errors)  # every chart drawn, none blank
             assert not errors, errors
             assert not [u for u in refused if "vega" in u], refused  # nothing needed from the network
+
+            page, refused, _ = _offline_page(browser, (tmp_path / "cdn_plots" / "index.html").as_uri(), tmp_path)
+            page.wait_for_timeout(3000)
+            _save(page, tmp_path / "dvc_plots_cdn_offline_blank.png")
+            assert page.evaluate("document.querySelectorAll('.vega-embed .marks').length") == 0  # the old blank page
+            assert any("cdn.jsdelivr" in u for u in refused), refused
 
             page, refused, errors = _offline_page(browser, (smoke_pipeline["report"] / "report.html").as_uri(),
                                                   tmp_path)  # fmt: skip

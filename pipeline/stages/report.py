@@ -36,7 +36,6 @@ from pipeline.stages.outputs import StageOutput
 from pipeline.stages.report_provenance import Provenance
 from pipeline.stages.tables import write_csv
 from pipeline.status import mask_invalid
-from pipeline.tracking.provenance import git_state
 
 log = logging.getLogger("ginn.report")
 
@@ -370,7 +369,7 @@ def compute(cfg: StageConfig) -> ReportResult:
     for v in VERDICTS:
         metrics[f"n_{v.replace(' ', '_')}"] = int(counts.get(v, 0))
     stages = list(dict.fromkeys(f.stage for f in REPORT_FIGURES))
-    prov = report_provenance.collect(root, stages, git_state())
+    prov = report_provenance.collect(root, stages, report_provenance.code_state())
     return ReportResult(tables, summary, metrics, figures, loop, prov, caption_facts(tables))
 
 
@@ -414,7 +413,8 @@ def _provenance_html(p: Provenance) -> list[str]:
     )
     out.append(
         f"<div id='provenance'><p><b>{built}</b> on {e(p.date)} from commit <code>{e(p.commit[:12])}</code>"
-        f"{' <b>(uncommitted changes)</b>' if p.dirty else ' (clean)'}. Inputs: <code>{e(p.inputs)}</code>, "
+        f"{' <b>(uncommitted changes to code or configs)</b>' if p.dirty else ' (clean)'}. "
+        f"Inputs: <code>{e(p.inputs)}</code>, "
         f"md5 <code>{e(p.inputs_md5)}</code> ({e(p.lock_status)}).</p>"
         "<table><tr><th>stage</th><th>preset</th><th>seeds (engine.n_seeds)</th><th>widths</th><th>depths</th></tr>"
         f"{rows}</table></div>"

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,20 @@ def locked_hashes(lock: Path) -> dict[str, str]:
         return {}
     data = yaml.safe_load(Path(lock).read_text()) or {}
     return {o["path"]: o.get("md5") for s in data.get("stages", {}).values() for o in s.get("outs", [])}
+
+
+def code_state(root: Path | None = None) -> tuple[str, bool]:
+    """(commit, dirty) of the checkout, where dirty means uncommitted changes to tracked files other than
+    dvc.lock and outputs/ (which `dvc repro` itself rewrites before the report runs); ('unknown', False) off git."""
+    root = str(root or repo_root())
+    git = ["git", "-C", root]
+    try:
+        sha = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock",
+                                ":!outputs"], capture_output=True, text=True, check=True, timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", False
+    return sha.stdout.strip(), bool(dirty.stdout.strip())
 
 
 def built_by_dvc(environ=os.environ) -> bool:

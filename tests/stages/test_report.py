@@ -359,3 +359,25 @@ def test_report_inputs_are_dvc_yaml_report_deps():
 
     deps = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["report"]["deps"]
     assert {f"outputs/{k}" for k in REPORT_INPUTS} == {d for d in deps if d.startswith("outputs/")}
+
+
+def test_dirty_means_code_or_configs_not_what_dvc_repro_rewrites(tmp_path):
+    """`dvc repro` rewrites dvc.lock and the tracked metrics.json files before the report runs: they must not make
+    every rebuilt report say "uncommitted changes"; an edited config must."""
+    import subprocess
+
+    from pipeline.stages.report_provenance import code_state
+
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    for name in ("dvc.lock", "outputs/theory/metrics.json", "conf/theory.yaml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("a\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    sha = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / "dvc.lock").write_text("b\n")
+    (tmp_path / "outputs/theory/metrics.json").write_text("b\n")
+    assert code_state(tmp_path) == (sha, False)
+    (tmp_path / "conf/theory.yaml").write_text("b\n")
+    assert code_state(tmp_path) == (sha, True)

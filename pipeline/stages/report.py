@@ -10,6 +10,11 @@ Status before number: every summary.csv row carries the `status` of the row it c
 crossing_status, quad_status, status, excluded; "ok" when valid). A row whose status is not "ok" has NaN in the
 numbers its status speaks for and leaves every headline of metrics.json; `n_excluded_<headline>` counts the rows
 each headline left out, and no such row is ever called a disagreement.
+
+Verdict on every comparison (`judge`, one rule: AGREE_Z, GRID_FLOOR): each row gets z = difference / combined SE
+and agrees / disagrees / no theory / no measurement with its reason; every section opens with what agreed and what
+did not. The page's header says how it was made (`report_provenance`: dvc repro or hand-run, commit, inputs' md5
+against dvc.lock, each stage's preset, seeds, widths, depths; a banner for the smoke preset).
 """
 
 from __future__ import annotations
@@ -518,5 +523,6 @@ def write(result: ReportResult, folder: Path) -> StageOutput:
         {},
         f"{len(result.figures)} figures, max |lyapunov crossing - theory| = "
         + (f"{m['lyapunov_crossing_max_abs_diff']:.3f}" if m["lyapunov_crossing_max_abs_diff"] is not None else "none")
-        + f" ({m['n_excluded_lyapunov_crossing_max_abs_diff']} excluded) -> report.html",
+        + f" ({m['n_excluded_lyapunov_crossing_max_abs_diff']} excluded); verdicts: {m.get('n_agrees', 0)} agree, "
+        f"{m.get('n_disagrees', 0)} disagree -> report.html",
     )

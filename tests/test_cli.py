@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.stages.registry import STAGES
-from tests.conftest import ROOT
+from tests.conftest import ROOT, inprocess
 
 BIN = Path(sys.executable).parent
 SCRIPTS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
@@ -109,8 +109,7 @@ def test_a_type_error_in_a_preset_file_names_its_key(value, tmp_path):
 def test_a_mistyped_preset_lists_the_presets_and_suggests_the_nearest_in_one_line():
     """Issue 24: `experiment=smok` printed "Available options in 'experiment': Config search path:" and nothing
     else (Hydra lists the presets on indented lines, which the one-line formatter dropped)."""
-    p = subprocess.run([sys.executable, "-m", "pipeline.theory", "experiment=smok"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
+    p = inprocess("theory", "experiment=smok")
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
     presets = sorted(f.stem for f in (ROOT / "experiments").glob("*.yaml"))

@@ -407,6 +407,9 @@ STYLE = (
 )
 
 
+BUILD_STAMP = "build_stamp.js"  # beside report.html, not a DVC output (see build_stamp_js)
+
+
 def _provenance_html(p: Provenance) -> list[str]:
     """The header: who built the report from what (and a banner when any stage ran the smoke preset)."""
     e = html.escape
@@ -416,22 +419,34 @@ def _provenance_html(p: Provenance) -> list[str]:
         out.append(f"<div class='smoke' id='smoke-banner'>SMOKE PRESET: {', '.join(smoke)} ran "
                    "<code>experiment=smoke</code> (seconds-long, a few seeds): a first look, not the study's "
                    "numbers.</div>")  # fmt: skip
-    built = ("Rebuilt by <code>dvc repro</code> (stage report)" if p.built_by == "dvc repro"
-             else "Hand-run (<code>python -m pipeline.report</code>, not by <code>dvc repro</code>)")  # fmt: skip
     rows = "".join(
         f"<tr><td>{e(s.stage)}</td><td>{e(s.preset or 'defaults (no preset)') if s.found else 'unknown'}</td>"
         f"<td>{e(s.seeds)}</td><td>{e(s.widths)}</td><td>{e(s.depths)}</td></tr>"
         for s in p.stages
     )
     out.append(
-        f"<div id='provenance'><p><b>{built}</b> on {e(p.date)} from commit <code>{e(p.commit[:12])}</code>"
-        f"{' <b>(uncommitted changes to code or configs)</b>' if p.dirty else ' (clean)'}. "
+        f"<div id='provenance'><p><span id='build-stamp'><b>Build stamp not loaded</b>: <code>{BUILD_STAMP}</code> "
+        "beside this page says how, when and from which commit it was built.</span> "
         f"Inputs: <code>{e(p.inputs)}</code>, "
         f"md5 <code>{e(p.inputs_md5)}</code> ({e(p.lock_status)}).</p>"
         "<table><tr><th>stage</th><th>preset</th><th>seeds (engine.n_seeds)</th><th>widths</th><th>depths</th></tr>"
-        f"{rows}</table></div>"
+        f"{rows}</table></div><script src='{BUILD_STAMP}'></script>"
     )
     return out
+
+
+def build_stamp_js(p: Provenance) -> str:
+    """How, when and from which commit the page was built, as a script report.html loads. It lives apart from
+    report.html so that the page, a DVC output, hashes the same on every machine and the committed dvc.lock
+    reproduces byte for byte (the stamp changes with every build by nature)."""
+    e = html.escape
+    built = ("Rebuilt by <code>dvc repro</code> (stage report)" if p.built_by == "dvc repro"
+             else "Hand-run (<code>python -m pipeline.report</code>, not by <code>dvc repro</code>)")  # fmt: skip
+    stamp = (
+        f"<b>{built}</b> on {e(p.date)} from commit <code>{e(p.commit[:12])}</code>"
+        f"{' <b>(uncommitted changes to code or configs)</b>' if p.dirty else ' (clean)'}."
+    )
+    return f"document.getElementById('build-stamp').innerHTML = {json.dumps(stamp)};\n"
 
 
 def _summary_html(summary: pd.DataFrame) -> str:
@@ -524,6 +539,8 @@ def write(result: ReportResult, folder: Path) -> StageOutput:
         shutil.copyfile(path, figs / name)
     write_csv(result.summary, folder / "summary.csv")
     (folder / "report.html").write_text(_html(result, figs))
+    if result.provenance is not None:
+        (folder / BUILD_STAMP).write_text(build_stamp_js(result.provenance))
     m = result.metrics
     return StageOutput(
         m,

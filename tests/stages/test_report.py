@@ -349,7 +349,8 @@ def test_provenance_says_dvc_repro_only_under_dvc_and_compares_inputs_with_dvc_l
 def test_the_smoke_report_says_smoke_and_hand_run_in_its_header(smoke_pipeline):
     text = (smoke_pipeline["report"] / "report.html").read_text()
     assert "id='smoke-banner'" in text and "SMOKE PRESET" in text
-    assert "Hand-run" in text and "Rebuilt by" not in text
+    stamp = (smoke_pipeline["report"] / "build_stamp.js").read_text()
+    assert "Hand-run" in stamp and "Rebuilt by" not in stamp and "<script src='build_stamp.js'>" in text
     assert "on the data set spirals" in text and "ginn.data.name" not in text  # what was run, not the key
 
 
@@ -381,3 +382,19 @@ def test_dirty_means_code_or_configs_not_what_dvc_repro_rewrites(tmp_path):
     assert code_state(tmp_path) == (sha, False)
     (tmp_path / "conf/theory.yaml").write_text("b\n")
     assert code_state(tmp_path) == (sha, True)
+
+
+def test_report_html_does_not_change_with_the_build_stamp(tmp_path):
+    """report.html is a DVC output: its bytes must not depend on when or from which commit it was built (else the
+    committed dvc.lock never reproduces); the stamp goes to build_stamp.js, which the page loads."""
+    from pipeline.stages import report as stage
+    from pipeline.stages import report_provenance as rp
+
+    def page(commit, date, built_by):
+        prov = rp.Provenance(stages=[], inputs="x", inputs_md5="m", lock_status="matches dvc.lock", commit=commit,
+                             dirty=False, date=date, built_by=built_by)  # fmt: skip
+        return stage._provenance_html(prov), stage.build_stamp_js(prov)
+
+    (html_a, js_a), (html_b, js_b) = page("a" * 40, "2026-01-01 00:00 UTC", "dvc repro"), page("b" * 40, "2027", "x")
+    assert html_a == html_b
+    assert "a" * 12 in js_a and "2026-01-01" in js_a and "Rebuilt by" in js_a and "Hand-run" in js_b

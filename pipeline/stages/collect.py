@@ -177,7 +177,7 @@ NOT_DERIVED = "not_derived"
 # the job's measured and theory crossings: status column -> the values it speaks for (crossings.csv and, under
 # their one_loop_crossings.csv names, there too)
 CROSSING_STATUS = {"crossing_measured_status": ["crossing_measured", "crossing_measured_se"],
-                   "crossing_theory_status": ["crossing_theory"]}  # fmt: skip
+                   "crossing_mean_field_status": ["crossing_mean_field"]}  # fmt: skip
 # per-job MLflow run ids: a git-ignored file beside the merged tables, not a DVC out (run ids differ on every run)
 RUNS_FILE = "runs.csv"
 
@@ -201,13 +201,13 @@ def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.Data
     out = pd.DataFrame({
         "activation": c.activation, "sigma_b2": c.sigma_b2, "width": c.width, "depth": c.depth,
         "crossing_measured": c.crossing_measured, "crossing_se": c.crossing_measured_se,
-        "crossing_mean_field": c.crossing_theory, "crossing_one_loop": c.crossing_one_loop,
+        "crossing_mean_field": c.crossing_mean_field, "crossing_one_loop": c.crossing_one_loop,
         "crossing_exact": c.crossing_exact, "expansion_parameter": c.one_loop_expansion_parameter,
         "crossing_one_loop_deep": c.crossing_one_loop_deep,
         "crossing_mean_field_finite_depth": c.crossing_mean_field_finite_depth,
         "one_loop_status": c.one_loop_status,
         "measured_status": c.get("crossing_measured_status", "ok"),
-        "mean_field_status": c.get("crossing_theory_status", "ok"),
+        "mean_field_status": c.get("crossing_mean_field_status", "ok"),
     })  # fmt: skip
     extra = [k for k in cols if k not in out.columns]
     for i, k in enumerate(extra):
@@ -300,7 +300,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
                 "sigma_b2": row.sigma_b2,
                 "xi": row.xi,
                 **{k: v.get(k) for k in cols if k not in DESIGN},
-                **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_theory")},
+                **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_mean_field")},
                 # each crossing's own status (jobs written before the statuses existed: "ok", their NaN says none)
                 **{k: m.get(k) or "ok" for k in CROSSING_STATUS},
                 **{k: m.get(k) for k in ONE_LOOP_KEYS},

@@ -263,6 +263,6 @@ def headline(result: MlpSweepResult) -> StageOutput:
 
 def theory_text(c: dict) -> str:
     """The theory crossing of a summary line: its value, or 'nan (status)' where there is no theory value."""
-    if c["crossing_theory_status"] == "ok":
-        return f"{c['crossing_theory']:.4f}"
-    return f"nan ({c['crossing_theory_status']})"
+    if c["crossing_mean_field_status"] == "ok":
+        return f"{c['crossing_mean_field']:.4f}"
+    return f"nan ({c['crossing_mean_field_status']})"

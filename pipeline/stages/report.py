@@ -144,8 +144,8 @@ def headline(tables: dict) -> pd.DataFrame:
                 "activation": r.activation,
                 "measured": r.crossing_measured,
                 "measured_se": r.crossing_measured_se,
-                "theory": r.crossing_theory,
-                "difference": r.crossing_measured - r.crossing_theory,
+                "theory": r.crossing_mean_field,
+                "difference": r.crossing_measured - r.crossing_mean_field,
                 "status": row_status(r),
             }
         )

@@ -30,7 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "mlp_sweep"
-HEADLINE = ("crossing_measured", "crossing_measured_se", "crossing_theory", "chi_rel_err_median")
+HEADLINE = ("crossing_measured", "crossing_measured_se", "crossing_mean_field", "chi_rel_err_median")
 # Playwright's launch() already uses a fresh temporary profile (it rejects --user-data-dir in args;
 # launch_persistent_context below passes a fresh one explicitly). Without the background-networking
 # flags the closed network refuses chromium's own connections.
@@ -160,7 +160,7 @@ def _metric_names(page) -> list[str]:
 
 
 def _listed(name: str, rows: list[str]) -> bool:
-    """`name` is a row, possibly under a prefix (`headline/crossing_theory`), never a longer key's stem."""
+    """`name` is a row, possibly under a prefix (`headline/crossing_mean_field`), never a longer key's stem."""
     return any(re.search(rf"(^|[./:\s-]){re.escape(name)}$", r) for r in rows)
 
 

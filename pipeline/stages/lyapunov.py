@@ -142,7 +142,7 @@ def compute(cfg: LyapunovConfig) -> LyapunovResult:
     zc = mask_invalid(
         pd.DataFrame(crossings), ["crossing_measured", "crossing_measured_se"], "crossing_measured_status"
     )
-    zc = mask_invalid(zc, ["crossing_theory"], "crossing_theory_status")
+    zc = mask_invalid(zc, ["crossing_mean_field"], "crossing_mean_field_status")
     result = LyapunovResult(
         table,
         zc,
@@ -182,8 +182,8 @@ def headline(result: LyapunovResult) -> StageOutput:
                 "se": r.crossing_measured_se,
                 "measured_status": r.crossing_measured_status,
                 "measured_reason": r.crossing_measured_reason,
-                "theory": r.crossing_theory,
-                "theory_status": r.crossing_theory_status,
+                "mean_field": r.crossing_mean_field,
+                "mean_field_status": r.crossing_mean_field_status,
             }
             for r in cr.itertuples()
         },
@@ -204,7 +204,8 @@ def headline(result: LyapunovResult) -> StageOutput:
         + Crossing(r.crossing_measured, r.crossing_measured_se, r.crossing_measured_status,
                    r.crossing_measured_reason).text(3)
         + " (theory "
-        + (f"{r.crossing_theory:.3f}" if r.crossing_theory_status == "ok" else f"nan ({r.crossing_theory_status})")
+        + (f"{r.crossing_mean_field:.3f}" if r.crossing_mean_field_status == "ok"
+           else f"nan ({r.crossing_mean_field_status})")
         + ")"
         for r in cr.itertuples()
     )  # fmt: skip

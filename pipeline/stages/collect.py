@@ -188,6 +188,20 @@ def group_label(row, cols) -> str:
     return f"{row['activation']} sb2={row['sigma_b2']:g} L={row['depth']}{extra}"
 
 
+def job_crossing(design: dict, metrics: dict) -> dict:
+    """One job's row of crossings.csv and one_loop_crossings.csv: its design (activation, width, depth, sigma_b2, xi
+    and any swept keys) and the crossings of its metrics.json; each crossing keeps its own status (a job written
+    before the statuses existed: "ok", its NaN says none)."""
+    return {
+        **design,
+        "width": int(design["width"]),
+        "depth": int(design["depth"]),
+        **{k: metrics.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_mean_field")},
+        **{k: metrics.get(k) or "ok" for k in CROSSING_STATUS},
+        **{k: metrics.get(k) for k in ONE_LOOP_KEYS},
+    }
+
+
 def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.DataFrame:
     """one_loop_crossings.csv: measured zero crossings beside mean field, one loop and (ReLU) the exact formula.
 
@@ -292,20 +306,8 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     for d, v in zip(dirs, values):
         m = json.loads((d / "metrics.json").read_text())
         row = pd.read_csv(d / "sweep.csv", nrows=1).iloc[0]
-        crossings.append(
-            {
-                "activation": row.activation,
-                "width": int(row.width),
-                "depth": int(row.depth),
-                "sigma_b2": row.sigma_b2,
-                "xi": row.xi,
-                **{k: v.get(k) for k in cols if k not in DESIGN},
-                **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_mean_field")},
-                # each crossing's own status (jobs written before the statuses existed: "ok", their NaN says none)
-                **{k: m.get(k) or "ok" for k in CROSSING_STATUS},
-                **{k: m.get(k) for k in ONE_LOOP_KEYS},
-            }
-        )
+        design = {k: row[k] for k in DESIGN} | {k: v.get(k) for k in cols if k not in DESIGN}
+        crossings.append(job_crossing(design, m))
         key = {k: crossings[-1][k] for k in (*DESIGN, *cols) if k in crossings[-1]}
         runs.append({"job": d.name, **key, "mlflow_run_id": read_run_record(d)})
     fw = finite_width_table(sweep, cols)

@@ -280,6 +280,34 @@ def one_loop_summary(loop: pd.DataFrame) -> dict:
     }
 
 
+AGREEMENT = {"mean_field": ("crossing_mean_field", "mean_field_status"),
+             "one_loop": ("crossing_one_loop", "one_loop_status")}  # fmt: skip
+WHY_NOT_DERIVED = "one loop is derived for i.i.d. Gaussian weights with xi = 1 only (docs/science.md §6)"
+
+
+def crossing_agreement(design: dict, crossing: dict, theories: tuple[str, ...] = tuple(AGREEMENT)) -> dict:
+    """How far one measured crossing is from theory, as one_loop_crossings.csv says it (`one_loop_crossings` on its
+    `job_crossing` row: same SE, same status rules), for a run's metrics: `z_<theory>` = (measured - theory) / SE
+    and `minus_<theory>` = measured - theory per theory (mean_field, one_loop). Where a z has no valid value (no
+    measured crossing, a theory status not "ok", one loop not derived) neither number is given and
+    `z_<theory>_status` says why ("ok" otherwise)."""
+    row = one_loop_crossings(pd.DataFrame([job_crossing(design, crossing)])).iloc[0]
+    out: dict = {}
+    for name in theories:
+        col, status = AGREEMENT[name]
+        why = [f"{what} {row[s]}" for what, s in (("measured crossing:", "measured_status"), (f"{name}:", status))
+               if row[s] != "ok"]  # fmt: skip
+        if row[status] == NOT_DERIVED:
+            why[-1] += f" ({WHY_NOT_DERIVED})"
+        if not why and not np.isfinite(row[f"z_{name}"]):
+            why.append(f"no finite z (crossing_se = {row.crossing_se})")
+        out[f"z_{name}_status"] = "; ".join(why) or "ok"
+        if not why:
+            out[f"z_{name}"] = float(row[f"z_{name}"])
+            out[f"minus_{name}"] = float(row.crossing_measured - row[col])
+    return out
+
+
 def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     """Concatenate job tables; fail loudly if a job has no outputs (it failed or never ran)."""
     dirs = job_dirs(jobs)

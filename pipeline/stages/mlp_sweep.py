@@ -27,7 +27,7 @@ from pipeline.dynamics.statistics import (
     zero_crossing,  # noqa: F401  (the point estimate's formula, for tests)
 )
 from pipeline.plots.figures import draw_stage_figures
-from pipeline.stages.collect import DESIGN, NOT_DERIVED, job_crossing, one_loop_crossings
+from pipeline.stages.collect import DESIGN, crossing_agreement
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import crossing_columns, one_loop_crossing, theory_threshold
@@ -265,32 +265,12 @@ def headline(result: MlpSweepResult) -> StageOutput:
     return StageOutput(metrics, curves, f"lambda = 0 at sigma_w2 = {measured.text()} (theory {theory_text(c)})")
 
 
-AGREEMENT = {"mean_field": ("crossing_mean_field", "mean_field_status"),
-             "one_loop": ("crossing_one_loop", "one_loop_status")}  # fmt: skip
-WHY_NOT_DERIVED = "one loop is derived for i.i.d. Gaussian weights with xi = 1 only (docs/science.md §6)"
-
-
 def agreement(result: MlpSweepResult) -> dict:
-    """How far this job's crossing is from theory, as merged/one_loop_crossings.csv says it (the same function,
-    `collect.one_loop_crossings`, on this job's row: same SE, same status rules): `crossing_z_<theory>` =
-    (measured - theory) / SE and `crossing_minus_<theory>` = measured - theory, for mean field and one loop. Where
-    a z has no valid value (no measured crossing, a theory status not "ok", one loop not derived) neither number is
-    given and `crossing_z_<theory>_status` says why ("ok" otherwise)."""
+    """This job's agreement with mean field and one loop as merged/one_loop_crossings.csv computes it
+    (`collect.crossing_agreement`), as metrics `crossing_z_<theory>`, `crossing_minus_<theory>` and the tag-bound
+    `crossing_z_<theory>_status`."""
     design = {k: result.sweep[k].iloc[0] for k in DESIGN}
-    row = one_loop_crossings(pd.DataFrame([job_crossing(design, result.crossing)])).iloc[0]
-    out: dict = {}
-    for name, (col, status) in AGREEMENT.items():
-        why = [f"{what} {row[s]}" for what, s in (("measured crossing:", "measured_status"), (f"{name}:", status))
-               if row[s] != "ok"]  # fmt: skip
-        if row[status] == NOT_DERIVED:
-            why[-1] += f" ({WHY_NOT_DERIVED})"
-        if not why and not np.isfinite(row[f"z_{name}"]):
-            why.append(f"no finite z (crossing_se = {row.crossing_se})")
-        out[f"crossing_z_{name}_status"] = "; ".join(why) or "ok"
-        if not why:
-            out[f"crossing_z_{name}"] = float(row[f"z_{name}"])
-            out[f"crossing_minus_{name}"] = float(row.crossing_measured - row[col])
-    return out
+    return {f"crossing_{k}": v for k, v in crossing_agreement(design, result.crossing).items()}
 
 
 SIGMA_W2_STEP = 1000  # curves against sigma_w2: step = round(1000 sigma_w2), the same step for every job's grid

@@ -7,6 +7,7 @@ pipeline's collected sweep) and from synthetic crossings; the curves against lay
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -158,3 +159,23 @@ def test_compare_view_params_hold_no_seed_metric_no_path_and_the_parent_no_curve
     assert not [k for k in parent if any(f"sweep.{curve}." in k for curve in CURVES)]
     exp = c.get_experiment(next(iter(runs.values())).info.experiment_id)
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_lyapunov_run_logs_the_mean_field_z_of_each_crossing(smoke_pipeline):
+    """lyapunov measures one crossing per curve: `crossing.<case>.z_mean_field` is the hand z of its
+    zero_crossings.csv row; one loop is not predicted there, and a tag says so."""
+    out = smoke_pipeline.root / "lyapunov"
+    run = mlflow.MlflowClient(smoke_pipeline.store).get_run(json.loads((out / "mlflow_run.json").read_text())[
+        "mlflow_run_id"])  # fmt: skip
+    rows = pd.read_csv(out / "zero_crossings.csv")
+    assert len(rows) >= 1
+    for r in rows.itertuples():
+        key = f"crossing.{r.activation}_sb{r.sigma_b2:g}"
+        hand = (r.crossing_measured - r.crossing_mean_field) / r.crossing_measured_se
+        if np.isfinite(hand):
+            assert run.data.metrics[f"{key}.z_mean_field"] == pytest.approx(hand, rel=1e-5, abs=1e-6)
+            assert run.data.tags[f"{key}.z_mean_field_status"] == "ok"
+        else:
+            assert f"{key}.z_mean_field" not in run.data.metrics and run.data.tags[f"{key}.z_mean_field_status"] != "ok"
+    assert not [k for k in run.data.metrics if "one_loop" in k]
+    assert run.data.tags["crossing_z_one_loop_status"].startswith("not computed")

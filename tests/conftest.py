@@ -435,7 +435,7 @@ def make_job(
         for layer in range(depth + 1)
     ]  # fmt: skip
     pd.DataFrame(fl).to_csv(job / "fluctuations.csv", index=False)
-    metrics = {"crossing_measured": 1.5 + off, "crossing_measured_se": 0.05, "crossing_theory": 1.0 + 2 * off,
+    metrics = {"crossing_measured": 1.5 + off, "crossing_measured_se": 0.05, "crossing_mean_field": 1.0 + 2 * off,
                "crossing_one_loop": 1.6 + 3 * off, "crossing_one_loop_deep": 1.55 + off,
                "crossing_mean_field_finite_depth": 1.52 + off, "crossing_exact": None,
                "one_loop_expansion_parameter": 0.06, "one_loop_status": "ok", **(loop or {})}  # fmt: skip

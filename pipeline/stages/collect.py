@@ -177,7 +177,7 @@ NOT_DERIVED = "not_derived"
 # the job's measured and theory crossings: status column -> the values it speaks for (crossings.csv and, under
 # their one_loop_crossings.csv names, there too)
 CROSSING_STATUS = {"crossing_measured_status": ["crossing_measured", "crossing_measured_se"],
-                   "crossing_theory_status": ["crossing_theory"]}  # fmt: skip
+                   "crossing_mean_field_status": ["crossing_mean_field"]}  # fmt: skip
 # per-job MLflow run ids: a git-ignored file beside the merged tables, not a DVC out (run ids differ on every run)
 RUNS_FILE = "runs.csv"
 
@@ -186,6 +186,20 @@ def group_label(row, cols) -> str:
     """A configuration's name for the dvc plots `group` column: activation, sigma_b2, depth, then the swept keys."""
     extra = "".join(f" {c}={row[c]:g}" if isinstance(row[c], float) else f" {c}={row[c]}" for c in cols)
     return f"{row['activation']} sb2={row['sigma_b2']:g} L={row['depth']}{extra}"
+
+
+def job_crossing(design: dict, metrics: dict) -> dict:
+    """One job's row of crossings.csv and one_loop_crossings.csv: its design (activation, width, depth, sigma_b2, xi
+    and any swept keys) and the crossings of its metrics.json; each crossing keeps its own status (a job written
+    before the statuses existed: "ok", its NaN says none)."""
+    return {
+        **design,
+        "width": int(design["width"]),
+        "depth": int(design["depth"]),
+        **{k: metrics.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_mean_field")},
+        **{k: metrics.get(k) or "ok" for k in CROSSING_STATUS},
+        **{k: metrics.get(k) for k in ONE_LOOP_KEYS},
+    }
 
 
 def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.DataFrame:
@@ -201,13 +215,13 @@ def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.Data
     out = pd.DataFrame({
         "activation": c.activation, "sigma_b2": c.sigma_b2, "width": c.width, "depth": c.depth,
         "crossing_measured": c.crossing_measured, "crossing_se": c.crossing_measured_se,
-        "crossing_mean_field": c.crossing_theory, "crossing_one_loop": c.crossing_one_loop,
+        "crossing_mean_field": c.crossing_mean_field, "crossing_one_loop": c.crossing_one_loop,
         "crossing_exact": c.crossing_exact, "expansion_parameter": c.one_loop_expansion_parameter,
         "crossing_one_loop_deep": c.crossing_one_loop_deep,
         "crossing_mean_field_finite_depth": c.crossing_mean_field_finite_depth,
         "one_loop_status": c.one_loop_status,
         "measured_status": c.get("crossing_measured_status", "ok"),
-        "mean_field_status": c.get("crossing_theory_status", "ok"),
+        "mean_field_status": c.get("crossing_mean_field_status", "ok"),
     })  # fmt: skip
     extra = [k for k in cols if k not in out.columns]
     for i, k in enumerate(extra):
@@ -266,6 +280,34 @@ def one_loop_summary(loop: pd.DataFrame) -> dict:
     }
 
 
+AGREEMENT = {"mean_field": ("crossing_mean_field", "mean_field_status"),
+             "one_loop": ("crossing_one_loop", "one_loop_status")}  # fmt: skip
+WHY_NOT_DERIVED = "one loop is derived for i.i.d. Gaussian weights with xi = 1 only (docs/science.md §6)"
+
+
+def crossing_agreement(design: dict, crossing: dict, theories: tuple[str, ...] = tuple(AGREEMENT)) -> dict:
+    """How far one measured crossing is from theory, as one_loop_crossings.csv says it (`one_loop_crossings` on its
+    `job_crossing` row: same SE, same status rules), for a run's metrics: `z_<theory>` = (measured - theory) / SE
+    and `minus_<theory>` = measured - theory per theory (mean_field, one_loop). Where a z has no valid value (no
+    measured crossing, a theory status not "ok", one loop not derived) neither number is given and
+    `z_<theory>_status` says why ("ok" otherwise)."""
+    row = one_loop_crossings(pd.DataFrame([job_crossing(design, crossing)])).iloc[0]
+    out: dict = {}
+    for name in theories:
+        col, status = AGREEMENT[name]
+        why = [f"{what} {row[s]}" for what, s in (("measured crossing:", "measured_status"), (f"{name}:", status))
+               if row[s] != "ok"]  # fmt: skip
+        if row[status] == NOT_DERIVED:
+            why[-1] += f" ({WHY_NOT_DERIVED})"
+        if not why and not np.isfinite(row[f"z_{name}"]):
+            why.append(f"no finite z (crossing_se = {row.crossing_se})")
+        out[f"z_{name}_status"] = "; ".join(why) or "ok"
+        if not why:
+            out[f"z_{name}"] = float(row[f"z_{name}"])
+            out[f"minus_{name}"] = float(row.crossing_measured - row[col])
+    return out
+
+
 def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     """Concatenate job tables; fail loudly if a job has no outputs (it failed or never ran)."""
     dirs = job_dirs(jobs)
@@ -292,20 +334,8 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
     for d, v in zip(dirs, values):
         m = json.loads((d / "metrics.json").read_text())
         row = pd.read_csv(d / "sweep.csv", nrows=1).iloc[0]
-        crossings.append(
-            {
-                "activation": row.activation,
-                "width": int(row.width),
-                "depth": int(row.depth),
-                "sigma_b2": row.sigma_b2,
-                "xi": row.xi,
-                **{k: v.get(k) for k in cols if k not in DESIGN},
-                **{k: m.get(k) for k in ("crossing_measured", "crossing_measured_se", "crossing_theory")},
-                # each crossing's own status (jobs written before the statuses existed: "ok", their NaN says none)
-                **{k: m.get(k) or "ok" for k in CROSSING_STATUS},
-                **{k: m.get(k) for k in ONE_LOOP_KEYS},
-            }
-        )
+        design = {k: row[k] for k in DESIGN} | {k: v.get(k) for k in cols if k not in DESIGN}
+        crossings.append(job_crossing(design, m))
         key = {k: crossings[-1][k] for k in (*DESIGN, *cols) if k in crossings[-1]}
         runs.append({"job": d.name, **key, "mlflow_run_id": read_run_record(d)})
     fw = finite_width_table(sweep, cols)

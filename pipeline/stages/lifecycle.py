@@ -40,7 +40,7 @@ from omegaconf.errors import InterpolationResolutionError, OmegaConfBaseExceptio
 from pipeline.config.presets import missing_preset_line
 from pipeline.config.validate import ConfigError
 from pipeline.tracking.provenance import SecretName, env_paths, redact_files, redact_text
-from pipeline.tracking.run import Interrupted, process_alive
+from pipeline.tracking.run import Interrupted, curve_keys, process_alive
 from pipeline.tracking.store import client
 
 log = logging.getLogger("ginn")
@@ -442,7 +442,9 @@ def _describe_parent(c, run_id: str, stage: str, children, sweep_dir, planned: i
     now = int(time.time() * 1000)
     metrics = []
     finished = [ch for ch in children if ch.info.status == "FINISHED"]
-    keys = sorted({k for ch in finished for k in ch.data.metrics if not k.startswith(("children_", "net.", "engine."))})
+    curves = {k for ch in finished for k in curve_keys(ch.data.tags)}  # stepped: their last point is no headline
+    keys = sorted({k for ch in finished for k in ch.data.metrics
+                   if not k.startswith(("children_", "net.", "engine.")) and k not in curves})  # fmt: skip
     for k in keys:
         xs = [ch.data.metrics[k] for ch in finished if k in ch.data.metrics]
         if xs and len(keys) <= 40:

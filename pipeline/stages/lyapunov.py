@@ -15,6 +15,7 @@ from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import Crossing, layer_curves, network_crossing, network_values, summarize
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
+from pipeline.stages.collect import crossing_agreement
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import crossing_columns, theory_threshold
@@ -142,7 +143,7 @@ def compute(cfg: LyapunovConfig) -> LyapunovResult:
     zc = mask_invalid(
         pd.DataFrame(crossings), ["crossing_measured", "crossing_measured_se"], "crossing_measured_status"
     )
-    zc = mask_invalid(zc, ["crossing_theory"], "crossing_theory_status")
+    zc = mask_invalid(zc, ["crossing_mean_field"], "crossing_mean_field_status")
     result = LyapunovResult(
         table,
         zc,
@@ -175,6 +176,7 @@ def headline(result: LyapunovResult) -> StageOutput:
     """metrics.json numbers, curves and the one-line summary, from the result tables (no I/O)."""
     cr = result.crossings
     rfw = result.relu_finite_width
+    depth = int(result.lyapunov.depth.iloc[0])
     metrics = {
         "crossing": {
             f"{r.activation}_sb{r.sigma_b2:g}": {
@@ -182,11 +184,14 @@ def headline(result: LyapunovResult) -> StageOutput:
                 "se": r.crossing_measured_se,
                 "measured_status": r.crossing_measured_status,
                 "measured_reason": r.crossing_measured_reason,
-                "theory": r.crossing_theory,
-                "theory_status": r.crossing_theory_status,
+                "mean_field": r.crossing_mean_field,
+                "mean_field_status": r.crossing_mean_field_status,
+                # z_mean_field, minus_mean_field (or why not: z_mean_field_status) as one_loop_crossings.csv computes
+                **crossing_agreement({**r._asdict(), "depth": depth}, r._asdict(), ("mean_field",)),
             }
             for r in cr.itertuples()
         },
+        "crossing_z_one_loop_status": "not computed: this stage predicts mean field only (one loop: mlp_sweep)",
         "relu_finite_width_max_z": float(
             ((rfw.lambda_measured - rfw.lambda_exact).abs() / rfw.lambda_measured_se).max()
         ),
@@ -204,7 +209,8 @@ def headline(result: LyapunovResult) -> StageOutput:
         + Crossing(r.crossing_measured, r.crossing_measured_se, r.crossing_measured_status,
                    r.crossing_measured_reason).text(3)
         + " (theory "
-        + (f"{r.crossing_theory:.3f}" if r.crossing_theory_status == "ok" else f"nan ({r.crossing_theory_status})")
+        + (f"{r.crossing_mean_field:.3f}" if r.crossing_mean_field_status == "ok"
+           else f"nan ({r.crossing_mean_field_status})")
         + ")"
         for r in cr.itertuples()
     )  # fmt: skip

@@ -27,11 +27,13 @@ from pipeline.dynamics.statistics import (
     zero_crossing,  # noqa: F401  (the point estimate's formula, for tests)
 )
 from pipeline.plots.figures import draw_stage_figures
+from pipeline.stages.collect import DESIGN, crossing_agreement
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.stages.theory_inputs import crossing_columns, one_loop_crossing, theory_threshold
 from pipeline.theory.one_loop import EXPANSION_LIMIT, finite_depth_crossing, layer_recursion, one_loop_table
 from pipeline.theory.predictions import predictions
+from pipeline.tracking.run import Curve
 
 log = logging.getLogger("ginn.mlp_sweep")
 
@@ -254,15 +256,55 @@ def headline(result: MlpSweepResult) -> StageOutput:
         "n_failed_networks": int(s.n_failed_networks.sum()),
         "n_excluded_points": int(s.excluded.sum()) if "excluded" in s else 0,
     }
-    curves = {}  # per-layer curves: layers.csv and the layer_profiles figure, not one metric key per sigma_w2
+    metrics.update(agreement(result))
+    curves, at = run_curves(result)
+    metrics["curves_sigma_w2"] = at
     c = result.crossing
     measured = Crossing(c["crossing_measured"], c["crossing_measured_se"], c["crossing_measured_status"],
                         c["crossing_measured_reason"])  # fmt: skip
     return StageOutput(metrics, curves, f"lambda = 0 at sigma_w2 = {measured.text()} (theory {theory_text(c)})")
 
 
+def agreement(result: MlpSweepResult) -> dict:
+    """This job's agreement with mean field and one loop as merged/one_loop_crossings.csv computes it
+    (`collect.crossing_agreement`), as metrics `crossing_z_<theory>`, `crossing_minus_<theory>` and the tag-bound
+    `crossing_z_<theory>_status`."""
+    design = {k: result.sweep[k].iloc[0] for k in DESIGN}
+    return {f"crossing_{k}": v for k, v in crossing_agreement(design, result.crossing).items()}
+
+
+SIGMA_W2_STEP = 1000  # curves against sigma_w2: step = round(1000 sigma_w2), the same step for every job's grid
+
+
+def run_curves(result: MlpSweepResult) -> tuple[dict[str, Curve], float]:
+    """The curves a run shows in MLflow's chart view (a handful of keys, overlaid across runs): q_hat, c_hat and
+    the per-layer exponent lambda_layer (step = layer; layer l holds transition l-1 -> l) at the grid point nearest
+    the measured crossing (else the mean-field one, else the grid's middle), and the exponent lambda_vs_sigma_w2
+    beside its mean-field value at this depth, lambda_mean_field_vs_sigma_w2 (step = round(1000 sigma_w2)).
+    Returns the curves and the sigma_w2 of the layer curves."""
+    s, layers, c = result.sweep, result.layers, result.crossing
+    grid = np.sort(layers.sigma_w2.unique())
+    target = next((c[k] for k in ("crossing_measured", "crossing_mean_field") if np.isfinite(c.get(k) or np.nan)),
+                  float(grid[len(grid) // 2]))  # fmt: skip
+    at = float(grid[np.argmin(np.abs(grid - target))])
+    one = layers[layers.sigma_w2 == at].sort_values("layer")
+    by_layer = f"layer, at sigma_w2 = {at:g}"
+    steps = np.rint(s.sigma_w2.to_numpy() * SIGMA_W2_STEP).astype(int)
+    if len(set(steps)) < len(steps):  # points closer than 1/SIGMA_W2_STEP would share a step
+        raise ValueError(f"sigma_w2 grid points closer than {1 / SIGMA_W2_STEP:g}: {s.sigma_w2.tolist()}")
+    by_sw = f"round({SIGMA_W2_STEP} sigma_w2)"
+    curves = {
+        "q_hat": Curve(one.layer.tolist(), one.q.tolist(), by_layer),
+        "c_hat": Curve(one.layer.tolist(), one.c.tolist(), by_layer),
+        "lambda_layer": Curve(one.layer.tolist(), one.lambda_replica.tolist(), by_layer),
+        "lambda_vs_sigma_w2": Curve(steps.tolist(), s.lambda_replica.tolist(), by_sw),
+        "lambda_mean_field_vs_sigma_w2": Curve(steps.tolist(), s.lambda_mf_finite_depth.tolist(), by_sw),
+    }
+    return curves, at
+
+
 def theory_text(c: dict) -> str:
     """The theory crossing of a summary line: its value, or 'nan (status)' where there is no theory value."""
-    if c["crossing_theory_status"] == "ok":
-        return f"{c['crossing_theory']:.4f}"
-    return f"nan ({c['crossing_theory_status']})"
+    if c["crossing_mean_field_status"] == "ok":
+        return f"{c['crossing_mean_field']:.4f}"
+    return f"nan ({c['crossing_mean_field_status']})"

@@ -136,15 +136,9 @@ def _row(quantity, context, activation, measured, se, theory, status="ok") -> di
             "measured_se": se, "theory": theory, "difference": measured - theory, "status": status}  # fmt: skip
 
 
-def _mean_field_crossing(r) -> float:
-    """The mean-field crossing of a lyapunov/zero_crossings.csv row (`crossing_mean_field`; older tables:
-    `crossing_theory`)."""
-    return getattr(r, "crossing_mean_field", getattr(r, "crossing_theory", np.nan))
-
-
 def _lyapunov_rows(t) -> list[dict]:
     return [_row("lyapunov_zero_crossing", f"{r.activation} sigma_b2={r.sigma_b2:g} N={r.width}", r.activation,
-                 r.crossing_measured, r.crossing_measured_se, _mean_field_crossing(r), row_status(r))
+                 r.crossing_measured, r.crossing_measured_se, r.crossing_mean_field, row_status(r))
             for r in t.itertuples()]  # fmt: skip
 
 

@@ -48,6 +48,7 @@ from pipeline.tracking.provenance import (
     files_digest,
     git_state,
     numeric_axes,
+    path_tags,
     raw_overrides,
     redact_files,
     redact_overrides,
@@ -291,7 +292,7 @@ def _run_validated(cfg: DictConfig, obj: Any, stage: str, compute, write, overri
         obj.tracking.uri,
         run_name,
         parent_run_id(),
-        tags,
+        {**tags, **path_tags(logged, from_env)},  # folders are tags, not params
     ) as run:
         axes = {k: v for k, v in numeric_axes(logged).items() if k not in from_env}
         run.log_params(config_params(logged, from_env), metrics=axes)

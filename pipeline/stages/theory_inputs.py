@@ -3,7 +3,7 @@
 The theory package stays pure; this module is the one place that reads `outputs/theory/`. Rows are
 looked up by their full key (activation, sigma_b2, xi; width for one loop); a row that the table lacks is
 computed instead, and the source is recorded
-beside the value (`crossing_theory_source`), never silently.
+beside the value (`crossing_mean_field_source`), never silently.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def crossing_columns(measured, theory: TheoryThreshold) -> dict:
         "crossing_measured_se": measured.se,
         "crossing_measured_status": measured.status,
         "crossing_measured_reason": measured.reason,
-        "crossing_theory": theory.value,
-        "crossing_theory_status": theory.status,
-        "crossing_theory_source": theory.source,
+        "crossing_mean_field": theory.value,
+        "crossing_mean_field_status": theory.status,
+        "crossing_mean_field_source": theory.source,
     }
 
 

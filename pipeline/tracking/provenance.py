@@ -205,12 +205,18 @@ def flatten(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         yield prefix.rstrip("."), tree.value if isinstance(tree, Enum) else tree
 
 
+# config keys that are folders, not physics: kept out of MLflow params (they would fill the compare view with
+# a different value per run) and logged as tags `path.<key>` instead (`path_tags`)
+PATH_PARAMS = ("out_dir", "theory_outputs", "report.inputs")
+
+
 def config_params(tree: dict, from_env: set[str] = frozenset()) -> dict[str, str]:
-    """Params for MLflow: every leaf as text; secret-looking keys dropped, values read from the
-    environment (`from_env`, see env_keys) replaced by a marker, credentials in URIs redacted."""
+    """Params for MLflow: every leaf as text except the folders (PATH_PARAMS, see `path_tags`); secret-looking
+    keys dropped, values read from the environment (`from_env`, see env_keys) replaced by a marker, credentials
+    in URIs redacted."""
     out = {}
     for k, v in flatten(tree):
-        if is_secret_key(k):
+        if is_secret_key(k) or k in PATH_PARAMS:
             continue
         if k in from_env:
             out[k] = "<from environment, not logged>"
@@ -221,8 +227,14 @@ def config_params(tree: dict, from_env: set[str] = frozenset()) -> dict[str, str
     return out
 
 
-def numeric_axes(tree: dict, sections: tuple[str, ...] = ("net", "seed")) -> dict[str, float]:
-    """Numeric leaves of the sweep axes, mirrored as metrics so the UI sorts them as numbers."""
+def path_tags(tree: dict, from_env: set[str] = frozenset()) -> dict[str, str]:
+    """The folders of a config (PATH_PARAMS) as MLflow tags `path.<key>` (redacted like params)."""
+    return {f"path.{k}": redact_text(str(v))[:5000] for k, v in flatten(tree) if k in PATH_PARAMS and k not in from_env}
+
+
+def numeric_axes(tree: dict, sections: tuple[str, ...] = ("net",)) -> dict[str, float]:
+    """Numeric leaves of the sweep axes (`net.*`), mirrored as metrics so the UI sorts them as numbers. `seed` is
+    a param only: as a metric it filled the compare view's default axes."""
     out = {}
     for k, v in flatten(tree):
         if k.split(".")[0] in sections and isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -29,6 +29,29 @@ def ui_value(v: float) -> float:
     return float(f"{float(v):.{UI_DIGITS}g}")
 
 
+CURVES_TAG = "curves"  # run tag: each stepped metric (`Curve`) of the run and what its step means
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A stepped metric: `values[i]` at step `steps[i]`, and what a step is (`step`, e.g. "layer"), so that two
+    runs' curves overlay in MLflow's chart view. The meaning goes into the run's `curves` tag."""
+
+    steps: Sequence[int]
+    values: Sequence[float]
+    step: str
+
+
+def curves_tag(curves: Mapping[str, Sequence[float] | Curve]) -> str:
+    """The `curves` tag: `key: step = meaning` per stepped metric (a plain sequence is stepped 0, 1, ...)."""
+    return "; ".join(f"{k}: step = {c.step if isinstance(c, Curve) else 'index'}" for k, c in curves.items())
+
+
+def curve_keys(tags: Mapping[str, str]) -> set[str]:
+    """The stepped metrics a run's `curves` tag names (their latest value is no headline: no sweep median)."""
+    return {part.split(": step = ")[0] for part in tags.get(CURVES_TAG, "").split("; ") if part}
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM (as a cluster scheduler sends) turned into an interrupt, so runs end KILLED."""
 
@@ -117,26 +140,33 @@ class RunLogger:
         self._send(items)
 
     def log_curves(
-        self, curves: Mapping[str, Sequence[float]], start_step: int = 0, scalars: Mapping[str, float] | None = None
+        self,
+        curves: Mapping[str, Sequence[float] | Curve],
+        start_step: int = 0,
+        scalars: Mapping[str, float] | None = None,
     ) -> None:
-        """Per-layer (or per-epoch) curves as stepped metrics (and any scalars) in shared batches."""
+        """Curves as stepped metrics (a sequence at steps start_step, start_step + 1, ...; a `Curve` at its own
+        steps) and any scalars in shared batches; non-finite points are left out. Tag `curves` says what each
+        curve's step is."""
         from mlflow.entities import Metric
 
         if self.run_id is None:
             return
         now = int(time.time() * 1000)
-        items = [
-            Metric(k, ui_value(v), now, start_step + i)
-            for k, values in curves.items()
-            for i, v in enumerate(values)
-            if math.isfinite(float(v))
-        ]
+        items = []
+        for k, c in curves.items():
+            steps, values = (c.steps, c.values) if isinstance(c, Curve) else (range(start_step, start_step + len(c)), c)
+            if len(steps) != len(values):
+                raise ValueError(f"curve {k}: {len(steps)} steps for {len(values)} values")
+            items += [Metric(k, ui_value(v), now, int(s)) for s, v in zip(steps, values) if math.isfinite(float(v))]
         for k, v in (scalars or {}).items():
             if v is None or not math.isfinite(float(v)):
                 self.skipped.append(k)
             else:
                 items.append(Metric(k, ui_value(v), now, 0))
         self._send(items)
+        if curves:
+            self.set_tags({CURVES_TAG: curves_tag(curves)[:5000]})
 
     def _send(self, items) -> None:
         for s in range(0, len(items), BATCH):

@@ -138,20 +138,32 @@ def artifact_dir_for(uri: str) -> Path:
     return path.resolve().parent / "mlartifacts" if path else artifact_root()
 
 
+# MLflow 3's UI opens in GenAI mode (traces, judges, prompts). An experiment declares itself a model-training one
+# with the tag its own "experiment type" selector writes (mlflow.experimentKind = custom_model_development), set at
+# creation and on an experiment of ours that lacks it, never over a kind someone chose. MLflow 3.17's UI (checked in
+# chromium) no longer lets that tag pick the page: its GenAI | Model training switch is one setting per browser
+# (localStorage `mlflow.workflowType`, default GenAI), overridden by the URL parameter `workflowType`, which every
+# link we print carries (ML_MODE). README ("Compare in MLflow") says so.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+ML_MODE = "?workflowType=machine_learning"
+
+
 def _ensure_experiment(name: str, uri: str) -> str:
     prepare_store(uri)
     c = client(uri)
     exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    with store_lock(uri):
-        exp = c.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        location = None
-        if uri.startswith("sqlite:") or uri.startswith("file:"):
-            location = (artifact_dir_for(uri) / name).as_uri()
-        return c.create_experiment(name, artifact_location=location)
+    if exp is None:
+        with store_lock(uri):
+            exp = c.get_experiment_by_name(name)
+            if exp is None:
+                location = None
+                if uri.startswith("sqlite:") or uri.startswith("file:"):
+                    location = (artifact_dir_for(uri) / name).as_uri()
+                return c.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+    for key, value in EXPERIMENT_KIND.items():
+        if key not in exp.tags:
+            c.set_experiment_tag(exp.experiment_id, key, value)
+    return exp.experiment_id
 
 
 def _first_line(exc: BaseException) -> str:
@@ -252,7 +264,7 @@ def run_link(uri: str | None, run_id: str, experiment: str | None = None) -> str
     """Where to look at a run: its UI address (a server store), or the `mlflow ui` command plus the address."""
     resolved = redact_text(resolve_uri(uri))  # a link is printed: never with the URI's credentials
     exp_id = STORES.experiment_ids.get((resolved, experiment)) if experiment else None
-    path = f"#/experiments/{exp_id}/runs/{run_id}" if exp_id else f"#/runs/{run_id}"
+    path = (f"#/experiments/{exp_id}/runs/{run_id}" if exp_id else f"#/runs/{run_id}") + ML_MODE
     if resolved.startswith(("http://", "https://")):
         return f"{resolved.rstrip('/')}/{path}"
     return f"mlflow ui --backend-store-uri {resolved}  ->  http://127.0.0.1:5000/{path}"

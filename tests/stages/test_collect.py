@@ -313,7 +313,7 @@ def _crossings(**over) -> pd.DataFrame:
     d = {
         "activation": ["tanh", "tanh"], "width": [64, 32], "depth": [50, 50], "sigma_b2": [0.05, 0.05],
         "xi": [1.0, 1.0], "crossing_measured": [1.80, 1.85],
-        "crossing_measured_se": [0.01, 0.02], "crossing_theory": [TANH_SB005, TANH_SB005],
+        "crossing_measured_se": [0.01, 0.02], "crossing_mean_field": [TANH_SB005, TANH_SB005],
         "crossing_one_loop": [1.79, 1.88], "crossing_one_loop_deep": [1.83, 1.95],
         "crossing_mean_field_finite_depth": [1.75, 1.75], "crossing_exact": [None, None],
         "one_loop_expansion_parameter": [0.1, 0.2], "one_loop_status": ["ok", "ok"],

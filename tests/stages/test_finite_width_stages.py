@@ -86,9 +86,9 @@ def test_lyapunov_smoke_run(smoke_pipeline):
         "crossing_measured_se",
         "crossing_measured_status",  # "ok" or why there is none (then the two values before it are NaN)
         "crossing_measured_reason",
-        "crossing_theory",
-        "crossing_theory_status",
-        "crossing_theory_source",
+        "crossing_mean_field",
+        "crossing_mean_field_status",
+        "crossing_mean_field_source",
     ]
     rfw = pd.read_csv(out / "relu_finite_width.csv")
     assert list(rfw.columns[:6]) == [
@@ -153,8 +153,8 @@ def test_mlp_sweep_theory_crossing_follows_xi_for_relu(small_cfg, tmp_path):
                     f"theory_outputs={tmp_path / 'none'}")  # fmt: skip
     res = mlp_sweep.compute(cfg)
     want = 2 * math.pi / (math.pi + 1)
-    assert res.crossing["crossing_theory"] == pytest.approx(want, abs=1e-8)
-    assert res.crossing["crossing_theory_status"] == "ok"
+    assert res.crossing["crossing_mean_field"] == pytest.approx(want, abs=1e-8)
+    assert res.crossing["crossing_mean_field_status"] == "ok"
     assert f"(theory {want:.4f})" in res.output.summary
 
 
@@ -289,7 +289,7 @@ def test_lyapunov_theory_columns_are_those_of_each_curves_own_key(small_cfg, tmp
                    f"theory_outputs={tmp_path / 'none'}")  # fmt: skip
     assert not hasattr(cfg.net, "sigma_b2")  # lyapunov's net has none: only each curve's own can be read
     res = lyapunov.compute(cfg)
-    assert res.crossings.crossing_theory.tolist() == pytest.approx([1.0], abs=1e-4)
+    assert res.crossings.crossing_mean_field.tolist() == pytest.approx([1.0], abs=1e-4)
     rfw = res.relu_finite_width.set_index("width")
     for n in (4, 6):
         assert rfw.loc[n, "lambda_mean_field"] == pytest.approx(0.5 * math.log(1.5))

@@ -185,7 +185,7 @@ def test_verdict_tolerance_is_max_of_two_se_and_0_02():
 def _headline_tables() -> dict:
     zc = pd.DataFrame({"activation": ["tanh"], "width": [256], "sigma_b2": [0.05], "xi": [1.0],
                        "crossing_measured": [1.79], "crossing_measured_se": [0.01],
-                       "crossing_theory": [TANH_SB005]})  # fmt: skip
+                       "crossing_mean_field": [TANH_SB005]})  # fmt: skip
     crit = pd.DataFrame({"activation": ["relu", "tanh", "tanh"], "sigma_b2": [0.0, 0.0, 0.05], "xi": [1.0] * 3,
                          "sigma_w2_crit": [2.0, 1.0, TANH_SB005]})  # fmt: skip
     len_th = 2 * math.pi / (math.pi + 1)  # relu, xi = 2 (tests/stages/test_finite_width_stages.py)
@@ -209,7 +209,7 @@ def _headline_tables() -> dict:
 
 
 def test_report_headline_differences_are_measured_minus_theory_at_the_widest_width(monkeypatch):
-    """Guards report.headline: sign flip `r.crossing_theory - r.crossing_measured`, and the thresholds read at the
+    """Guards report.headline: sign flip `r.crossing_mean_field - r.crossing_measured`, and the thresholds read at the
     narrowest width (`th.width.min()`) instead of the widest; and report.compute's ReLU finite-width z. Hand
     computation; the exact ReLU exponent from the binomial-digamma sum of docs/science.md §2."""
     tables = _headline_tables()

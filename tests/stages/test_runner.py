@@ -54,7 +54,7 @@ def test_resume_in_a_new_sweep_dir_leaves_every_jobs_outputs_there(run_inprocess
 
 
 def test_resume_key_follows_the_contents_of_every_file_the_stage_reads(tmp_path, compose):
-    """The bug: theory_outputs/critical_line.csv edited, resume=true reused the FINISHED run (crossing_theory
+    """The bug: theory_outputs/critical_line.csv edited, resume=true reused the FINISHED run (crossing_mean_field
     stayed 1.761 where a fresh run gives 2.5): the key covered the path, not the content."""
     from pipeline.config.validate import to_validated
     from pipeline.stages.runner import resume_key

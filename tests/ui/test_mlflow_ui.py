@@ -2,18 +2,22 @@
 
 A two-job `mlp_sweep` writes into a temp SQLite store; `mlflow server` serves it on loopback; Playwright
 opens the experiment's runs list (all runs shown, nested children expanded) and the compare page of the
-two child runs. Checked: every run name on the page is non-empty and distinct, and the compare page's
-Metrics table lists the headline metrics.
+two child runs. Checked: the run link a job prints opens the UI in Model training mode (not GenAI) and the
+experiment is tagged a model-training one; every run name on the page is non-empty and distinct; the compare page's
+Metrics table lists the headline metrics (agreement z-scores included); the Sort menu orders the children by
+`crossing_z_one_loop` both ways, as their metrics say; the chart view draws one `q_hat` line per child in one chart
+(curves by layer, overlaid with no artifact download).
 
 Needs the `ui` extra (`pip install -e ".[ui]"`) and the distribution's chromium (`apt-get install
 chromium`): Playwright's own browser download (`playwright install`) is blocked here, so the system
 binary is its executable_path. Skips with the reason when either is missing. Screenshots go to the
-test's tmp dir and, when GINN_UI_SCREENSHOTS is set, are copied there.
+test's tmp dir and are copied to $GINN_UI_SCREENSHOTS, else to outputs/ui/.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -30,7 +34,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = "mlp_sweep"
-HEADLINE = ("crossing_measured", "crossing_measured_se", "crossing_theory", "chi_rel_err_median")
+HEADLINE = ("crossing_measured", "crossing_measured_se", "crossing_mean_field", "chi_rel_err_median",
+            "crossing_z_mean_field", "crossing_z_one_loop")  # fmt: skip
+ML = "workflowType=machine_learning"  # the UI's Model training mode (README: "Compare in MLflow")
+LINK = re.compile(r"http://127\.0\.0\.1:5000/(#/experiments/\d+/runs/\w+\?workflowType=machine_learning)")
 # Playwright's launch() already uses a fresh temporary profile (it rejects --user-data-dir in args;
 # launch_persistent_context below passes a fresh one explicitly). Without the background-networking
 # flags the closed network refuses chromium's own connections.
@@ -122,11 +129,14 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def _save(page, path: Path) -> None:
+    """A full-page screenshot in the test's tmp dir, copied to $GINN_UI_SCREENSHOTS, else outputs/ui/ (git-ignored
+    by its own .gitignore: screenshots are per machine)."""
     page.screenshot(path=str(path), full_page=True)
-    dest = os.environ.get("GINN_UI_SCREENSHOTS")
-    if dest:
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, Path(dest) / path.name)
+    dest = Path(os.environ.get("GINN_UI_SCREENSHOTS") or ROOT / "outputs" / "ui")
+    dest.mkdir(parents=True, exist_ok=True)
+    if dest == ROOT / "outputs" / "ui" and not (dest / ".gitignore").is_file():
+        (dest / ".gitignore").write_text("*\n")
+    shutil.copy2(path, dest / path.name)
 
 
 def _run_names(page, expected: int) -> list[str]:
@@ -135,8 +145,12 @@ def _run_names(page, expected: int) -> list[str]:
     deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
     while cells.count() < expected and time.monotonic() < deadline:
         page.wait_for_timeout(250)
-    # the cell also holds the run colour swatch (a hidden label); the name is the link's text
-    return [c.locator("a").first.inner_text().strip() for c in cells.all()]
+    # the cell also holds the run colour swatch (a hidden label); the name is the link's text. Rows in screen order:
+    # the grid moves re-sorted rows on screen and may leave their DOM order as it was
+    shown = cells.evaluate_all(
+        "cs => cs.map(c => [c.getBoundingClientRect().top, (c.querySelector('a') || c).innerText.trim()])"
+    )
+    return [name for _, name in sorted(shown, key=lambda t: t[0])]
 
 
 def _metric_names(page) -> list[str]:
@@ -159,8 +173,65 @@ def _metric_names(page) -> list[str]:
     return seen
 
 
+def _close_assistant(page) -> None:
+    """MLflow 3.17 opens its Assistant panel on a browser's first visit (a third of the screen): close it, as a
+    user does once (the browser remembers)."""
+    close = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+    if close.count() and close.first.is_visible():
+        close.first.click()
+
+
+def _expand(page, parents, expected: int) -> None:
+    """Expand every sweep parent of the runs table (its children are nested under it) until `expected` rows show."""
+    cells = page.locator('[role="gridcell"][col-id="attributes.`Run Name`"]')
+    cells.first.wait_for()
+    if cells.count() >= expected:
+        return
+    for parent_id in parents:
+        row = page.locator(f'[role="row"][row-id="{parent_id}"]').first
+        row.locator('button[data-component-id*="runnamecellrenderer"]').first.click()
+
+
+def _sort_by(page, metric: str, ascending: bool) -> None:
+    """The runs table's Sort menu, as a user picks a metric in it: search, pick, then the direction."""
+    page.get_by_text("Sort:").first.click()
+    menu = page.get_by_role("menu")
+    menu.locator('input[type="search"]').fill(metric)
+    menu.get_by_role("menuitemcheckbox", name=metric, exact=True).click()
+    if page.get_by_role("menu").count() == 0:
+        page.get_by_text("Sort:").first.click()
+    page.get_by_test_id("sort-select-asc" if ascending else "sort-select-desc").click()
+    page.keyboard.press("Escape")
+    order = "true" if ascending else "false"
+    page.wait_for_url(re.compile(rf"orderByKey=metrics\.%60{metric}%60&orderByAsc={order}"))
+
+
+def _drawn_lines(card) -> int:
+    """Lines with data in a chart card's plotly figure (a run without the metric draws none)."""
+    return card.evaluate(  # distinct paths: plotly may draw a line twice (its hover layer)
+        "c => new Set([...c.querySelectorAll('.scatterlayer .trace path.js-line')]"
+        ".map(p => p.getAttribute('d') || '').filter(d => d.length > 10)).size"
+    )
+
+
+def _children_in_order(page, names: set[str], expected: int, want: list[str]) -> list[str]:
+    """The children's order in the runs table once the re-sorted rows are in (the table keeps the old rows while
+    it fetches): polled until it is `want` or the page timeout passes."""
+    deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+    shown: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            shown = [n for n in _run_names(page, expected) if n in names]
+        except Exception:  # noqa: BLE001 - rows replaced while read: read again
+            shown = []
+        if shown == want:
+            break
+        page.wait_for_timeout(500)
+    return shown
+
+
 def _listed(name: str, rows: list[str]) -> bool:
-    """`name` is a row, possibly under a prefix (`headline/crossing_theory`), never a longer key's stem."""
+    """`name` is a row, possibly under a prefix (`headline/crossing_mean_field`), never a longer key's stem."""
     return any(re.search(rf"(^|[./:\s-]){re.escape(name)}$", r) for r in rows)
 
 
@@ -217,12 +288,22 @@ def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: 
                 ctx.set_default_timeout(PAGE_TIMEOUT_MS)
                 page = ctx.new_page()
 
+                # 0. the link a job prints opens its run in Model training mode (not GenAI), the Assistant closed
+                links = LINK.findall(sweep.stdout + sweep.stderr)
+                if len(links) != len(children):
+                    problems.append(f"expected {len(children)} printed run links in Model training mode: {links}")
+                page.goto(f"{url}/{links[0] if links else ''}")
+                page.get_by_text("Model registry", exact=True).first.wait_for()  # the sidebar of Model training
+                _close_assistant(page)
+                _save(page, tmp_path / "mlflow_ui_run_link.png")
+                if page.get_by_text("Sessions", exact=True).count():  # a GenAI sidebar entry
+                    problems.append("the printed run link opened the UI in GenAI mode")
+                if exp.tags.get("mlflow.experimentKind") != "custom_model_development":
+                    problems.append(f"experiment tags {exp.tags}: no mlflow.experimentKind=custom_model_development")
+
                 # 1. the experiment's runs list, every parent expanded so its children are listed
-                page.goto(f"{url}/#/experiments/{exp.experiment_id}/runs")
-                page.locator('[role="gridcell"][col-id="attributes.`Run Name`"]').first.wait_for()
-                for parent_id in parents:
-                    row = page.locator(f'[role="row"][row-id="{parent_id}"]').first
-                    row.locator('button[data-component-id*="runnamecellrenderer"]').first.click()
+                page.goto(f"{url}/#/experiments/{exp.experiment_id}/runs?{ML}")
+                _expand(page, parents, len(all_runs))
                 names = _run_names(page, expected=len(all_runs))
                 _save(page, tmp_path / "mlflow_ui_runs.png")
                 if len(names) != len(all_runs):
@@ -235,7 +316,7 @@ def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: 
                 # 2. the compare page of the two children (mlflow 3.x route: /compare-runs?runs=[..]&experiments=[..])
                 run_ids = json.dumps([r.info.run_id for r in children], separators=(",", ":"))
                 exps = json.dumps([exp.experiment_id], separators=(",", ":"))
-                compare = f"{url}/#/compare-runs?runs={run_ids}&experiments={exps}"
+                compare = f"{url}/#/compare-runs?runs={run_ids}&experiments={exps}&{ML}"
                 page.goto(compare)
                 page.get_by_text(re.compile(r"Comparing 2 Runs")).first.wait_for()
                 metrics = _metric_names(page)
@@ -244,6 +325,34 @@ def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: 
                 missing = [m for m in HEADLINE if not _listed(m, metrics)]
                 if missing:
                     problems.append(f"compare page does not list {missing}; its Metrics table: {metrics}")
+
+                # 3. the children sorted by their agreement with one loop, both ways (one of the two orders differs
+                # from the default newest-first order, so a sort that did nothing fails)
+                z = {r.info.run_name: r.data.metrics.get("crossing_z_one_loop") for r in children}
+                if None in z.values():
+                    problems.append(f"a child run lacks crossing_z_one_loop: {z}")
+                page.goto(f"{url}/#/experiments/{exp.experiment_id}/runs?{ML}")
+                for ascending in (True, False):
+                    _sort_by(page, "crossing_z_one_loop", ascending)
+                    _expand(page, parents, len(all_runs))
+                    want = sorted(z, key=lambda n: z[n] if z[n] is not None else math.inf, reverse=not ascending)
+                    shown = _children_in_order(page, set(z), len(all_runs), want)
+                    if shown != want:
+                        problems.append(f"sorted by crossing_z_one_loop ({'asc' if ascending else 'desc'}): {shown}, "
+                                        f"want {want} (z = {z})")  # fmt: skip
+                _save(page, tmp_path / "mlflow_ui_sorted_by_z_one_loop.png")
+
+                # 4. the chart view overlays the two children's q_hat curves (step = layer), no artifact download
+                page.locator("label", has=page.locator('input[name="runs-view-mode"][value="CHART"]')).click(force=True)
+                page.get_by_placeholder("Search metric charts").fill("q_hat")
+                card = page.locator('[data-testid="draggable-chart-cards-grid"] > *', has_text="q_hat").first
+                card.locator(".js-plotly-plot").first.wait_for()
+                page.wait_for_timeout(1000)  # plotly draws after the figure element exists
+                _save(page, tmp_path / "mlflow_ui_q_hat_overlay.png")
+                legend = card.inner_text()
+                lines = _drawn_lines(card)
+                if lines != len(children) or not all(name in legend for name in z):
+                    problems.append(f"q_hat chart: {lines} lines, legend {legend!r}: want one per child {list(z)}")
             finally:
                 ctx.close()
     finally:

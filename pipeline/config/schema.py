@@ -97,6 +97,13 @@ class Precision(str, Enum):
     float64 = "float64"
 
 
+class EngineMethod(str, Enum):
+    """How the finite-width engine draws a layer: weight matrices, or the exact kernel chain (science.md §7)."""
+
+    matrix = "matrix"
+    chain = "chain"
+
+
 @dataclass
 class EngineConfig:
     """Finite-width ensemble engine (docs/science.md §2–3): ensemble size, measurement, resources."""
@@ -111,6 +118,7 @@ class EngineConfig:
     dtype: Precision = Precision.float32
     device: str = "cpu"  # cpu | cuda | cuda:N
     memory_budget_gb: float = rng(2.0, gt=0.0, le=1e6)
+    method: EngineMethod = EngineMethod.matrix  # chain: exact O(N) per layer sampler, gaussian weights only
 
 
 @dataclass

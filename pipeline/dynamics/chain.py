@@ -18,7 +18,7 @@ All sigma_w2 values of one network share its draws (common random numbers).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -220,3 +220,46 @@ def kernel_blocks(spec: ChainSpec, block: int = 256) -> Iterator[tuple[int, torc
 def kernel_path(spec: ChainSpec) -> torch.Tensor:
     """The whole kernel path G^1..G^L, float64 (S, K, L, k, k) (use `kernel_blocks` when that is too large)."""
     return torch.cat([g for _, g in kernel_blocks(spec, block=max(1, min(spec.depth, 4096)))], 2)
+
+
+def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """The chain path of the matrix engine (`ensemble.simulate` with spec.method = "chain"): product(U, Y) fills
+    Y with N i.i.d. rows drawn from the law of Z U given U, for this layer's fresh gaussian weights Z (row
+    covariance P_T + xi P_L, docs/science.md §4, §7), so every per-layer measurement has exactly the matrix
+    engine's distribution at O(N m^2) instead of O(N^2 m) (m = 4 I + k columns per sigma_w2).
+
+    U and Y are the engine's (S, N, C) block-major layout: blocks signal, replica, tangent, probe of K x I columns,
+    then K x k spectrum columns. Each sigma_w2 is its own Gram (exact per sigma_w2; all share the draws E, common
+    random numbers). The replica enters as its difference from the signal (U1 - U0), placed last, so the
+    near-collinearity of replica and tangent only costs a component below the factor's pivot threshold, and Y1
+    is returned as Y0 + that difference (the engine subtracts Y0 again, as for Z U1 - Z U0).
+
+    Args:
+        spec: the `EnsembleSpec` (width, sigma_w2, n_pairs, n_spectrum, xi).
+        rand: the networks' streams; draws (N, m) standard normals per layer from STREAM_CHAIN.
+
+    Returns:
+        The callable product(U, Y) (Y written in place, in U's dtype).
+    """
+    N, K, I, k, xi = spec.width, len(spec.sigma_w2), spec.n_inputs, spec.n_spectrum, spec.xi
+    KI = K * I
+    order = [0, 2, 3]  # signal, tangent, probe blocks; the replica difference goes last
+
+    def product(U: torch.Tensor, Y: torch.Tensor) -> None:
+        S = U.shape[0]
+        blocks = U[:, :, : 4 * KI].view(S, N, 4, K, I).permute(0, 3, 1, 2, 4).double()  # (S, K, N, 4, I)
+        cols = [blocks[..., b, :] for b in order]
+        if k:
+            cols.append(U[:, :, 4 * KI :].view(S, N, K, k).permute(0, 2, 1, 3).double())
+        cols.append(blocks[..., 1, :] - blocks[..., 0, :])
+        A = torch.cat(cols, -1)  # (S, K, N, m)
+        E = rand.normal(STREAM_CHAIN, (N, A.shape[-1]), torch.float64)
+        X = draw_rows(E, sqrt_factor(gram(A, xi)))  # (S, K, N, m)
+        out = Y[:, :, : 4 * KI].view(S, N, 4, K, I)
+        for j, b in enumerate(order):
+            out[:, :, b].copy_(X[..., j * I : (j + 1) * I].permute(0, 2, 1, 3))
+        if k:
+            Y[:, :, 4 * KI :].view(S, N, K, k).copy_(X[..., 3 * I : 3 * I + k].permute(0, 2, 1, 3))
+        out[:, :, 1].copy_((X[..., :I] + X[..., -I:]).permute(0, 2, 1, 3))
+
+    return product

@@ -66,7 +66,7 @@ def gram(A: torch.Tensor, xi: float) -> torch.Tensor:
         float64 tensor (..., m, m).
     """
     A = A.double()
-    G = torch.einsum("...ni,...nj->...ij", A, A)
+    G = A.transpose(-1, -2) @ A
     if xi != 1.0:
         s = A.sum(-2)
         G = G + ((xi - 1.0) / A.shape[-2]) * (s.unsqueeze(-1) * s.unsqueeze(-2))
@@ -242,24 +242,30 @@ def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.
         The callable product(U, Y) (Y written in place, in U's dtype).
     """
     N, K, I, k, xi = spec.width, len(spec.sigma_w2), spec.n_inputs, spec.n_spectrum, spec.xi
-    KI = K * I
-    order = [0, 2, 3]  # signal, tangent, probe blocks; the replica difference goes last
+    KI, m = K * I, 4 * I + k
+    # columns per sigma_w2: signal, tangent, probe (I each), spectrum (k), replica difference (I)
+    slots = [(0, 0), (2, I), (3, 2 * I)]  # (engine block, first column in A)
+    bufs: dict[int, torch.Tensor] = {}
 
     def product(U: torch.Tensor, Y: torch.Tensor) -> None:
         S = U.shape[0]
-        blocks = U[:, :, : 4 * KI].view(S, N, 4, K, I).permute(0, 3, 1, 2, 4).double()  # (S, K, N, 4, I)
-        cols = [blocks[..., b, :] for b in order]
+        if S not in bufs:
+            bufs[S] = torch.empty(S, K, N, m, dtype=torch.float64, device=U.device)
+        A = bufs[S]
+        Ub = U[:, :, : 4 * KI].view(S, N, 4, K, I)
+        for b, j in slots:
+            A[..., j : j + I].copy_(Ub[:, :, b].permute(0, 2, 1, 3))
         if k:
-            cols.append(U[:, :, 4 * KI :].view(S, N, K, k).permute(0, 2, 1, 3).double())
-        cols.append(blocks[..., 1, :] - blocks[..., 0, :])
-        A = torch.cat(cols, -1)  # (S, K, N, m)
-        E = rand.normal(STREAM_CHAIN, (N, A.shape[-1]), torch.float64)
-        X = draw_rows(E, sqrt_factor(gram(A, xi)))  # (S, K, N, m)
-        out = Y[:, :, : 4 * KI].view(S, N, 4, K, I)
-        for j, b in enumerate(order):
-            out[:, :, b].copy_(X[..., j * I : (j + 1) * I].permute(0, 2, 1, 3))
+            A[..., 3 * I : 3 * I + k].copy_(U[:, :, 4 * KI :].view(S, N, K, k).permute(0, 2, 1, 3))
+        torch.sub(Ub[:, :, 1], Ub[:, :, 0], out=A[..., m - I :].permute(0, 2, 1, 3))
+        F = sqrt_factor(gram(A, xi))  # (S, K, m, m)
+        E = rand.normal(STREAM_CHAIN, (N, m), torch.float64)  # (S, N, m), shared by every sigma_w2
+        X = torch.bmm(E, F.transpose(-1, -2).permute(0, 2, 1, 3).reshape(S, m, K * m)).view(S, N, K, m)
+        Yb = Y[:, :, : 4 * KI].view(S, N, 4, K, I)
+        for b, j in slots:
+            Yb[:, :, b].copy_(X[..., j : j + I])
         if k:
-            Y[:, :, 4 * KI :].view(S, N, K, k).copy_(X[..., 3 * I : 3 * I + k].permute(0, 2, 1, 3))
-        out[:, :, 1].copy_((X[..., :I] + X[..., -I:]).permute(0, 2, 1, 3))
+            Y[:, :, 4 * KI :].view(S, N, K, k).copy_(X[..., 3 * I : 3 * I + k])
+        Yb[:, :, 1].copy_(X[..., :I] + X[..., m - I :])  # the replica, Y0 + its difference
 
     return product

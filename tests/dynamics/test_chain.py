@@ -143,3 +143,50 @@ def test_chain_engine_networks_do_not_depend_on_grouping():
     b = simulate(engine_spec(memory_budget_gb=3e-5, **kw))  # 27 KiB per network: one per group
     for name in ("log_q", "c", "chi", "log_growth_replica", "log_growth_tangent", "spectrum_log_r"):
         assert torch.allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-12), name
+
+
+# ---- the same distribution as the weight-matrix engine --------------------------------------------------------
+
+
+def _matrix_and_chain(width: int, n_seeds: int, depth: int, grid: tuple[float, ...], seed: int = 11) -> dict:
+    """Per method: the lambda crossing, per-network q_hat^L (mean over inputs) and tangent exponents, (K, S)."""
+    out = {}
+    for method in ("matrix", "chain"):
+        spec = engine_spec(activation="tanh", width=width, depth=depth, sigma_w2=grid, sigma_b2=0.05,
+                           n_seeds=n_seeds, n_pairs=1, dtype="float64", eps=1e-6, method=method, seed=seed)  # fmt: skip
+        m = simulate(spec)
+        lam = network_values(m, 10, "lambda_tangent")
+        q_L = torch.exp(m.log_q[..., -1]).mean(2).T.numpy()
+        out[method] = (network_crossing(np.asarray(grid), lam), q_L, lam)
+    return out
+
+
+def _agree(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(|mean a - mean b| in combined SEs, two-sample KS p-value)."""
+    se = math.hypot(a.std(ddof=1) / math.sqrt(len(a)), b.std(ddof=1) / math.sqrt(len(b)))
+    return abs(a.mean() - b.mean()) / se, stats.ks_2samp(a, b).pvalue
+
+
+def _check_same_distribution(res: dict, mid: int) -> None:
+    (cm, qm, lm), (cc, qc, lc) = res["matrix"], res["chain"]
+    assert cm.status == cc.status == "ok"
+    assert abs(cm.x - cc.x) < 2 * math.hypot(cm.se, cc.se), (cm.text(), cc.text())
+    for name, a, b in (("q_hat^L", qm[mid], qc[mid]), ("lambda", lm[mid], lc[mid])):
+        z, p = _agree(a, b)
+        assert z < 2 and p > 0.01, (name, z, p)
+
+
+def test_chain_engine_matches_weight_matrices_at_width_16():
+    """tanh, sigma_b2 = 0.05: the crossing (~2.57 at N = 16), q_hat^L and per-network exponents."""
+    grid = (2.4, 2.5, 2.6, 2.7)
+    _check_same_distribution(_matrix_and_chain(16, 300, 30, grid), mid=2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("width", "n_seeds", "grid"),
+    [(64, 400, (1.8, 1.85, 1.9, 1.95, 2.0, 2.05)), (256, 200, (1.7, 1.75, 1.8, 1.85, 1.9))],
+)
+def test_chain_engine_matches_weight_matrices_at_larger_widths(width, n_seeds, grid):
+    """Crossings 1.89 (N = 64) and 1.79 (N = 256), SE ~0.01 and 0.006; q_hat^L and exponents near the crossing."""
+    _check_same_distribution(_matrix_and_chain(width, n_seeds, 40, grid), mid=2)

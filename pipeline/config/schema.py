@@ -247,6 +247,18 @@ class FluctuationSettings:
 
 
 @dataclass
+class ChainCrossingSettings:
+    """The job's zero crossing of the typical exponent measured again by the exact kernel chain (docs/science.md §7),
+    cheap enough (O(N) per layer) for SE ~0.003: `network_width` / max(width, 64) networks (>= 32) on `points`
+    sigma_w2 values over +- `halfwidth` around the refine centre (the one-loop crossing at this depth); the
+    crossing is the zero of a line through the points within halfwidth/2 of it. 0: off."""
+
+    network_width: int = rng(0, ge=0)  # networks x width (0: off): the same SE at every width >= 64
+    points: int = rng(9, ge=2)
+    halfwidth: float = rng(0.08, gt=0.0)
+
+
+@dataclass
 class CurveSpec:
     """One Lyapunov curve: an activation and bias variance over a sigma_w2 grid."""
 
@@ -453,6 +465,7 @@ class MlpSweepConfig(EngineStage):
     engine: EngineConfig = field(default_factory=EngineConfig)
     grid: MlpGridSettings = field(default_factory=MlpGridSettings)
     fluctuations: FluctuationSettings = field(default_factory=FluctuationSettings)
+    chain: ChainCrossingSettings = field(default_factory=ChainCrossingSettings)
 
 
 @dataclass

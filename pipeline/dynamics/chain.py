@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.activations import get_activation
-from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, NetworkStreams
+from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, STREAM_TANGENT, NetworkStreams
 
 RAND_BLOCK = 64  # layers per random draw of one network (part of the seed convention: changing it changes numbers)
 
@@ -269,3 +269,62 @@ def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.
         Yb[:, :, 1].copy_(X[..., :I] + X[..., m - I :])  # the replica, Y0 + its difference
 
     return product
+
+
+def tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The typical exponent and q_hat^L of one input per network by the exact chain of (signal, tangent) rows
+    (docs/science.md §7, state (k+1) x (k+1) with k = 1): per layer the 2 x 2 kernel of (phi(h), phi'(h) t),
+    N fresh rows (h', t') from it, growth (1/2) ln(||t'||^2 / ||t||^2), t renormalized. The engine's
+    `lambda_tangent` (docs/science.md §3) at O(N) per layer, for crossings at high precision.
+
+    Layer 0 is the engine's: input 0 of `layer0_inputs` (exact q0) and the unit tangent of STREAM_TANGENT column 0.
+
+    Args:
+        spec: the chain; n_inputs must be 1 (c0 is unused).
+        burn_in: first transition of the layer average (transitions burn_in .. depth-1, as `network_values`).
+
+    Returns:
+        (lam, q_L): float64 tensors (K, S): the per-network exponent per layer (natural log, of the norm) and
+        q_hat^L = (1/N) ||h^L||^2.
+    """
+    spec.check()
+    if spec.n_inputs != 1:
+        raise ValueError(f"ChainSpec.n_inputs={spec.n_inputs}: tangent_chain follows one input (allowed: 1)")
+    if not 0 <= burn_in < spec.depth:
+        raise ValueError(f"burn_in={burn_in}: allowed 0 .. depth-1 = {spec.depth - 1}")
+    act = get_activation(spec.activation)
+    dev = torch.device(spec.device)
+    ids = list(range(spec.first_network, spec.first_network + spec.n_networks))
+    S, K, N, L = len(ids), len(spec.sigma_w2), spec.width, spec.depth
+    gain = torch.tensor(spec.sigma_w2, dtype=torch.float64, device=dev).view(1, K, 1) / N
+    rand = NetworkStreams(spec.seed, ids, dev)
+    h = layer0_inputs(spec.seed, ids, N, 1, spec.q0, spec.c0, dev)[..., 0].unsqueeze(1).expand(S, K, N)
+    t = rand.normal(STREAM_TANGENT, (N, 2), torch.float64)[..., 0]
+    t = (t / t.norm(dim=-1, keepdim=True)).unsqueeze(1).expand(S, K, N)
+    total = torch.zeros(S, K, dtype=torch.float64, device=dev)
+    c = (spec.xi - 1.0) / N
+    for layer in range(L):
+        a, d = act.phi(h), act.dphi(h)
+        b = d * t
+        g11, g12, g22 = (a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1)
+        if c:
+            sa, sb_ = a.sum(-1), b.sum(-1)
+            g11, g12, g22 = g11 + c * sa * sa, g12 + c * sa * sb_, g22 + c * sb_ * sb_
+        g11 = gain[..., 0] * g11 + spec.sigma_b2
+        g12, g22 = gain[..., 0] * g12, gain[..., 0] * g22
+        f11 = g11.sqrt()
+        f21 = torch.where(f11 > 0, g12 / f11, torch.zeros_like(g12))
+        f22 = (g22 - f21 * f21).clamp_min(0.0).sqrt()
+        r = layer % RAND_BLOCK
+        if r == 0:
+            E_block = rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, 2), torch.float64)
+        e1, e2 = E_block[:, r, :, 0].unsqueeze(1), E_block[:, r, :, 1].unsqueeze(1)  # (S, 1, N)
+        h = f11.unsqueeze(-1) * e1
+        t = f21.unsqueeze(-1) * e1 + f22.unsqueeze(-1) * e2
+        tt = (t * t).sum(-1)  # 0 where every slope vanished (ReLU, all units off): the network turns NaN, dropped
+        if layer >= burn_in:
+            total += 0.5 * tt.log()
+        t = t * tt.rsqrt().unsqueeze(-1)
+    lam = total / (L - burn_in)
+    q_L = (h * h).mean(-1)
+    return lam.T.contiguous(), q_L.T.contiguous()

@@ -11,7 +11,7 @@ import torch
 from scipy import special, stats
 
 from pipeline.config.errors import ConfigError
-from pipeline.dynamics.chain import ChainSpec, gram, kernel_blocks, kernel_path, sqrt_factor
+from pipeline.dynamics.chain import ChainSpec, gram, kernel_blocks, kernel_path, sqrt_factor, tangent_chain
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import network_crossing, network_values, summarize
 from tests.config.draws import names_a_key, validate_full
@@ -190,3 +190,25 @@ def test_chain_engine_matches_weight_matrices_at_width_16():
 def test_chain_engine_matches_weight_matrices_at_larger_widths(width, n_seeds, grid):
     """Crossings 1.89 (N = 64) and 1.79 (N = 256), SE ~0.01 and 0.006; q_hat^L and exponents near the crossing."""
     _check_same_distribution(_matrix_and_chain(width, n_seeds, 40, grid), mid=2)
+
+
+# ---- crossings at high precision (mlp_sweep `chain`) ------------------------------------------------------------
+
+
+def _relu_exact_crossing(N: int) -> float:
+    """sigma_w2 where the exact bias-free ReLU exponent vanishes: (N/2) exp(-E_k psi(k/2)) = 2 exp(-2 lambda_N(2))."""
+    return 2.0 * math.exp(-2.0 * _relu_exact_lambda(N, 2.0))
+
+
+def test_tangent_chain_crossing_is_the_exact_relu_crossing():
+    """Bias-free ReLU at N = 16: the crossing of the chain's typical exponent against the exact formula (2.386 here,
+    0.39 above mean field)."""
+    N = 16
+    exact = _relu_exact_crossing(N)
+    grid = np.linspace(exact - 0.1, exact + 0.1, 5)
+    spec = ChainSpec(activation="relu", width=N, depth=30, sigma_w2=tuple(grid), sigma_b2=0.0, n_networks=1500, seed=4)
+    lam, q_L = tangent_chain(spec, burn_in=5)
+    cr = network_crossing(grid, lam.numpy(), window=0.1)
+    assert cr.status == "ok" and abs(cr.x - exact) < 2 * cr.se, (cr.text(), exact)
+    assert abs(exact - 2.0) > 10 * cr.se
+    assert q_L.shape == (5, 1500) and torch.isfinite(q_L).all()

@@ -248,7 +248,7 @@ class FluctuationSettings:
 
 @dataclass
 class ChainCrossingSettings:
-    """The job's zero crossing of the typical exponent measured again by the exact kernel chain (docs/science.md §7),
+    """The job's zero crossing of the typical exponent measured again by the exact kernel chain (docs/science.md §7a),
     cheap enough (O(N) per layer) for SE ~0.003: `network_width` / max(width, 64) networks (>= 32) on `points`
     sigma_w2 values over +- `halfwidth` around the refine centre (the one-loop crossing at this depth); the
     crossing is the zero of a line through the points within halfwidth/2 of it. 0: off."""

@@ -1,4 +1,4 @@
-"""The exact finite-width kernel chain (docs/science.md §7): O(N m^2) per layer instead of O(N^2 m).
+"""The exact finite-width kernel chain (docs/science.md §7a): O(N m^2) per layer instead of O(N^2 m).
 
 With Gaussian weights fresh per layer (row covariance (sigma_w2/N)(P_T + xi P_L), §4) and i.i.d. biases, the
 layer-l vectors of m coordinates (inputs, tangents, ...) are i.i.d. over units given layer l-1, Gaussian with
@@ -167,11 +167,11 @@ class ChainSpec:
 def kernel_blocks(spec: ChainSpec, block: int = 256) -> Iterator[tuple[int, torch.Tensor]]:
     """Stream the kernel path G^l, l = 1..L, in blocks of at most `block` layers (memory O(S K block k^2)).
 
-    G^l is the covariance of the layer-l pre-activations of the k inputs given layer l-1 (docs/science.md §7):
+    G^l is the covariance of the layer-l pre-activations of the k inputs given layer l-1 (docs/science.md §7a):
     G^1 is the exact kernel of the actual layer-0 inputs (`layer0_inputs`), then G^{l+1} =
     sigma_b2 + sigma_w2/N [phi^T phi + (xi - 1)/N (phi^T 1)(1^T phi)] with phi = phi(h^l), h^l the N i.i.d. rows
     drawn from N(0, G^l). The empirical q_hat^l = (1/N) sum_j (h_j^l)^2 of the matrix engine is the diagonal mean
-    of those rows; E[G^{l+1} | G^l] = F(G^l) and Var = Sigma(G^l)/N (§7).
+    of those rows; E[G^{l+1} | G^l] = F(G^l) and Var = Sigma(G^l)/N (§7a).
 
     Args:
         spec: the chain.
@@ -225,7 +225,7 @@ def kernel_path(spec: ChainSpec) -> torch.Tensor:
 def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.Tensor], None]:
     """The chain path of the matrix engine (`ensemble.simulate` with spec.method = "chain"): product(U, Y) fills
     Y with N i.i.d. rows drawn from the law of Z U given U, for this layer's fresh gaussian weights Z (row
-    covariance P_T + xi P_L, docs/science.md §4, §7), so every per-layer measurement has exactly the matrix
+    covariance P_T + xi P_L, docs/science.md §4, §7a), so every per-layer measurement has exactly the matrix
     engine's distribution at O(N m^2) instead of O(N^2 m) (m = 4 I + k columns per sigma_w2).
 
     U and Y are the engine's (S, N, C) block-major layout: blocks signal, replica, tangent, probe of K x I columns,
@@ -273,7 +273,7 @@ def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.
 
 def tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The typical exponent and q_hat^L of one input per network by the exact chain of (signal, tangent) rows
-    (docs/science.md §7, state (k+1) x (k+1) with k = 1): per layer the 2 x 2 kernel of (phi(h), phi'(h) t),
+    (docs/science.md §7a, state (k+1) x (k+1) with k = 1): per layer the 2 x 2 kernel of (phi(h), phi'(h) t),
     N fresh rows (h', t') from it, growth (1/2) ln(||t'||^2 / ||t||^2), t renormalized. The engine's
     `lambda_tangent` (docs/science.md §3) at O(N) per layer, for crossings at high precision.
 

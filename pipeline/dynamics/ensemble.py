@@ -75,7 +75,7 @@ class EnsembleSpec:
         device: torch device string.
         memory_budget_gb: memory the engine may use at once, GiB.
         method: "matrix" (weight matrices, O(N^2) per layer) or "chain" (the exact kernel chain of
-            docs/science.md §7, O(N m^2): same law per sigma_w2, different random numbers; gaussian weights only).
+            docs/science.md §7a, O(N m^2): same law per sigma_w2, different random numbers; gaussian weights only).
     """
 
     activation: str

@@ -1,4 +1,4 @@
-"""The exact kernel chain's finite-width crossings (docs/science.md §6-7): N (crossing - mean field) against 1/N."""
+"""The exact kernel chain's finite-width crossings (docs/science.md §6, §7a): N (crossing - mean field) against 1/N."""
 
 from __future__ import annotations
 

@@ -124,7 +124,7 @@ FIGURES: tuple[Figure, ...] = (
         "chain_crossing_shift.png",
         "mlp_sweep",
         "Loop corrections",
-        "Finite-width shift of the zero crossing measured by the exact kernel chain (docs/science.md §7), times N, "
+        "Finite-width shift of the zero crossing measured by the exact kernel chain (docs/science.md §7a), times N, "
         "against 1/N (points +- N SE; mean field taken over the same layers): one loop (orange) is the 1/N -> 0 "
         "limit, the slope the next order; green: the exact bias-free ReLU formula.",
         ("mlp_sweep/one_loop_crossings.csv",),

@@ -168,7 +168,7 @@ def finite_width_table(sweep: pd.DataFrame, cols: list[str] = ()) -> pd.DataFram
 
 ONE_LOOP_KEYS = ("crossing_one_loop", "crossing_one_loop_deep", "crossing_mean_field_finite_depth", "crossing_exact",
                  "one_loop_expansion_parameter", "one_loop_status", "one_loop_status_deep")  # fmt: skip
-# the exact kernel chain's crossing of the typical exponent (mlp_sweep `chain`, docs/science.md §7): per job, in
+# the exact kernel chain's crossing of the typical exponent (mlp_sweep `chain`, docs/science.md §7a): per job, in
 # one_loop_crossings.csv only (status `crossing_chain_status`; NaN where the job did not measure it)
 CHAIN_KEYS = ("crossing_chain", "crossing_chain_se", "crossing_chain_status", "crossing_chain_networks")
 # one_loop_crossings.csv: the one-loop values its `one_loop_status` speaks for (NaN unless "ok", pipeline.status);
@@ -237,7 +237,7 @@ def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.Data
 
 def chain_columns(c: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
     """The chain-measured crossing beside one loop and the exact ReLU value: z scores, and the next order
-    N^2 (crossing_chain - crossing_one_loop) with its SE (docs/science.md §6-7). NaN where its status is not ok."""
+    N^2 (crossing_chain - crossing_one_loop) with its SE (docs/science.md §6, §7a). NaN where its status is not ok."""
     chain = pd.DataFrame({
         "crossing_chain": pd.to_numeric(c.crossing_chain, errors="coerce"),
         "crossing_chain_se": pd.to_numeric(c.crossing_chain_se, errors="coerce"),

@@ -237,7 +237,7 @@ def compute(cfg: MlpSweepConfig) -> MlpSweepResult:
 
 def chain_crossing(cfg: MlpSweepConfig, center: float) -> dict:
     """crossing_chain(_se, _status, _networks): the typical exponent's zero crossing by the exact kernel chain
-    (`pipeline.dynamics.chain.tangent_chain`, docs/science.md §7) around `center`, same depth, burn-in and q0."""
+    (`pipeline.dynamics.chain.tangent_chain`, docs/science.md §7a) around `center`, same depth, burn-in and q0."""
     net, eng, ch = cfg.net, cfg.engine, cfg.chain
     n = max(32, ch.network_width // max(net.width, 64))  # the same SE at every width >= 64; capped below
     if not np.isfinite(center):

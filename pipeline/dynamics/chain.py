@@ -26,6 +26,7 @@ import torch
 from pipeline.activations import get_activation
 from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, STREAM_TANGENT, NetworkStreams
 
+CHUNK_NUMBERS = 1 << 16  # tangent_chain's networks per pass: about this many numbers per (S, K, N) array
 RAND_BLOCK = 64  # layers per random draw of one network (part of the seed convention: changing it changes numbers)
 
 
@@ -292,9 +293,20 @@ def tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[torch.Tensor, torch.Te
         raise ValueError(f"ChainSpec.n_inputs={spec.n_inputs}: tangent_chain follows one input (allowed: 1)")
     if not 0 <= burn_in < spec.depth:
         raise ValueError(f"burn_in={burn_in}: allowed 0 .. depth-1 = {spec.depth - 1}")
+    # networks in chunks of ~64k numbers per array: the per-layer arrays stay in cache (one network's numbers do
+    # not depend on its chunk: one generator per network)
+    size = max(1, CHUNK_NUMBERS // (len(spec.sigma_w2) * spec.width))
+    parts = [
+        _tangent_chunk(spec, burn_in, list(range(a, min(a + size, spec.first_network + spec.n_networks))))
+        for a in range(spec.first_network, spec.first_network + spec.n_networks, size)
+    ]
+    return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
+
+
+def _tangent_chunk(spec: ChainSpec, burn_in: int, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`tangent_chain` for the networks `ids`."""
     act = get_activation(spec.activation)
     dev = torch.device(spec.device)
-    ids = list(range(spec.first_network, spec.first_network + spec.n_networks))
     S, K, N, L = len(ids), len(spec.sigma_w2), spec.width, spec.depth
     gain = torch.tensor(spec.sigma_w2, dtype=torch.float64, device=dev).view(1, K, 1) / N
     rand = NetworkStreams(spec.seed, ids, dev)
@@ -303,9 +315,10 @@ def tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[torch.Tensor, torch.Te
     t = (t / t.norm(dim=-1, keepdim=True)).unsqueeze(1).expand(S, K, N)
     total = torch.zeros(S, K, dtype=torch.float64, device=dev)
     c = (spec.xi - 1.0) / N
+    a, d = torch.empty(S, K, N, dtype=torch.float64, device=dev), torch.empty(S, K, N, dtype=torch.float64, device=dev)
     for layer in range(L):
-        a, d = act.phi(h), act.dphi(h)
-        b = d * t
+        act.phi_and_slope(h, a, d)  # one pass where the activation has a fused kernel (tanh)
+        b = d.mul_(t)
         g11, g12, g22 = (a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1)
         if c:
             sa, sb_ = a.sum(-1), b.sum(-1)

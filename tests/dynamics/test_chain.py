@@ -212,3 +212,18 @@ def test_tangent_chain_crossing_is_the_exact_relu_crossing():
     assert cr.status == "ok" and abs(cr.x - exact) < 2 * cr.se, (cr.text(), exact)
     assert abs(exact - 2.0) > 10 * cr.se
     assert q_L.shape == (5, 1500) and torch.isfinite(q_L).all()
+
+
+def test_chain_engine_matches_weight_matrices_in_the_gauge_ensemble():
+    """xi = 2 (a correlated mean mode, docs/science.md §4), bias-free ReLU at N = 16, sigma_w2 = 1.8: the longitudinal
+    mode lifts the exponent above 0.5 ln chi_1 (towards 0.5 ln A_q = 0.085); exponents, q_hat^L: same law."""
+    vals = {}
+    for method in ("matrix", "chain"):
+        spec = engine_spec(activation="relu", width=16, depth=30, sigma_w2=(1.8,), sigma_b2=0.0, xi=2.0, n_seeds=300,
+                           n_pairs=1, dtype="float64", eps=1e-6, method=method, seed=3)  # fmt: skip
+        m = simulate(spec)
+        vals[method] = (network_values(m, 10, "lambda_tangent")[0], m.log_q[:, 0, :, -1].mean(1).numpy())
+    for i, name in enumerate(("lambda", "ln q_hat^L")):
+        z, p = _agree(vals["matrix"][i], vals["chain"][i])
+        assert z < 2 and p > 0.01, (name, z, p)
+    assert vals["chain"][0].mean() > 0.5 * math.log(1.8 / 2) + 0.03  # well above 0.5 ln chi_1 = -0.053: the mean mode

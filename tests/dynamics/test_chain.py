@@ -105,12 +105,18 @@ def test_bad_chain_fields_are_named():
                               n_inputs=0))  # fmt: skip
 
 
-@pytest.mark.parametrize("stage", ["mlp_sweep", "lyapunov", "gauge_scan"])
-def test_chain_with_orthogonal_weights_is_rejected_naming_the_field(stage):
+@pytest.mark.parametrize(
+    ("stage", "extra", "own_rule"),
+    [("mlp_sweep", ["fluctuations.n_seeds=0"], True), ("lyapunov", [], True), ("gauge_scan", [], False)],
+)
+def test_chain_with_orthogonal_weights_is_rejected_naming_the_field(stage, extra, own_rule):
+    """One line naming the field; gauge_scan rejects orthogonal weights for every engine already (own_rule False)."""
     with pytest.raises(ConfigError) as err:
-        validate_full(stage, ["engine.method=chain", "net.weights=orthogonal"])
+        validate_full(stage, ["engine.method=chain", "net.weights=orthogonal", *extra])
     msg = str(err.value)
     assert "\n" not in msg and names_a_key(msg, ["engine.method", "net.weights"])
+    assert ("engine.method=chain" in msg) == own_rule and "gaussian" in msg
+    validate_full(stage, ["engine.method=chain", *extra])  # with gaussian weights every engine stage accepts it
 
 
 # ---- the engine path ----------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 STREAM_WEIGHTS, STREAM_BIAS, STREAM_INPUT, STREAM_PROBE, STREAM_TANGENT, STREAM_SPECTRUM = range(6)
+STREAM_CHAIN = 6  # the exact kernel chain's per-layer unit draws (pipeline.dynamics.chain, docs/science.md §7)
 
 
 def generator(base_seed: int, seed_id: int, stream: int, device: torch.device) -> torch.Generator:

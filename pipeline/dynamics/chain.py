@@ -1,0 +1,222 @@
+"""The exact finite-width kernel chain (docs/science.md §7): O(N m^2) per layer instead of O(N^2 m).
+
+With Gaussian weights fresh per layer (row covariance (sigma_w2/N)(P_T + xi P_L), §4) and i.i.d. biases, the
+layer-l vectors of m coordinates (inputs, tangents, ...) are i.i.d. over units given layer l-1, Gaussian with
+covariance G^l = sigma_w2/N [A^T A + (xi - 1)/N (A^T 1)(1^T A)] (+ sigma_b2 between bias-carrying coordinates),
+A_j = the post-activation row of unit j. Drawing N i.i.d. rows from N(0, G^l) samples the next layer exactly (up
+to a permutation of units, which no statistic sees). This module holds that step (`gram`, `sqrt_factor`,
+`draw_rows`), the layer-0 inputs shared with the matrix engine (`layer0_inputs`) and the lean k-input kernel chain
+for long depths (`ChainSpec`, `kernel_blocks`, `kernel_path`); the engine path of `ensemble` uses the same step.
+
+Randomness (docs/science.md §7, Randomness): one generator per (base seed, network id, STREAM_CHAIN), drawing
+standard normals in fixed blocks of `RAND_BLOCK` layers, shape (RAND_BLOCK, N, m), in float32 then cast; the
+inputs come from STREAM_INPUT exactly as in the matrix engine. A network's numbers therefore do not depend on
+which other networks share its batch, on the yield block, or on the depth computed (a shorter run is a prefix).
+All sigma_w2 values of one network share its draws (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from pipeline.activations import get_activation
+from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, NetworkStreams
+
+RAND_BLOCK = 64  # layers per random draw of one network (part of the seed convention: changing it changes numbers)
+
+
+def layer0_inputs(
+    base_seed: int, seed_ids: list[int], width: int, n_inputs: int, q0: float, c0: float, device
+) -> torch.Tensor:
+    """The layer-0 pre-activations of the matrix engine (`ensemble`): pairs of vectors with exact empirical
+    variance q0 and correlation c0, orthogonal across pairs, drawn from STREAM_INPUT.
+
+    Args:
+        base_seed: base seed of the run.
+        seed_ids: network ids.
+        width: N.
+        n_inputs: number of inputs I; the engine's ceil(I/2) pairs are drawn and the first I vectors kept.
+        q0: (1/N) ||h^0||^2 of every input.
+        c0: empirical correlation of inputs 2p and 2p+1.
+        device: torch device.
+
+    Returns:
+        float64 tensor (S, N, I).
+    """
+    S, N, P = len(seed_ids), width, -(-n_inputs // 2)
+    g = NetworkStreams(base_seed, seed_ids, torch.device(device)).normal(STREAM_INPUT, (N, 2 * P), torch.float64)
+    g = torch.linalg.qr(g.view(S, N, P, 2).permute(0, 2, 1, 3)).Q  # (S, P, N, 2) orthonormal pairs
+    e1, e2 = g[..., 0], g[..., 1]
+    h0 = torch.stack([e1, c0 * e1 + math.sqrt(1 - c0**2) * e2], -1) * math.sqrt(q0 * N)  # (S, P, N, 2)
+    return h0.permute(0, 2, 1, 3).reshape(S, N, 2 * P)[..., :n_inputs].contiguous()
+
+
+def gram(A: torch.Tensor, xi: float) -> torch.Tensor:
+    """A^T (P_T + xi P_L) A = A^T A + (xi - 1)/N (A^T 1)(1^T A): the weight-row covariance of §4 seen by A.
+
+    Args:
+        A: (..., N, m) post-activation rows (any float dtype).
+        xi: gauge parameter (1: i.i.d. weights).
+
+    Returns:
+        float64 tensor (..., m, m).
+    """
+    A = A.double()
+    G = torch.einsum("...ni,...nj->...ij", A, A)
+    if xi != 1.0:
+        s = A.sum(-2)
+        G = G + ((xi - 1.0) / A.shape[-2]) * (s.unsqueeze(-1) * s.unsqueeze(-2))
+    return G
+
+
+def sqrt_factor(G: torch.Tensor) -> torch.Tensor:
+    """Lower-triangular F with F F^T = G for PSD matrices (..., m, m), vectorized over the batch (LAPACK's batched
+    Cholesky costs ~18 us per tiny matrix on the CPU; this costs ~5 m torch calls per batch).
+
+    A pivot at or below 1e-13 of its diagonal entry means the coordinate is (numerically) a combination of the
+    previous ones (a tangent aligned with the top Lyapunov vector, two inputs with c -> 1): its column is set to 0
+    below the pivot too, the semi-definite Cholesky factor, so rows E F^T, E i.i.d. N(0, 1), have covariance G up
+    to rounding and never NaN.
+    """
+    m = G.shape[-1]
+    F = torch.zeros_like(G)
+    for j in range(m):
+        row = F[..., j, :j]
+        d = G[..., j, j] - (row * row).sum(-1)
+        ok = d > 1e-13 * G[..., j, j].abs()
+        piv = torch.where(ok, d, torch.ones_like(d)).sqrt()
+        F[..., j, j] = torch.where(ok, piv, torch.zeros_like(d))
+        if j + 1 < m:
+            col = G[..., j + 1 :, j] - (F[..., j + 1 :, :j] * row.unsqueeze(-2)).sum(-1)
+            F[..., j + 1 :, j] = torch.where(ok.unsqueeze(-1), col / piv.unsqueeze(-1), torch.zeros_like(col))
+    return F
+
+
+def draw_rows(E: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+    """Rows E F^T: N i.i.d. draws from N(0, F F^T) per batch member.
+
+    Args:
+        E: (S, N, m) standard normals, shared by every sigma_w2 (common random numbers).
+        F: (S, K, m, m) square roots.
+
+    Returns:
+        (S, K, N, m), same dtype as F.
+    """
+    S, K, m = F.shape[0], F.shape[1], F.shape[-1]
+    E = E.to(F.dtype).unsqueeze(1).expand(S, K, *E.shape[1:]).reshape(S * K, -1, m)
+    return torch.bmm(E, F.reshape(S * K, m, m).transpose(-1, -2)).view(S, K, -1, m)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChainSpec:
+    """A lean k-input kernel chain: `n_networks` networks x the sigma_w2 grid, `depth` layers.
+
+    Attributes:
+        activation: activation name (`pipeline.activations`).
+        width: N.
+        depth: number of layers L; G^1 .. G^L are produced.
+        sigma_w2: the K weight variances (common random numbers across them).
+        sigma_b2: bias variance.
+        xi: gauge parameter of the weight ensemble (docs/science.md §4); 1 = i.i.d.
+        n_networks: number S of networks, ids first_network .. first_network + S - 1.
+        n_inputs: k, the number of inputs (1: length mode; 2: a pair with correlation c0).
+        q0: variance of the layer-0 pre-activations.
+        c0: correlation of the two inputs when k = 2.
+        seed: base seed.
+        first_network: id of the first network (split a large ensemble into calls with the same numbers).
+        device: torch device string.
+    """
+
+    activation: str
+    width: int
+    depth: int
+    sigma_w2: tuple[float, ...]
+    sigma_b2: float
+    xi: float = 1.0
+    n_networks: int
+    n_inputs: int = 1
+    q0: float = 1.0
+    c0: float = 0.5
+    seed: int = 0
+    first_network: int = 0
+    device: str = "cpu"
+
+    def check(self) -> None:
+        """ValueError naming the first invalid field."""
+        get_activation(self.activation)
+        for name, ok, allowed in (
+            ("width", self.width >= 2, ">= 2"),
+            ("depth", self.depth >= 1, ">= 1"),
+            ("sigma_w2", len(self.sigma_w2) >= 1 and min(self.sigma_w2) > 0, "a non-empty tuple of values > 0"),
+            ("sigma_b2", self.sigma_b2 >= 0, ">= 0"),
+            ("xi", self.xi >= 0, ">= 0"),
+            ("n_networks", self.n_networks >= 1, ">= 1"),
+            ("n_inputs", self.n_inputs >= 1, ">= 1"),
+            ("q0", self.q0 > 0, "> 0"),
+            ("c0", -1 <= self.c0 < 1, "in [-1, 1)"),
+            ("first_network", self.first_network >= 0, ">= 0"),
+        ):
+            if not ok:
+                raise ValueError(f"ChainSpec.{name}={getattr(self, name)!r}: allowed {allowed}")
+
+
+def kernel_blocks(spec: ChainSpec, block: int = 256) -> Iterator[tuple[int, torch.Tensor]]:
+    """Stream the kernel path G^l, l = 1..L, in blocks of at most `block` layers (memory O(S K block k^2)).
+
+    G^l is the covariance of the layer-l pre-activations of the k inputs given layer l-1 (docs/science.md §7):
+    G^1 is the exact kernel of the actual layer-0 inputs (`layer0_inputs`), then G^{l+1} =
+    sigma_b2 + sigma_w2/N [phi^T phi + (xi - 1)/N (phi^T 1)(1^T phi)] with phi = phi(h^l), h^l the N i.i.d. rows
+    drawn from N(0, G^l). The empirical q_hat^l = (1/N) sum_j (h_j^l)^2 of the matrix engine is the diagonal mean
+    of those rows; E[G^{l+1} | G^l] = F(G^l) and Var = Sigma(G^l)/N (§7).
+
+    Args:
+        spec: the chain.
+        block: layers per yielded tensor (does not change the numbers).
+
+    Yields:
+        (first_layer, G): G float64 of shape (S, K, b, k, k) holding G^first_layer .. G^(first_layer + b - 1).
+
+    Raises:
+        ValueError: an invalid spec field (named).
+        FloatingPointError: a kernel became non-finite (e.g. ReLU deep in the chaotic phase overflows float64).
+    """
+    spec.check()
+    if block < 1:
+        raise ValueError(f"block={block}: allowed >= 1")
+    act = get_activation(spec.activation)
+    dev = torch.device(spec.device)
+    ids = list(range(spec.first_network, spec.first_network + spec.n_networks))
+    K, N, k, L = len(spec.sigma_w2), spec.width, spec.n_inputs, spec.depth
+    sw = torch.tensor(spec.sigma_w2, dtype=torch.float64, device=dev).view(1, K, 1, 1) / N
+    h0 = layer0_inputs(spec.seed, ids, N, k, spec.q0, spec.c0, dev)
+    G = sw * gram(act.phi(h0), spec.xi).unsqueeze(1) + spec.sigma_b2  # (S, K, k, k), G^1
+    rand = NetworkStreams(spec.seed, ids, dev)
+    E_block = None
+    out, first = [], 1
+    for layer in range(1, L + 1):
+        out.append(G)
+        if len(out) == block or layer == L:
+            path = torch.stack(out, 2)
+            if not bool(torch.isfinite(path).all()):
+                raise FloatingPointError(
+                    f"kernel chain non-finite by layer {layer} ({spec.activation}, sigma_w2 up to "
+                    f"{max(spec.sigma_w2):g}): lower the depth or sigma_w2"
+                )
+            yield first, path
+            out, first = [], layer + 1
+        if layer == L:
+            break
+        r = (layer - 1) % RAND_BLOCK
+        if r == 0:
+            E_block = rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, k), torch.float64)
+        h = draw_rows(E_block[:, r], sqrt_factor(G))  # (S, K, N, k) rows of layer `layer`
+        G = sw * gram(act.phi(h), spec.xi) + spec.sigma_b2
+
+
+def kernel_path(spec: ChainSpec) -> torch.Tensor:
+    """The whole kernel path G^1..G^L, float64 (S, K, L, k, k) (use `kernel_blocks` when that is too large)."""
+    return torch.cat([g for _, g in kernel_blocks(spec, block=max(1, min(spec.depth, 4096)))], 2)

@@ -101,4 +101,8 @@ def ar1_fit(y: np.ndarray, extra: tuple[np.ndarray, ...] = ()) -> Ar1Fit:
     noise = float((per[1:] * (1 - 2 * rho * np.cos(omega[1:]) + rho**2)).mean())  # Whittle at fixed rho
     s0, s0_se = zero_frequency(y)
     x = np.asarray(y)
-    return Ar1Fit(rho, float(math.sqrt(cov[0, 0])), noise, s0, s0_se, x.shape[0], x.shape[1])
+    T = x.shape[1]
+    if 0 < rho < 1:  # finite-length bias of I(0) for an AR(1): E I_T(0) = S(0) - (2 rho (1 - rho^T)/T) gamma0/(1-rho)^2
+        full = (1 + rho) / (1 - rho)
+        s0, s0_se = (v * full / (full - 2 * rho * (1 - rho**T) / (T * (1 - rho) ** 2)) for v in (s0, s0_se))
+    return Ar1Fit(rho, float(math.sqrt(cov[0, 0])), noise, s0, s0_se, x.shape[0], T)

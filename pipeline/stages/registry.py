@@ -489,6 +489,13 @@ STAGES: dict[str, StageSpec] = {
             name=lambda c: f"gauge_scan L={c.net.depth} N={','.join(map(str, c.gauge.widths))}",
         ),
         StageSpec(
+            "field",
+            sc.FieldConfig,
+            "the kernel as a stochastic field in depth: chain spectra, masses, plateaus vs the linear sector (§7)",
+            ("spectra.csv", "spectrum_curves.csv", "one_loop_fit.csv", "mass_theory.csv", "figures"),
+            name=lambda c: f"field N={','.join(map(str, c.field.widths))} L={c.field.depth}",
+        ),
+        StageSpec(
             "ginn_train",
             sc.GinnTrainConfig,
             "GINN vs MLP on digits, trainability map, Langevin gauge-fixing scan (§5)",

@@ -88,13 +88,16 @@ class LengthMode:
         return -math.log(self.multiplier(width))
 
 
-def length_mode(activation, sigma_w2: float, sigma_b2: float, xi: float = 1.0, n_nodes: int | None = None) -> LengthMode:
+def length_mode(
+    activation, sigma_w2: float, sigma_b2: float, xi: float = 1.0, n_nodes: int | None = None
+) -> LengthMode:
     """Multiplier, noise, plateau and one-loop dressing of the length mode at (sigma_w2, sigma_b2, xi).
 
     G' - sigma_b2 = sigma_w2 [mean_j phi_j^2 + (xi - 1) (mean_j phi_j)^2], phi_j i.i.d. given G (§7). With
     m = <phi>, u = phi^2 + 2 (xi - 1) m phi: F = sigma_b2 + sigma_w2 [<phi^2> + (xi - 1) m^2],
     b = sigma_w2 (xi - 1) Var phi, Sigma = sigma_w2^2 Var u, kappa3 = sigma_w2^3 [kappa3(u) + 6 (xi - 1) Cov(u, phi)^2];
-    v1 = Sigma/(1 - chi^2), mu1 = (F'' v1/2 + b)/(1 - chi), s3 = [3 chi^2 F'' v1^2 + 3 chi Sigma' v1 + kappa3]/(1 - chi^3),
+    v1 = Sigma/(1 - chi^2), mu1 = (F'' v1/2 + b)/(1 - chi),
+    s3 = [3 chi^2 F'' v1^2 + 3 chi Sigma' v1 + kappa3]/(1 - chi^3),
     c1 = F'' mu1 + F''' v1/2 + F'' s3/(2 v1) + b'. At xi = 1 this is §7's formula (b = 0).
 
     Raises:
@@ -162,25 +165,34 @@ class CorrelationMode:
         return -math.log(self.chi) if self.chi > 0 else math.inf
 
 
+def correlation_masses(activation, sigma_w2, sigma_b2: float, n_nodes: int | None = None) -> dict[str, torch.Tensor]:
+    """q*, c*, chi_c(c*) and the mass -ln chi_c on a sigma_w2 grid, from `mean_field.q_star`/`c_star` (the one
+    home of the correlation map); NaN where q* is not finite and positive or c* = 1 (ordered side)."""
+    act = _act(activation)
+    g = GaussianIntegrator(act, n_nodes=n_nodes)
+    sw = torch.as_tensor(sigma_w2, dtype=DTYPE).reshape(-1)
+    q = q_star(g, sw, float(sigma_b2)).x
+    ok = torch.isfinite(q) & (q > 0)
+    fp = c_star(g, torch.where(ok, q, torch.ones_like(q)), sw, float(sigma_b2), c0=0.0)
+    ok = ok & (fp.x < 1 - 1e-9)
+    nan = torch.full_like(q, float("nan"))
+    chi = torch.where(ok, fp.slope, nan)
+    return {"q_star": q, "c_star": torch.where(ok, fp.x, nan), "chi_c": chi, "mass": -torch.log(chi)}
+
+
 def correlation_mode(activation, sigma_w2: float, sigma_b2: float, n_nodes: int | None = None) -> CorrelationMode:
-    """chi_c(c*) from `mean_field.c_star` (the one home of the correlation map) at the variance fixed point q*.
+    """chi_c(c*) at the variance fixed point q* of one point (see `correlation_masses`).
 
     Raises:
         ValueError: no finite q* > 0, or c* = 1 (the ordered phase: no fluctuating correlation mode).
     """
     act = _act(activation)
-    g = GaussianIntegrator(act, n_nodes=n_nodes)
-    sw = torch.tensor(float(sigma_w2), dtype=DTYPE)
-    q = float(q_star(g, sw, float(sigma_b2)).x)
-    if not (math.isfinite(q) and q > 0):
-        raise ValueError(f"correlation_mode: no finite q* > 0 at activation={act.name}, sigma_w2={sigma_w2}, "
-                         f"sigma_b2={sigma_b2}")  # fmt: skip
-    fp = c_star(g, q, sw, float(sigma_b2), c0=0.0)
-    c, chi = float(fp.x), float(fp.slope)
-    if not c < 1 - 1e-9:
-        raise ValueError(f"correlation_mode: c* = 1 at activation={act.name}, sigma_w2={sigma_w2}, "
-                         f"sigma_b2={sigma_b2} (ordered phase; allowed: the chaotic side, c* < 1)")  # fmt: skip
-    return CorrelationMode(act.name, float(sigma_w2), float(sigma_b2), q, c, chi)
+    r = {k: float(v[0]) for k, v in correlation_masses(act, [float(sigma_w2)], sigma_b2, n_nodes).items()}
+    if not math.isfinite(r["chi_c"]):
+        raise ValueError(f"correlation_mode: no chaotic fixed point (finite q* > 0, c* < 1) at activation={act.name}, "
+                         f"sigma_w2={sigma_w2}, sigma_b2={sigma_b2} (ordered phase; allowed: the chaotic "
+                         "side)")  # fmt: skip
+    return CorrelationMode(act.name, float(sigma_w2), float(sigma_b2), r["q_star"], r["c_star"], r["chi_c"])
 
 
 def ar1_spectrum(omega, multiplier: float, noise: float) -> torch.Tensor:

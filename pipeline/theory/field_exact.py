@@ -17,6 +17,7 @@ import torch
 
 from pipeline.theory.field import length_mode
 from pipeline.theory.one_loop.common import _act
+from pipeline.theory.quadrature import gauss_rule
 
 
 @dataclass(frozen=True)
@@ -99,3 +100,38 @@ def exact_chain(activation, sigma_w2: float, sigma_b2: float, width: int, n_node
     Z = np.linalg.solve(np.eye(n_nodes) - Pn + np.outer(np.ones(n_nodes), pi), dg)
     s0 = 2 * float(pi @ (dg * Z)) - var
     return ExactChain(n, rho, n * (mean - lm.K), n * var, n * n * float(pi @ dg**3), n * s0, float(loss.max()))
+
+
+def homogeneous_exact(activation, sigma_w2: float, sigma_b2: float, xi: float, width: int) -> ExactChain:
+    """Exact stationary statistics of the chain for a positively homogeneous activation (ReLU, linear), any xi.
+
+    Then G' = sigma_b2 + X G with X = sigma_w2 [mean_j r_j^2 + (xi - 1) (mean_j r_j)^2], r_j = phi(z_j), z_j i.i.d.
+    N(0, 1), independent of G: a Kesten recursion. E[G'|G] is affine, so the autocovariance is exactly rho^k Var G
+    with rho = E X, E G = sigma_b2/(1 - rho), E G^2 = (sigma_b2^2 + 2 sigma_b2 rho E G)/(1 - E X^2) and
+    N S(0) = N Var G (1 + rho)/(1 - rho). E X^2 from the moments m_k = E r^k by counting index coincidences.
+
+    Raises:
+        ValueError: a non-homogeneous activation, or E X^2 >= 1 (no finite stationary variance: heavy tails).
+    """
+    act = _act(activation)
+    if not act.homogeneous:
+        raise ValueError(f"homogeneous_exact: activation={act.name}; allowed: positively homogeneous (relu, linear)")
+    rule = gauss_rule(2000)
+    r = act.phi(rule.z)
+    m1, m2, m3, m4 = (float((r**k) @ rule.w) for k in range(1, 5))
+    n, c = float(width), float(xi) - 1.0
+    e_a = m2
+    e_a2 = (n * m4 + n * (n - 1) * m2**2) / n**2
+    e_b2 = (n * m2 + n * (n - 1) * m1**2) / n**2
+    e_ab2 = (n * m4 + 2 * n * (n - 1) * m3 * m1 + n * (n - 1) * m2**2 + n * (n - 1) * (n - 2) * m2 * m1**2) / n**3
+    e_b4 = (n * m4 + 4 * n * (n - 1) * m3 * m1 + 3 * n * (n - 1) * m2**2 + 6 * n * (n - 1) * (n - 2) * m2 * m1**2
+            + n * (n - 1) * (n - 2) * (n - 3) * m1**4) / n**4  # fmt: skip
+    ex = sigma_w2 * (e_a + c * e_b2)
+    ex2 = sigma_w2**2 * (e_a2 + 2 * c * e_ab2 + c**2 * e_b4)
+    if not ex2 < 1:
+        raise ValueError(f"homogeneous_exact: E X^2 = {ex2:.4g} >= 1 at activation={act.name}, sigma_w2={sigma_w2}, "
+                         f"xi={xi}, width={width} (no finite stationary variance)")  # fmt: skip
+    mean = sigma_b2 / (1 - ex)
+    var = (sigma_b2**2 + 2 * sigma_b2 * ex * mean) / (1 - ex2) - mean**2
+    K = sigma_b2 / (1 - sigma_w2 * (m2 + c * m1**2))  # mean-field q*(xi)
+    return ExactChain(int(width), ex, n * (mean - K), n * var, math.nan, n * var * (1 + ex) / (1 - ex), 0.0)

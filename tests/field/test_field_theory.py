@@ -36,7 +36,8 @@ def test_linear_activation_closed_forms():
 
 @pytest.mark.parametrize("xi", [0.0, 0.5, 2.0])
 def test_gauge_shift_is_exact_for_homogeneous_activations(xi):
-    """E[G'|G] = F_xi(G) + sw (xi - 1) Var phi / N is affine in G for ReLU: rho_N = A_q(xi) + sw (xi-1)(1/2 - 1/(2 pi))/N."""
+    """E[G'|G] = F_xi(G) + sw (xi - 1) Var phi / N is affine in G for ReLU:
+    rho_N = A_q(xi) + sw (xi - 1)(1/2 - 1/(2 pi))/N."""
     sw, sb = 1.0, 0.1
     lm = length_mode("relu", sw, sb, xi)
     a_q = sw * (math.pi - 1 + xi) / (2 * math.pi)  # docs/science.md §4

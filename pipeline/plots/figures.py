@@ -209,7 +209,7 @@ FIGURES: tuple[Figure, ...] = (
         "field",
         "Stochastic field",
         "Depth-time spectra of the exact kernel chain (length mode, widest width): N times the periodogram of G^l "
-        "(points, SE over networks) and the AR(1) Lorentzian Sigma/|1 - chi_par e^{-i omega}|^2 of docs/science.md §7.",
+        "(points, SE over networks) and the AR(1) Lorentzian Sigma/|1 - chi_par e^{-i omega}|^2 of docs/science.md §9.",
         ("field/spectrum_curves.csv",),
         field.spectra,
         optional=True,  # the smoke pipeline (tests/conftest.py) has no field stage yet

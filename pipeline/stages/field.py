@@ -1,4 +1,4 @@
-"""`field` stage: the kernel as a stochastic field in depth, spectra measured on the exact chain (docs/science.md §7).
+"""`field` stage: the kernel as a stochastic field in depth, spectra measured on the exact chain (docs/science.md §9).
 
 Length mode (one input, every case x width), correlation mode (two inputs, chaotic side) and the gauge scan of the
 length mode (xi up to the length threshold of §4): AR(1)/Lorentzian fits against chi_par / A_q(xi) / chi_c(c*), the
@@ -95,7 +95,7 @@ def _curve(x: np.ndarray, key: dict, width: int, chi: float, noise: float, seg: 
 
 
 def compute(cfg: FieldConfig) -> FieldResult:
-    """Simulate the chains of every mode and fit their spectra (docs/science.md §7)."""
+    """Simulate the chains of every mode and fit their spectra (docs/science.md §9)."""
     torch.set_num_threads(1)  # tiny batched ops: one thread is faster on a shared machine (chain_api note)
     fs = cfg.field
     rows, curves = [], []
@@ -155,7 +155,7 @@ def theory_curves(cfg: FieldConfig, n: int = 80) -> pd.DataFrame:
 
 
 def one_loop_fit(spectra: pd.DataFrame) -> pd.DataFrame:
-    """Weighted least squares N (multiplier - chi) = c + d/N per length case, beside c1 of §7."""
+    """Weighted least squares N (multiplier - chi) = c + d/N per length case, beside c1 of docs/science.md §9."""
     out = []
     for (act, sw, sb), d in spectra[spectra["mode"] == "length"].groupby(["activation", "sigma_w2", "sigma_b2"]):
         n = d.width.to_numpy(float)
@@ -219,7 +219,11 @@ def headline(result: FieldResult) -> StageOutput:
         "one_loop_c_exact_max_abs_err": _max((f.c_exact - f.c_one_loop).abs()),
         "n_excluded_expansion_breakdown": n_breakdown,
     }
-    summary = (f"multipliers at N >= 64: max |z| {metrics['multiplier_max_z_one_loop']:.2f} vs one loop; "
-               f"length plateaus max |z| {metrics['length_plateau_max_z']:.2f}; exact-operator c - one loop "
-               f"{metrics['one_loop_c_exact_max_abs_err']}")  # fmt: skip
+
+    def _fmt(key: str) -> str:
+        return "n/a" if metrics[key] is None else f"{metrics[key]:.3g}"
+
+    summary = (f"multipliers at N >= 64: max |z| {_fmt('multiplier_max_z_one_loop')} vs one loop; length plateaus "
+               f"max |z| {_fmt('length_plateau_max_z')}; exact-operator c - one loop "
+               f"{_fmt('one_loop_c_exact_max_abs_err')}")  # fmt: skip
     return StageOutput(metrics, {}, summary)

@@ -491,7 +491,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec(
             "field",
             sc.FieldConfig,
-            "the kernel as a stochastic field in depth: chain spectra, masses, plateaus vs the linear sector (§7)",
+            "the kernel as a stochastic field in depth: chain spectra, masses, plateaus vs the linear sector (§9)",
             ("spectra.csv", "spectrum_curves.csv", "one_loop_fit.csv", "mass_theory.csv", "figures"),
             name=lambda c: f"field N={','.join(map(str, c.field.widths))} L={c.field.depth}",
         ),

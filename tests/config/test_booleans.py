@@ -209,7 +209,8 @@ def test_each_stage_schema_has_the_common_keys_and_the_top_level_keys_only_where
     for stage in STAGE_NAMES:
         assert {"stage", "out_dir", "resume", "tracking"} <= top[stage]
     assert {s for s in STAGE_NAMES if "theory_outputs" in top[s]} == {"mlp_sweep", "lyapunov", "gauge_scan"}
-    assert {s for s in STAGE_NAMES if "seed" in top[s]} == {"mlp_sweep", "lyapunov", "gauge_scan", "field", "ginn_train"}
+    seeded = {"mlp_sweep", "lyapunov", "gauge_scan", "field", "ginn_train"}
+    assert {s for s in STAGE_NAMES if "seed" in top[s]} == seeded
 
 
 # ---- 3. the critical-line bracket --------------------------------------------------------------------------

@@ -77,3 +77,17 @@ def test_chain_spectra_match_weight_matrix_networks(width):
     assert abs(real.multiplier - chain.multiplier) < 2 * se
     assert abs(real.s0 - chain.s0) < 2 * math.hypot(real.s0_se, chain.s0_se)
     assert se < 0.01  # a 1/N-sized difference (0.126/16 = 0.008 at N = 16) would be ~2 SE
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("field.corr_sigma_w2=[1.5]", "field.corr_sigma_w2"),  # tanh, sigma_b2 0.05: ordered below 1.761
+        ("field.gauge_xi=[3.0]", "field.gauge_xi"),  # relu at 1.5: A_q(3) > 1, no stationary length mode
+        ("field.segment=5000", "field.segment"),
+    ],
+)
+def test_field_stage_rejects_points_without_the_mode(run_inprocess, tmp_path, override, key):
+    r = run_inprocess("field", override, f"hydra.run.dir={tmp_path / 'x'}")
+    assert r.returncode == 2 and key in r.stderr, r.stderr[-500:]
+    assert not (tmp_path / "x" / "spectra.csv").exists()

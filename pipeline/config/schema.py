@@ -97,6 +97,13 @@ class Precision(str, Enum):
     float64 = "float64"
 
 
+class EngineMethod(str, Enum):
+    """How the finite-width engine draws a layer: weight matrices, or the exact kernel chain (science.md §7)."""
+
+    matrix = "matrix"
+    chain = "chain"
+
+
 @dataclass
 class EngineConfig:
     """Finite-width ensemble engine (docs/science.md §2–3): ensemble size, measurement, resources."""
@@ -111,6 +118,7 @@ class EngineConfig:
     dtype: Precision = Precision.float32
     device: str = "cpu"  # cpu | cuda | cuda:N
     memory_budget_gb: float = rng(2.0, gt=0.0, le=1e6)
+    method: EngineMethod = EngineMethod.matrix  # chain: exact O(N) per layer sampler, gaussian weights only
 
 
 @dataclass
@@ -236,6 +244,18 @@ class FluctuationSettings:
     sigma_w2: List[float] = rng([1.0, 1.5, 1.9], min_len=1, gt=0.0, ascending=True)
     n_seeds: int = rng(0, ge=0)
     widths: List[int] = rng([128], ge=2, ascending=True)  # only jobs whose net.width is listed run the study
+
+
+@dataclass
+class ChainCrossingSettings:
+    """The job's zero crossing of the typical exponent measured again by the exact kernel chain (docs/science.md §7a),
+    cheap enough (O(N) per layer) for SE ~0.003: `network_width` / max(width, 64) networks (>= 32) on `points`
+    sigma_w2 values over +- `halfwidth` around the refine centre (the one-loop crossing at this depth); the
+    crossing is the zero of a line through the points within halfwidth/2 of it. 0: off."""
+
+    network_width: int = rng(0, ge=0)  # networks x width (0: off): the same SE at every width >= 64
+    points: int = rng(9, ge=2)
+    halfwidth: float = rng(0.08, gt=0.0)
 
 
 @dataclass
@@ -482,6 +502,7 @@ class MlpSweepConfig(EngineStage):
     engine: EngineConfig = field(default_factory=EngineConfig)
     grid: MlpGridSettings = field(default_factory=MlpGridSettings)
     fluctuations: FluctuationSettings = field(default_factory=FluctuationSettings)
+    chain: ChainCrossingSettings = field(default_factory=ChainCrossingSettings)
 
 
 @dataclass

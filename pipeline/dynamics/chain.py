@@ -1,4 +1,4 @@
-"""The exact finite-width kernel chain (docs/science.md §7): O(N m^2) per layer instead of O(N^2 m).
+"""The exact finite-width kernel chain (docs/science.md §7a): O(N m^2) per layer instead of O(N^2 m).
 
 With Gaussian weights fresh per layer (row covariance (sigma_w2/N)(P_T + xi P_L), §4) and i.i.d. biases, the
 layer-l vectors of m coordinates (inputs, tangents, ...) are i.i.d. over units given layer l-1, Gaussian with
@@ -18,13 +18,13 @@ All sigma_w2 values of one network share its draws (common random numbers).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
 from pipeline.activations import get_activation
-from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, NetworkStreams
+from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, STREAM_TANGENT, NetworkStreams
 
 RAND_BLOCK = 64  # layers per random draw of one network (part of the seed convention: changing it changes numbers)
 
@@ -66,7 +66,7 @@ def gram(A: torch.Tensor, xi: float) -> torch.Tensor:
         float64 tensor (..., m, m).
     """
     A = A.double()
-    G = torch.einsum("...ni,...nj->...ij", A, A)
+    G = A.transpose(-1, -2) @ A
     if xi != 1.0:
         s = A.sum(-2)
         G = G + ((xi - 1.0) / A.shape[-2]) * (s.unsqueeze(-1) * s.unsqueeze(-2))
@@ -167,11 +167,11 @@ class ChainSpec:
 def kernel_blocks(spec: ChainSpec, block: int = 256) -> Iterator[tuple[int, torch.Tensor]]:
     """Stream the kernel path G^l, l = 1..L, in blocks of at most `block` layers (memory O(S K block k^2)).
 
-    G^l is the covariance of the layer-l pre-activations of the k inputs given layer l-1 (docs/science.md §7):
+    G^l is the covariance of the layer-l pre-activations of the k inputs given layer l-1 (docs/science.md §7a):
     G^1 is the exact kernel of the actual layer-0 inputs (`layer0_inputs`), then G^{l+1} =
     sigma_b2 + sigma_w2/N [phi^T phi + (xi - 1)/N (phi^T 1)(1^T phi)] with phi = phi(h^l), h^l the N i.i.d. rows
     drawn from N(0, G^l). The empirical q_hat^l = (1/N) sum_j (h_j^l)^2 of the matrix engine is the diagonal mean
-    of those rows; E[G^{l+1} | G^l] = F(G^l) and Var = Sigma(G^l)/N (§7).
+    of those rows; E[G^{l+1} | G^l] = F(G^l) and Var = Sigma(G^l)/N (§7a).
 
     Args:
         spec: the chain.
@@ -220,3 +220,111 @@ def kernel_blocks(spec: ChainSpec, block: int = 256) -> Iterator[tuple[int, torc
 def kernel_path(spec: ChainSpec) -> torch.Tensor:
     """The whole kernel path G^1..G^L, float64 (S, K, L, k, k) (use `kernel_blocks` when that is too large)."""
     return torch.cat([g for _, g in kernel_blocks(spec, block=max(1, min(spec.depth, 4096)))], 2)
+
+
+def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """The chain path of the matrix engine (`ensemble.simulate` with spec.method = "chain"): product(U, Y) fills
+    Y with N i.i.d. rows drawn from the law of Z U given U, for this layer's fresh gaussian weights Z (row
+    covariance P_T + xi P_L, docs/science.md §4, §7a), so every per-layer measurement has exactly the matrix
+    engine's distribution at O(N m^2) instead of O(N^2 m) (m = 4 I + k columns per sigma_w2).
+
+    U and Y are the engine's (S, N, C) block-major layout: blocks signal, replica, tangent, probe of K x I columns,
+    then K x k spectrum columns. Each sigma_w2 is its own Gram (exact per sigma_w2; all share the draws E, common
+    random numbers). The replica enters as its difference from the signal (U1 - U0), placed last, so the
+    near-collinearity of replica and tangent only costs a component below the factor's pivot threshold, and Y1
+    is returned as Y0 + that difference (the engine subtracts Y0 again, as for Z U1 - Z U0).
+
+    Args:
+        spec: the `EnsembleSpec` (width, sigma_w2, n_pairs, n_spectrum, xi).
+        rand: the networks' streams; draws (N, m) standard normals per layer from STREAM_CHAIN.
+
+    Returns:
+        The callable product(U, Y) (Y written in place, in U's dtype).
+    """
+    N, K, I, k, xi = spec.width, len(spec.sigma_w2), spec.n_inputs, spec.n_spectrum, spec.xi
+    KI, m = K * I, 4 * I + k
+    # columns per sigma_w2: signal, tangent, probe (I each), spectrum (k), replica difference (I)
+    slots = [(0, 0), (2, I), (3, 2 * I)]  # (engine block, first column in A)
+    bufs: dict[int, torch.Tensor] = {}
+
+    def product(U: torch.Tensor, Y: torch.Tensor) -> None:
+        S = U.shape[0]
+        if S not in bufs:
+            bufs[S] = torch.empty(S, K, N, m, dtype=torch.float64, device=U.device)
+        A = bufs[S]
+        Ub = U[:, :, : 4 * KI].view(S, N, 4, K, I)
+        for b, j in slots:
+            A[..., j : j + I].copy_(Ub[:, :, b].permute(0, 2, 1, 3))
+        if k:
+            A[..., 3 * I : 3 * I + k].copy_(U[:, :, 4 * KI :].view(S, N, K, k).permute(0, 2, 1, 3))
+        torch.sub(Ub[:, :, 1], Ub[:, :, 0], out=A[..., m - I :].permute(0, 2, 1, 3))
+        F = sqrt_factor(gram(A, xi))  # (S, K, m, m)
+        E = rand.normal(STREAM_CHAIN, (N, m), torch.float64)  # (S, N, m), shared by every sigma_w2
+        X = torch.bmm(E, F.transpose(-1, -2).permute(0, 2, 1, 3).reshape(S, m, K * m)).view(S, N, K, m)
+        Yb = Y[:, :, : 4 * KI].view(S, N, 4, K, I)
+        for b, j in slots:
+            Yb[:, :, b].copy_(X[..., j : j + I])
+        if k:
+            Y[:, :, 4 * KI :].view(S, N, K, k).copy_(X[..., 3 * I : 3 * I + k])
+        Yb[:, :, 1].copy_(X[..., :I] + X[..., m - I :])  # the replica, Y0 + its difference
+
+    return product
+
+
+def tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The typical exponent and q_hat^L of one input per network by the exact chain of (signal, tangent) rows
+    (docs/science.md §7a, state (k+1) x (k+1) with k = 1): per layer the 2 x 2 kernel of (phi(h), phi'(h) t),
+    N fresh rows (h', t') from it, growth (1/2) ln(||t'||^2 / ||t||^2), t renormalized. The engine's
+    `lambda_tangent` (docs/science.md §3) at O(N) per layer, for crossings at high precision.
+
+    Layer 0 is the engine's: input 0 of `layer0_inputs` (exact q0) and the unit tangent of STREAM_TANGENT column 0.
+
+    Args:
+        spec: the chain; n_inputs must be 1 (c0 is unused).
+        burn_in: first transition of the layer average (transitions burn_in .. depth-1, as `network_values`).
+
+    Returns:
+        (lam, q_L): float64 tensors (K, S): the per-network exponent per layer (natural log, of the norm) and
+        q_hat^L = (1/N) ||h^L||^2.
+    """
+    spec.check()
+    if spec.n_inputs != 1:
+        raise ValueError(f"ChainSpec.n_inputs={spec.n_inputs}: tangent_chain follows one input (allowed: 1)")
+    if not 0 <= burn_in < spec.depth:
+        raise ValueError(f"burn_in={burn_in}: allowed 0 .. depth-1 = {spec.depth - 1}")
+    act = get_activation(spec.activation)
+    dev = torch.device(spec.device)
+    ids = list(range(spec.first_network, spec.first_network + spec.n_networks))
+    S, K, N, L = len(ids), len(spec.sigma_w2), spec.width, spec.depth
+    gain = torch.tensor(spec.sigma_w2, dtype=torch.float64, device=dev).view(1, K, 1) / N
+    rand = NetworkStreams(spec.seed, ids, dev)
+    h = layer0_inputs(spec.seed, ids, N, 1, spec.q0, spec.c0, dev)[..., 0].unsqueeze(1).expand(S, K, N)
+    t = rand.normal(STREAM_TANGENT, (N, 2), torch.float64)[..., 0]
+    t = (t / t.norm(dim=-1, keepdim=True)).unsqueeze(1).expand(S, K, N)
+    total = torch.zeros(S, K, dtype=torch.float64, device=dev)
+    c = (spec.xi - 1.0) / N
+    for layer in range(L):
+        a, d = act.phi(h), act.dphi(h)
+        b = d * t
+        g11, g12, g22 = (a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1)
+        if c:
+            sa, sb_ = a.sum(-1), b.sum(-1)
+            g11, g12, g22 = g11 + c * sa * sa, g12 + c * sa * sb_, g22 + c * sb_ * sb_
+        g11 = gain[..., 0] * g11 + spec.sigma_b2
+        g12, g22 = gain[..., 0] * g12, gain[..., 0] * g22
+        f11 = g11.sqrt()
+        f21 = torch.where(f11 > 0, g12 / f11, torch.zeros_like(g12))
+        f22 = (g22 - f21 * f21).clamp_min(0.0).sqrt()
+        r = layer % RAND_BLOCK
+        if r == 0:
+            E_block = rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, 2), torch.float64)
+        e1, e2 = E_block[:, r, :, 0].unsqueeze(1), E_block[:, r, :, 1].unsqueeze(1)  # (S, 1, N)
+        h = f11.unsqueeze(-1) * e1
+        t = f21.unsqueeze(-1) * e1 + f22.unsqueeze(-1) * e2
+        tt = (t * t).sum(-1)  # 0 where every slope vanished (ReLU, all units off): the network turns NaN, dropped
+        if layer >= burn_in:
+            total += 0.5 * tt.log()
+        t = t * tt.rsqrt().unsqueeze(-1)
+    lam = total / (L - burn_in)
+    q_L = (h * h).mean(-1)
+    return lam.T.contiguous(), q_L.T.contiguous()

@@ -74,6 +74,8 @@ class EnsembleSpec:
         dtype: "float32" or "float64", precision of the engine arithmetic.
         device: torch device string.
         memory_budget_gb: memory the engine may use at once, GiB.
+        method: "matrix" (weight matrices, O(N^2) per layer) or "chain" (the exact kernel chain of
+            docs/science.md §7a, O(N m^2): same law per sigma_w2, different random numbers; gaussian weights only).
     """
 
     activation: str
@@ -93,6 +95,7 @@ class EnsembleSpec:
     dtype: str  # float32 | float64
     device: str
     memory_budget_gb: float
+    method: str = "matrix"  # matrix | chain (pipeline.dynamics.chain); the config default lives in EngineConfig
 
     @property
     def n_inputs(self) -> int:
@@ -146,7 +149,8 @@ class EnsembleMeasurement:
 def _bytes_per_seed(spec: EnsembleSpec) -> int:
     cols = 4 * spec.n_inputs + spec.n_spectrum
     item = 8 if spec.dtype == "float64" else 4
-    return item * (spec.width * spec.width * 2 + 8 * spec.width * len(spec.sigma_w2) * cols)
+    square = 0 if spec.method == "chain" else spec.width * spec.width * 2  # the weight matrix Z and its draw
+    return item * (square + 8 * spec.width * len(spec.sigma_w2) * cols)
 
 
 def seed_chunk(spec: EnsembleSpec) -> int:
@@ -306,13 +310,13 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
     Yb = Y[:, :, : 4 * KI].view(S, N, 4, K, I)
     Uk, Yk = U[:, :, 4 * KI :].view(S, N, K, k), Y[:, :, 4 * KI :].view(S, N, K, k)
     # scratch reused every layer: fresh multi-MB temporaries per layer cost page faults, not arithmetic
-    Zbuf = torch.empty(S, N, N, dtype=dt, device=dev)
     slope, squares = torch.empty(S, N, K, I, dtype=dt, device=dev), torch.empty(S, N, 4, K, I, dtype=dt, device=dev)
     pair = torch.empty(S, N, K, P, dtype=dt, device=dev)
     gain_full = gain.expand(1, 1, K, I).contiguous()  # a broadcast only along K*I keeps the loop vectorized
 
     # layer 0: pairs of inputs with exact empirical variance q0 and correlation c0, shared by all K
     rand = NetworkStreams(spec.seed, ids, dev)
+    product = _layer_product(spec, rand, S, dt, dev)
     g = rand.normal(STREAM_INPUT, (N, 2 * P), torch.float64)
     g = torch.linalg.qr(g.view(S, N, P, 2).permute(0, 2, 1, 3)).Q  # (S, P, N, 2) orthonormal pairs
     e1, e2 = g[..., 0], g[..., 1]
@@ -355,7 +359,6 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
 
     first_positive = 0 if act.homogeneous else 1  # the signal's norm is a divisor only when carried at unit RMS
     for layer in range(L):
-        Z = rand.weights(N, spec.weights, spec.xi, dt, out=Zbuf)
         V = _unit_columns(rand.normal(STREAM_PROBE, (N, I), dt)).unsqueeze(2)
         dphi = act.phi_and_slope(H, U0, slope)
         act.phi_into(torch.addcmul(H, D, d_scale, out=U1), U1)
@@ -363,7 +366,7 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
         torch.mul(dphi, V, out=U3)
         if k:
             torch.mul(dphi[..., :1], Q, out=Uk)
-        torch.bmm(Z, U, out=Y)  # the layer product, without the gain
+        product(U, Y)  # the layer product Z U, without the gain
         H, D, T = Y0, Y1, Y2
         D.sub_(H)  # bias and gain cancel in the replica difference
         if sb:  # h = gain * (Z phi) + bias, in place; the bias in units of the carried scale
@@ -413,6 +416,21 @@ def _simulate_chunk(spec: EnsembleSpec, ids: list[int], tick: Callable[[int], No
             renormed[layer + 1] = True
         tick(S)
     return _tables(spec, sq_hist, ab_hist, ls_hist, renormed, log_gain, spec_r, (failed, overflow, vanish), floored)
+
+
+def _layer_product(spec: EnsembleSpec, rand: NetworkStreams, S: int, dt, dev) -> Callable:
+    """product(U, Y): Y = Z U for this layer's fresh weights (matrix), or rows drawn from the law of Z U (chain)."""
+    if spec.method == "chain":
+        from pipeline.dynamics.chain import engine_product  # noqa: PLC0415 - the chain path only
+
+        return engine_product(spec, rand)
+    N = spec.width
+    Zbuf = torch.empty(S, N, N, dtype=dt, device=dev)
+
+    def product(U: torch.Tensor, Y: torch.Tensor) -> None:
+        torch.bmm(rand.weights(N, spec.weights, spec.xi, dt, out=Zbuf), U, out=Y)
+
+    return product
 
 
 def _failure_causes(sq, q_in, first_positive: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.plots import field, finite_width, gauge, ginn, lyapunov, one_loop, theory
+from pipeline.plots import chain, field, finite_width, gauge, ginn, lyapunov, one_loop, theory
 from pipeline.plots.prepare import iterates_title, widest_first_activation
 
 
@@ -119,6 +119,19 @@ FIGURES: tuple[Figure, ...] = (
         ("mlp_sweep/one_loop_crossings.csv",),
         one_loop.crossings_vs_inverse_width,
         keyed=True,
+    ),
+    Figure(
+        "chain_crossing_shift.png",
+        "mlp_sweep",
+        "Loop corrections",
+        "Finite-width shift of the zero crossing measured by the exact kernel chain (docs/science.md §7a), times N, "
+        "against 1/N (points +- N SE; mean field taken over the same layers): one loop (orange) is the 1/N -> 0 "
+        "limit, the slope the next order; green: the exact bias-free ReLU formula.",
+        ("mlp_sweep/one_loop_crossings.csv",),
+        chain.shift_vs_inverse_width,
+        keyed=True,
+        optional=True,  # only when mlp_sweep's chain.network_width > 0
+        when=lambda t: chain.has_chain_crossings(t["mlp_sweep/one_loop_crossings.csv"]),
     ),
     Figure(
         "one_loop_fluctuations.png",

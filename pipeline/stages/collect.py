@@ -168,6 +168,9 @@ def finite_width_table(sweep: pd.DataFrame, cols: list[str] = ()) -> pd.DataFram
 
 ONE_LOOP_KEYS = ("crossing_one_loop", "crossing_one_loop_deep", "crossing_mean_field_finite_depth", "crossing_exact",
                  "one_loop_expansion_parameter", "one_loop_status", "one_loop_status_deep")  # fmt: skip
+# the exact kernel chain's crossing of the typical exponent (mlp_sweep `chain`, docs/science.md §7a): per job, in
+# one_loop_crossings.csv only (status `crossing_chain_status`; NaN where the job did not measure it)
+CHAIN_KEYS = ("crossing_chain", "crossing_chain_se", "crossing_chain_status", "crossing_chain_networks")
 # one_loop_crossings.csv: the one-loop values its `one_loop_status` speaks for (NaN unless "ok", pipeline.status);
 # the measured, mean-field and exact columns have their own validity, expansion_parameter explains the status
 ONE_LOOP_VALUES = ("crossing_one_loop", "crossing_one_loop_deep", "z_one_loop")
@@ -224,10 +227,30 @@ def one_loop_crossings(crossings: pd.DataFrame, cols: list[str] = ()) -> pd.Data
     # is NaN here, so it is never drawn, compared or aggregated; the status stays beside it
     out["one_loop_status"] = out.one_loop_status.where(out.one_loop_status.notna(), NOT_DERIVED)
     out = mask_invalid(out, list(ONE_LOOP_VALUES), "one_loop_status")
+    if "crossing_chain" in c:
+        out = pd.concat([out, chain_columns(c, out)], axis=1)
     label = [k for k in cols if k not in ("activation", "sigma_b2", "depth", "width")]
     out["group"] = [group_label(r, label) for _, r in out.iterrows()]  # dvc plots: one line per configuration
     order = ["activation", "sigma_b2", "depth", *label, "width"]
     return out.sort_values(order, kind="stable").reset_index(drop=True)
+
+
+def chain_columns(c: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+    """The chain-measured crossing beside one loop and the exact ReLU value: z scores, and the next order
+    N^2 (crossing_chain - crossing_one_loop) with its SE (docs/science.md §6, §7a). NaN where its status is not ok."""
+    chain = pd.DataFrame({
+        "crossing_chain": pd.to_numeric(c.crossing_chain, errors="coerce"),
+        "crossing_chain_se": pd.to_numeric(c.crossing_chain_se, errors="coerce"),
+        "chain_status": c.crossing_chain_status.where(c.crossing_chain_status.notna(), "not_measured"),
+        "chain_networks": c.crossing_chain_networks,
+    })  # fmt: skip
+    chain = mask_invalid(chain, ["crossing_chain", "crossing_chain_se"], "chain_status")
+    n2 = out.width.astype(float) ** 2
+    chain["z_chain_one_loop"] = (chain.crossing_chain - out.crossing_one_loop) / chain.crossing_chain_se
+    chain["z_chain_exact"] = (chain.crossing_chain - out.crossing_exact) / chain.crossing_chain_se
+    chain["next_order_N2"] = n2 * (chain.crossing_chain - out.crossing_one_loop)
+    chain["next_order_N2_se"] = n2 * chain.crossing_chain_se
+    return chain
 
 
 def one_loop_closer(loop: pd.DataFrame) -> pd.Series:
@@ -304,6 +327,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
                 # each crossing's own status (jobs written before the statuses existed: "ok", their NaN says none)
                 **{k: m.get(k) or "ok" for k in CROSSING_STATUS},
                 **{k: m.get(k) for k in ONE_LOOP_KEYS},
+                **{k: m.get(k) for k in CHAIN_KEYS},
             }
         )
         key = {k: crossings[-1][k] for k in (*DESIGN, *cols) if k in crossings[-1]}
@@ -322,7 +346,7 @@ def collect_mlp_sweep(jobs: Path, out: Path) -> dict:
         write_csv(sweep, folder / "sweep.csv")
         write_csv(layers, folder / "layers.csv")
         write_csv(fw, folder / "finite_width.csv")
-        write_csv(table.drop(columns=list(ONE_LOOP_KEYS)), folder / "crossings.csv")
+        write_csv(table.drop(columns=[*ONE_LOOP_KEYS, *CHAIN_KEYS]), folder / "crossings.csv")
         write_csv(loop, folder / "one_loop_crossings.csv")
         # run ids change on every run: kept out of the DVC-tracked tables and metrics.json (byte checksums)
         write_csv(pd.DataFrame(runs), folder / RUNS_FILE)

@@ -16,6 +16,7 @@ import torch
 
 from pipeline.activations import get_activation
 from pipeline.config.schema import MlpSweepConfig
+from pipeline.dynamics.chain import ChainSpec, tangent_chain
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import (
@@ -228,9 +229,32 @@ def compute(cfg: MlpSweepConfig) -> MlpSweepResult:
         "refine_center": center if cfg.grid.refine else None,
         "refine_center_source": center_source if cfg.grid.refine else None,
     }
+    crossing.update(chain_crossing(cfg, center) if cfg.chain.network_width and iid else {})
     result = MlpSweepResult(sweep, layers, crossing, fluctuation_table(cfg))
     result.output = headline(result)
     return result
+
+
+def chain_crossing(cfg: MlpSweepConfig, center: float) -> dict:
+    """crossing_chain(_se, _status, _networks): the typical exponent's zero crossing by the exact kernel chain
+    (`pipeline.dynamics.chain.tangent_chain`, docs/science.md §7a) around `center`, same depth, burn-in and q0."""
+    net, eng, ch = cfg.net, cfg.engine, cfg.chain
+    n = max(32, ch.network_width // max(net.width, 64))  # the same SE at every width >= 64; capped below
+    if not np.isfinite(center):
+        return {"crossing_chain": None, "crossing_chain_se": None, "crossing_chain_status": "no_center",
+                "crossing_chain_networks": n}  # fmt: skip
+    grid = np.linspace(center - ch.halfwidth, center + ch.halfwidth, ch.points)
+    spec = ChainSpec(
+        activation=net.activation.value, width=net.width, depth=net.depth, sigma_w2=tuple(grid.tolist()),
+        sigma_b2=net.sigma_b2, xi=net.xi, n_networks=n, q0=eng.q0, seed=cfg.seed, device=eng.device,
+    )  # fmt: skip
+    lam, _ = tangent_chain(spec, min(eng.burn_in, net.depth - 1))
+    cr = network_crossing(grid, lam.numpy(), "lambda_tangent (chain)", ch.halfwidth / 2)
+    if cr.status != "ok":
+        log.warning("no chain crossing: %s (%s)", cr.reason, cr.status)
+    ok = cr.status == "ok"
+    return {"crossing_chain": cr.x if ok else None, "crossing_chain_se": cr.se if ok else None,
+            "crossing_chain_status": cr.status, "crossing_chain_networks": n}  # fmt: skip
 
 
 def write(result: MlpSweepResult, folder: Path) -> StageOutput:

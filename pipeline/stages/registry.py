@@ -78,6 +78,11 @@ def _check_engine(cfg, widths: list[int], n_sigma: int, width_key: str = "net.wi
             raise ConfigError(f"engine.device={eng.device!r}: CUDA is not available on this machine")
     if eng.burn_in >= net.depth:
         raise ConfigError(f"engine.burn_in={eng.burn_in}: must be < net.depth={net.depth}")
+    if eng.method == sc.EngineMethod.chain and net.weights != sc.WeightDist.gaussian:
+        raise ConfigError(
+            f"engine.method=chain with net.weights={net.weights.value}: the kernel chain is exact for fresh gaussian "
+            "weights only (allowed: net.weights=gaussian, or engine.method=matrix)"
+        )
     _check_replica_eps("engine.eps", eng.eps, eng.dtype.value)
     if eng.n_spectrum > min(widths):
         raise ConfigError(f"engine.n_spectrum={eng.n_spectrum}: must be <= the width ({min(widths)})")

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from pipeline.activations import get_activation
+from pipeline.config.errors import ConfigError
 from pipeline.config.schema import FieldConfig
 from pipeline.dynamics.chain import ChainSpec, kernel_path
 from pipeline.dynamics.spectra import ar1_fit, periodogram
@@ -92,6 +93,34 @@ def _curve(x: np.ndarray, key: dict, width: int, chi: float, noise: float, seg: 
     pred = width * ar1_spectrum(omega[idx], chi, noise).numpy()
     return pd.DataFrame({**key, "omega": omega[idx], "n_s_measured": width * per[idx], "n_s_se": width * se[idx],
                          "n_s_predicted": pred})  # fmt: skip
+
+
+def check_config(cfg: FieldConfig) -> None:
+    """Cross-field checks before compute: every requested mode exists at its points (ConfigError naming the key)."""
+    fs = cfg.field
+    if fs.segment > fs.depth:
+        raise ConfigError(f"field.segment={fs.segment}: must be <= field.depth={fs.depth}")
+    keys = [(c.activation.value, c.sigma_w2, c.sigma_b2) for c in fs.cases]
+    if not keys or len(set(keys)) != len(keys):
+        raise ConfigError(f"field.cases: needs at least 1 entry and no duplicates, got {keys}")
+    for act, sw, sb in keys:
+        try:
+            length_mode(act, sw, sb)
+        except ValueError as err:
+            raise ConfigError(f"field.cases: {err}") from None
+    for xi in fs.gauge_xi:
+        try:
+            length_mode(fs.gauge_activation.value, fs.gauge_sigma_w2, fs.gauge_sigma_b2, xi)
+        except ValueError as err:
+            raise ConfigError(f"field.gauge_xi: {err}") from None
+    for act in fs.corr_activations:
+        chi = correlation_masses(act.value, list(fs.corr_sigma_w2), fs.corr_sigma_b2)["chi_c"]
+        bad = [sw for sw, c in zip(fs.corr_sigma_w2, chi.tolist()) if not c == c]
+        if bad:
+            raise ConfigError(
+                f"field.corr_sigma_w2={bad}: not on the chaotic side for {act.value} at "
+                f"sigma_b2={fs.corr_sigma_b2} (c* = 1; allowed: sigma_w2 above the critical line)"
+            )
 
 
 def compute(cfg: FieldConfig) -> FieldResult:

@@ -209,34 +209,6 @@ FIGURES: tuple[Figure, ...] = (
         gauge.exponent_vs_sigma_w2,
     ),
     Figure(
-        "training_curves.png",
-        "ginn_train",
-        "Gauge-invariant network",
-        "GINN (magnitude-phase links, complex units) against a tanh MLP of the same size on the data set "
-        "ginn.data.name (default digits): loss and validation accuracy per epoch.",
-        ("ginn_train/history.csv",),
-        ginn.training_curves,
-    ),
-    Figure(
-        "trainability.png",
-        "ginn_train",
-        "Gauge-invariant network",
-        "Test accuracy over sigma_w2 x depth (short training) for GINN and MLP, with the mean-field "
-        "boundaries: depth 6 depth_scale_c (MLP) and 6/|ln chi_GINN| (GINN, diverging at chi_GINN = 1).",
-        ("ginn_train/trainability.csv", "ginn_train/trainability_boundary.csv"),
-        ginn.trainability,
-    ),
-    Figure(
-        "gauge_spectra.png",
-        "ginn_train",
-        "Gauge-invariant network",
-        "Gauge sector under Langevin training with covariant gauge fixing: power spectrum of the site "
-        "divergence G (measured points, predicted discrete Lorentzians) narrows like 1/xi, and Var(G) = xi T; "
-        "gauge-invariant outputs are identical for every xi.",
-        ("ginn_train/gauge_spectra.csv", "ginn_train/gauge_fixing.csv"),
-        ginn.gauge_spectra,
-    ),
-    Figure(
         "field_spectra.png",
         "field",
         "Stochastic field",
@@ -264,6 +236,34 @@ FIGURES: tuple[Figure, ...] = (
         ("field/spectra.csv", "field/mass_theory.csv"),
         field.masses,
         optional=True,  # the smoke pipeline (tests/conftest.py) has no field stage yet
+    ),
+    Figure(
+        "training_curves.png",
+        "ginn_train",
+        "Gauge-invariant network",
+        "GINN (magnitude-phase links, complex units) against a tanh MLP of the same size on the data set "
+        "ginn.data.name (default digits): loss and validation accuracy per epoch.",
+        ("ginn_train/history.csv",),
+        ginn.training_curves,
+    ),
+    Figure(
+        "trainability.png",
+        "ginn_train",
+        "Gauge-invariant network",
+        "Test accuracy over sigma_w2 x depth (short training) for GINN and MLP, with the mean-field "
+        "boundaries: depth 6 depth_scale_c (MLP) and 6/|ln chi_GINN| (GINN, diverging at chi_GINN = 1).",
+        ("ginn_train/trainability.csv", "ginn_train/trainability_boundary.csv"),
+        ginn.trainability,
+    ),
+    Figure(
+        "gauge_spectra.png",
+        "ginn_train",
+        "Gauge-invariant network",
+        "Gauge sector under Langevin training with covariant gauge fixing: power spectrum of the site "
+        "divergence G (measured points, predicted discrete Lorentzians) narrows like 1/xi, and Var(G) = xi T; "
+        "gauge-invariant outputs are identical for every xi.",
+        ("ginn_train/gauge_spectra.csv", "ginn_train/gauge_fixing.csv"),
+        ginn.gauge_spectra,
     ),
 )
 

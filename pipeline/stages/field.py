@@ -51,10 +51,14 @@ class FieldResult:
     output: StageOutput | None = None
 
 
-def _chain(act: str, width: int, sws, sb: float, xi: float, k: int, cfg: FieldConfig, n_networks: int) -> torch.Tensor:
+def _chain(act: str, width: int, sws, sb: float, xi: float, k: int, cfg: FieldConfig, n_networks: int,
+           job: int) -> torch.Tensor:  # fmt: skip
+    """Chains of one job after burn-in; network ids job * BLOCK + i: no two jobs share random numbers, so the
+    widths of a one-loop fit are independent measurements."""
     fs = cfg.field
     spec = ChainSpec(activation=act, width=width, depth=fs.burn_in + fs.depth, sigma_w2=tuple(sws), sigma_b2=sb,
-                     xi=xi, n_networks=n_networks, n_inputs=k, c0=0.0, seed=cfg.seed)  # fmt: skip
+                     xi=xi, n_networks=n_networks, n_inputs=k, c0=0.0, seed=cfg.seed,
+                     first_network=job * max(fs.n_networks, fs.gauge_networks))  # fmt: skip
     return kernel_path(spec)[:, :, fs.burn_in :]  # (S, K, L, k, k) after burn-in
 
 
@@ -131,18 +135,18 @@ def compute(cfg: FieldConfig) -> FieldResult:
     jobs = [("length", c.activation.value, c.sigma_w2, c.sigma_b2, 1.0, w) for c in fs.cases for w in fs.widths]
     jobs += [("gauge", fs.gauge_activation.value, fs.gauge_sigma_w2, fs.gauge_sigma_b2, x, fs.gauge_width)
              for x in fs.gauge_xi]  # fmt: skip
-    for mode, act, sw, sb, xi, width in progress(jobs, desc="field: length/gauge"):
+    for job, (mode, act, sw, sb, xi, width) in enumerate(progress(jobs, desc="field: length/gauge")):
         lm = length_mode(act, sw, sb, xi)
         n_net = fs.gauge_networks if mode == "gauge" else fs.n_networks
-        x = _chain(act, width, (sw,), sb, xi, 1, cfg, n_net)[:, 0, :, 0, 0].numpy()
+        x = _chain(act, width, (sw,), sb, xi, 1, cfg, n_net, job)[:, 0, :, 0, 0].numpy()
         fit, seg_fit = ar1_fit(x), ar1_fit(_segments(x, fs.segment))
         rows.append(_row(act, sw, sb, xi, width, mode, fit, seg_fit, lm.chi, lm.multiplier(width), lm.plateau,
                          exact_reference(act, sw, sb, xi, width), lm.v1 / (width * lm.K**2)))  # fmt: skip
         key = dict(mode=mode, activation=act, sigma_w2=sw, sigma_b2=sb, xi=xi, width=width)
         curves.append(_curve(x, key, width, lm.chi, lm.sigma / width, fs.segment))
-    for act in progress([a.value for a in fs.corr_activations], desc="field: correlation"):
+    for job, act in enumerate(progress([a.value for a in fs.corr_activations], desc="field: correlation"), len(jobs)):
         sws = list(fs.corr_sigma_w2)
-        G = _chain(act, fs.corr_width, sws, fs.corr_sigma_b2, 1.0, 2, cfg, fs.n_networks)
+        G = _chain(act, fs.corr_width, sws, fs.corr_sigma_b2, 1.0, 2, cfg, fs.n_networks, job)
         for j, sw in enumerate(sws):
             cm = correlation_mode(act, sw, fs.corr_sigma_b2)
             g = G[:, j].numpy()

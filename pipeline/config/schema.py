@@ -328,7 +328,7 @@ class GaugeSettings:
 
 @dataclass
 class FieldCase:
-    """One (activation, sigma_w2, sigma_b2) point of the field stage's length mode (docs/science.md §9)."""
+    """One (activation, sigma_w2, sigma_b2) point of the field stage's length mode (docs/science.md §7b)."""
 
     activation: ActivationName = ActivationName.tanh
     sigma_w2: float = rng(1.5, gt=0.0)
@@ -337,7 +337,7 @@ class FieldCase:
 
 @dataclass
 class FieldSettings:
-    """The `field` stage (docs/science.md §9): depth-time spectra of the exact kernel chain, three modes.
+    """The `field` stage (docs/science.md §7b): depth-time spectra of the exact kernel chain, three modes.
 
     length: every case x width (xi = 1); correlation: two inputs on the chaotic side, each activation x
     corr_sigma_w2 at corr_sigma_b2 and corr_width; gauge: the length mode of gauge_activation at (gauge_sigma_w2,

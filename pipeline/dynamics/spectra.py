@@ -1,4 +1,4 @@
-"""Depth-time spectra of stationary chains: periodogram, lag-1 multiplier, AR(1)/Lorentzian fit (docs/science.md §9).
+"""Depth-time spectra of stationary chains: periodogram, lag-1 multiplier, AR(1)/Lorentzian fit (docs/science.md §7b).
 
 Input: an (n_series, T) array of one coordinate (e.g. G^l or the correlation c^l) per network after burn-in.
 Every estimate pools the series around one global mean (per-series demeaning would bias the multiplier by
@@ -94,7 +94,7 @@ class Ar1Fit:
 
 
 def ar1_fit(y: np.ndarray, extra: tuple[np.ndarray, ...] = ()) -> Ar1Fit:
-    """Fit the AR(1) sector to (n_series, T) stationary series (docs/science.md §9); `extra` as in `lag1_regression`."""
+    """Fit the AR(1) sector (docs/science.md §7b) to (n_series, T) series; `extra` as in `lag1_regression`."""
     beta, cov = lag1_regression(y, extra)
     rho = float(beta[0])
     omega, per, _ = periodogram(y)

@@ -1,4 +1,4 @@
-"""Stochastic-field figures (docs/science.md §9): chain spectra vs the AR(1) Lorentzians, their collapse across
+"""Stochastic-field figures (docs/science.md §7b): chain spectra vs the AR(1) Lorentzians, their collapse across
 widths, and the masses of the correlation mode (vs sigma_w2) and of the length mode (vs xi)."""
 
 from __future__ import annotations

@@ -212,8 +212,9 @@ FIGURES: tuple[Figure, ...] = (
         "field_spectra.png",
         "field",
         "Stochastic field",
-        "Depth-time spectra of the exact kernel chain (length mode, widest width): N times the periodogram of G^l "
-        "(points, SE over networks) and the AR(1) Lorentzian Sigma/|1 - chi_par e^{-i omega}|^2 of docs/science.md §9.",
+        "Depth-time spectra of the exact kernel chain (length mode, widest width): N times the periodogram of "
+        "G^l (points, SE over networks) and the AR(1) Lorentzian Sigma/|1 - chi_par e^{-i omega}|^2 "
+        "(docs/science.md §7b).",
         ("field/spectrum_curves.csv",),
         field.spectra,
         optional=True,  # the smoke pipeline (tests/conftest.py) has no field stage yet

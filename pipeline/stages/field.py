@@ -1,4 +1,4 @@
-"""`field` stage: the kernel as a stochastic field in depth, spectra measured on the exact chain (docs/science.md §9).
+"""`field` stage: the kernel as a stochastic field in depth, spectra measured on the exact chain (docs/science.md §7b).
 
 Length mode (one input, every case x width), correlation mode (two inputs, chaotic side) and the gauge scan of the
 length mode (xi up to the length threshold of §4): AR(1)/Lorentzian fits against chi_par / A_q(xi) / chi_c(c*), the
@@ -128,7 +128,7 @@ def check_config(cfg: FieldConfig) -> None:
 
 
 def compute(cfg: FieldConfig) -> FieldResult:
-    """Simulate the chains of every mode and fit their spectra (docs/science.md §9)."""
+    """Simulate the chains of every mode and fit their spectra (docs/science.md §7b)."""
     torch.set_num_threads(1)  # tiny batched ops: one thread is faster on a shared machine (chain_api note)
     fs = cfg.field
     rows, curves = [], []
@@ -188,7 +188,7 @@ def theory_curves(cfg: FieldConfig, n: int = 80) -> pd.DataFrame:
 
 
 def one_loop_fit(spectra: pd.DataFrame) -> pd.DataFrame:
-    """Weighted least squares N (multiplier - chi) = c + d/N per length case, beside c1 of docs/science.md §9."""
+    """Weighted least squares N (multiplier - chi) = c + d/N per length case, beside c1 of docs/science.md §7b."""
     out = []
     for (act, sw, sb), d in spectra[spectra["mode"] == "length"].groupby(["activation", "sigma_w2", "sigma_b2"]):
         n = d.width.to_numpy(float)

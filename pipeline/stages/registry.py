@@ -501,7 +501,7 @@ STAGES: dict[str, StageSpec] = {
         StageSpec(
             "field",
             sc.FieldConfig,
-            "the kernel as a stochastic field in depth: chain spectra, masses, plateaus vs the linear sector (§9)",
+            "the kernel as a stochastic field in depth: chain spectra, masses, plateaus vs the linear sector (§7b)",
             ("spectra.csv", "spectrum_curves.csv", "one_loop_fit.csv", "mass_theory.csv", "figures"),
             check=_check_field,
             name=lambda c: f"field N={','.join(map(str, c.field.widths))} L={c.field.depth}",

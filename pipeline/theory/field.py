@@ -1,4 +1,4 @@
-"""The kernel as a stochastic field in depth: the linear sector and its one-loop dressing (docs/science.md §9).
+"""The kernel as a stochastic field in depth: the linear sector and its one-loop dressing (docs/science.md §7b).
 
 Length mode: the chain G' given G has mean F(G) + b(G)/N and variance Sigma(G)/N, an AR(1) process at K* with
 multiplier chi = F'(K*) (A_q(xi) of §4), mass -ln chi, plateau N S(0) = Sigma/(1 - chi)^2, and a lag-1
@@ -42,7 +42,7 @@ def k_derivatives(values: torch.Tensor, K: float, z: torch.Tensor, w: torch.Tens
 
 @dataclass(frozen=True)
 class LengthMode:
-    """Linear sector of one input at the fixed point K* (docs/science.md §9); every field a float.
+    """Linear sector of one input at the fixed point K* (docs/science.md §7b); every field a float.
 
     chi: multiplier F'(K*) (= A_q(xi)); mass -ln chi; sigma: Sigma(K*) = N Var(G'|G = K*); plateau
     Sigma/(1 - chi)^2 (= N S(0) at leading order); f2, f3: F'', F'''; sigma_prime: dSigma/dK; kappa3: N^2 x the
@@ -93,12 +93,12 @@ def length_mode(
 ) -> LengthMode:
     """Multiplier, noise, plateau and one-loop dressing of the length mode at (sigma_w2, sigma_b2, xi).
 
-    G' - sigma_b2 = sigma_w2 [mean_j phi_j^2 + (xi - 1) (mean_j phi_j)^2], phi_j i.i.d. given G (§9). With
+    G' - sigma_b2 = sigma_w2 [mean_j phi_j^2 + (xi - 1) (mean_j phi_j)^2], phi_j i.i.d. given G (§7b). With
     m = <phi>, u = phi^2 + 2 (xi - 1) m phi: F = sigma_b2 + sigma_w2 [<phi^2> + (xi - 1) m^2],
     b = sigma_w2 (xi - 1) Var phi, Sigma = sigma_w2^2 Var u, kappa3 = sigma_w2^3 [kappa3(u) + 6 (xi - 1) Cov(u, phi)^2];
     v1 = Sigma/(1 - chi^2), mu1 = (F'' v1/2 + b)/(1 - chi),
     s3 = [3 chi^2 F'' v1^2 + 3 chi Sigma' v1 + kappa3]/(1 - chi^3),
-    c1 = F'' mu1 + F''' v1/2 + F'' s3/(2 v1) + b'. At xi = 1 this is §9's formula (b = 0).
+    c1 = F'' mu1 + F''' v1/2 + F'' s3/(2 v1) + b'. At xi = 1 this is §7b's formula (b = 0).
 
     Raises:
         ValueError: no finite stable fixed point q* > 0 (the length mode is not stationary), naming the point.
@@ -150,7 +150,7 @@ def length_mode(
 
 @dataclass(frozen=True)
 class CorrelationMode:
-    """Correlation mode of two inputs at (q*, c*): multiplier chi_c = dc'/dc at c*, mass -ln chi_c (§9)."""
+    """Correlation mode of two inputs at (q*, c*): multiplier chi_c = dc'/dc at c*, mass -ln chi_c (§7b)."""
 
     activation: str
     sigma_w2: float
@@ -196,7 +196,7 @@ def correlation_mode(activation, sigma_w2: float, sigma_b2: float, n_nodes: int 
 
 
 def ar1_spectrum(omega, multiplier: float, noise: float) -> torch.Tensor:
-    """S(omega) = noise/|1 - multiplier e^{-i omega}|^2: the AR(1) (discrete Lorentzian) spectrum, docs/science.md §9.
+    """S(omega) = noise/|1 - multiplier e^{-i omega}|^2: the AR(1) (discrete Lorentzian) spectrum, docs/science.md §7b.
 
     With noise = Sigma/N this is the length mode's spectrum; N S(0) = Sigma/(1 - chi)^2 is the plateau.
     """

@@ -1,6 +1,6 @@
 """The one-input kernel chain at finite width by its transition operator: exact moments, no sampling.
 
-An independent check of the one-loop dressing of docs/science.md §9: G' = sigma_b2 + sigma_w2 mean_j phi(h_j)^2
+An independent check of the one-loop dressing of docs/science.md §7b: G' = sigma_b2 + sigma_w2 mean_j phi(h_j)^2
 with h_j ~ N(0, G) i.i.d. (xi = 1). The law of phi(h)^2 on a fine lattice (linear binning of a fine z-grid, which
 keeps its mean exact) is raised to the N-th convolution power by FFT; a Nystrom discretisation of the operator on
 Gauss-Legendre nodes in G gives the stationary law, the exact lag-1 regression coefficient rho_N (with the exact

@@ -1,5 +1,5 @@
 """The `field` stage: a tiny in-process run (tables, metrics, MLflow run), rejected input, and the chain's spectra
-against full weight-matrix networks (docs/science.md §9: the sector is not an artefact of the chain)."""
+against full weight-matrix networks (docs/science.md §7b: the sector is not an artefact of the chain)."""
 
 from __future__ import annotations
 

@@ -61,7 +61,7 @@ def test_erf_map_derivatives_match_the_arcsine_closed_form():
 
 
 def test_tanh_section7_point():
-    """docs/science.md §9: K* = 0.41804, chi_par = 0.55198, v1 = 0.182, mu1 = -0.180, N (rho_N - chi) = 0.126."""
+    """docs/science.md §7b: K* = 0.41804, chi_par = 0.55198, v1 = 0.182, mu1 = -0.180, N (rho_N - chi) = 0.126."""
     lm = length_mode("tanh", 1.5, 0.05)
     assert (lm.K, lm.chi) == pytest.approx((0.41804, 0.55198), abs=1e-5)
     assert (lm.v1, lm.mu1, lm.c1) == pytest.approx((0.1821, -0.1804, 0.1262), abs=2e-4)

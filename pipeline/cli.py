@@ -27,9 +27,11 @@ theory = stage_main("theory")
 mlp_sweep = stage_main("mlp_sweep")
 lyapunov = stage_main("lyapunov")
 gauge_scan = stage_main("gauge_scan")
+field = stage_main("field")
 ginn_train = stage_main("ginn_train")
 report = stage_main("report")
-assert set(STAGES) == {"theory", "mlp_sweep", "lyapunov", "gauge_scan", "ginn_train", "report"}, "add an entry above"
+STAGE_NAMES = {"theory", "mlp_sweep", "lyapunov", "gauge_scan", "field", "ginn_train", "report"}
+assert set(STAGES) == STAGE_NAMES, "add an entry above"
 
 
 def collect() -> None:

@@ -326,6 +326,43 @@ class GaugeSettings:
     sigma_w2: GridSpec = field(default_factory=lambda: GridSpec(0.6, 3.4, 29))
 
 
+@dataclass
+class FieldCase:
+    """One (activation, sigma_w2, sigma_b2) point of the field stage's length mode (docs/science.md §7b)."""
+
+    activation: ActivationName = ActivationName.tanh
+    sigma_w2: float = rng(1.5, gt=0.0)
+    sigma_b2: float = rng(0.05, gt=0.0)
+
+
+@dataclass
+class FieldSettings:
+    """The `field` stage (docs/science.md §7b): depth-time spectra of the exact kernel chain, three modes.
+
+    length: every case x width (xi = 1); correlation: two inputs on the chaotic side, each activation x
+    corr_sigma_w2 at corr_sigma_b2 and corr_width; gauge: the length mode of gauge_activation at (gauge_sigma_w2,
+    gauge_sigma_b2) for every gauge_xi at gauge_width. Every chain: n_networks x (burn_in + depth) layers."""
+
+    cases: List[FieldCase] = field(
+        default_factory=lambda: [FieldCase(ActivationName.tanh, 1.5, 0.05), FieldCase(ActivationName.erf, 1.5, 0.05)]
+    )
+    widths: List[int] = rng([16, 32, 64, 128], min_len=1, ge=4, ascending=True)
+    n_networks: int = rng(200, ge=2)
+    depth: int = rng(1200, ge=64)
+    burn_in: int = rng(200, ge=0)
+    segment: int = rng(200, ge=16)  # layers per zero-frequency periodogram segment (>> the correlation length)
+    corr_activations: List[ActivationName] = field(default_factory=lambda: [ActivationName.tanh, ActivationName.erf])
+    corr_sigma_w2: List[float] = rng([2.0, 2.4, 3.0, 4.0], min_len=1, gt=0.0, ascending=True)
+    corr_sigma_b2: float = rng(0.05, gt=0.0)
+    corr_width: int = rng(128, ge=4)
+    gauge_activation: ActivationName = ActivationName.relu
+    gauge_sigma_w2: float = rng(1.5, gt=0.0)
+    gauge_sigma_b2: float = rng(0.1, gt=0.0)
+    gauge_xi: List[float] = rng([0.0, 0.5, 1.0, 1.5, 1.8], min_len=1, ge=0.0, ascending=True)
+    gauge_width: int = rng(64, ge=4)
+    gauge_networks: int = rng(800, ge=2)  # near the length threshold the mass is small: more networks for its SE
+
+
 class ModulusActivationName(str, Enum):
     """GINN activation acting on |z| (docs/science.md §5)."""
 
@@ -489,6 +526,12 @@ class GaugeScanConfig(EngineStage):
 
 
 @dataclass
+class FieldConfig(SeededStage):
+    stage: str = "field"
+    field: FieldSettings = field(default_factory=FieldSettings)
+
+
+@dataclass
 class GinnTrainConfig(SeededStage):
     stage: str = "ginn_train"
     ginn: GinnSettings = field(default_factory=GinnSettings)
@@ -500,5 +543,7 @@ class ReportConfig(StageBase):
     report: ReportSettings = field(default_factory=ReportSettings)
 
 
-StageConfig = TheoryConfig | MlpSweepConfig | LyapunovConfig | GaugeScanConfig | GinnTrainConfig | ReportConfig
+StageConfig = (
+    TheoryConfig | MlpSweepConfig | LyapunovConfig | GaugeScanConfig | FieldConfig | GinnTrainConfig | ReportConfig
+)
 """Any stage's validated config (a type for annotations)."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.plots import chain, finite_width, gauge, ginn, lyapunov, one_loop, theory
+from pipeline.plots import chain, field, finite_width, gauge, ginn, lyapunov, one_loop, theory
 from pipeline.plots.prepare import iterates_title, widest_first_activation
 
 
@@ -207,6 +207,36 @@ FIGURES: tuple[Figure, ...] = (
         "lambda = 0.5 ln max(chi_1, A_q).",
         ("gauge_scan/gauge_scan.csv",),
         gauge.exponent_vs_sigma_w2,
+    ),
+    Figure(
+        "field_spectra.png",
+        "field",
+        "Stochastic field",
+        "Depth-time spectra of the exact kernel chain (length mode, widest width): N times the periodogram of "
+        "G^l (points, SE over networks) and the AR(1) Lorentzian Sigma/|1 - chi_par e^{-i omega}|^2 "
+        "(docs/science.md §7b).",
+        ("field/spectrum_curves.csv",),
+        field.spectra,
+        optional=True,  # the smoke pipeline (tests/conftest.py) has no field stage yet
+    ),
+    Figure(
+        "field_collapse.png",
+        "field",
+        "Stochastic field",
+        "Spectrum collapse: N S(omega) of every width on one curve (the sector's amplitude is a pure 1/N effect).",
+        ("field/spectrum_curves.csv",),
+        field.collapse,
+        optional=True,  # the smoke pipeline (tests/conftest.py) has no field stage yet
+    ),
+    Figure(
+        "field_masses.png",
+        "field",
+        "Stochastic field",
+        "Masses: the correlation mode's -ln chi_c(c*) against sigma_w2 (vanishing at the edge of chaos, dotted) and "
+        "the length mode's -ln A_q(xi) against xi (vanishing at the length threshold of §4); chain points with SE.",
+        ("field/spectra.csv", "field/mass_theory.csv"),
+        field.masses,
+        optional=True,  # the smoke pipeline (tests/conftest.py) has no field stage yet
     ),
     Figure(
         "training_curves.png",

@@ -247,6 +247,11 @@ def _check_gauge_scan(cfg) -> None:
     _check_engine(cfg, list(ga.widths), ga.sigma_w2.num, width_key="gauge.widths", grid_key="gauge.sigma_w2.num")
 
 
+def _check_field(cfg) -> None:
+    """The field stage's checks need its theory: they live in its module (imported for this stage only)."""
+    importlib.import_module("pipeline.stages.field").check_config(cfg)
+
+
 def _check_ginn_train(cfg) -> None:
     """Options the chosen optimizer or activation would silently ignore are rejected."""
     g, tr = cfg.ginn, cfg.ginn.train
@@ -492,6 +497,14 @@ STAGES: dict[str, StageSpec] = {
             ("gauge_scan.csv", "thresholds.csv", "figures"),
             check=_check_gauge_scan,
             name=lambda c: f"gauge_scan L={c.net.depth} N={','.join(map(str, c.gauge.widths))}",
+        ),
+        StageSpec(
+            "field",
+            sc.FieldConfig,
+            "the kernel as a stochastic field in depth: chain spectra, masses, plateaus vs the linear sector (§7b)",
+            ("spectra.csv", "spectrum_curves.csv", "one_loop_fit.csv", "mass_theory.csv", "figures"),
+            check=_check_field,
+            name=lambda c: f"field N={','.join(map(str, c.field.widths))} L={c.field.depth}",
         ),
         StageSpec(
             "ginn_train",

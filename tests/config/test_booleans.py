@@ -198,7 +198,7 @@ def test_theory_outputs_is_taken_where_it_is_read(stage, tmp_path):
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_seed_is_rejected_by_the_deterministic_stages_only(stage):
-    if stage in ("mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"):
+    if stage in ("mlp_sweep", "lyapunov", "gauge_scan", "field", "ginn_train"):
         assert validate_fast(stage, ["seed=3"]).seed == 3
         return
     assert _error(stage, ["seed=3"]).startswith("seed: unknown config key")
@@ -209,7 +209,8 @@ def test_each_stage_schema_has_the_common_keys_and_the_top_level_keys_only_where
     for stage in STAGE_NAMES:
         assert {"stage", "out_dir", "resume", "tracking"} <= top[stage]
     assert {s for s in STAGE_NAMES if "theory_outputs" in top[s]} == {"mlp_sweep", "lyapunov", "gauge_scan"}
-    assert {s for s in STAGE_NAMES if "seed" in top[s]} == {"mlp_sweep", "lyapunov", "gauge_scan", "ginn_train"}
+    seeded = {"mlp_sweep", "lyapunov", "gauge_scan", "field", "ginn_train"}
+    assert {s for s in STAGE_NAMES if "seed" in top[s]} == seeded
 
 
 # ---- 3. the critical-line bracket --------------------------------------------------------------------------

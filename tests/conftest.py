@@ -45,6 +45,14 @@ def _shared_dir(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests that read the session smoke pipeline run last (the order is otherwise kept): under pytest-xdist the
+    controller builds the pipeline in the background (pytest_sessionstart below) while the workers run the rest, so
+    no worker waits for it; `--dist worksteal` hands each worker a contiguous half, so module fixtures are mostly
+    computed once."""
+    items.sort(key=lambda item: "smoke_pipeline" in getattr(item, "fixturenames", ()))
+
+
 # ---- MLflow stores ------------------------------------------------------------------------------------------
 
 

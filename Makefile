@@ -35,17 +35,18 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Two pytest-xdist workers (the 2 cores CI has); --dist loadgroup keeps tests marked xdist_group("<name>")
-# in one worker (not with pytest 9.2 + xdist 3.8: pytest-xdist#1386). The session smoke pipeline
-# (tests/conftest.py) is built once and shared by both.
+# Two pytest-xdist workers (the 2 cores CI has), --dist worksteal: an idle worker takes queued tests from the
+# other, so the long tests do not pile up at the end of one worker. The session smoke pipeline (tests/conftest.py)
+# is built once, in the background by the controller, while the workers run the other tests.
 # PYTEST_ARGS: more pytest options (.ci/run passes --durations=25).
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 test: lint
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
+# The slow checks on the same two workers (several of them wait on subprocesses or are single-threaded).
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m slow -n $(PYTEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"

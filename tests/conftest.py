@@ -45,27 +45,22 @@ def _shared_dir(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Under `--dist loadgroup` the tests that read the session smoke pipeline run on one worker: that worker
-    builds it while the other keeps running the rest (instead of both waiting for one build). NB: with pytest 9.2
-    and pytest-xdist 3.8 loadgroup silently ignores every xdist_group mark (pytest-xdist issue #1386, fix open
-    in PR #1388): until then the first worker that needs the pipeline builds it and the other waits on the lock."""
-    for item in items:
-        if "smoke_pipeline" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("smoke_pipeline"))
+    """The tests that read the session smoke pipeline run last (the order is otherwise kept): under pytest-xdist the
+    controller builds the pipeline in the background (pytest_sessionstart below) while the workers run the rest, so
+    no worker waits for it; `--dist worksteal` hands each worker a contiguous half, so module fixtures are mostly
+    computed once."""
+    items.sort(key=lambda item: "smoke_pipeline" in getattr(item, "fixturenames", ()))
 
 
 # ---- MLflow stores ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def _store_template(tmp_path_factory) -> Path:
+def _make_store_template(shared: Path) -> Path:
     """A SQLite store with MLflow's schema migrated, made once per session (in a subprocess: no engine, lock or
     cache of this process holds it) and only ever copied."""
     from filelock import FileLock
 
-    shared = _shared_dir(tmp_path_factory)
     db = shared / "template-mlflow.db"
     with FileLock(str(shared / "template-mlflow.lock")):
         if not (shared / "template-mlflow.ok").is_file():
@@ -74,6 +69,11 @@ def _store_template(tmp_path_factory) -> Path:
             subprocess.run([sys.executable, "-c", code, f"sqlite:///{db}"], check=True, cwd=ROOT, capture_output=True)
             (shared / "template-mlflow.ok").write_text("ok\n")
     return db
+
+
+@pytest.fixture(scope="session")
+def _store_template(tmp_path_factory) -> Path:
+    return _make_store_template(_shared_dir(tmp_path_factory))
 
 
 def copy_store(template: Path, dest: Path) -> str:
@@ -313,30 +313,73 @@ def _build_smoke_pipeline(root: Path, store: str) -> dict[str, str]:
     return logs
 
 
-@pytest.fixture(scope="session")
-def smoke_pipeline(tmp_path_factory, _store_template) -> SmokePipeline:
-    """The smoke pipeline, built once per session: the first pytest-xdist worker to ask builds it under a file
-    lock; the others wait and reuse it (pytest-xdist's documented recipe)."""
+def _smoke_pipeline_in(shared: Path) -> dict:
+    """Build the smoke pipeline in `shared` unless it is built (or failed) already; its record {store, logs}.
+    Under a file lock: whoever comes first builds, the others wait and reuse (pytest-xdist's documented recipe)."""
     from filelock import FileLock
 
-    shared = _shared_dir(tmp_path_factory)
     root = shared / "smoke_pipeline"
     done, failed = shared / "smoke_pipeline.done.json", shared / "smoke_pipeline.failed"
     with FileLock(str(shared / "smoke_pipeline.lock")):
         if failed.is_file():
-            pytest.fail(failed.read_text(), pytrace=False)
+            raise RuntimeError(failed.read_text())
         if not done.is_file():
             shutil.rmtree(root, ignore_errors=True)
             root.mkdir(parents=True)
-            store = copy_store(_store_template, root / "mlflow.db")
+            store = copy_store(_make_store_template(shared), root / "mlflow.db")
             try:
                 logs = _build_smoke_pipeline(root, store)
             except Exception as exc:
                 failed.write_text(str(exc))
                 raise
             done.write_text(json.dumps({"store": store, "logs": logs}))
-    rec = json.loads(done.read_text())
-    return SmokePipeline(root, rec["store"], rec["logs"])
+    return json.loads(done.read_text())
+
+
+_PREBUILD: list = []  # the controller's background build (a thread), joined at exit
+
+
+def pytest_sessionstart(session):
+    """Under pytest-xdist, a run of the whole default suite starts building the smoke pipeline in the controller
+    (a background thread driving the stage subprocesses) before the workers start their tests: the workers run
+    the other tests meanwhile, and only a test that needs it before it is done waits on the lock (pytest-xdist's
+    loadgroup, which could have kept those tests on one worker, ignores xdist_group under pytest 9.2:
+    pytest-xdist#1386). Runs of selected files or of `-m slow` build it lazily, only if a test asks."""
+    import threading
+
+    config = session.config
+    whole_suite = not config.args or [str(Path(a).resolve()) for a in config.args] == [str(ROOT / "tests")]
+    is_controller = not hasattr(config, "workerinput") and (getattr(config.option, "numprocesses", 0) or 0) > 0
+    if not (is_controller and whole_suite and config.option.markexpr == "not slow and not ui"):
+        return
+    shared = config._tmp_path_factory.getbasetemp()  # the workers' basetemps are its subfolders
+
+    def build():
+        try:
+            _smoke_pipeline_in(shared)
+        except Exception:  # noqa: BLE001 - recorded in smoke_pipeline.failed; each test that needs it fails
+            pass
+
+    thread = threading.Thread(target=build, name="smoke-pipeline", daemon=True)
+    thread.start()
+    _PREBUILD.append(thread)
+
+
+def pytest_unconfigure(config):
+    for thread in _PREBUILD:
+        thread.join(timeout=900)
+
+
+@pytest.fixture(scope="session")
+def smoke_pipeline(tmp_path_factory) -> SmokePipeline:
+    """The smoke pipeline, built once per session (by the controller's background build under pytest-xdist, else
+    by the first test that asks) and shared by every worker."""
+    shared = _shared_dir(tmp_path_factory)
+    try:
+        rec = _smoke_pipeline_in(shared)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    return SmokePipeline(shared / "smoke_pipeline", rec["store"], rec["logs"])
 
 
 # ---- shared reference values and synthetic inputs -----------------------------------------------------------

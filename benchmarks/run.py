@@ -12,9 +12,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from benchmarks import engine, pipeline_costs, theory_grid  # noqa: E402
+from benchmarks import engine, pipeline_costs, theory_grid, trainability  # noqa: E402
 
-SUITES = {"theory": theory_grid.run, "engine": engine.run, "pipeline": pipeline_costs.run}
+SUITES = {
+    "theory": theory_grid.run,
+    "engine": engine.run,
+    "pipeline": pipeline_costs.run,
+    "trainability": trainability.run,
+}
 
 
 def main() -> int:

@@ -1,0 +1,77 @@
+"""The trainability map: training accuracy over (model, sigma_w2, depth, seed), all networks of one depth batched.
+
+Each (model, depth) trains every (sigma_w2, seed) network at once with `train_batched` (in chunks that fit
+`memory_gb`); network seed s is both its initialisation seed and its mini-batch order seed, so all sigma_w2 of
+one seed share their random numbers (common random numbers: the map is smooth in sigma_w2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+from torch import nn
+
+from pipeline.data.datasets import Split
+from pipeline.progress import progress
+from pipeline.training.batched import BatchedSpec, train_batched
+
+# Bytes per network and layer, measured upper bounds (parameters, gradients, Adam state, update copies,
+# saved activations) per weight (width^2) and per activation (batch x width).
+BYTES_PER_WEIGHT = {"mlp": 4 * 10, "ginn": 4 * 32}
+BYTES_PER_ACTIVATION = {"mlp": 4 * 4, "ginn": 4 * 20}
+
+
+def networks_per_chunk(model: str, depth: int, width: int, batch: int, memory_gb: float) -> int:
+    """How many networks of this size one batched run holds within `memory_gb` (at least 1)."""
+    per = depth * (width * width * BYTES_PER_WEIGHT[model] + batch * width * BYTES_PER_ACTIVATION[model])
+    return max(1, int(memory_gb * 2**30 // per))
+
+
+def trainability_map(
+    build: Callable[[str, int, float, int], nn.Module],
+    data: Split,
+    models: list[str],
+    sigma_w2: list[float],
+    depths: list[int],
+    seeds: list[int],
+    width: int,
+    spec: BatchedSpec,
+    lr: float,
+    memory_gb: float,
+) -> pd.DataFrame:
+    """Train every (model, sigma_w2, depth, seed) network and tabulate its accuracies.
+
+    Args:
+        build: build(model, depth, sigma_w2, seed) -> a fresh MLP or GINN of width `width`.
+        data: the split (train accuracy on x_train, test accuracy on x_test).
+        models: "mlp" and/or "ginn".
+        sigma_w2: weight variances.
+        depths: depths.
+        seeds: network seeds.
+        width: hidden width (for the memory estimate).
+        spec: optimizer, epochs, batch size, divergence threshold (shared).
+        lr: learning rate of every network.
+        memory_gb: memory budget of one batched run.
+
+    Returns:
+        DataFrame keyed by (model, sigma_w2, depth, seed) with train_accuracy, test_accuracy, final_train_loss,
+        diverged.
+    """
+    jobs = []
+    for model in models:
+        for depth in depths:
+            cells = [(sw, s) for sw in sigma_w2 for s in seeds]
+            size = networks_per_chunk(model, depth, width, spec.batch_size, memory_gb)
+            jobs += [(model, depth, cells[i : i + size]) for i in range(0, len(cells), size)]
+    rows = []
+    for model, depth, cells in progress(jobs, desc="trainability map"):
+        nets = [build(model, depth, sw, s) for sw, s in cells]
+        r = train_batched(nets, data, spec, [lr] * len(cells), [s for _, s in cells])
+        for k, (sw, s) in enumerate(cells):
+            rows.append(
+                dict(model=model, sigma_w2=sw, depth=depth, seed=s, train_accuracy=float(r.train_accuracy[k]),
+                     test_accuracy=float(r.test_accuracy[k]), final_train_loss=float(r.train_loss[k, -1]),
+                     diverged=bool(r.diverged[k]))
+            )  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["model", "sigma_w2", "depth", "seed"], ignore_index=True)

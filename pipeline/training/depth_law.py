@@ -52,7 +52,8 @@ def depth_scales(model: str, sigma_w2: np.ndarray, activation: str, sigma_b2: fl
     else:
         q = ginn_q_star(sw, activation, offset).x
         chi = chi_ginn(torch.where(torch.isfinite(q), q, torch.full_like(q, 1e6)), sw, activation, offset)
-        scale = 1 / torch.log(chi).abs()
+        ln_chi = torch.log(chi).abs()
+        scale = torch.where(ln_chi > 1e-12, 1 / ln_chi, torch.full_like(ln_chi, float("inf")))
     return pd.DataFrame({"model": model, "sigma_w2": sw.numpy(), "chi": chi.numpy(), "depth_scale": scale.numpy()})
 
 
@@ -135,22 +136,20 @@ def l_max_table(acc_map: pd.DataFrame, chance: float, n_boot: int, seed: int) ->
     return pd.DataFrame(rows)
 
 
-def fit_law(lmax: pd.DataFrame, scales: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+def fit_law(lmax: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Fit L_max = a xi per model on the ordered side (chi < 1), the chaotic side (chi > 1) and both.
 
     ln a = mean of ln(L_max / xi) over the cells with status ok and a finite xi; the CI is the t interval of that
     mean (it carries the scatter of the cells about the law, not only the seed noise), mapped back by exp.
 
     Args:
-        lmax: `l_max_table` output.
-        scales: `depth_scales` output of the same models and sigma_w2 (joined by key).
+        lmax: `l_max_table` output joined (by model, sigma_w2) with `depth_scales` (columns chi, depth_scale).
         level: confidence level.
 
     Returns:
         DataFrame: model, branch (ordered, chaotic, both), a, a_lo, a_hi, n_cells, status (ok, too_few_cells).
     """
-    d = lmax.merge(scales, on=["model", "sigma_w2"], validate="one_to_one")
-    d = d[(d.status == "ok") & np.isfinite(d.depth_scale) & (d.depth_scale > 0)]
+    d = lmax[(lmax.status == "ok") & np.isfinite(lmax.depth_scale) & (lmax.depth_scale > 0)]
     rows = []
     for model in lmax.model.unique():
         m = d[d.model == model]
@@ -184,12 +183,13 @@ def peak_sigma_w2(acc_map: pd.DataFrame, chance: float, n_boot: int, seed: int) 
 
         def peak(curves):
             l = np.array([_depth_rank(depths, c, chance, best) for c in curves])
-            return float(sws[l == l.max()].mean())
+            return float(sws[l == l.max()].mean()) if l.max() > 0 else math.nan
 
         value = peak([a.mean(0) for a in per])
         boot = [peak([a[rng.integers(0, len(a), len(a))].mean(0) for a in per]) for _ in range(n_boot)]
         grid = float(np.median(np.diff(sws))) / math.sqrt(12) if len(sws) > 1 else math.nan
-        se = math.hypot(float(np.std(boot, ddof=1)), grid)
+        boot = np.array(boot)[np.isfinite(boot)]
+        se = math.hypot(float(np.std(boot, ddof=1)), grid) if len(boot) >= 2 else math.nan
         rows.append(dict(model=model, sigma_w2_peak=value, sigma_w2_peak_se=se))
     return pd.DataFrame(rows)
 
@@ -197,3 +197,33 @@ def peak_sigma_w2(acc_map: pd.DataFrame, chance: float, n_boot: int, seed: int) 
 def _depth_rank(depths, acc, chance, best) -> float:
     value, status = _l_max(depths, acc, chance, best)
     return {"ok": value, "above_grid": math.inf, "untrainable_shallow": 0.0}[status]
+
+
+def verdict(law: pd.DataFrame) -> str:
+    """One line per model: fitted a (both branches) with CI against Schoenholz's 6, and whether the sigma_w2 of the
+    deepest trainable networks lies within 1 (or 2) SE of the mean-field critical point chi = 1.
+
+    Args:
+        law: `fit_law` rows merged with `peak_sigma_w2` and a sigma_w2_critical_theory column per model.
+    """
+    parts = []
+    for model, d in law.groupby("model", sort=False):
+        both = d[d.branch == "both"].iloc[0]
+        scale = "xi_c" if model == "mlp" else "1/|ln chi_GINN|"
+        fit = (
+            f"L_max = {both.a:.2f} {scale} (95% CI {both.a_lo:.2f}-{both.a_hi:.2f}, {both.n_cells} cells; "
+            f"Schoenholz ~{SCHOENHOLZ_A:g})"
+            if both.status == "ok"
+            else f"no fit ({both.n_cells} cells with a crossing: too few)"
+        )
+        gain = "chi_1" if model == "mlp" else "chi_GINN"
+        if not (math.isfinite(both.sigma_w2_peak) and math.isfinite(both.sigma_w2_peak_se)):
+            parts.append(f"{model}: {fit}; no trainability peak (no sigma_w2 trains at the shallowest depth)")
+            continue
+        z = (both.sigma_w2_peak - both.sigma_w2_critical_theory) / both.sigma_w2_peak_se
+        where = "within 1 SE" if abs(z) <= 1 else ("within 2 SE" if abs(z) <= 2 else f"{z:+.1f} SE: NOT within its SE")
+        parts.append(
+            f"{model}: {fit}; trainability peak at sigma_w2 = {both.sigma_w2_peak:.2f} +- {both.sigma_w2_peak_se:.2f} "
+            f"vs {gain} = 1 at {both.sigma_w2_critical_theory:.3f} ({where})"
+        )
+    return "; ".join(parts)

@@ -18,14 +18,18 @@ from pipeline.training.batched import BatchedSpec, train_batched
 
 # Bytes per network and layer, measured upper bounds (parameters, gradients, Adam state, update copies,
 # saved activations) per weight (width^2) and per activation (batch x width).
-BYTES_PER_WEIGHT = {"mlp": 4 * 10, "ginn": 4 * 32}
-BYTES_PER_ACTIVATION = {"mlp": 4 * 4, "ginn": 4 * 20}
+BYTES_PER_WEIGHT = {"mlp": 32, "ginn": 64}
+BYTES_PER_ACTIVATION = {"mlp": 16, "ginn": 80}
+
+
+def network_bytes(model: str, depth: int, width: int, batch: int) -> int:
+    """Estimated memory of one network in batched training (upper bound)."""
+    return depth * (width * width * BYTES_PER_WEIGHT[model] + batch * width * BYTES_PER_ACTIVATION[model])
 
 
 def networks_per_chunk(model: str, depth: int, width: int, batch: int, memory_gb: float) -> int:
     """How many networks of this size one batched run holds within `memory_gb` (at least 1)."""
-    per = depth * (width * width * BYTES_PER_WEIGHT[model] + batch * width * BYTES_PER_ACTIVATION[model])
-    return max(1, int(memory_gb * 2**30 // per))
+    return max(1, int(memory_gb * 2**30 // network_bytes(model, depth, width, batch)))
 
 
 def trainability_map(

@@ -1,0 +1,88 @@
+"""Trainability figures (Schoenholz et al. 2017): accuracy maps with both branches of a xi, and L_max against xi."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from pipeline.training.depth_law import SCHOENHOLZ_A
+
+SCALE_LABEL = {"mlp": r"\xi_c", "ginn": r"1/|\ln\chi_{GINN}|"}
+
+
+def _fitted_a(law: pd.DataFrame, model: str) -> float:
+    both = law[(law.model == model) & (law.branch == "both")]
+    return float(both.a.iloc[0]) if len(both) else float("nan")
+
+
+def accuracy_maps(acc: pd.DataFrame, boundary: pd.DataFrame, law: pd.DataFrame, path: Path) -> None:
+    """Seed-mean training accuracy over (sigma_w2, depth), MLP and GINN side by side, with a xi on both sides of
+    the critical point for the fitted a and Schoenholz's 6; the suptitle is the verdict line."""
+    models = list(dict.fromkeys(acc.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.8), squeeze=False, constrained_layout=True)
+    for ax, model in zip(axes[0], models):
+        d = acc[acc.model == model].pivot_table(index="depth", columns="sigma_w2", values="train_accuracy")
+        sw, depth = d.columns.to_numpy(float), d.index.to_numpy(float)
+        mesh = ax.pcolormesh(_edges(sw, log=False), _edges(depth, log=True), d.values, cmap="viridis", vmin=0, vmax=1)
+        b = boundary[boundary.model == model].sort_values("sigma_w2")
+        scale = b.depth_scale.to_numpy()
+        for a, style, label in ((_fitted_a(law, model), "w-", "fitted"), (SCHOENHOLZ_A, "r--", "Schoenholz")):
+            if np.isfinite(a):
+                ax.plot(b.sigma_w2, a * scale, style, lw=1.8, label=rf"{label}: ${a:.2f}\,{SCALE_LABEL[model]}$")
+        crit = law[law.model == model].sigma_w2_critical_theory
+        if len(crit) and np.isfinite(crit.iloc[0]):
+            ax.axvline(crit.iloc[0], color="w", ls=":", lw=1, label="critical point (mean field)")
+        ax.set(yscale="log", ylim=(depth.min() / 1.2, depth.max() * 1.2), xlabel=r"$\sigma_w^2$", ylabel="depth L",
+               title=f"{model}: training accuracy")  # fmt: skip
+        ax.legend(fontsize=7, loc="upper right")
+        fig.colorbar(mesh, ax=ax)
+    fig.suptitle(_verdict_title(law), fontsize=8)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def l_max_vs_scale(lmax: pd.DataFrame, law: pd.DataFrame, path: Path) -> None:
+    """L_max (bootstrap SE over seeds) against the model's depth scale on log axes, ordered and chaotic sides
+    marked, with the lines a xi (fitted) and 6 xi."""
+    models = list(dict.fromkeys(lmax.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.4), squeeze=False, constrained_layout=True)
+    for ax, model in zip(axes[0], models):
+        d = lmax[(lmax.model == model) & (lmax.status == "ok") & np.isfinite(lmax.depth_scale)]
+        for side, sel, marker in (("ordered", d.chi < 1, "o"), ("chaotic", d.chi > 1, "s")):
+            ax.errorbar(d[sel].depth_scale, d[sel].L_max, yerr=d[sel].L_max_se.fillna(0), fmt=marker, ms=4,
+                        label=rf"{side} ($\chi {'<' if side == 'ordered' else '>'} 1$)")  # fmt: skip
+        if len(d):
+            x = np.geomspace(d.depth_scale.min() / 1.5, d.depth_scale.max() * 1.5, 50)
+            a = _fitted_a(law, model)
+            if np.isfinite(a):
+                ax.plot(x, a * x, "k-", label=rf"fitted ${a:.2f}\,{SCALE_LABEL[model]}$")
+            ax.plot(x, SCHOENHOLZ_A * x, "r--", label=rf"${SCHOENHOLZ_A:g}\,{SCALE_LABEL[model]}$ (Schoenholz)")
+        ax.set(xlabel=rf"${SCALE_LABEL[model]}$ (mean field)", ylabel=r"$L_{max}$",
+               title=f"{model}: depth where training accuracy halves")  # fmt: skip
+        if len(d):
+            ax.set(xscale="log", yscale="log")
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "no sigma_w2 with a crossing inside the depth grid", ha="center", transform=ax.transAxes)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _edges(v: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges around grid values (geometric midpoints on a log axis)."""
+    if len(v) == 1:
+        return np.array([v[0] * 0.9, v[0] * 1.1])
+    w = np.log(v) if log else v
+    mid = (w[1:] + w[:-1]) / 2
+    e = np.concatenate([[w[0] - (mid[0] - w[0])], mid, [w[-1] + (w[-1] - mid[-1])]])
+    return np.exp(e) if log else e
+
+
+def _verdict_title(law: pd.DataFrame) -> str:
+    from pipeline.training.depth_law import verdict
+
+    line = verdict(law)
+    return line.replace("; ginn:", ";\nginn:")

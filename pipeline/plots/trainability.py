@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pipeline.training.depth_law import SCHOENHOLZ_A
+from pipeline.training.depth_law import SCHOENHOLZ_A, verdict
 
 SCALE_LABEL = {"mlp": r"\xi_c", "ginn": r"1/|\ln\chi_{GINN}|"}
 
@@ -39,7 +39,7 @@ def accuracy_maps(acc: pd.DataFrame, boundary: pd.DataFrame, law: pd.DataFrame, 
                title=f"{model}: training accuracy")  # fmt: skip
         ax.legend(fontsize=7, loc="upper right")
         fig.colorbar(mesh, ax=ax)
-    fig.suptitle(_verdict_title(law), fontsize=8)
+    fig.suptitle(verdict(law, sep="\n"), fontsize=8)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
@@ -79,10 +79,3 @@ def _edges(v: np.ndarray, log: bool) -> np.ndarray:
     mid = (w[1:] + w[:-1]) / 2
     e = np.concatenate([[w[0] - (mid[0] - w[0])], mid, [w[-1] + (w[-1] - mid[-1])]])
     return np.exp(e) if log else e
-
-
-def _verdict_title(law: pd.DataFrame) -> str:
-    from pipeline.training.depth_law import verdict
-
-    line = verdict(law)
-    return line.replace("; ginn:", ";\nginn:")

@@ -199,15 +199,17 @@ def _depth_rank(depths, acc, chance, best) -> float:
     return {"ok": value, "above_grid": math.inf, "untrainable_shallow": 0.0}[status]
 
 
-def verdict(law: pd.DataFrame) -> str:
+def verdict(law: pd.DataFrame, sep: str = "; ") -> str:
     """One line per model: fitted a (both branches) with CI against Schoenholz's 6, and whether the sigma_w2 of the
     deepest trainable networks lies within 1 (or 2) SE of the mean-field critical point chi = 1.
 
     Args:
         law: `fit_law` rows merged with `peak_sigma_w2` and a sigma_w2_critical_theory column per model.
+        sep: between the models' parts (MLP first).
     """
     parts = []
-    for model, d in law.groupby("model", sort=False):
+    for model in sorted(law.model.unique(), key=lambda m: (m != "mlp", m)):
+        d = law[law.model == model]
         both = d[d.branch == "both"].iloc[0]
         scale = "xi_c" if model == "mlp" else "1/|ln chi_GINN|"
         fit = (
@@ -226,4 +228,4 @@ def verdict(law: pd.DataFrame) -> str:
             f"{model}: {fit}; trainability peak at sigma_w2 = {both.sigma_w2_peak:.2f} +- {both.sigma_w2_peak_se:.2f} "
             f"vs {gain} = 1 at {both.sigma_w2_critical_theory:.3f} ({where})"
         )
-    return "; ".join(parts)
+    return sep.join(parts)

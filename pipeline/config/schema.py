@@ -377,6 +377,7 @@ class TrainabilityConfig:
     lr: float = rng(5e-3, gt=0.0)  # the map's learning rate
     n_boot: int = rng(200, ge=20)  # bootstrap replicates of the SE of L_max over seeds
     memory_gb: float = rng(1.0, gt=0.0)  # budget of one batched run (networks of one depth are chunked to fit)
+    workers: int = rng(1, ge=1)  # batched runs in parallel threads, torch single-threaded in each
 
 
 @dataclass

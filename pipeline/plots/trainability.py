@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from pipeline.training.depth_law import SCHOENHOLZ_A, verdict
-
+SCHOENHOLZ_A = 6.0  # L_max ~ 6 xi_c, Schoenholz et al. 2017 (MNIST, CIFAR-10)
 SCALE_LABEL = {"mlp": r"\xi_c", "ginn": r"1/|\ln\chi_{GINN}|"}
 
 
@@ -79,3 +79,35 @@ def _edges(v: np.ndarray, log: bool) -> np.ndarray:
     mid = (w[1:] + w[:-1]) / 2
     e = np.concatenate([[w[0] - (mid[0] - w[0])], mid, [w[-1] + (w[-1] - mid[-1])]])
     return np.exp(e) if log else e
+
+
+def verdict(law: pd.DataFrame, sep: str = "; ") -> str:
+    """One line per model: fitted a (both branches) with CI against Schoenholz's 6, and whether the sigma_w2 of the
+    deepest trainable networks lies within 1 (or 2) SE of the mean-field critical point chi = 1.
+
+    Args:
+        law: `fit_law` rows merged with `peak_sigma_w2` and a sigma_w2_critical_theory column per model.
+        sep: between the models' parts (MLP first).
+    """
+    parts = []
+    for model in sorted(law.model.unique(), key=lambda m: (m != "mlp", m)):
+        d = law[law.model == model]
+        both = d[d.branch == "both"].iloc[0]
+        scale = "xi_c" if model == "mlp" else "1/|ln chi_GINN|"
+        fit = (
+            f"L_max = {both.a:.2f} {scale} (95% CI {both.a_lo:.2f}-{both.a_hi:.2f}, {both.n_cells} cells; "
+            f"Schoenholz ~{SCHOENHOLZ_A:g})"
+            if both.status == "ok"
+            else f"no fit ({both.n_cells} cells with a crossing: too few)"
+        )
+        gain = "chi_1" if model == "mlp" else "chi_GINN"
+        if not (math.isfinite(both.sigma_w2_peak) and math.isfinite(both.sigma_w2_peak_se)):
+            parts.append(f"{model}: {fit}; no trainability peak (no sigma_w2 trains at the shallowest depth)")
+            continue
+        z = (both.sigma_w2_peak - both.sigma_w2_critical_theory) / both.sigma_w2_peak_se
+        where = "within 1 SE" if abs(z) <= 1 else ("within 2 SE" if abs(z) <= 2 else f"{z:+.1f} SE: NOT within its SE")
+        parts.append(
+            f"{model}: {fit}; trainability peak at sigma_w2 = {both.sigma_w2_peak:.2f} +- {both.sigma_w2_peak_se:.2f} "
+            f"vs {gain} = 1 at {both.sigma_w2_critical_theory:.3f} ({where})"
+        )
+    return sep.join(parts)

@@ -24,6 +24,7 @@ from pipeline.config.schema import GinnTrainConfig
 from pipeline.data.datasets import Split, load
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
+from pipeline.plots import trainability as trainability_plots
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
@@ -187,10 +188,11 @@ def trainability(cfg: GinnTrainConfig, data: Split) -> Trainability:
     spec = BatchedSpec(optimizer=ta.optimizer.value, epochs=ta.epochs, batch_size=ta.batch_size,
                        max_loss=g.train.max_loss)  # fmt: skip
     seeds = [cfg.seed + i for i in range(ta.n_seeds)]
-    acc = trainability_map(
-        lambda model, depth, sw, seed: builders[model](cfg, data, ta.width, depth, sw, seed),
-        data, list(MODELS), ta.sigma_w2, ta.depths, seeds, ta.width, spec, ta.lr, ta.memory_gb,
-    )  # fmt: skip
+    with torch_threads(1):  # parallel over ta.workers threads, each single-threaded
+        acc = trainability_map(
+            lambda model, depth, sw, seed: builders[model](cfg, data, ta.width, depth, sw, seed),
+            data, list(MODELS), ta.sigma_w2, ta.depths, seeds, ta.width, spec, ta.lr, ta.memory_gb, ta.workers,
+        )  # fmt: skip
     kind, off = g.activation.value, g.modrelu_offset
     act = {"mlp": MLP_ACTIVATION, "ginn": kind}
     fine = np.linspace(min(ta.sigma_w2), max(ta.sigma_w2), 200)
@@ -218,7 +220,7 @@ def trainability_summary(t: Trainability) -> dict:
         out[f"trainability_critical_sigma_w2_{r.model}"] = r.sigma_w2_peak
         out[f"trainability_critical_sigma_w2_{r.model}_se"] = r.sigma_w2_peak_se
         out[f"trainability_critical_sigma_w2_{r.model}_theory"] = r.sigma_w2_critical_theory
-    out["trainability_verdict"] = law.verdict(t.law)
+    out["trainability_verdict"] = trainability_plots.verdict(t.law)
     return out
 
 

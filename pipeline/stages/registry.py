@@ -261,11 +261,8 @@ def _check_ginn_train(cfg) -> None:
         check_fits_memory(f"ginn.width={g.width}, ginn.depth={g.depth}", 8 * g.depth * g.width**2, "the GINN's weights")
     ta, gf = g.trainability, g.gauge_fixing
     if ta.enabled:
-        from pipeline.training.trainability_map import network_bytes  # noqa: PLC0415
-
         check_fits_memory(f"ginn.trainability.width={ta.width}, ginn.trainability.depths={max(ta.depths)}",
-                          network_bytes("ginn", max(ta.depths), ta.width, ta.batch_size),
-                          "the trainability map's deepest GINN in training")  # fmt: skip
+                          4 * max(ta.depths) * ta.width**2, "the trainability map's deepest model")  # fmt: skip
     if gf.enabled:
         check_fits_memory(f"ginn.gauge_fixing.width={gf.width}, ginn.gauge_fixing.depth={gf.depth}",
                           8 * gf.depth * gf.width**2, "the gauge-fixing scan's GINN")  # fmt: skip

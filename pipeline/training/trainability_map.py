@@ -8,6 +8,7 @@ one seed share their random numbers (common random numbers: the map is smooth in
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 from torch import nn
@@ -43,6 +44,7 @@ def trainability_map(
     spec: BatchedSpec,
     lr: float,
     memory_gb: float,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Train every (model, sigma_w2, depth, seed) network and tabulate its accuracies.
 
@@ -56,7 +58,9 @@ def trainability_map(
         width: hidden width (for the memory estimate).
         spec: optimizer, epochs, batch size, divergence threshold (shared).
         lr: learning rate of every network.
-        memory_gb: memory budget of one batched run.
+        memory_gb: memory budget of one batched run (each of the `workers` holds one).
+        workers: batched runs in parallel, each on its own thread running torch single-threaded (no fork/join
+            between threads: robust on a busy machine); the numbers do not depend on it.
 
     Returns:
         DataFrame keyed by (model, sigma_w2, depth, seed) with train_accuracy, test_accuracy, final_train_loss,
@@ -68,14 +72,21 @@ def trainability_map(
             cells = [(sw, s) for sw in sigma_w2 for s in seeds]
             size = networks_per_chunk(model, depth, width, spec.batch_size, memory_gb)
             jobs += [(model, depth, cells[i : i + size]) for i in range(0, len(cells), size)]
-    rows = []
-    for model, depth, cells in progress(jobs, desc="trainability map"):
+
+    def run(job) -> list[dict]:
+        model, depth, cells = job
         nets = [build(model, depth, sw, s) for sw, s in cells]
         r = train_batched(nets, data, spec, [lr] * len(cells), [s for _, s in cells])
-        for k, (sw, s) in enumerate(cells):
-            rows.append(
-                dict(model=model, sigma_w2=sw, depth=depth, seed=s, train_accuracy=float(r.train_accuracy[k]),
-                     test_accuracy=float(r.test_accuracy[k]), final_train_loss=float(r.train_loss[k, -1]),
-                     diverged=bool(r.diverged[k]))
-            )  # fmt: skip
+        return [
+            dict(model=model, sigma_w2=sw, depth=depth, seed=s, train_accuracy=float(r.train_accuracy[k]),
+                 test_accuracy=float(r.test_accuracy[k]), final_train_loss=float(r.train_loss[k, -1]),
+                 diverged=bool(r.diverged[k]))
+            for k, (sw, s) in enumerate(cells)
+        ]  # fmt: skip
+
+    jobs.sort(key=lambda j: -j[1] * len(j[2]) * (4 if j[0] == "ginn" else 1))  # longest first: balanced workers
+    rows = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainability") as pool:
+        for part in progress(pool.map(run, jobs), total=len(jobs), desc="trainability map"):
+            rows += part
     return pd.DataFrame(rows).sort_values(["model", "sigma_w2", "depth", "seed"], ignore_index=True)

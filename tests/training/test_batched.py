@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,3 +99,20 @@ def test_stack_rejects_mixed_kinds_and_langevin_is_refused():
     with pytest.raises(ValueError, match="train.optimizer='langevin'"):
         train_batched(_nets("mlp", data, [1.0], [0]), data, BatchedSpec(optimizer="langevin", epochs=1,
                       batch_size=8, max_loss=10.0), [0.1], [0])  # fmt: skip
+
+
+def test_the_map_is_keyed_and_does_not_depend_on_workers_or_chunking():
+    from pipeline.training.trainability_map import trainability_map
+
+    data = _split()
+    spec = BatchedSpec(optimizer="adam", epochs=1, batch_size=16, max_loss=50.0)
+
+    def build(model, depth, sw, seed):
+        return _nets("mlp" if model == "mlp" else "ginn-tanh", data, [sw], [seed])[0]
+
+    args = (build, data, ["mlp", "ginn"], [1.0, 2.0], [1, 2, 3], [0, 1], 8, spec, 1e-2)
+    one = trainability_map(*args, memory_gb=1.0, workers=1)
+    two = trainability_map(*args, memory_gb=1e-6, workers=2)  # one network per chunk, two threads
+    assert len(one) == 24 and not one.duplicated(["model", "sigma_w2", "depth", "seed"]).any()
+    cols = ["train_accuracy", "test_accuracy", "final_train_loss"]
+    np.testing.assert_allclose(one[cols].to_numpy(), two[cols].to_numpy(), rtol=1e-9)

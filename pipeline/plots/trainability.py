@@ -21,7 +21,7 @@ def _fitted_a(law: pd.DataFrame, model: str) -> float:
 def accuracy_maps(acc: pd.DataFrame, boundary: pd.DataFrame, law: pd.DataFrame, path: Path) -> None:
     """Seed-mean training accuracy over (sigma_w2, depth), MLP and GINN side by side, with a xi on both sides of
     the critical point for the fitted a and Schoenholz's 6; the suptitle is the verdict line."""
-    models = list(dict.fromkeys(acc.model))
+    models = _mlp_first(acc.model)
     fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.8), squeeze=False, constrained_layout=True)
     for ax, model in zip(axes[0], models):
         d = acc[acc.model == model].pivot_table(index="depth", columns="sigma_w2", values="train_accuracy")
@@ -37,6 +37,8 @@ def accuracy_maps(acc: pd.DataFrame, boundary: pd.DataFrame, law: pd.DataFrame, 
             ax.axvline(crit.iloc[0], color="w", ls=":", lw=1, label="critical point (mean field)")
         ax.set(yscale="log", ylim=(depth.min() / 1.2, depth.max() * 1.2), xlabel=r"$\sigma_w^2$", ylabel="depth L",
                title=f"{model}: training accuracy")  # fmt: skip
+        ax.set_yticks(depth, [f"{d:g}" for d in depth], minor=False)
+        ax.minorticks_off()
         ax.legend(fontsize=7, loc="upper right")
         fig.colorbar(mesh, ax=ax)
     fig.suptitle(verdict(law, sep="\n"), fontsize=8)
@@ -47,7 +49,7 @@ def accuracy_maps(acc: pd.DataFrame, boundary: pd.DataFrame, law: pd.DataFrame, 
 def l_max_vs_scale(lmax: pd.DataFrame, law: pd.DataFrame, path: Path) -> None:
     """L_max (bootstrap SE over seeds) against the model's depth scale on log axes, ordered and chaotic sides
     marked, with the lines a xi (fitted) and 6 xi."""
-    models = list(dict.fromkeys(lmax.model))
+    models = _mlp_first(lmax.model)
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.4), squeeze=False, constrained_layout=True)
     for ax, model in zip(axes[0], models):
         d = lmax[(lmax.model == model) & (lmax.status == "ok") & np.isfinite(lmax.depth_scale)]
@@ -71,6 +73,10 @@ def l_max_vs_scale(lmax: pd.DataFrame, law: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _mlp_first(models: pd.Series) -> list[str]:
+    return sorted(models.unique(), key=lambda m: (m != "mlp", m))
+
+
 def _edges(v: np.ndarray, log: bool) -> np.ndarray:
     """Cell edges around grid values (geometric midpoints on a log axis)."""
     if len(v) == 1:
@@ -90,7 +96,7 @@ def verdict(law: pd.DataFrame, sep: str = "; ") -> str:
         sep: between the models' parts (MLP first).
     """
     parts = []
-    for model in sorted(law.model.unique(), key=lambda m: (m != "mlp", m)):
+    for model in _mlp_first(law.model):
         d = law[law.model == model]
         both = d[d.branch == "both"].iloc[0]
         scale = "xi_c" if model == "mlp" else "1/|ln chi_GINN|"

@@ -7,6 +7,8 @@ one seed share their random numbers (common random numbers: the map is smooth in
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +18,8 @@ from torch import nn
 from pipeline.data.datasets import Split
 from pipeline.progress import progress
 from pipeline.training.batched import BatchedSpec, train_batched
+
+log = logging.getLogger("ginn.trainability")
 
 # Bytes per network and layer, measured upper bounds (parameters, gradients, Adam state, update copies,
 # saved activations) per weight (width^2) and per activation (batch x width).
@@ -84,9 +88,9 @@ def trainability_map(
             for k, (sw, s) in enumerate(cells)
         ]  # fmt: skip
 
-    jobs.sort(key=lambda j: -j[1] * len(j[2]) * (4 if j[0] == "ginn" else 1))  # longest first: balanced workers
-    rows = []
+    rows = []  # jobs in order (MLP, then GINN; shallow first): a long map's log holds every finished job's rows
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainability") as pool:
         for part in progress(pool.map(run, jobs), total=len(jobs), desc="trainability map"):
+            log.info("trainability rows %s", json.dumps(part))
             rows += part
     return pd.DataFrame(rows).sort_values(["model", "sigma_w2", "depth", "seed"], ignore_index=True)

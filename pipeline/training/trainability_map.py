@@ -89,8 +89,11 @@ def trainability_map(
         ]  # fmt: skip
 
     rows = []  # jobs in order (MLP, then GINN; shallow first): a long map's log holds every finished job's rows
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainability") as pool:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="trainability")
+    try:
         for part in progress(pool.map(run, jobs), total=len(jobs), desc="trainability map"):
             log.info("trainability rows %s", json.dumps(part))
             rows += part
+    finally:  # on an interrupt, queued jobs are dropped (running ones finish their chunk)
+        pool.shutdown(wait=True, cancel_futures=True)
     return pd.DataFrame(rows).sort_values(["model", "sigma_w2", "depth", "seed"], ignore_index=True)

@@ -12,9 +12,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from benchmarks import chain, engine, pipeline_costs, theory_grid  # noqa: E402
+from benchmarks import chain, engine, pipeline_costs, theory_grid, trainability  # noqa: E402
 
-SUITES = {"theory": theory_grid.run, "engine": engine.run, "pipeline": pipeline_costs.run, "chain": chain.run}
+SUITES = {
+    "theory": theory_grid.run,
+    "engine": engine.run,
+    "pipeline": pipeline_costs.run,
+    "chain": chain.run,
+    "trainability": trainability.run,
+}
 
 
 def main() -> int:

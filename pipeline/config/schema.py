@@ -383,6 +383,13 @@ class OptimizerName(str, Enum):
     langevin = "langevin"
 
 
+class MapOptimizer(str, Enum):
+    """Optimizers of the batched trainer (Langevin needs each GINN's gauge sector: not batched)."""
+
+    sgd = "sgd"
+    adam = "adam"
+
+
 class DatasetName(str, Enum):
     digits = "digits"
     spirals = "spirals"
@@ -412,13 +419,22 @@ class TrainConfig:
 
 @dataclass
 class TrainabilityConfig:
-    """Experiment (a): test accuracy over sigma_w2 x depth for GINN and MLP."""
+    """Experiment (a): training accuracy over sigma_w2 x depth x seeds for GINN and MLP (batched trainer), and the
+    depth law L_max = a xi fitted on both sides of the critical point (Schoenholz et al. 2017; docs/science.md §1, §5).
+    """
 
     enabled: bool = True
-    sigma_w2: List[float] = rng([0.5, 1.0, 2.0, 4.0], min_len=1, gt=0.0, ascending=True)
-    depths: List[int] = rng([5, 20, 40], min_len=1, ge=1, ascending=True)
+    sigma_w2: List[float] = rng([0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0], min_len=3, gt=0.0, ascending=True)
+    depths: List[int] = rng([4, 8, 16, 32, 64], min_len=3, ge=1, ascending=True)  # >= 3: shallow value + a crossing
     width: int = rng(32, ge=1)
-    epochs: int = rng(5, ge=1)
+    epochs: int = rng(1, ge=1)
+    n_seeds: int = rng(2, ge=2)  # networks per (model, sigma_w2, depth): seeds seed .. seed + n_seeds - 1
+    batch_size: int = rng(64, ge=1)  # the map's own mini-batch (short training: few large steps)
+    optimizer: MapOptimizer = MapOptimizer.adam  # the map's own optimizer (the batched trainer's: sgd, adam)
+    lr: float = rng(5e-3, gt=0.0)  # the map's learning rate
+    n_boot: int = rng(200, ge=20)  # bootstrap replicates of the SE of L_max over seeds
+    memory_gb: float = rng(1.0, gt=0.0)  # budget of one batched run (networks of one depth are chunked to fit)
+    workers: int = rng(1, ge=1)  # batched runs in parallel threads, torch single-threaded in each
 
 
 @dataclass

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.plots import chain, field, finite_width, gauge, ginn, lyapunov, one_loop, theory
+from pipeline.plots import chain, field, finite_width, gauge, ginn, lyapunov, one_loop, theory, trainability
 from pipeline.plots.prepare import iterates_title, widest_first_activation
 
 
@@ -251,10 +251,20 @@ FIGURES: tuple[Figure, ...] = (
         "trainability.png",
         "ginn_train",
         "Gauge-invariant network",
-        "Test accuracy over sigma_w2 x depth (short training) for GINN and MLP, with the mean-field "
-        "boundaries: depth 6 depth_scale_c (MLP) and 6/|ln chi_GINN| (GINN, diverging at chi_GINN = 1).",
-        ("ginn_train/trainability.csv", "ginn_train/trainability_boundary.csv"),
-        ginn.trainability,
+        "Training accuracy (mean over seeds, batched short training) over sigma_w2 x depth, MLP (tanh) and GINN "
+        "side by side, with L = a xi on both sides of the critical point (dotted): the fitted a and Schoenholz's "
+        "6 (xi = xi_c for the MLP, 1/|ln chi_GINN| for the GINN). Title: the verdict line.",
+        ("ginn_train/trainability.csv", "ginn_train/trainability_boundary.csv", "ginn_train/trainability_law.csv"),
+        trainability.accuracy_maps,
+    ),
+    Figure(
+        "trainability_law.png",
+        "ginn_train",
+        "Gauge-invariant network",
+        "L_max (depth where training accuracy falls halfway from its shallow value to chance; bootstrap SE over "
+        "seeds) against the mean-field depth scale on log axes, ordered and chaotic sides, with a xi fitted and 6 xi.",
+        ("ginn_train/trainability_lmax.csv", "ginn_train/trainability_law.csv"),
+        trainability.l_max_vs_scale,
     ),
     Figure(
         "gauge_spectra.png",

@@ -1,4 +1,4 @@
-"""GINN figures: training curves vs MLP, trainability maps with theory boundaries, gauge-sector spectra."""
+"""GINN figures: training curves vs MLP, gauge-sector spectra (trainability maps: pipeline.plots.trainability)."""
 
 from __future__ import annotations
 
@@ -21,37 +21,6 @@ def training_curves(hist: pd.DataFrame, path: Path) -> None:
     b.set(xlabel="epoch", ylabel="validation accuracy", title="accuracy")
     a.legend(fontsize=8)
     b.legend(fontsize=8)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def trainability(tab: pd.DataFrame, boundary: pd.DataFrame, path: Path) -> None:
-    """Test accuracy over (sigma_w2, depth) per model, with the mean-field boundary overlaid."""
-    models = list(dict.fromkeys(tab.model))
-    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False, constrained_layout=True)
-    for ax, model in zip(axes[0], models):
-        d = tab[tab.model == model].pivot_table(index="depth", columns="sigma_w2", values="test_accuracy")
-        x = np.arange(len(d.columns))
-        mesh = ax.pcolormesh(
-            np.arange(len(d.columns) + 1) - 0.5,
-            np.arange(len(d.index) + 1) - 0.5,
-            d.values,
-            cmap="viridis",
-            vmin=0,
-            vmax=1,
-        )
-        for (i, j), v in np.ndenumerate(d.values):
-            ax.text(j, i, f"{v:.2f}" if np.isfinite(v) else "div", ha="center", va="center", fontsize=7, color="w")
-        ax.set_xticks(x, [f"{v:g}" for v in d.columns])
-        ax.set_yticks(np.arange(len(d.index)), [str(v) for v in d.index])
-        b = boundary[boundary.model == model].sort_values("sigma_w2")
-        if len(b):
-            bx = np.interp(b.sigma_w2, d.columns, x)
-            by = np.interp(b.depth_boundary, d.index, np.arange(len(d.index)), left=-0.5, right=len(d.index) - 0.5)
-            ax.plot(bx, by, "w--", lw=2, label=b.label.iloc[0])
-            ax.legend(fontsize=7, loc="upper right")
-        ax.set(title=f"{model}: test accuracy", xlabel=r"$\sigma_w^2$", ylabel="depth")
-        fig.colorbar(mesh, ax=ax)
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

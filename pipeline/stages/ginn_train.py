@@ -20,24 +20,26 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.activations import get_activation
 from pipeline.config.schema import GinnTrainConfig
 from pipeline.data.datasets import Split, load
 from pipeline.nets.ginn import GINN, apply_gauge, random_gauge
 from pipeline.nets.mlp import MLP
+from pipeline.plots import trainability as trainability_plots
 from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
-from pipeline.theory.gaussian import GaussianIntegrator
-from pipeline.theory.ginn import chi_ginn, ginn_critical_sigma_w2, ginn_q_star
-from pipeline.theory.mean_field import mean_field_grid
+from pipeline.theory.ginn import ginn_critical_sigma_w2
+from pipeline.training import depth_law as law
 from pipeline.training import gauge_observables as obs
+from pipeline.training.batched import BatchedSpec
 from pipeline.training.gauge_sector import GaugeSector
 from pipeline.training.langevin import TrainResult, train, train_spec
+from pipeline.training.trainability_map import trainability_map
 
 log = logging.getLogger("ginn.ginn_train")
 MLP_ACTIVATION = "tanh"  # the baseline MLP's activation (docs/science.md §5): its network and its mean field
+MODELS = ("mlp", "ginn")  # the trainability map's models, side by side
 
 
 @contextmanager
@@ -55,8 +57,7 @@ def torch_threads(n: int):
 class GinnTrainResult:
     history: pd.DataFrame
     summary: dict
-    trainability: pd.DataFrame | None
-    boundary: pd.DataFrame | None
+    trainability: Trainability | None
     gauge_fixing: pd.DataFrame | None
     spectra: pd.DataFrame | None
     models: dict
@@ -147,9 +148,10 @@ def _compute(cfg: GinnTrainConfig) -> GinnTrainResult:
             mlp_diverged_reason=r.diverged_reason,
         )
         models["mlp"] = m
-    tab = bnd = None
+    tab = None
     if g.trainability.enabled:
-        tab, bnd = trainability(cfg, data)
+        tab = trainability(cfg, data)
+        summary.update(trainability_summary(tab))
     gf = spectra = None
     if g.gauge_fixing.enabled:
         gf, spectra = gauge_fixing_scan(cfg, data)
@@ -164,57 +166,62 @@ def _compute(cfg: GinnTrainConfig) -> GinnTrainResult:
     )
     history["group"] = history.model  # one dvc-plots line per model (.dvc/plots/by_group.json)
     crit = ginn_critical_sigma_w2(g.activation.value, g.modrelu_offset)
-    result = GinnTrainResult(history, summary, tab, bnd, gf, spectra, models, crit)
+    result = GinnTrainResult(history, summary, tab, gf, spectra, models, crit)
     result.output = headline(result)
     return result
 
 
-def trainability(cfg: GinnTrainConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Experiment (a): test accuracy over sigma_w2 x depth, GINN and MLP, plus theory boundaries."""
+@dataclass
+class Trainability:
+    """Experiment (a)'s tables: the map, the theory depth scales, L_max per sigma_w2 and the fitted law."""
+
+    map: pd.DataFrame  # keyed (model, sigma_w2, depth, seed): train/test accuracy, final loss, diverged
+    boundary: pd.DataFrame  # (model, sigma_w2) on a fine grid: chi, depth_scale (both sides of chi = 1)
+    l_max: pd.DataFrame  # (model, sigma_w2): L_max, L_max_se, status, chi, depth_scale
+    law: pd.DataFrame  # (model, branch): a with CI; trainability critical point against chi = 1
+
+
+def trainability(cfg: GinnTrainConfig, data: Split) -> Trainability:
+    """Experiment (a): training accuracy over sigma_w2 x depth x seeds (batched trainer), then L_max = a xi."""
     g, ta = cfg.ginn, cfg.ginn.trainability
-    cells = [(sw, d) for sw in ta.sigma_w2 for d in ta.depths]
-    rows = []
-    for sw, depth in progress(cells, desc="trainability"):
-        for model, build in (("ginn", _ginn), ("mlp", _mlp)):
-            m = build(cfg, data, ta.width, depth, sw, cfg.seed)
-            r = train(m, data, train_spec(g.train, epochs=ta.epochs, seed=cfg.seed), progress=False)
-            rows.append(
-                {
-                    "model": model,
-                    "sigma_w2": sw,
-                    "depth": depth,
-                    "test_accuracy": r.test_accuracy,
-                    "diverged": r.diverged,
-                }
-            )
-    sws = torch.linspace(min(ta.sigma_w2), max(ta.sigma_w2), 60, dtype=torch.float64)
-    mf = mean_field_grid(GaussianIntegrator(get_activation(MLP_ACTIVATION)), sws, g.mlp_sigma_b2)
+    builders = {"ginn": _ginn, "mlp": _mlp}
+    spec = BatchedSpec(optimizer=ta.optimizer.value, epochs=ta.epochs, batch_size=ta.batch_size,
+                       max_loss=g.train.max_loss)  # fmt: skip
+    seeds = [cfg.seed + i for i in range(ta.n_seeds)]
+    with torch_threads(1):  # parallel over ta.workers threads, each single-threaded
+        acc = trainability_map(
+            lambda model, depth, sw, seed: builders[model](cfg, data, ta.width, depth, sw, seed),
+            data, list(MODELS), ta.sigma_w2, ta.depths, seeds, ta.width, spec, ta.lr, ta.memory_gb, ta.workers,
+        )  # fmt: skip
     kind, off = g.activation.value, g.modrelu_offset
-    q = ginn_q_star(sws, kind, off).x
-    chi = chi_ginn(torch.where(torch.isfinite(q), q, torch.full_like(q, 1e6)), sws, kind, off)
-    bnd = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "model": "mlp",
-                    "sigma_w2": sws.numpy(),
-                    "depth_boundary": 6 * mf.depth_scale_c.numpy(),
-                    "label": r"$6\,\xi_c$ (mean field)",
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "model": "ginn",
-                    "sigma_w2": sws.numpy(),
-                    "depth_boundary": (6 / torch.log(chi).abs()).numpy(),
-                    "label": r"$6/|\ln\chi_{GINN}|$",
-                }
-            ),
-        ],
-        ignore_index=True,
+    act = {"mlp": MLP_ACTIVATION, "ginn": kind}
+    fine = np.linspace(min(ta.sigma_w2), max(ta.sigma_w2), 200)
+    scales = lambda sw: pd.concat([law.depth_scales(m, sw, act[m], g.mlp_sigma_b2, off) for m in MODELS])  # noqa: E731
+    boundary = scales(fine).reset_index(drop=True)
+    chance = 1.0 / data.n_classes
+    lmax = law.l_max_table(acc, chance, ta.n_boot, cfg.seed).merge(
+        scales(np.array(ta.sigma_w2)), on=["model", "sigma_w2"], validate="one_to_one"
     )
-    bnd["depth_boundary"] = bnd.depth_boundary.replace(np.inf, 1e6)
-    return pd.DataFrame(rows), bnd
+    fit = law.fit_law(lmax)
+    peak = law.peak_sigma_w2(acc, chance, ta.n_boot, cfg.seed)
+    peak["sigma_w2_critical_theory"] = [law.critical_sigma_w2(m, act[m], g.mlp_sigma_b2, off) for m in peak.model]
+    return Trainability(acc, boundary, lmax, fit.merge(peak, on="model", validate="many_to_one"))
+
+
+def trainability_summary(t: Trainability) -> dict:
+    """Headline numbers of experiment (a): a per model (both branches) with CI, critical point vs chi = 1."""
+    out = {}
+    for r in t.law.itertuples():
+        if r.branch == "both":
+            out.update({f"trainability_a_{r.model}": r.a, f"trainability_a_{r.model}_ci_low": r.a_lo,
+                        f"trainability_a_{r.model}_ci_high": r.a_hi})  # fmt: skip
+        else:
+            out[f"trainability_a_{r.model}_{r.branch}"] = r.a
+        out[f"trainability_critical_sigma_w2_{r.model}"] = r.sigma_w2_peak
+        out[f"trainability_critical_sigma_w2_{r.model}_se"] = r.sigma_w2_peak_se
+        out[f"trainability_critical_sigma_w2_{r.model}_theory"] = r.sigma_w2_critical_theory
+    out["trainability_verdict"] = trainability_plots.verdict(t.law)
+    return out
 
 
 def gauge_fixing_scan(cfg: GinnTrainConfig, data: Split) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -280,9 +287,12 @@ def gauge_fixing_scan(cfg: GinnTrainConfig, data: Split) -> tuple[pd.DataFrame, 
 
 def write(result: GinnTrainResult, folder: Path) -> StageOutput:
     """Tables, model weights and figures (optional studies only where they ran); returns the headline."""
+    t = result.trainability
     optional = {
-        "trainability.csv": result.trainability,
-        "trainability_boundary.csv": result.boundary,
+        "trainability.csv": t and t.map,
+        "trainability_boundary.csv": t and t.boundary,
+        "trainability_lmax.csv": t and t.l_max,
+        "trainability_law.csv": t and t.law,
         "gauge_fixing.csv": result.gauge_fixing,
         "gauge_spectra.csv": result.spectra,
     }

@@ -516,6 +516,8 @@ STAGES: dict[str, StageSpec] = {
                 "mlp.pt",
                 "trainability.csv",
                 "trainability_boundary.csv",
+                "trainability_lmax.csv",
+                "trainability_law.csv",
                 "gauge_fixing.csv",
                 "gauge_spectra.csv",
                 "figures",

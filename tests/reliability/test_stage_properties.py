@@ -58,7 +58,12 @@ OPTIONAL_OUTS = {
     "theory.one_loop.enabled": {"one_loop.csv", "one_loop_crossings.csv"},
     "net.xi": {"one_loop.csv", "one_loop_crossings.csv"},  # theory: one loop at xi = 1 only (skipped, warned)
     "ginn.model": {"ginn.pt", "mlp.pt"},
-    "ginn.trainability.enabled": {"trainability.csv", "trainability_boundary.csv"},
+    "ginn.trainability.enabled": {
+        "trainability.csv",
+        "trainability_boundary.csv",
+        "trainability_lmax.csv",
+        "trainability_law.csv",
+    },
     "ginn.gauge_fixing.enabled": {"gauge_fixing.csv", "gauge_spectra.csv"},
     "fluctuations.n_seeds": {"fluctuations.csv"},
     "fluctuations.widths": {"fluctuations.csv"},

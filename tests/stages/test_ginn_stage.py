@@ -35,8 +35,12 @@ def test_ginn_train_smoke_run(smoke_pipeline):
     assert m["gauge_fixing_max_output_diff"] < 1e-10
     hist = pd.read_csv(out / "history.csv")
     assert set(hist.model) == {"ginn", "mlp"} and len(hist) == 6
-    assert len(pd.read_csv(out / "trainability.csv")) == 8
-    for f in ("training_curves.png", "trainability.png", "gauge_spectra.png"):
+    acc = pd.read_csv(out / "trainability.csv")  # 3 sigma_w2 x 3 depths x 2 seeds x 2 models, one row per key
+    assert len(acc) == 36 and not acc.duplicated(["model", "sigma_w2", "depth", "seed"]).any()
+    law = pd.read_csv(out / "trainability_law.csv")
+    assert set(law.model) == {"mlp", "ginn"} and set(law.branch) == {"ordered", "chaotic", "both"}
+    assert isinstance(m["trainability_verdict"], str) and m["trainability_verdict"].startswith("mlp:")
+    for f in ("training_curves.png", "trainability.png", "trainability_law.png", "gauge_spectra.png"):
         assert (out / "figures" / f).stat().st_size > 0
     state = torch.load(out / "ginn.pt", weights_only=True)
     assert "links.0.theta" in state

@@ -300,6 +300,16 @@ def agreement(result: MlpSweepResult) -> dict:
 SIGMA_W2_STEP = 1000  # curves against sigma_w2: step = round(1000 sigma_w2), the same step for every job's grid
 
 
+def curve_grid(sweep: pd.DataFrame) -> pd.DataFrame:
+    """The sweep's rows one per curve step, in sigma_w2 order: where refined grid points are closer than
+    1/SIGMA_W2_STEP they share a step, and the point nearest the step's own sigma_w2 stands for it (every point
+    stays in sweep.csv)."""
+    step = np.rint(sweep.sigma_w2 * SIGMA_W2_STEP)
+    off = (sweep.sigma_w2 * SIGMA_W2_STEP - step).abs()
+    keep = off.groupby(step).idxmin()
+    return sweep.loc[sorted(keep, key=lambda i: sweep.sigma_w2[i])]
+
+
 def run_curves(result: MlpSweepResult) -> tuple[dict[str, Curve], float]:
     """The curves a run shows in MLflow's chart view (a handful of keys, overlaid across runs): q_hat, c_hat and
     the per-layer exponent lambda_layer (step = layer; layer l holds transition l-1 -> l) at the grid point nearest
@@ -313,9 +323,8 @@ def run_curves(result: MlpSweepResult) -> tuple[dict[str, Curve], float]:
     at = float(grid[np.argmin(np.abs(grid - target))])
     one = layers[layers.sigma_w2 == at].sort_values("layer")
     by_layer = f"layer, at sigma_w2 = {at:g}"
+    s = curve_grid(s)
     steps = np.rint(s.sigma_w2.to_numpy() * SIGMA_W2_STEP).astype(int)
-    if len(set(steps)) < len(steps):  # points closer than 1/SIGMA_W2_STEP would share a step
-        raise ValueError(f"sigma_w2 grid points closer than {1 / SIGMA_W2_STEP:g}: {s.sigma_w2.tolist()}")
     by_sw = f"round({SIGMA_W2_STEP} sigma_w2)"
     curves = {
         "q_hat": Curve(one.layer.tolist(), one.q.tolist(), by_layer),

@@ -179,3 +179,17 @@ def test_the_lyapunov_run_logs_the_mean_field_z_of_each_crossing(smoke_pipeline)
             assert f"{key}.z_mean_field" not in run.data.metrics and run.data.tags[f"{key}.z_mean_field_status"] != "ok"
     assert not [k for k in run.data.metrics if "one_loop" in k]
     assert run.data.tags["crossing_z_one_loop_status"].startswith("not computed")
+
+
+def test_a_refined_grid_with_points_closer_than_a_step_keeps_one_point_per_step():
+    """A refined grid put 2.0004 beside 2.0 (a default-preset job crashed on it): one point per step, the one
+    nearest the step's own sigma_w2, in sigma_w2 order."""
+    import pandas as pd
+
+    from pipeline.stages.mlp_sweep import SIGMA_W2_STEP, curve_grid
+
+    sweep = pd.DataFrame({"sigma_w2": [2.5, 2.0004170097, 2.0, 1.5, 2.0670836764], "lam": [5, 4, 3, 1, 6]})
+    kept = curve_grid(sweep)
+    assert kept.sigma_w2.tolist() == [1.5, 2.0, 2.0670836764, 2.5] and kept.lam.tolist() == [1, 3, 6, 5]
+    steps = (kept.sigma_w2 * SIGMA_W2_STEP).round().astype(int)
+    assert steps.is_unique

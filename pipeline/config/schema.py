@@ -331,8 +331,8 @@ class FieldCase:
     """One (activation, sigma_w2, sigma_b2) point of the field stage's length mode (docs/science.md §7b)."""
 
     activation: ActivationName = ActivationName.tanh
-    sigma_w2: float = rng(1.5, gt=0.0)
-    sigma_b2: float = rng(0.05, gt=0.0)
+    sigma_w2: float = rng(1.5, gt=0.0, le=1e3)
+    sigma_b2: float = rng(0.05, gt=0.0, le=1e3)
 
 
 @dataclass
@@ -352,12 +352,12 @@ class FieldSettings:
     burn_in: int = rng(200, ge=0)
     segment: int = rng(200, ge=16)  # layers per zero-frequency periodogram segment (>> the correlation length)
     corr_activations: List[ActivationName] = field(default_factory=lambda: [ActivationName.tanh, ActivationName.erf])
-    corr_sigma_w2: List[float] = rng([2.0, 2.4, 3.0, 4.0], min_len=1, gt=0.0, ascending=True)
-    corr_sigma_b2: float = rng(0.05, gt=0.0)
+    corr_sigma_w2: List[float] = rng([2.0, 2.4, 3.0, 4.0], min_len=1, gt=0.0, le=1e3, ascending=True)
+    corr_sigma_b2: float = rng(0.05, gt=0.0, le=1e3)
     corr_width: int = rng(128, ge=4)
     gauge_activation: ActivationName = ActivationName.relu
-    gauge_sigma_w2: float = rng(1.5, gt=0.0)
-    gauge_sigma_b2: float = rng(0.1, gt=0.0)
+    gauge_sigma_w2: float = rng(1.5, gt=0.0, le=1e3)
+    gauge_sigma_b2: float = rng(0.1, gt=0.0, le=1e3)
     gauge_xi: List[float] = rng([0.0, 0.5, 1.0, 1.5, 1.8], min_len=1, ge=0.0, ascending=True)
     gauge_width: int = rng(64, ge=4)
     gauge_networks: int = rng(800, ge=2)  # near the length threshold the mass is small: more networks for its SE

@@ -110,20 +110,22 @@ def check_config(cfg: FieldConfig) -> None:
     for act, sw, sb in keys:
         try:
             length_mode(act, sw, sb)
-        except ValueError as err:
+        except (ValueError, ArithmeticError) as err:
             raise ConfigError(f"field.cases: {err}") from None
     for xi in fs.gauge_xi:
         try:
             length_mode(fs.gauge_activation.value, fs.gauge_sigma_w2, fs.gauge_sigma_b2, xi)
-        except ValueError as err:
-            raise ConfigError(f"field.gauge_xi: {err}") from None
+        except (ValueError, ArithmeticError) as err:
+            raise ConfigError(
+                f"field.gauge_xi={xi:g} at field.gauge_activation, field.gauge_sigma_w2, field.gauge_sigma_b2: {err}"
+            ) from None
     for act in fs.corr_activations:
         chi = correlation_masses(act.value, list(fs.corr_sigma_w2), fs.corr_sigma_b2)["chi_c"]
         bad = [sw for sw, c in zip(fs.corr_sigma_w2, chi.tolist()) if not c == c]
         if bad:
             raise ConfigError(
-                f"field.corr_sigma_w2={bad}: not on the chaotic side for {act.value} at "
-                f"sigma_b2={fs.corr_sigma_b2} (c* = 1; allowed: sigma_w2 above the critical line)"
+                f"field.corr_sigma_w2={bad}: not on the chaotic side for field.corr_activations={act.value} at "
+                f"field.corr_sigma_b2={fs.corr_sigma_b2:g} (c* = 1; allowed: sigma_w2 above the critical line)"
             )
 
 

@@ -406,13 +406,16 @@ def _same(got, want) -> bool:
 
 def assert_values_taken(obj, overrides) -> None:
     """An accepted override's key holds exactly the override's value in the validated config (the last one
-    wins; additions, deletions and interpolations aside)."""
+    wins, and a later override of a parent, e.g. a whole list, replaces an element's; additions, deletions and
+    interpolations aside)."""
     tree = OmegaConf.to_container(OmegaConf.structured(obj), enum_to_str=True)
     last = {}
     for ov in _parser().parse_overrides(list(overrides)):
         if ov.is_delete() or ov.is_add() or ov.is_sweep_override() or "${" in ov.input_line:
             continue
-        last[ov.key_or_group] = ov.value()
+        key = ov.key_or_group
+        last = {k: v for k, v in last.items() if not k.startswith(key + ".")}  # a later parent replaces it whole
+        last[key] = ov.value()
     for key, want in last.items():
         got = tree
         for part in key.split("."):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.theory.field import ar1_mass
+
 
 def centred(series: np.ndarray) -> np.ndarray:
     """float64 copy minus the global mean over every series and time (the stationary mean)."""
@@ -81,7 +83,7 @@ class Ar1Fit:
     @property
     def mass(self) -> float:
         """-ln multiplier (NaN where it is not positive)."""
-        return -math.log(self.multiplier) if self.multiplier > 0 else math.nan
+        return ar1_mass(self.multiplier, math.nan)
 
     @property
     def mass_se(self) -> float:

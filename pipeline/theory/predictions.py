@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 
 from pipeline.activations import get_activation
@@ -92,7 +94,16 @@ def theory_threshold(
         (value, status): status "ok", or "no_crossing" / "jump" / "inaccurate" (`critical.threshold_status`), in
         which case value is NaN.
     """
-    cl = chaos_line(integrator(activation), [sigma_b2], xi, tuple(sigma_w2_range))
+    act = get_activation(activation)
+    return _threshold(act, float(sigma_b2), float(xi), tuple(float(v) for v in sigma_w2_range))
+
+
+@functools.lru_cache(maxsize=512)
+def _threshold(act, sigma_b2: float, xi: float, sigma_w2_range: tuple[float, float]) -> tuple[float, str]:
+    """`theory_threshold`, computed once per process and key: a multirun's jobs share (activation, sigma_b2, xi),
+    and for ReLU the root search costs ~10 s (the affine variance map past A_q = 1 runs the solver to max_iter).
+    Keyed by the `Activation` object itself, so a re-registered name is a new key."""
+    cl = chaos_line(integrator(act.name), [sigma_b2], xi, sigma_w2_range)
     status = threshold_status(cl)[0]
     return (float(cl.sigma_w2_crit[0]) if status == THRESHOLD_OK else float("nan")), status
 

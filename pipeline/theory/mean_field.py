@@ -147,7 +147,8 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
     """Stable fixed point of the variance map, with the slope A_q there and a status per point.
 
     Solves q* = sigma_w2 [E phi^2 - (1 - xi) (E phi)^2] + sigma_b2 (docs/science.md §1, §4) by
-    `solve_fixed_point` from q0 (docs/science.md §7); q* below 1e-12 (`Q_ZERO`) is set to exactly 0.
+    `solve_fixed_point` from q0 (docs/science.md §7), or in closed form for a homogeneous phi (`_affine_q_star`:
+    the map is affine; `**solver` is then unused); q* below 1e-12 (`Q_ZERO`) is set to exactly 0.
 
     Args:
         g: Gaussian integrator of the activation phi.
@@ -175,6 +176,8 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
             s * (e_dphi2 + e_phi_d2phi - 2 * (1 - xx) * m * g.de_phi_dq(q)),
         )
 
+    if g.act.homogeneous:
+        return _reshaped(_affine_q_star(g, sw, sb, x, q0), sigma_w2.shape)
     solver = dict(solver)
     if g.act.sup_phi2 is not None and "upper" not in solver:
         # bounded phi: q* <= sigma_w2 sup phi^2 + sigma_b2 (xi <= 1; else xi sigma_w2), so the search range
@@ -188,10 +191,6 @@ def q_star(g: GaussianIntegrator, sigma_w2, sigma_b2, xi=1.0, q0: float = 1.0, *
         fp = solve_fixed_point(fmap, torch.where(torch.isfinite(fp.x), fp.x, torch.full_like(fp.x, q0)),
                                lower=0.0, **solver)  # fmt: skip
     fp.x = torch.where(fp.x < Q_ZERO, torch.zeros_like(fp.x), fp.x)  # the trivial fixed point, exactly
-    if g.act.homogeneous:  # affine map q' = A_q q + sigma_b2: A_q >= 1 has no finite attracting q* (from q0 > 0)
-        runaway = (fp.status == int(Status.MAX_ITER)) & (fp.slope >= 1) & ((sb > 0) | (fp.slope > 1))
-        fp.status = torch.where(runaway, torch.full_like(fp.status, int(Status.DIVERGED)), fp.status)
-        fp.x = torch.where(runaway, torch.full_like(fp.x, float("inf")), fp.x)
     return _reshaped(fp, sigma_w2.shape)
 
 
@@ -267,6 +266,22 @@ def c_star(g: GaussianIntegrator, q, sigma_w2, sigma_b2, xi=1.0, c0: float = 0.5
     out = _reshaped(fp, q.shape)
     out.series_ok = fp.series_ok
     return out
+
+
+def _affine_q_star(g: GaussianIntegrator, sw, sb, xi, q0: float) -> FixedPoint:
+    """q* of a positively homogeneous phi, whose variance map is affine, q' = A q + sigma_b2 with A = A_q at any q:
+    sigma_b2/(1 - A) where A < 1; no finite attracting point from q0 > 0 where A >= 1 (diverged, +inf), except
+    where sigma_b2 = 0 and A = 1 (every q is fixed: q0) or q0 = 0 (the trivial point). In closed form: the
+    iteration needs ~1/|ln A| steps, which near A = 1 ran the solver to max_iter at every probe of a root search."""
+    slope = variance_slope(g, torch.ones_like(sw), sw, xi)
+    q0 = torch.full_like(sw, float(q0))
+    still = (sb == 0) & ((slope == 1) | (q0 == 0))  # q0 is a fixed point of q' = A q
+    converged = (slope < 1) | still
+    x = torch.where(still, q0, torch.where(converged, sb / (1 - slope), torch.full_like(sw, float("inf"))))
+    g.cover(x[torch.isfinite(x)])  # the rule must resolve the answer, as for the iterated maps
+    x = torch.where(x < Q_ZERO, torch.zeros_like(x), x)
+    status = torch.where(converged, int(Status.CONVERGED), int(Status.DIVERGED)).to(torch.int64)
+    return FixedPoint(x=x, slope=slope, status=status, iterations=1)
 
 
 def _reshaped(fp: FixedPoint, shape) -> FixedPoint:

@@ -97,13 +97,8 @@ def test_bad_input_exits_2_with_the_key_and_leaves_no_outputs_or_runs(run_inproc
     _no_outputs_no_runs(out, store)
 
 
-def test_bad_input_from_the_command_line_exits_2_in_one_line(run_cli, store, tmp_path):
-    """The same through a real process: the exit code and the stderr a shell sees."""
-    out = tmp_path / "bad"
-    p = run_cli("theory", "net.activation=foo", f"hydra.run.dir={out}")
-    assert p.returncode == 2
-    assert p.stderr.strip().splitlines()[0].startswith("error: net.activation") and "Traceback" not in p.stderr
-    _no_outputs_no_runs(out, store)
+# the same through a real process (exit code and stderr a shell sees):
+# tests/stages/test_harness.py::test_inprocess_rejection_prints_what_the_cli_prints (net.activation=foo)
 
 
 def test_values_whose_own_status_says_invalid_are_nan_and_leave_the_headline():

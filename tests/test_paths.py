@@ -1,12 +1,9 @@
 """The project root: $GINN_LAB_ROOT, else the ginn-lab checkout the working directory is in, else the package's."""
 
-import os
 import shutil
-import subprocess
-import sys
 
 from pipeline import paths
-from tests.conftest import ROOT
+from tests.conftest import ROOT, inprocess
 
 
 def _checkout(folder, name="ginn-lab"):
@@ -36,16 +33,18 @@ def test_a_folder_that_is_not_a_ginn_lab_checkout_falls_back_to_the_package_chec
     assert paths.repo_root() == ROOT
 
 
-def test_a_stage_run_inside_another_checkout_reads_that_checkout(tmp_path):
-    """End to end: this venv's `python -m pipeline.report` started in a second checkout looks for that checkout's
-    outputs (and stops there, naming them), never this one's."""
+def test_a_stage_run_inside_another_checkout_reads_that_checkout(tmp_path, monkeypatch):
+    """End to end through the stage's entry point: `python -m pipeline.report` started in a second checkout looks
+    for that checkout's outputs (and stops there, naming them), never this one's. In this process (the exit code
+    and error line are the CLI's, tests/conftest.py: inprocess), with the working directory in the clone; the
+    unit tests above cover repo_root itself."""
     clone = tmp_path / "clone_b"
     clone.mkdir()
     for name in ("conf", "dvc.yaml", "pyproject.toml"):
         (shutil.copytree if (ROOT / name).is_dir() else shutil.copy)(ROOT / name, clone / name)
-    env = {k: v for k, v in os.environ.items() if k != "GINN_LAB_ROOT"}
-    p = subprocess.run([sys.executable, "-m", "pipeline.report", "tracking.enabled=false"], cwd=clone, env=env,
-                       capture_output=True, text=True, timeout=120)  # fmt: skip
+    monkeypatch.delenv("GINN_LAB_ROOT", raising=False)
+    monkeypatch.chdir(clone)
+    p = inprocess("report", "tracking.enabled=false")
     assert p.returncode != 0
     assert f"report.inputs={clone.resolve() / 'outputs'}" in p.stderr, p.stderr
     assert str(ROOT / "outputs") not in p.stderr

@@ -1,5 +1,6 @@
 """The figure registry: names unique, inputs produced by the owning stage, report fails on a missing PNG."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import matplotlib.figure
@@ -149,18 +150,30 @@ FIGS = ("measured_vs_theory.png", "layer_profiles.png", "finite_width_collapse.p
         "one_loop_fluctuations.png")  # fmt: skip
 
 
-@pytest.fixture
-def drawn(monkeypatch):
-    """{png name: matplotlib Figure} of every figure saved while the test runs."""
+def _recorder(monkeypatch, rasterise: bool) -> dict:
     figs = {}
     save = matplotlib.figure.Figure.savefig
 
     def record(self, path, *a, **kw):
         figs[str(path).rsplit("/", 1)[-1]] = self
-        return save(self, path, *a, **kw)
+        if rasterise:
+            return save(self, path, *a, **kw)
+        Path(path).write_bytes(b"\x89PNG\r\n\x1a\n")  # the lines are drawn; layout and PNG encoding skipped
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", record)
     return figs
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """{png name: matplotlib Figure} of every figure saved while the test runs (built, not rasterised)."""
+    return _recorder(monkeypatch, rasterise=False)
+
+
+@pytest.fixture
+def drawn_and_saved(monkeypatch):
+    """`drawn`, and each figure saved as a real PNG (the layout and rendering of a merged sweep's figures)."""
+    return _recorder(monkeypatch, rasterise=True)
 
 
 def series(fig):
@@ -212,10 +225,13 @@ def test_measured_vs_theory_theory_line_is_one_bias(tmp_path, drawn):
     assert len(theory) == 8  # 2 biases x 4 panels, each one line
 
 
-def test_a_swept_engine_value_is_never_one_line(tmp_path, drawn):
+def test_a_swept_engine_value_is_never_one_line(tmp_path, drawn_and_saved):
     """Finding 2: `-m engine.q0=0.5,2.0` over two widths: one line per q0 in every figure, named in its title."""
+    drawn = drawn_and_saved
     jobs = sweep_of(tmp_path / "jobs", [{"engine": {"q0": q0}, "width": w} for q0 in (0.5, 2.0) for w in (16, 32)])
     collect_mlp_sweep(jobs, tmp_path / "out")
+    for name in FIGS:  # real PNGs: the titles naming the swept value survive layout and rendering
+        assert (tmp_path / "out" / "figures" / name).stat().st_size > 1000, name
     for name in FIGS:
         assert_one_configuration_per_series(drawn[name], name)
         t = titles(drawn[name])

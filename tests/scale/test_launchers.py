@@ -14,8 +14,11 @@ import threading
 import time
 from pathlib import Path
 
+import mlflow
+import pandas as pd
 import pytest
 
+from pipeline.tracking.run import curve_keys
 from tests.conftest import ROOT, SMOKE_WIDTHS, runs
 
 LAUNCHERS = {
@@ -26,19 +29,38 @@ LAUNCHERS = {
 
 @pytest.mark.parametrize("launcher", ["joblib", pytest.param("submitit_local", marks=pytest.mark.slow)])
 def test_launcher_gives_identical_csvs_to_the_basic_launcher(run_cli, store, tmp_path, smoke_pipeline, launcher):
-    """The same sweep as the session smoke pipeline's mlp_sweep (basic launcher, its own process) with another one."""
+    """The same sweep as the session smoke pipeline's mlp_sweep (basic launcher, its own process) with another one.
+
+    Also guarantee 3 (concurrency): the `store` is fresh (no experiment, no run) and joblib's two workers start
+    their jobs in it at once; nothing may be lost on the way (each child's params, metrics and every curve point,
+    as the basic launcher's child of the same width has them), and no 'database is locked'."""
     if launcher == "submitit_local" and importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None:
         pytest.skip("hydra-submitit-launcher not installed (extra [slurm])")
     base, other = smoke_pipeline["mlp_sweep"] / "jobs", tmp_path / launcher
     sweep = ["-m", "experiment=smoke", SMOKE_WIDTHS, f"theory_outputs={smoke_pipeline['theory']}"]
     p = run_cli("mlp_sweep", *sweep, *LAUNCHERS[launcher], f"hydra.sweep.dir={other}")
     assert p.returncode == 0, (launcher, p.stderr[-2000:])
+    assert "database is locked" not in p.stderr
     for job in ("0", "1"):
         for f in ("sweep.csv", "layers.csv"):
             assert filecmp.cmp(base / job / f, other / job / f, shallow=False), (launcher, job, f)
     assert not (other / "2").exists()
     df = runs(store, "mlp_sweep")
     assert (df.status == "FINISHED").sum() == len(df) == 3  # its parent and 2 children
+    mine, ref = mlflow.MlflowClient(store), mlflow.MlflowClient(smoke_pipeline.store)
+    basic = {int(r.width): r.mlflow_run_id for r in pd.read_csv(smoke_pipeline["mlp_sweep"] / "runs.csv").itertuples()}
+    children = df[df["tags.mlflow.parentRunId"].notna()]
+    assert sorted(int(w) for w in children["params.net.width"]) == sorted(basic) == [16, 32]
+    for run_id, width in zip(children.run_id, children["params.net.width"]):
+        run, want = mine.get_run(run_id).data, ref.get_run(basic[int(width)]).data
+        assert set(run.params) == set(want.params) and len(run.params) > 20, width
+        assert set(run.metrics) == set(want.metrics), width
+        curves = curve_keys(want.tags)
+        assert curves and curve_keys(run.tags) == curves, width
+        for key in curves:  # every point at its step (the tables agree to 10 digits: so do the points)
+            got = dict(sorted((m.step, m.value) for m in mine.get_metric_history(run_id, key)))
+            exp = dict(sorted((m.step, m.value) for m in ref.get_metric_history(basic[int(width)], key)))
+            assert list(got) == list(exp) and list(got.values()) == pytest.approx(list(exp.values()), rel=1e-9), key
 
 
 # --- Ray -----------------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import json
 import math
 from pathlib import Path
 
+import matplotlib.figure
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,6 +30,18 @@ NATURAL = {  # the stage's own key of each merged table (before the swept config
     "crossings.csv": ["activation", "width", "depth", "sigma_b2", "xi"],
     "one_loop_crossings.csv": ["activation", "width", "depth", "sigma_b2"],
 }
+
+
+@pytest.fixture(autouse=True)
+def figures_built_not_rasterised(monkeypatch):
+    """collect draws the merged figures: their code runs on every table here, but `savefig` writes a stub instead of
+    rasterising (the constrained layout and PNG encoding were ~90% of each test). Real PNGs of merged sweeps:
+    tests/plots/test_figures.py (swept engine.q0 and sigma_b2, every figure) and the smoke pipeline's collect."""
+
+    def save(self, path, *args, **kwargs):
+        Path(path).write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", save)
 
 
 def merged(out: Path) -> dict[str, pd.DataFrame]:

@@ -174,14 +174,26 @@ def test_gelu_one_loop_values_past_the_expansion_breakdown_are_nan_with_that_sta
     """issue 21: gelu at sigma_b2 = 0.05 (no smooth crossing: V/(N K^2) ~ 4-100 near its root) gave a one-loop
     crossing and 1/N coefficients, with the deep table's status 'no_crossing' beside this depth's value.
     The status now speaks for the finite-depth value (the deep one is kept as status_deep), and the value
-    and the layer-averaged c1 are NaN where the expansion broke down."""
+    and the layer-averaged c1 are NaN where the expansion broke down.
+
+    The deep values come from theory-stage tables written here (what the theory stage writes for gelu at 0.05:
+    a jump, no one-loop root; tests/stages/test_one_loop_stage.py), so only this depth's one loop is computed."""
+    nan = float("nan")
+    theory = tmp_path / "theory"
+    theory.mkdir()
+    pd.DataFrame([{"activation": "gelu", "sigma_b2": 0.05, "xi": 1.0, "sigma_w2_crit": nan, "crossing_status": "jump",
+                   "quad_status": "ok"}]).to_csv(theory / "critical_line.csv", index=False)  # fmt: skip
+    pd.DataFrame([{"activation": "gelu", "sigma_b2": 0.05, "width": 16, "crossing_mean_field": nan,
+                   "crossing_one_loop": nan, "crossing_exact": nan, "expansion_parameter": nan,
+                   "status": "no_crossing"}]).to_csv(theory / "one_loop_crossings.csv", index=False)  # fmt: skip
     cfg = small_cfg("mlp_sweep", "net.activation=gelu", "net.sigma_b2=0.05", "net.width=16", "net.depth=20",
                     "engine.burn_in=5", "engine.n_seeds=2", "fluctuations.n_seeds=0", "grid.refine=0",
                     "grid.sigma_w2.start=1.0", "grid.sigma_w2.stop=4.0", "grid.sigma_w2.num=5",
-                    f"theory_outputs={tmp_path / 'none'}")  # fmt: skip
+                    f"theory_outputs={theory}")  # fmt: skip
     res = mlp_sweep.compute(cfg)
     c = res.crossing
     assert c["one_loop_status"] in ("expansion_breakdown", "no_crossing") and "one_loop_status_deep" in c, c
+    assert c["one_loop_source"] == "theory_stage" and c["one_loop_status_deep"] == "no_crossing", c
     assert math.isnan(c["crossing_one_loop"])
     c1 = res.sweep.lambda_coeff_1overN_finite_depth
     assert c1.isna().any() and c1.notna().any(), c1.tolist()  # flagged where V/(N K^2) > 0.3 only

@@ -22,13 +22,18 @@ def test_fresh_store_is_not_created(fresh_store, tmp_path):
     assert fresh_store == f"sqlite:///{tmp_path / 'mlflow.db'}" and not (tmp_path / "mlflow.db").exists()
 
 
-def test_inprocess_rejection_prints_what_the_cli_prints(run_inprocess, run_cli, tmp_path):
-    args = ("net.width=0", f"hydra.run.dir={tmp_path / 'o'}")
+def test_inprocess_rejection_prints_what_the_cli_prints(run_inprocess, run_cli, store, tmp_path):
+    """The in-process harness against a real process, for a value Hydra cannot compose (an unknown activation). The
+    real process is also the one place the exit code and stderr a shell sees are checked for a bad input (the stage
+    tests run their rejected inputs in this process: tests/stages/test_theory_stage.py and others)."""
+    bad, key = "net.activation=foo", "net.activation"
+    args = (bad, f"hydra.run.dir={tmp_path / 'o'}")
     inproc, sub = run_inprocess("theory", *args), run_cli("theory", *args)
     assert inproc.returncode == sub.returncode == 2
     assert inproc.stderr.strip() == sub.stderr.strip() and inproc.error == sub.stderr.strip()
-    assert inproc.error.startswith("error: net.width")
+    assert inproc.error.startswith(f"error: {key}") and "Traceback" not in sub.stderr
     assert not (tmp_path / "o").exists()
+    assert "RUNNING" not in set(runs(store, "theory").status)
 
 
 def test_compose_gives_the_config_and_the_validated_object_with_the_overrides(compose):

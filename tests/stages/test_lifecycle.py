@@ -136,7 +136,7 @@ def test_sigterm_to_a_single_run_exits_143_and_ends_killed(store, tmp_path):
     assert not _staging(tmp_path)
 
 
-def test_runs_orphaned_by_sigkill_are_closed_killed_by_the_next_resume(store, tmp_path):
+def test_runs_orphaned_by_sigkill_are_closed_killed_by_the_next_resume(store, tmp_path, run_inprocess):
     sweep = tmp_path / "s"
     args = ["net.depth=600,20", *LONG]
     proc = _start(args, store, sweep)
@@ -144,8 +144,9 @@ def test_runs_orphaned_by_sigkill_are_closed_killed_by_the_next_resume(store, tm
     os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     assert (runs(store, "mlp_sweep").status == "RUNNING").sum() == 2  # what SIGKILL leaves
-    p = _start([*args, "net.depth=20", "resume=true"], store, sweep)  # a smaller resume touching the experiment
-    _, err = p.communicate(timeout=300)
+    # a smaller resume touching the experiment; in this process (the SIGKILL above is the real process's part)
+    p = run_inprocess("mlp_sweep", "-m", *args, "net.depth=20", "resume=true", f"hydra.sweep.dir={sweep}")
+    err = p.stderr
     assert p.returncode == 0, err[-2000:]
     df = runs(store, "mlp_sweep")
     assert "RUNNING" not in set(df.status)

@@ -45,10 +45,11 @@ def test_failed_job_leaves_a_failed_child_a_closed_parent_and_a_one_line_summary
     assert len(summary) == 1 and "net.width=1 " in summary[0] and "2 finished" in summary[0]
 
 
-def test_a_launcher_that_raises_before_any_job_closes_the_parent_failed(run_cli, store, tmp_path):
-    """joblib refuses n_jobs=0 when it launches: no job runs, the parent must not read FINISHED."""
-    p = run_cli("theory", "-m", "net.sigma_w2=1.0,2.0", *SMOKE, "hydra/launcher=joblib", "hydra.launcher.n_jobs=0",
-                f"hydra.sweep.dir={tmp_path / 's'}")  # fmt: skip
+def test_a_launcher_that_raises_before_any_job_closes_the_parent_failed(run_inprocess, store, tmp_path):
+    """joblib refuses n_jobs=0 when it launches: no job runs, the parent must not read FINISHED. (In this process:
+    no worker is ever started, so the process boundary is not the point.)"""
+    p = run_inprocess("theory", "-m", "net.sigma_w2=1.0,2.0", *SMOKE, "hydra/launcher=joblib",
+                      "hydra.launcher.n_jobs=0", f"hydra.sweep.dir={tmp_path / 's'}")  # fmt: skip
     assert p.returncode != 0
     df = runs(store, "theory")
     assert len(_children(df)) == 0
@@ -59,7 +60,7 @@ def test_a_launcher_that_raises_before_any_job_closes_the_parent_failed(run_cli,
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
-def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_path, sig):
+def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_path, sig, run_inprocess, monkeypatch):
     # the code version is pinned: others may edit the package between the run and its resume
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "GINN_LAB_CODE_VERSION": "pinned"}
     args = [
@@ -108,39 +109,25 @@ def test_interrupted_sweep_ends_killed_and_resume_runs_only_the_rest(store, tmp_
     assert "resume=true" in err
     first = df[df["tags.hydra_output_dir"] == str((tmp_path / "a").resolve())]
     assert first["tags.mlflow.runName"].item().startswith("mlp_sweep 2 of 3 jobs")  # was "3 jobs" for 2 started
-    p = subprocess.run(
-        args + ["resume=true", f"hydra.sweep.dir={tmp_path / 'b'}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # the resume in this process (the signal above is the real process's part), with the same pinned code version
+    # (code_version is cached per process: computed afresh here and again after the run)
+    from pipeline.tracking.provenance import code_version
+
+    monkeypatch.setenv("GINN_LAB_CODE_VERSION", "pinned")
+    code_version.cache_clear()
+    try:
+        p = run_inprocess("mlp_sweep", *args[3:], "resume=true", f"hydra.sweep.dir={tmp_path / 'b'}")
+    finally:
+        code_version.cache_clear()
     assert p.returncode == 0, p.stderr
     df = runs(store, "mlp_sweep")
     fin = _children(df)[_children(df).status == "FINISHED"]
     assert fin["tags.config_hash"].nunique() == 3 and len(fin) == 3  # each config finished exactly once
 
 
-def test_joblib_multirun_on_a_fresh_sqlite_store_loses_nothing(run_cli, store, tmp_path):
-    p = run_cli(
-        "theory",
-        "-m",
-        "hydra/launcher=joblib",
-        "hydra.launcher.n_jobs=2",
-        "net.activation=tanh,relu,erf,gelu",
-        *SMOKE,
-        f"hydra.sweep.dir={tmp_path / 's'}",
-    )
-    assert p.returncode == 0, p.stderr
-    assert "database is locked" not in p.stderr
-    df = runs(store, "theory")
-    ch = _children(df)
-    assert len(ch) == 4 and set(ch.status) == {"FINISHED"}
-    client = mlflow.MlflowClient(tracking_uri=store)
-    for run_id in ch.run_id:
-        assert len(client.get_metric_history(run_id, "iterate_c")) == 11
-        assert len(client.get_run(run_id).data.params) > 20
+# joblib on a fresh SQLite store (two workers start their jobs in it at once, nothing lost, no "database is locked"):
+# tests/scale/test_launchers.py::test_launcher_gives_identical_csvs_to_the_basic_launcher[joblib], which runs that
+# sweep anyway and compares each child's params, metrics and curve points with the basic launcher's.
 
 
 def test_unreachable_tracking_server_fails_before_compute(run_inprocess, tmp_path):

@@ -53,8 +53,8 @@ def theory_threshold(theory_outputs: str | Path, activation: str, sigma_b2: floa
     key (activation, sigma_b2, xi) is read where it exists (never a row of another key; a table without an `xi`
     column is not used), else the value is computed. For ReLU/linear the rule also takes the length root A_q = 1
     (ReLU, sigma_b2 = 0, xi = 2: 1.517, where chi_1 = 1 says 2), which the table does not hold: always computed
-    (closed-form moments, fast). A status other than "ok" (no crossing in the range, a jump of the gain across 1,
-    docs/science.md §7, or an unverified quadrature) comes with a NaN value.
+    (q* in closed form: the variance map is affine; fast). A status other than "ok" (no crossing in the range, a
+    jump of the gain across 1, docs/science.md §7, or an unverified quadrature) comes with a NaN value.
     """
     table = Path(theory_outputs) / "critical_line.csv"
     if table.is_file() and not get_activation(activation).homogeneous:

@@ -8,6 +8,7 @@ Float64, pure: activation by name, numbers in, numbers out.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -109,7 +110,13 @@ def length_mode(
     Raises:
         ValueError: no finite stable fixed point q* > 0 (the length mode is not stationary), naming the point.
     """
-    act = _act(activation)
+    return _length_mode(_act(activation), float(sigma_w2), float(sigma_b2), float(xi), n_nodes)
+
+
+@functools.lru_cache(maxsize=1024)
+def _length_mode(act, sigma_w2: float, sigma_b2: float, xi: float, n_nodes: int | None) -> LengthMode:
+    """`length_mode`, once per process and key (the field stage's config check, its compute and its report all ask
+    for the same points; a call costs ~0.5 s). Keyed by the `Activation` object, so a re-registered name is new."""
     if n_nodes is not None:
         return _length_mode_at(act, sigma_w2, sigma_b2, xi, int(n_nodes))
     # The one-loop rule converges for the moments, not always for their K-derivatives (F''' of a kinked phi,

@@ -116,10 +116,20 @@ def test_huge_memory_budget_is_rejected_with_one_line(stage):
 
 
 @pytest.mark.parametrize("override", ["+net.foo=1", "net.width=abc"])  # (the rest in-process, above)
-def test_rejected_input_exits_2_with_one_line_and_leaves_no_output_folder(run_cli, tmp_path, override):
+def test_rejected_input_exits_2_with_one_line_and_leaves_no_output_folder(run_inprocess, tmp_path, override):
+    """The entry point in-process (exit code, stderr); the same through a real process: the test below."""
     out = tmp_path / "runs" / "o"
-    p = run_cli("theory", "experiment=smoke", "tracking.enabled=false", override, f"hydra.run.dir={out}")
+    p = run_inprocess("theory", "experiment=smoke", "tracking.enabled=false", override, f"hydra.run.dir={out}")
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and override.split("=")[0].lstrip("+") in lines[0]
+    assert not out.exists()
+
+
+def test_a_rejected_type_exits_2_with_one_line_from_a_real_process(run_cli, tmp_path):
+    out = tmp_path / "runs" / "o"
+    p = run_cli("theory", "experiment=smoke", "tracking.enabled=false", "net.width=abc", f"hydra.run.dir={out}")
+    assert p.returncode == 2, p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "net.width" in lines[0]
     assert not out.exists()

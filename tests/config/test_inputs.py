@@ -192,7 +192,7 @@ def test_refinement_without_a_one_loop_prediction_refines_around_the_mean_field_
 
 def test_cli_rejects_an_inactive_override_with_exit_2_one_line_and_no_output_folder(run_inprocess, store, tmp_path):
     """In-process (the command line's entry point, exit code and stderr); the same exit path through a real
-    process: test_cli_rejects_width_1_with_exit_2_and_no_traceback."""
+    process: tests/reliability/test_inputs_numerics_determinism.py::test_bad_input_subprocess_exits_cleanly..."""
     out = tmp_path / "o"
     p = run_inprocess(
         "ginn_train", *SMOKE[:1], "ginn.model=ginn", "ginn.trainability.enabled=false",
@@ -204,12 +204,12 @@ def test_cli_rejects_an_inactive_override_with_exit_2_one_line_and_no_output_fol
     assert not out.exists() and runs(store, "ginn_train").empty
 
 
-def test_cli_rejects_width_1_with_exit_2_and_no_traceback(run_cli, store, tmp_path):
-    """A real process: exit code 2 and one stderr line as a shell sees them."""
+def test_cli_rejects_width_1_with_exit_2_and_no_traceback(run_inprocess, store, tmp_path):
+    """In-process, as above."""
     out = tmp_path / "o"
-    p = run_cli("mlp_sweep", *SMOKE[:1], "net.width=1", f"hydra.run.dir={out}")
+    p = run_inprocess("mlp_sweep", *SMOKE[:1], "net.width=1", f"hydra.run.dir={out}")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1 and "net.width" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and p.error.startswith("error: net.width"), p.stderr
     assert not out.exists() and runs(store, "mlp_sweep").empty
 
 

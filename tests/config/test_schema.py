@@ -251,23 +251,13 @@ def test_registry_has_no_cycle_through_the_report_stage():
     assert registry.get_stage("report").schema is sc.ReportConfig
 
 
-def test_cli_exits_2_with_one_line_naming_the_key_and_leaves_nothing(tmp_path):
-    """A real process (exit code and stderr as a shell sees them); the report's key: in-process, below."""
+@pytest.mark.parametrize("stage,override", [("theory", "net.width=4"), ("report", "seed=1")])
+def test_cli_exits_2_with_one_line_naming_the_key_and_leaves_nothing(run_inprocess, tmp_path, stage, override):
+    """The entry point in-process (exit code, stderr); the same exit path through a real process:
+    tests/reliability/test_inputs_numerics_determinism.py::test_bad_input_subprocess_exits_cleanly..."""
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.theory", "net.width=4", "tracking.enabled=false", f"hydra.run.dir={out}"],
-        capture_output=True, text=True, cwd=repo_root(), timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1 and errors[0].startswith("error: net.width")
-    assert not out.exists()
-
-
-def test_the_entry_point_exits_2_with_one_line_naming_the_key_and_leaves_nothing(run_inprocess, tmp_path):
-    out = tmp_path / "out"
-    p = run_inprocess("report", "seed=1", "tracking.enabled=false", f"hydra.run.dir={out}")
+    p = run_inprocess(stage, override, "tracking.enabled=false", f"hydra.run.dir={out}")
     assert p.returncode == 2
     errors = [ln for ln in p.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1 and errors[0].startswith("error: seed") and p.error == errors[0]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {override.split('=')[0]}") and p.error == errors[0]
     assert not out.exists()

@@ -31,6 +31,7 @@ from tests.config.draws import (
     check_outcome,
     draws,
     foreign_keys,
+    known_names,
     names_a_key,
     stage_keys,
     stage_sections,
@@ -63,10 +64,26 @@ def test_every_key_a_stage_reads_takes_its_own_value_and_every_other_key_is_reje
         key = f"{section}.zz_unknown".lstrip(".")
         msg = check_outcome(stage, Draw((f"+{key}=1",), (key,), True))
         assert "unknown config key" in msg or "Could not" in msg, msg
-    for key in foreign_keys(stage):  # a key of another stage's schema: not in this one
+    for key in _foreign_sample(stage):  # a key of another stage's schema: not in this one
         other = next(k for s in STAGE_NAMES for k in stage_keys(s) if k.name == key)
         msg = check_outcome(stage, Draw((f"{key}={other.valid[0]}",), (key,), True))
         assert "unknown config key" in msg, msg
+
+
+def _foreign_sample(stage: str) -> list[str]:
+    """The keys of other stages' schemas this stage must reject: every one inside a section the stage has
+    (`net.width` where its net has no width: the schemas differ key by key), and of a section it does not have
+    at all (`ginn.*` for theory: rejected by the section's name, whatever the key below it) the shallowest and
+    the deepest key."""
+    own = known_names(stage)
+    keys = [k for k in foreign_keys(stage) if k.split(".")[0] in own]
+    by_top: dict[str, list[str]] = {}
+    for k in foreign_keys(stage):
+        if k.split(".")[0] not in own:
+            by_top.setdefault(k.split(".")[0], []).append(k)
+    for group in by_top.values():
+        keys += sorted({min(group, key=lambda k: k.count(".")), max(group, key=lambda k: k.count("."))})
+    return keys
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

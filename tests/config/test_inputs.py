@@ -2,8 +2,9 @@
 options the rest of the config turns off are rejected; the smallest values of integer fields either work or
 are rejected in one line; the report checks its inputs before a run or a folder exists.
 
-In-process where the check is the validation itself (fast); one command line per path that only the CLI has
-(Hydra's overrides, the report's pre-run check, exit code 2 and no output folder).
+The validation itself is checked directly (fast); what only the command line has (Hydra's overrides and
+`--config-dir`, the report's pre-run check, exit code 2 and no output folder) through the stage's entry point
+in-process (`run_inprocess`); the same exit path through a real process is tested in tests/reliability.
 """
 
 from __future__ import annotations

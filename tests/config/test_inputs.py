@@ -2,8 +2,9 @@
 options the rest of the config turns off are rejected; the smallest values of integer fields either work or
 are rejected in one line; the report checks its inputs before a run or a folder exists.
 
-In-process where the check is the validation itself (fast); one command line per path that only the CLI has
-(Hydra's overrides, the report's pre-run check, exit code 2 and no output folder).
+The validation itself is checked directly (fast); what only the command line has (Hydra's overrides and
+`--config-dir`, the report's pre-run check, exit code 2 and no output folder) through the stage's entry point
+in-process (`run_inprocess`); the same exit path through a real process is tested in tests/reliability.
 """
 
 from __future__ import annotations
@@ -11,24 +12,19 @@ from __future__ import annotations
 import math
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from pipeline.config.errors import ConfigError
-from pipeline.config.store import register
-from pipeline.paths import conf_dir
 from pipeline.stages.registry import check_stage, validate_stage
+from tests.config.draws import compose_fast
 from tests.conftest import runs
 
 SMOKE = ["experiment=smoke", "tracking.enabled=false"]
 
 
 def _compose(stage: str, overrides=()):
-    register()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name=stage, overrides=list(overrides), return_hydra_config=False)
-    OmegaConf.update(cfg, "out_dir", "/tmp/unused", force_add=True)
-    return cfg
+    """conf/<stage>.yaml composed with `overrides` (out_dir set): `compose_fast`, the composed config reused
+    (tests/config/test_validation.py::test_fast_path_agrees_with_a_full_compose checks that shortcut)."""
+    return compose_fast(stage, overrides)
 
 
 def _validated(stage: str, overrides: list[str]):
@@ -195,29 +191,34 @@ def test_refinement_without_a_one_loop_prediction_refines_around_the_mean_field_
     assert r.crossing["refine_center_source"] == "mean_field" and math.isfinite(r.crossing["refine_center"])
 
 
-def test_cli_rejects_an_inactive_override_with_exit_2_one_line_and_no_output_folder(run_cli, store, tmp_path):
+def test_cli_rejects_an_inactive_override_with_exit_2_one_line_and_no_output_folder(run_inprocess, store, tmp_path):
+    """In-process (the command line's entry point, exit code and stderr); the same exit path through a real
+    process: tests/reliability/test_inputs_numerics_determinism.py::test_bad_input_subprocess_exits_cleanly..."""
     out = tmp_path / "o"
-    p = run_cli(
+    p = run_inprocess(
         "ginn_train", *SMOKE[:1], "ginn.model=ginn", "ginn.trainability.enabled=false",
         "ginn.gauge_fixing.enabled=false", "ginn.trainability.width=4", f"hydra.run.dir={out}",
     )  # fmt: skip
     assert p.returncode == 2, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1 and "ginn.trainability.width" in p.stderr, p.stderr
+    assert p.error.startswith("error: ginn.trainability.width"), p.stderr
     assert not out.exists() and runs(store, "ginn_train").empty
 
 
-def test_cli_rejects_width_1_with_exit_2_and_no_traceback(run_cli, store, tmp_path):
+def test_cli_rejects_width_1_with_exit_2_and_no_traceback(run_inprocess, store, tmp_path):
+    """In-process, as above."""
     out = tmp_path / "o"
-    p = run_cli("mlp_sweep", *SMOKE[:1], "net.width=1", f"hydra.run.dir={out}")
+    p = run_inprocess("mlp_sweep", *SMOKE[:1], "net.width=1", f"hydra.run.dir={out}")
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
-    assert len(p.stderr.strip().splitlines()) == 1 and "net.width" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and p.error.startswith("error: net.width"), p.stderr
     assert not out.exists() and runs(store, "mlp_sweep").empty
 
 
-def test_report_with_missing_inputs_names_the_stages_and_the_command_before_any_run(run_cli, store, tmp_path):
+def test_report_with_missing_inputs_names_the_stages_and_the_command_before_any_run(run_inprocess, store, tmp_path):
+    """In-process: the report's Hydra entry point runs its preflight inside the job, before the run starts."""
     out = tmp_path / "o"
     (tmp_path / "outputs" / "theory").mkdir(parents=True)
-    p = run_cli("report", f"report.inputs={tmp_path / 'outputs'}", f"hydra.run.dir={out}")
+    p = run_inprocess("report", f"report.inputs={tmp_path / 'outputs'}", f"hydra.run.dir={out}")
     # before: FileNotFoundError traceback, exit 1, after the MLflow run was created
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     line = p.stderr.strip()
@@ -242,13 +243,15 @@ def test_report_preflight_names_the_missing_stage_outputs_in_process(tmp_path):
         (["lyapunov.relu_finite_width.widths=[10000000]"], "lyapunov.relu_finite_width.widths=10000000"),  # size
     ],
 )
-def test_a_bad_preset_value_or_size_exits_2_with_one_line_before_any_run(run_cli, tmp_path, store, args, key):
+def test_a_bad_preset_value_or_size_exits_2_with_one_line_before_any_run(run_inprocess, tmp_path, store, args, key):
+    """In-process: Hydra reads `--config-dir` and the overrides from the same argv as in a shell."""
     (tmp_path / "cd" / "experiment" / "theory").mkdir(parents=True)
     (tmp_path / "cd" / "experiment" / "bad.yaml").write_text("# @package _global_\n")
     (tmp_path / "cd" / "experiment" / "theory" / "bad.yaml").write_text("theory: {figures: 5}\n")
     out = tmp_path / "runs" / "o"
     stage = "theory" if "experiment=bad" in args else "lyapunov"
-    p = run_cli(stage, *[a.format(cd=tmp_path / "cd") for a in args], f"tracking.uri={store}", f"hydra.run.dir={out}")
+    p = run_inprocess(stage, *[a.format(cd=tmp_path / "cd") for a in args], f"tracking.uri={store}",
+                      f"hydra.run.dir={out}")  # fmt: skip
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {key}"), p.stderr

@@ -1,14 +1,12 @@
 """Range, order and size checks of the stage configs: one-line errors naming the key."""
 
 import pytest
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from pipeline.config.store import register
 from pipeline.config.validate import ConfigError, to_validated
-from pipeline.paths import conf_dir, repo_root
+from pipeline.paths import repo_root
 from pipeline.stages import hydra_app  # noqa: F401  (registers the repo_root resolver)
 from pipeline.stages.registry import STAGES, check_stage
+from tests.config.draws import compose_fast
 
 SCHEMAS = sorted(STAGES)
 
@@ -16,11 +14,9 @@ EXPERIMENTS = sorted(p.stem for p in (repo_root() / "experiments").glob("*.yaml"
 
 
 def _compose(stage: str, overrides=()):
-    register()
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name=stage, overrides=list(overrides), return_hydra_config=False)
-    OmegaConf.update(cfg, "out_dir", "/tmp/unused", force_add=True)
-    return cfg
+    """conf/<stage>.yaml composed with `overrides` (out_dir set): `compose_fast`, the composed config reused
+    (tests/config/test_validation.py::test_fast_path_agrees_with_a_full_compose checks that shortcut)."""
+    return compose_fast(stage, overrides)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.config import schema as sc
@@ -19,9 +20,19 @@ from pipeline.paths import conf_dir, repo_root
 from pipeline.stages import registry
 from pipeline.stages.lifecycle import one_line as _one_line
 from pipeline.stages.registry import STAGES, logged_params, validate_stage
+from tests.config.draws import validate_sourced
 
 
 def validated(stage: str, *overrides: str, config_dir=None):
+    """Validate conf/<stage>.yaml (or `config_dir`'s) with `overrides` as the entry point does: with conf/, by
+    `validate_sourced` (the composed config reused, tests/config/draws.py; `test_the_shortcut_agrees_with_a_full
+    _compose` below), else composed here."""
+    if config_dir is None:
+        return validate_sourced(stage, overrides)
+    return validated_full(stage, *overrides, config_dir=config_dir)
+
+
+def validated_full(stage: str, *overrides: str, config_dir=None):
     """Compose conf/<stage>.yaml (or `config_dir`'s) with `overrides` and validate it as the entry point does."""
     register()
     GlobalHydra.instance().clear()
@@ -30,13 +41,32 @@ def validated(stage: str, *overrides: str, config_dir=None):
         return validate_stage(cfg, stage, list(overrides), preflight=False, sources=(stage, list(overrides)))
 
 
-def rejected(stage: str, *overrides: str, config_dir=None) -> str:
+def rejected(stage: str, *overrides: str, config_dir=None, validate=validated) -> str:
     """The one-line error the entry point would print for this config."""
     with pytest.raises((ConfigError, HydraException, OmegaConfBaseException)) as info:
-        validated(stage, *overrides, config_dir=config_dir)
+        validate(stage, *overrides, config_dir=config_dir)
     line = _one_line(info.value)
     assert "\n" not in line
     return line
+
+
+@pytest.mark.parametrize(
+    "stage,overrides",
+    [
+        ("theory", ["net.width=4"]),  # a key the stage does not read
+        ("mlp_sweep", ["experiment=smoke", "grid.refine_halfwidth=0.2"]),  # inactive, after a group choice
+        ("ginn_train", ["ginn.train.optimizer=langevin", "ginn.train.xi_gf=2.0"]),  # accepted
+    ],
+)
+def test_the_shortcut_agrees_with_a_full_compose(stage, overrides):
+    """`validated` (conf/: the composed config reused) gives what composing for each call gives."""
+    outcomes = []
+    for validate in (validated, validated_full):
+        try:
+            outcomes.append(OmegaConf.to_yaml(OmegaConf.structured(validate(stage, *overrides))))
+        except (ConfigError, HydraException, OmegaConfBaseException) as exc:
+            outcomes.append(f"error: {_one_line(exc)}")
+    assert outcomes[0] == outcomes[1]
 
 
 @pytest.fixture
@@ -222,13 +252,12 @@ def test_registry_has_no_cycle_through_the_report_stage():
 
 
 @pytest.mark.parametrize("stage,override", [("theory", "net.width=4"), ("report", "seed=1")])
-def test_cli_exits_2_with_one_line_naming_the_key_and_leaves_nothing(tmp_path, stage, override):
+def test_cli_exits_2_with_one_line_naming_the_key_and_leaves_nothing(run_inprocess, tmp_path, stage, override):
+    """The entry point in-process (exit code, stderr); the same exit path through a real process:
+    tests/reliability/test_inputs_numerics_determinism.py::test_bad_input_subprocess_exits_cleanly..."""
     out = tmp_path / "out"
-    proc = subprocess.run(
-        [sys.executable, "-m", f"pipeline.{stage}", override, "tracking.enabled=false", f"hydra.run.dir={out}"],
-        capture_output=True, text=True, cwd=repo_root(), timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(errors) == 1 and errors[0].startswith(f"error: {override.split('=')[0]}")
+    p = run_inprocess(stage, override, "tracking.enabled=false", f"hydra.run.dir={out}")
+    assert p.returncode == 2
+    errors = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {override.split('=')[0]}") and p.error == errors[0]
     assert not out.exists()

@@ -1,6 +1,8 @@
 """Guarantees 5-8: numerics flagged not fatal, fuzzed bad input, determinism, security defaults."""
 
+import copy
 import filecmp
+import functools
 import math
 import os
 import re
@@ -10,6 +12,7 @@ from enum import Enum
 
 import numpy as np
 import pytest
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hypothesis import HealthCheck, given, settings
@@ -60,12 +63,26 @@ VALUES = st.one_of(
 )
 
 
+@functools.cache
+def _base_config(stage: str):
+    return _compose(stage, [])
+
+
+def _compose_fast(stage: str, overrides: list[str]):
+    """`_compose(stage, overrides)` without a compose per example (~0.2 s): Hydra's own override step (what
+    `compose` runs after loading the files) on a copy of the stage's composed config
+    (tests/config/test_validation.py::test_fast_path_agrees_with_a_full_compose checks that shortcut)."""
+    cfg = copy.deepcopy(_base_config(stage))
+    ConfigLoaderImpl._apply_overrides_to_config(OverridesParser.create().parse_overrides(overrides), cfg)
+    return cfg
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(stage=st.sampled_from(STAGES), key=st.sampled_from(KEYS), value=VALUES)
 def test_fuzzed_override_is_accepted_or_rejected_with_a_one_line_message_naming_the_key(stage, key, value):
     override = f"{key}={value}"
     try:
-        obj = to_validated(_compose(stage, [override]))
+        obj = to_validated(_compose_fast(stage, [override]))
     except ConfigError as exc:
         msg = str(exc)
         assert "\n" not in msg, (override, msg)  # one line
@@ -148,9 +165,11 @@ def test_divergent_training_marks_the_run_failed_with_its_reason_and_keeps_outpu
 
 
 def test_same_config_and_seed_give_bit_identical_csvs_across_runs_and_thread_counts(tmp_path):
-    """Three processes (the thread count is fixed when torch starts), run side by side."""
+    """Two processes (the thread count is fixed when torch starts), run side by side, one with 1 thread and one
+    with 2: any run-to-run nondeterminism (an unseeded draw, hash order) makes them differ as well, so the pair
+    checks both; every table and the metrics must match byte for byte."""
     procs = []
-    for i, threads in enumerate(("1", "2", "2")):
+    for i, threads in enumerate(("1", "2")):
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "TQDM_DISABLE": "1"}
         d = tmp_path / f"r{i}"
         cmd = [sys.executable, "-m", "pipeline.mlp_sweep", "experiment=smoke", "tracking.enabled=false",
@@ -161,9 +180,8 @@ def test_same_config_and_seed_give_bit_identical_csvs_across_runs_and_thread_cou
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err.decode()[-2000:]
         outs.append(d)
-    for f in ("sweep.csv", "layers.csv"):
-        assert filecmp.cmp(outs[1] / f, outs[2] / f, shallow=False), f  # two runs, same threads
-        assert filecmp.cmp(outs[0] / f, outs[1] / f, shallow=False), f  # 1 vs 2 threads
+    for f in ("sweep.csv", "layers.csv", "fluctuations.csv", "metrics.json"):
+        assert filecmp.cmp(outs[0] / f, outs[1] / f, shallow=False), f  # 1 vs 2 threads, two runs
 
 
 def test_no_secrets_logged_and_no_eval_and_weights_only_loads():

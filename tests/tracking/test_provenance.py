@@ -4,6 +4,7 @@ params, tags or artifacts, nor Hydra's saved config on disk."""
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -90,24 +91,47 @@ def test_a_password_in_the_tracking_uri_reaches_no_tag_param_artifact_saved_conf
     assert any(art.rglob("config.yaml"))  # the job's artifacts were logged (and hold no password)
 
 
-@pytest.mark.parametrize("key", ["tracking.run_name", "tracking.experiment"])
-@pytest.mark.parametrize("multirun", [False, True])
-def test_a_name_from_the_environment_is_refused_before_anything_reaches_the_store(store, tmp_path, key, multirun):
+def _secret() -> str:
+    """A secret of this test only: a value an earlier in-process test read from the environment is redacted
+    from then on (`provenance.ENV_READ`), which must not let this test pass."""
+    return f"hunter2{uuid.uuid4().hex[:10]}XYZ"
+
+
+def test_a_name_from_the_environment_is_refused_before_anything_reaches_the_store_in_a_real_process(store, tmp_path):
     """The bug: tracking.run_name='${oc.env:GINN_SECRET}' (or tracking.experiment) stored the secret as a run or
-    experiment name (6 copies in the store). Rejected with one line, exit 2: a name is meant to be read."""
+    experiment name (6 copies in the store). Rejected with one line, exit 2: a name is meant to be read. A real
+    multirun process here; the single run and the other key in-process below."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": store, "TQDM_DISABLE": "1", "GINN_SECRET": "hunter2XYZ"}
-    sweep = ["-m", "net.sigma_w2=1.0,2.0"] if multirun else []
     p = subprocess.run(
-        [sys.executable, "-m", "pipeline.theory", *sweep, f"{key}=${{oc.env:GINN_SECRET}}",
-         f"hydra.run.dir={tmp_path / 'o'}", f"hydra.sweep.dir={tmp_path / 's'}"],
+        [sys.executable, "-m", "pipeline.theory", "-m", "net.sigma_w2=1.0,2.0",
+         "tracking.run_name=${oc.env:GINN_SECRET}", f"hydra.run.dir={tmp_path / 'o'}",
+         f"hydra.sweep.dir={tmp_path / 's'}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
+    _assert_name_refused(p, "tracking.run_name", "hunter2XYZ", store, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key,multirun", [("tracking.run_name", False), ("tracking.experiment", False), ("tracking.experiment", True)]
+)
+def test_a_name_from_the_environment_is_refused_before_anything_reaches_the_store(
+    run_inprocess, monkeypatch, store, tmp_path, key, multirun
+):
+    secret = _secret()
+    monkeypatch.setenv("GINN_SECRET", secret)
+    sweep = ["-m", "net.sigma_w2=1.0,2.0"] if multirun else []
+    p = run_inprocess("theory", *sweep, f"{key}=${{oc.env:GINN_SECRET}}", f"hydra.run.dir={tmp_path / 'o'}",
+                      f"hydra.sweep.dir={tmp_path / 's'}")  # fmt: skip
+    _assert_name_refused(p, key, secret, store, tmp_path)
+
+
+def _assert_name_refused(p, key: str, secret: str, store: str, tmp_path) -> None:
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and key in lines[0] and "hunter2XYZ" not in p.stderr + p.stdout, p.stderr
+    assert len(lines) == 1 and key in lines[0] and secret not in p.stderr + p.stdout, p.stderr
     db = Path(store[len("sqlite:///") :])
-    assert not db.exists() or b"hunter2XYZ" not in db.read_bytes()
-    assert not _grep_tree(tmp_path, "hunter2XYZ")
+    assert not db.exists() or secret.encode() not in db.read_bytes()
+    assert not _grep_tree(tmp_path, secret)
 
 
 def test_credentials_in_a_tracking_uri_never_reach_an_error_line():
@@ -133,15 +157,14 @@ def test_a_value_read_from_the_environment_is_redacted_from_every_error_line(mon
     assert line == "error: report.inputs=/tmp/<redacted>/x and o2_<redacted>; b=<redacted>, width 17, 0.7"
 
 
-def test_a_rejected_value_from_the_environment_never_reaches_stderr(tmp_path):
-    env = {**os.environ, "TQDM_DISABLE": "1", "GINN_SECRET": "hunter2XYZ"}
-    p = subprocess.run(
-        [sys.executable, "-m", "pipeline.mlp_sweep", "experiment=smoke", "engine.device=${oc.env:GINN_SECRET}",
-         "tracking.enabled=false", f"hydra.run.dir={tmp_path / 'o'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+def test_a_rejected_value_from_the_environment_never_reaches_stderr(run_inprocess, monkeypatch, tmp_path):
+    """In-process (the entry point's error line), with a secret no earlier test read."""
+    secret = _secret()
+    monkeypatch.setenv("GINN_SECRET", secret)
+    p = run_inprocess("mlp_sweep", "experiment=smoke", "engine.device=${oc.env:GINN_SECRET}",
+                      "tracking.enabled=false", f"hydra.run.dir={tmp_path / 'o'}")  # fmt: skip
     assert p.returncode == 2 and "engine.device" in p.stderr and "<redacted>" in p.stderr, p.stderr
-    assert "hunter2XYZ" not in p.stderr + p.stdout
+    assert p.error.startswith("error: engine.device") and secret not in p.stderr + p.stdout
 
 
 def test_an_output_path_from_the_environment_is_refused_on_the_raw_arguments():
@@ -158,19 +181,30 @@ def test_an_output_path_from_the_environment_is_refused_on_the_raw_arguments():
     env_paths(["out_dir=/tmp/o", "net.sigma_b2=${oc.env:X}", "hydra.run.dir=${out_dir}"])  # accepted
 
 
-@pytest.mark.parametrize(
-    "arg", ["hydra.run.dir={tmp}/o2_${{oc.env:GINN_SECRET}}", "out_dir={tmp}/o3_${{oc.env:GINN_SECRET}}"]
-)
-def test_an_output_path_from_the_environment_is_refused_before_anything(store, tmp_path, arg):
+def test_an_output_path_from_the_environment_is_refused_before_anything(store, tmp_path):
     """The bug: `hydra.run.dir=/tmp/o2_${oc.env:SECRET}` put the secret in params, tags, .hydra/hydra.yaml, the
-    log and stdout. Refused with one line, exit 2, before any folder, store or run exists."""
+    log and stdout. Refused with one line, exit 2, before any folder, store or run exists (a real process; the
+    same for `out_dir`: in-process, below)."""
     env = {**os.environ, "TQDM_DISABLE": "1", "GINN_SECRET": "hunter2XYZ"}
     db = tmp_path / "s.db"
     p = subprocess.run(
         [sys.executable, "-m", "pipeline.theory", "experiment=smoke", f"hydra.run.dir={tmp_path / 'w' / 'run'}",
-         arg.format(tmp=tmp_path / "w"), f"tracking.uri=sqlite:///{db}"],
+         f"hydra.run.dir={tmp_path / 'w'}/o2_${{oc.env:GINN_SECRET}}", f"tracking.uri=sqlite:///{db}"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "taken from the environment" in lines[0], p.stderr
     assert "hunter2XYZ" not in p.stderr + p.stdout and not db.exists() and not (tmp_path / "w").exists()
+
+
+def test_an_output_dir_from_the_environment_is_refused_before_anything(run_inprocess, monkeypatch, tmp_path):
+    secret = _secret()
+    monkeypatch.setenv("GINN_SECRET", secret)
+    db = tmp_path / "s.db"
+    p = run_inprocess("theory", "experiment=smoke", f"hydra.run.dir={tmp_path / 'w' / 'run'}",
+                      f"out_dir={tmp_path / 'w'}/o3_${{oc.env:GINN_SECRET}}",
+                      f"tracking.uri=sqlite:///{db}")  # fmt: skip
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "taken from the environment" in lines[0], p.stderr
+    assert lines[0].startswith("error: out_dir") and secret not in p.stderr + p.stdout
+    assert not db.exists() and not (tmp_path / "w").exists()

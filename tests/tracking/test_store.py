@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -66,32 +67,23 @@ def _cli(args, uri, timeout=120):
     return p, time.time() - t0
 
 
-@pytest.mark.parametrize(
-    "fault,multirun",
-    [
-        ("corrupt", True),
-        ("readonly", False),
-        pytest.param("nodir", False, marks=pytest.mark.slow),  # also checked in-process above
-        pytest.param("http", True, marks=pytest.mark.slow),
-    ],
-)
-def test_store_fault_exits_2_with_one_line_within_seconds_and_no_outputs(tmp_path, fault, multirun):
+def _fault_uri(tmp_path, fault: str) -> str:
     if fault == "nodir":
-        uri = f"sqlite:///{tmp_path}/typo/mlflow.db"
-    elif fault == "corrupt":
+        return f"sqlite:///{tmp_path}/typo/mlflow.db"
+    if fault == "corrupt":
         (tmp_path / "c.db").write_bytes(b"garbage" * 500)
-        uri = f"sqlite:///{tmp_path / 'c.db'}"
-    elif fault == "http":
-        uri = "http://127.0.0.1:9"
-    else:
-        uri = f"sqlite:///{_made_store(tmp_path)}"
-    args = ["-m", "pipeline.theory", *(["-m", "net.sigma_w2=1,2"] if multirun else []), "experiment=smoke"]
-    args += [f"hydra.run.dir={tmp_path / 'o'}", f"hydra.sweep.dir={tmp_path / 's'}"]
-    if fault == "readonly":
-        with _immutable(tmp_path / "d" / "m.db"):
-            p, dt = _cli(args, uri)
-    else:
-        p, dt = _cli(args, uri)
+        return f"sqlite:///{tmp_path / 'c.db'}"
+    if fault == "http":
+        return "http://127.0.0.1:9"
+    return f"sqlite:///{_made_store(tmp_path)}"
+
+
+def _stage_args(tmp_path, multirun: bool) -> list[str]:
+    args = [*(["-m", "net.sigma_w2=1,2"] if multirun else []), "experiment=smoke"]
+    return [*args, f"hydra.run.dir={tmp_path / 'o'}", f"hydra.sweep.dir={tmp_path / 's'}"]
+
+
+def _assert_store_fault_line(p, dt: float, uri: str, tmp_path) -> None:
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2, p.stderr[-3000:]
     assert len(lines) == 1 and lines[0].startswith("error: ") and f"tracking.uri={uri}" in lines[0], lines
@@ -100,30 +92,71 @@ def test_store_fault_exits_2_with_one_line_within_seconds_and_no_outputs(tmp_pat
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.parametrize(
+    "fault,multirun",
+    [
+        ("corrupt", True),
+        pytest.param("nodir", False, marks=pytest.mark.slow),  # also checked in-process above
+        pytest.param("http", True, marks=pytest.mark.slow),
+    ],
+)
+def test_store_fault_exits_2_with_one_line_within_seconds_and_no_outputs(tmp_path, fault, multirun):
+    """A real process (the read-only store: in-process, below)."""
+    uri = _fault_uri(tmp_path, fault)
+    p, dt = _cli(["-m", "pipeline.theory", *_stage_args(tmp_path, multirun)], uri)
+    _assert_store_fault_line(p, dt, uri, tmp_path)
+
+
+@pytest.mark.parametrize("fault,multirun", [("readonly", False)])
+def test_store_fault_exits_2_with_one_line_within_seconds_in_process(run_inprocess, monkeypatch, tmp_path, fault,
+                                                                     multirun):  # fmt: skip
+    uri = _fault_uri(tmp_path, fault)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with _immutable(tmp_path / "d" / "m.db"):
+        t0 = time.time()
+        p = run_inprocess("theory", *_stage_args(tmp_path, multirun))
+        dt = time.time() - t0
+    _assert_store_fault_line(p, dt, uri, tmp_path)
+
+
 def test_concurrent_first_users_of_a_half_created_store_all_succeed(tmp_path):
-    """An empty store file (another process just created it) used to skip the lock: migrations raced."""
+    """An empty store file (another process just created it) used to skip the lock: migrations raced. Two
+    processes on one experiment (its creation races too) wait at a barrier after their imports (MLflow's too),
+    so they reach the store together whatever each one's start-up time (before: four processes without a
+    barrier, which missed the race in one run of three with the lock removed; these two caught it 4 of 4)."""
     db = tmp_path / "fresh.db"
     db.touch()
     uri = f"sqlite:///{db}"
+    go = tmp_path / "go"
     code = (
-        "import sys\n"
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "import mlflow.store.tracking.sqlalchemy_store\n"  # the slow imports before the barrier
         "from pipeline.tracking.run import stage_run\n"
+        "Path(sys.argv[3] + sys.argv[4]).touch()\n"
+        "while not Path(sys.argv[3]).exists():\n"
+        "    time.sleep(0.001)\n"
         "with stage_run(sys.argv[1], True, sys.argv[2]) as r:\n"
         "    r.log_metrics({'x': 1.0})\n"
     )
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", code, f"exp{i % 2}", uri],
+            [sys.executable, "-c", code, "exp0", uri, str(go), f".ready{i}"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for i in range(4)
+        for i in range(2)
     ]
+    deadline = time.time() + 120
+    while not all(Path(f"{go}.ready{i}").exists() for i in range(2)):
+        assert time.time() < deadline and all(p.poll() is None for p in procs), "a process died before the barrier"
+        time.sleep(0.01)
+    go.touch()
     errs = [p.communicate(timeout=120)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, errs
-    assert len(runs(uri, "exp0")) == 2 and len(runs(uri, "exp1")) == 2
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert sorted(runs(uri, "exp0").status) == ["FINISHED", "FINISHED"]
 
 
 def test_server_uri_with_credentials_is_reached_with_basic_auth():

@@ -13,6 +13,7 @@ import torch
 
 from pipeline.dynamics.ensemble import EnsembleMeasurement
 from pipeline.dynamics.statistics import (
+    Crossing,
     layer_curves,
     mean_se,
     network_crossing,
@@ -340,3 +341,186 @@ def test_no_crossing_says_why():
     # one network at the bracket: a mean but no standard error
     single = network_crossing(x, np.array([[-1.0], [1.0], [2.0]]))
     assert single.status == "too_few_networks" and math.isnan(single.x) and math.isnan(single.se)
+
+
+# ---------------------------------------------------------------- every field and branch of network_crossing
+
+
+def _nan_crossing(c, status, reason):
+    """c is (nan, nan, status, reason) exactly."""
+    assert math.isnan(c.x) and math.isnan(c.se), c
+    assert (c.status, c.reason) == (status, reason)
+
+
+def _hand_crossing_with_missing(x, y, window, expect_pts):
+    """Mean-curve crossing with NaN (missing) entries, by plain loops: means over the finite networks, the first
+    upward bracket, every point within `window` of its interpolated zero with >= 2 finite networks (and the
+    bracket), the least-squares line through those means (the interpolation line for 2 points), and the
+    delete-one jackknife over the networks finite at any of them (leaving out a network missing at a point
+    leaves that mean unchanged)."""
+    K, S = len(x), len(y[0])
+    fin = lambda k, s: math.isfinite(y[k][s])  # noqa: E731
+
+    def means(skip):
+        out = []
+        for k in range(K):
+            v = [y[k][s] for s in range(S) if fin(k, s) and s != skip]
+            out.append(sum(v) / len(v) if v else math.nan)
+        return out
+
+    m = means(None)
+    i = next(k for k in range(K - 1) if m[k] < 0 <= m[k + 1])
+    x2 = x[i] + (-m[i] / (m[i + 1] - m[i])) * (x[i + 1] - x[i])
+    n_fin = [sum(fin(k, s) for s in range(S)) for k in range(K)]
+    pts = [k for k in range(K) if k in (i, i + 1) or (abs(x[k] - x2) <= window and n_fin[k] >= 2)]
+    assert pts == expect_pts  # the branch the test means to exercise
+
+    def fit(mm):
+        xb = sum(x[k] for k in pts) / len(pts)
+        yb = sum(mm[k] for k in pts) / len(pts)
+        slope = sum((x[k] - xb) * (mm[k] - yb) for k in pts) / sum((x[k] - xb) ** 2 for k in pts)
+        return xb - yb / slope
+
+    members = [s for s in range(S) if any(fin(k, s) for k in pts)]
+    loo = [fit(means(s)) for s in members]
+    n, mu = len(loo), sum(loo) / len(loo)
+    return fit(m), math.sqrt((n - 1) / n * sum((v - mu) ** 2 for v in loo))
+
+
+def test_window_fit_with_missing_networks_matches_a_hand_jackknife():
+    """x2 = 2.5 exactly (bracket means -0.5, 0.5): the points at distance exactly `window` = 1.5 enter the fit,
+    the one at x = 1 with exactly 2 finite networks too; a network missing at x = 4 leaves that mean as it is."""
+    nan = math.nan
+    x = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    y = [
+        [-3.0, -2.5, -3.5, -2.0, -4.0],
+        [-1.7, -1.1, nan, nan, nan],  # 2 finite networks: in the fit
+        [-0.5, -0.25, -0.75, -0.625, -0.375],  # mean -0.5
+        [0.5, 0.75, 0.25, 0.375, 0.625],  # mean 0.5
+        [1.9, nan, 1.2, 1.6, 1.3],
+        [2.0, 3.5, 4.0, 2.5, 3.0],
+    ]
+    x0, se = _hand_crossing_with_missing(x, y, 1.5, [1, 2, 3, 4])
+    perm = [3, 0, 5, 1, 4, 2]
+    c = network_crossing(np.array(x)[perm], np.array(y)[perm], what="chi", window=1.5)
+    assert c.status == "ok" and c.reason == ""
+    assert c.x == pytest.approx(x0, abs=1e-12) and c.se == pytest.approx(se, rel=1e-10)
+    assert abs(c.x - 2.5) > 1e-3  # the fit moved it off the bracket's crossing
+    # three points (the bracket and x = 1; x = 4 left out): the least-squares line through them
+    x3, y3 = [v for k, v in enumerate(x) if k != 4], [v for k, v in enumerate(y) if k != 4]
+    x0, se = _hand_crossing_with_missing(x3, y3, 1.5, [1, 2, 3])
+    c = network_crossing(np.array(x3), np.array(y3), window=1.5)
+    assert c.x == pytest.approx(x0, abs=1e-12) and c.se == pytest.approx(se, rel=1e-10)
+    # two networks at the bracket are enough for a standard error
+    y2 = [[-1.0, -0.5], [0.5, 1.5], [2.0, 2.5]]
+    x0, se = _hand_crossing_with_missing([1.0, 2.0, 3.0], y2, 0.0, [0, 1])
+    c = network_crossing(np.array([1.0, 2.0, 3.0]), np.array(y2))
+    assert c.status == "ok" and c.x == pytest.approx(x0, abs=1e-13) and c.se == pytest.approx(se, rel=1e-12)
+
+
+def test_network_crossing_computes_in_float64_from_float32_input():
+    """A float32 grid and float32 values are converted once; everything after is float64 (no 1e-7 rounding)."""
+    x = np.array([0.1, 1.3, 2.9], dtype=np.float32)
+    rng = np.random.default_rng(8)
+    y = (x[:, None] - 0.77) * (1 + 0.1 * rng.standard_normal(6)) + 0.03 * rng.standard_normal((3, 6))
+    y = y.astype(np.float32)
+    x0, se = _hand_jackknife_crossing(x.astype(np.float64).tolist(), y.astype(np.float64).tolist())
+    c = network_crossing(x, y)
+    assert c.x == pytest.approx(x0, abs=1e-13) and c.se == pytest.approx(se, rel=1e-12)
+
+
+def test_tied_grid_points_keep_their_given_order():
+    """Equal sigma_w2 values keep their input order (a stable sort): with 20 tied pairs the first upward bracket
+    is inside the pair at x = 10, negative first as given, so the crossing is x = 10 with SE 0."""
+    x = np.random.default_rng(1).permutation(np.repeat(np.arange(20.0), 2))
+    first = np.array([j == np.flatnonzero(x == x[j])[0] for j in range(len(x))])  # first of its pair as given
+    base = np.where(x < 10, -1.0, 1.0)
+    base[(x == 10) & first] = -1.0
+    y = base[:, None] * np.array([[1.0, 1.2]])
+    c = network_crossing(x, y)
+    assert (c.x, c.se, c.status) == (10.0, 0.0, "ok")
+
+
+def test_no_crossing_and_too_few_networks_return_every_field():
+    x = np.array([1.0, 2.0, 3.0])
+    nan = math.nan
+    # exactly 2 finite grid points, both < 0: no sign change (not too few points)
+    _nan_crossing(network_crossing(x, np.array([[-1.0, -2.0], [nan, nan], [-0.5, -0.5]])), "no_sign_change",
+                  "lambda < 0 at every sigma_w2 in [1, 3]")  # fmt: skip
+    # a zero counts as >= 0: a curve in [0, 1) never negative has no sign change
+    _nan_crossing(network_crossing(x, np.array([[0.0] * 2, [0.5] * 2, [0.25] * 2]), what="chi"), "no_sign_change",
+                  "chi >= 0 at every sigma_w2 in [1, 3]")  # fmt: skip
+    # 0 then negative: only downward
+    _nan_crossing(network_crossing(x, np.array([[0.0] * 2, [-0.5] * 2, [-1.0] * 2])), "no_upward_crossing",
+                  "lambda changes sign on [1, 3] only downward or across a missing point")  # fmt: skip
+    _nan_crossing(network_crossing(x[:1], np.array([[0.1, -0.2]])), "too_few_points",
+                  "1 grid point(s) with a finite lambda: needs >= 2")  # fmt: skip
+    # one network finite at both ends of the bracket (x = 2, 3), two at either
+    y = np.array([[-2.0, -2.0], [-1.0, -1.0], [1.0, nan], [2.0, 2.0]])
+    _nan_crossing(network_crossing(np.arange(1.0, 5.0), y), "too_few_networks",
+                  "1 network(s) finite at both sigma_w2 = 2 and 3: needs >= 2 for a standard error")  # fmt: skip
+    # a fitted line with slope exactly 0 does not rise
+    flat = np.array([[-1.0, -1.0], [1.0, 1.0], [-1.0, -1.0]])
+    _nan_crossing(network_crossing(x, flat, what="chi", window=1.5), "no_upward_crossing",
+                  "the line fitted to chi over sigma_w2 in [1, 3] does not rise")  # fmt: skip
+
+
+def test_a_leave_one_out_curve_without_slope_is_a_status_not_a_warning():
+    """Leaving out network 0 makes both bracket means 0 (0/0), leaving out network 1 makes them equal (1/0):
+    no standard error, said in the status, with no RuntimeWarning."""
+    import warnings
+
+    y = np.array([[-3.0, -4.0, 4.0], [3.0, 2.0, -2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = network_crossing(np.array([1.0, 2.0]), y)
+    _nan_crossing(c, "too_few_networks", "a leave-one-network-out curve has no slope at the bracket")
+
+
+def test_layer_curves_every_column_by_hand():
+    """Each column of `layer_curves`: NaN-ignoring mean over the networks kept and their inputs (pairs for c) of
+    layer l; the per-transition columns hold transition l - 1 at layer l (NaN at layer 0)."""
+    m = _measurement(cause="overflow")
+    S, K, L = m.log_q.shape[0], m.log_q.shape[1], m.spec.depth
+    dropped = {(1, 0), (2, 1)}
+    t = layer_curves(m)
+    assert list(t.columns) == ["sigma_w2", "layer", "q", "c", "chi", "lambda_replica", "lambda_tangent"]
+
+    def hand(arr, kk, l):
+        v = [float(a) for s in range(S) if (s, kk) not in dropped for a in arr[s, kk, :, l].tolist()]
+        v = [a for a in v if math.isfinite(a)]
+        return sum(v) / len(v)
+
+    for kk in range(K):
+        for l in range(L + 1):
+            row = t[(t.sigma_w2 == m.spec.sigma_w2[kk]) & (t.layer == l)]
+            assert row.c.item() == pytest.approx(hand(m.c, kk, l), rel=1e-12)
+            for name, arr in (("chi", m.chi), ("lambda_replica", m.log_growth_replica),
+                              ("lambda_tangent", m.log_growth_tangent)):  # fmt: skip
+                if l == 0:
+                    assert math.isnan(row[name].item())
+                else:
+                    assert row[name].item() == pytest.approx(hand(arr, kk, l - 1), rel=1e-12), (name, kk, l)
+
+
+def test_crossing_text_for_log_lines():
+    assert Crossing(1.234567, 0.0123, "ok", "").text() == "1.2346 +- 0.0123"
+    assert Crossing(1.234567, 0.0123, "ok", "").text(2) == "1.23 +- 0.01"
+    c = Crossing(math.nan, math.nan, "too_few_points", "1 grid point(s) with a finite lambda: needs >= 2")
+    assert c.text() == "nan (too_few_points: 1 grid point(s) with a finite lambda: needs >= 2)"
+
+
+def test_network_values_average_layers_then_inputs_and_name_the_allowed_quantities():
+    """Per input over transitions burn_in..L-1 first, then over inputs: with a NaN in one input's layer the two
+    orders differ."""
+    m = _measurement(P=2)
+    m.log_growth_replica[0, 1, 2, 3] = math.nan  # one input, one transition
+    v = network_values(m, 1, "lambda_replica")
+    S, K, L = m.log_q.shape[0], m.log_q.shape[1], m.spec.depth
+    for kk in range(K):
+        for s in range(S):
+            want = _seed_values(m.log_growth_replica, s, kk, range(1, L))
+            assert v[kk, s] == pytest.approx(want, rel=1e-12) or (math.isnan(want) and math.isnan(v[kk, s]))
+    allowed = "log_q_growth, chi, lambda_replica, lambda_tangent"
+    with pytest.raises(ValueError, match=f"^name='q': allowed {allowed}$"):
+        network_values(m, 0, "q")

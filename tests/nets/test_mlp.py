@@ -64,3 +64,15 @@ def test_mlp_initialisation_variances_match_sigma_w2_over_fan_in_sigma_b2_and_on
     assert abs(float(v.mean())) < 5 / math.sqrt(n * v.numel())
     assert float(m.readout.bias.detach().abs().max()) == 0.0
     assert not torch.equal(m.layers[0].bias, m.layers[1].bias[:1].expand_as(m.layers[0].bias))
+
+
+def test_zero_bias_variance_draws_nothing_for_the_biases():
+    """sigma_b2 = 0: the generator gives W_1, ..., W_L, V in that order (no draws for the zero biases), so the
+    weights are a replay of those draws and do not depend on whether biases exist."""
+    net = MLP(3, 4, 3, 2, sigma_w2=1.7, sigma_b2=0.0, seed=5, dtype=torch.float64)
+    g = torch.Generator().manual_seed(5)
+    for lin, fan_in in zip(net.layers, (3, 4, 4)):
+        want = torch.empty(4, fan_in, dtype=torch.float64).normal_(0, math.sqrt(1.7 / fan_in), generator=g)
+        assert torch.equal(lin.weight, want) and torch.equal(lin.bias, torch.zeros(4, dtype=torch.float64))
+    want = torch.empty(2, 4, dtype=torch.float64).normal_(0, 1 / math.sqrt(4), generator=g)
+    assert torch.equal(net.readout.weight, want)

@@ -180,3 +180,64 @@ def test_modrelu_q_star_and_critical_point_depend_on_the_offset_and_the_start():
     want3 = 3 / map_quad("modrelu", 3.0, 1.0, -0.3)
     fp3 = ginn_q_star(torch.tensor([want3 * 0.99, want3 * 1.01]), "modrelu", -0.3, q0=3.0)
     assert fp3.x[0] == 0 and math.isinf(float(fp3.x[1]))
+
+
+def test_split_rayleigh_expectation_matches_closed_forms_below_and_above_the_kink():
+    """E min(r^2, k^2) = q (1 - exp(-k^2/q)) and E max(r^2 - k^2, 0) = q exp(-k^2/q) (r^2 ~ Exp(mean q)): the
+    Gauss-Legendre head below the kink and the shifted Laguerre tail above it, for a 2-D q (with q = 0: fn(0))."""
+    k = 0.6
+    q = torch.tensor([[0.0, 0.2, 0.5], [1.0, 3.0, 0.09]], dtype=torch.float64)
+    k2 = torch.tensor(k * k, dtype=torch.float64)
+    below = rayleigh_expectation(lambda r: 1 + torch.minimum(r * r, k2), q, k)
+    above = rayleigh_expectation(lambda r: 1 + (r * r - k2).clamp_min(0), q, k)
+    for i in range(2):
+        for j in range(3):
+            qq = float(q[i, j])
+            e = math.exp(-k * k / qq) if qq > 0 else 0.0
+            assert float(below[i, j]) == pytest.approx(1 + qq * (1 - e), rel=1e-12), (qq, "below")
+            assert float(above[i, j]) == pytest.approx(1 + qq * e, rel=1e-12), (qq, "above")
+
+
+def test_rayleigh_expectation_without_a_kink_is_the_plain_200_node_laguerre_sum():
+    """kink = 0 (the default): sum_i w_i fn(sqrt(q u_i)) with scipy's 200 Laguerre nodes, no split anywhere
+    (checked on |r - 1|, whose split at r = 1 would change it by ~1e-4)."""
+    import numpy as np
+    from scipy.special import roots_laguerre
+
+    u, w = roots_laguerre(200)
+    for q in (0.4, 2.0):
+        want = float(np.sum(w * np.abs(np.sqrt(q * u) - 1.0)))
+        got = float(rayleigh_expectation(lambda r: (r - 1).abs(), torch.tensor(q, dtype=torch.float64)))
+        assert got == pytest.approx(want, rel=1e-13), q
+
+
+def test_modrelu_map_and_slope_use_the_split_quadrature_to_1e_8():
+    """With the split at r = -b the modReLU map and slope agree with scipy quad to ~1e-12 (q <= 0.3); without it
+    200 Laguerre nodes are off by 6e-5 to 2e-3."""
+    b = -0.3
+    g, dg = G["modrelu"](b)
+    for q in (0.05, 0.3):
+        qt = torch.tensor([q], dtype=torch.float64)
+        want = map_quad("modrelu", q, 1.8, b)
+        assert float(ginn_variance_map(qt, 1.8, "modrelu", b)[0]) == pytest.approx(want, rel=1e-8)
+        want = 1.8 * rayleigh_quad(lambda r: g(r) * dg(r) * r, q, -b) / q
+        assert float(ginn_variance_slope(qt, 1.8, "modrelu", b)[0]) == pytest.approx(want, rel=1e-8)
+
+
+def test_critical_bracket_needs_excess_below_zero_at_lo_and_at_least_zero_at_hi():
+    """identity at sigma_w2 = 1 + 2^-52: chi_GINN - 1 is exactly 0 in float64 (the Laguerre weights sum to
+    1 - 1.1e-16). As `lo` that end is not below the root (nan); as `hi` it brackets it."""
+    s0 = math.nextafter(1.0, 2.0)
+    assert float(chi_ginn(1e6, s0, "identity")) - 1 == 0.0  # the premise
+    assert math.isnan(ginn_critical_sigma_w2("identity", lo=s0, hi=2.0))
+    assert abs(ginn_critical_sigma_w2("identity", lo=0.5, hi=s0) - 1.0) < 1e-8
+
+
+def test_modrelu_q_star_reports_the_slope_of_its_own_offset_where_it_stops():
+    """From q0 = 1.9 with q_max = 2 the first step leaves the range (diverged after one sweep): the slope reported
+    is dq'/dq at q0 for b = -0.3 (central difference of the quad map), not for the default offset."""
+    b, sw, q0, h = -0.3, 3.0, 1.9, 1e-4
+    fp = ginn_q_star(torch.tensor([sw]), "modrelu", b, q0=q0, q_max=2.0)
+    assert fp.status.tolist() == [1] and fp.iterations == 1
+    fd = (map_quad("modrelu", q0 + h, sw, b) - map_quad("modrelu", q0 - h, sw, b)) / (2 * h)
+    assert float(fp.slope[0]) == pytest.approx(fd, rel=1e-6)

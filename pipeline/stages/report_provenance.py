@@ -160,6 +160,15 @@ def stage_run(root: Path, stage: str) -> StageRun:
     )
 
 
+def shown_path(root: Path) -> str:
+    """`root` relative to the checkout (e.g. "outputs") when inside it, else absolute: report.html is a DVC output,
+    and an absolute path made its bytes depend on where the clone lives (the committed dvc.lock never reproduced)."""
+    try:
+        return Path(root).resolve().relative_to(repo_root().resolve()).as_posix()
+    except ValueError:
+        return str(root)
+
+
 def collect(root: Path, stages: list[str], git: tuple[str, bool], now: dt.datetime | None = None) -> Provenance:
     """Everything the report's header says about how it was made (git = (commit, dirty) of the checkout)."""
     root = Path(root).resolve()
@@ -180,7 +189,7 @@ def collect(root: Path, stages: list[str], git: tuple[str, bool], now: dt.dateti
         commit=git[0],
         dirty=git[1],
         date=when,
-        inputs=str(root),
+        inputs=shown_path(root),
         inputs_md5=inputs_md5(hashes),
         lock_status=lock_status,
         stages=[stage_run(root, s) for s in stages],

@@ -399,3 +399,14 @@ def test_report_html_does_not_change_with_the_build_stamp(tmp_path):
     (html_a, js_a), (html_b, js_b) = page("a" * 40, "2026-01-01 00:00 UTC", "dvc repro"), page("b" * 40, "2027", "x")
     assert html_a == html_b
     assert "a" * 12 in js_a and "2026-01-01" in js_a and "Rebuilt by" in js_a and "Hand-run" in js_b
+
+
+def test_the_provenance_names_the_inputs_relative_to_the_checkout(tmp_path):
+    """A clone elsewhere builds the same report.html: the inputs folder is named relative to the checkout (it was
+    the absolute path, so the committed dvc.lock's report.html hash differed on every other machine)."""
+    from pipeline.paths import repo_root
+    from pipeline.stages.report_provenance import shown_path
+
+    assert shown_path(repo_root() / "outputs") == "outputs"
+    assert shown_path(repo_root() / "outputs" / ".." / "outputs") == "outputs"
+    assert shown_path(tmp_path) == str(tmp_path)  # outside the checkout: the user's own folder, in full

@@ -61,11 +61,9 @@ def layer_iterates(
                 1,
             )
         )
-        a, b, ab = (
-            variance_map(g, a, sw, sigma_b2, xi),
-            variance_map(g, b, sw, sigma_b2, xi),
-            correlation_map(g, a, b, ab, sw, sigma_b2, xi),
-        )
+        a_next = variance_map(g, a, sw, sigma_b2, xi)
+        b_next = a_next if torch.equal(a, b) else variance_map(g, b, sw, sigma_b2, xi)  # equal inputs: map once
+        a, b, ab = a_next, b_next, correlation_map(g, a, b, ab, sw, sigma_b2, xi)
     df = pd.DataFrame(np.concatenate(frames), columns=["sigma_w2", "layer", "q11", "q22", "q12", "c", "chi1"])
     df["layer"] = df.layer.astype(int)
     return df.sort_values(["sigma_w2", "layer"], kind="stable").reset_index(drop=True)

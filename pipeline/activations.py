@@ -124,8 +124,13 @@ def _swish_d2(x: torch.Tensor) -> torch.Tensor:
     return s * (1 - s) * (2 + x * (1 - 2 * s))
 
 
+# torch.func's transforms (jacfwd, vmap) pass wrapper tensors with no storage of their own: torch's path for them.
+_functorch_wrapped = getattr(torch._C._functorch, "is_functorch_wrapped_tensor", lambda x: False)
+
+
 def _numpy_ok(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad
+    return (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not x.requires_grad
+            and not _functorch_wrapped(x))  # fmt: skip
 
 
 def tanh_into(x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,7 @@ def collapse(curves: pd.DataFrame, path: Path) -> None:
 
 def masses(spectra: pd.DataFrame, theory: pd.DataFrame, path: Path) -> None:
     """Correlation mass -ln chi_c(c*) vs sigma_w2 (-> 0 at the edge of chaos) and length mass vs xi (-> 0 at the
-    length threshold A_q(xi) = 1): measured points with SE, mean-field lines, dressed length masses (crosses)."""
+    length threshold A_q(xi) = 1): measured points with SE, mean-field lines, dressed (one-loop) masses (crosses)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
     co = spectra[spectra["mode"] == "correlation"]
     for (act, d), color in zip(co.groupby("activation"), sns.color_palette()):
@@ -58,6 +58,7 @@ def masses(spectra: pd.DataFrame, theory: pd.DataFrame, path: Path) -> None:
         a.plot(t.x, t.mass_mean_field, "-", color=color, label=rf"{act}: $-\ln\chi_c(c^*)$")
         a.errorbar(d.sigma_w2, d.mass_measured, yerr=d.mass_se, fmt="o", ms=4, color=color,
                    label=f"{act}: chain, N={d.width.iloc[0]}")  # fmt: skip
+        a.plot(d.sigma_w2, -np.log(d.multiplier_one_loop), "x", color=color, label=f"{act}: dressed (one loop)")
         if t.critical.notna().any():
             a.axvline(t.critical.iloc[0], color=color, ls=":", lw=1)
     a.set(xlabel=r"$\sigma_w^2$", ylabel="correlation mass", title=r"chaotic side: mass $\to 0$ at the edge of chaos")

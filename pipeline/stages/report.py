@@ -63,7 +63,7 @@ def _missing(paths: list[Path]) -> FileNotFoundError:
 def missing_inputs(root: Path) -> list[Path]:
     """Every input the report needs (headline tables, non-optional stage figures) that is absent under root."""
     root = Path(root)
-    need = [root / key for key in HEADLINE_TABLES] + [root / f.source for f in REPORT_FIGURES if not f.optional]
+    need = [root / key for key in REQUIRED_TABLES] + [root / f.source for f in REPORT_FIGURES if not f.optional]
     return [p for p in dict.fromkeys(need) if not p.is_file()]
 
 
@@ -79,12 +79,14 @@ def missing_inputs_message(root: Path, missing: list[Path]) -> str:
 
 
 def read_tables(root: Path) -> dict:
-    """The tables of the headline numbers, keyed 'stage/file.csv'; a missing one is an error naming it."""
+    """The tables of the headline numbers, keyed 'stage/file.csv'; a missing required one is an error naming it, a
+    missing optional one (its study did not run) is left out."""
     tables, missing = {}, []
     for key in HEADLINE_TABLES:
         path = root / key
         if not path.is_file():
-            missing.append(path)
+            if key in REQUIRED_TABLES:
+                missing.append(path)
             continue
         tables[key] = json.loads(path.read_text()) if key.endswith(".json") else pd.read_csv(path)
     if missing:
@@ -177,6 +179,15 @@ def _one_loop_rows(loop) -> list[dict]:
             for r in one_loop_table(loop).itertuples()]  # fmt: skip
 
 
+def _field_rows(spectra) -> list[dict]:
+    """Depth-time multipliers of the stochastic field against their dressed (one-loop) prediction, where it is
+    meant to hold: N >= 64 for the length and gauge modes (the next order is visible below), every correlation row."""
+    keep = (spectra.width >= 64) | (spectra["mode"] == "correlation")
+    return [_row("field_multiplier", f"{r.mode} sigma_w2={r.sigma_w2:g} sigma_b2={r.sigma_b2:g} xi={r.xi:g} "
+                 f"N={r.width}", r.activation, r.multiplier_measured, r.multiplier_se, r.multiplier_one_loop,
+                 row_status(r)) for r in spectra[keep].itertuples()]  # fmt: skip
+
+
 def _mean_field_rows(loop) -> list[dict]:
     """The sweep's measured crossings against mean field at infinite depth (finite-width shifts expected)."""
     return [_row("mean_field_zero_crossing", _case_label(r), r.activation, r.crossing_measured, r.crossing_se,
@@ -191,6 +202,7 @@ class Rows:
     table: str
     section: str
     build: Callable[[Any], list[dict]]
+    optional: bool = False  # its study may not have run (the smoke pipeline has no field stage): rows left out
 
 
 ROWS: list[Rows] = [
@@ -201,9 +213,11 @@ ROWS: list[Rows] = [
     Rows("ginn_train/metrics.json", "Gauge-invariant network", _accuracy_rows),
     Rows("mlp_sweep/one_loop_crossings.csv", "Finite-width networks", _mean_field_rows),
     Rows("mlp_sweep/one_loop_crossings.csv", "Loop corrections", _one_loop_rows),
+    Rows("field/spectra.csv", "Stochastic field", _field_rows, optional=True),
 ]
-# the tables the headline numbers (summary.csv, metrics.json) are computed from
+# the tables the headline numbers (summary.csv, metrics.json) are computed from; the report needs the required ones
 HEADLINE_TABLES = tuple(dict.fromkeys(r.table for r in ROWS))
+REQUIRED_TABLES = tuple(dict.fromkeys(r.table for r in ROWS if not r.optional))
 
 
 def headline(tables: dict) -> pd.DataFrame:
@@ -213,7 +227,8 @@ def headline(tables: dict) -> pd.DataFrame:
     Every row has a `status` ("ok", or why its numbers are not shown): a one-loop row whose one loop is not ok
     keeps its measurement and has no theory/difference; any other row that is not ok has no numbers at all.
     """
-    frames = [pd.DataFrame(spec.build(tables[spec.table])).assign(section=spec.section) for spec in ROWS]
+    frames = [pd.DataFrame(spec.build(tables[spec.table])).assign(section=spec.section)
+              for spec in ROWS if spec.table in tables]  # fmt: skip
     out = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     one = out.quantity == "one_loop_zero_crossing"  # the status is the one loop's: the measurement stays
     out = pd.concat(

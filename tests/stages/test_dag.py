@@ -102,6 +102,20 @@ def test_every_stage_depends_on_its_whole_import_closure():
         assert not missing, f"dvc.yaml stage {name}: add to deps {missing}"
 
 
+def test_report_depends_on_every_table_and_figure_it_reads():
+    """A headline table or stage figure the report reads but dvc.yaml does not list would leave the report stale
+    after that stage re-runs (field/spectra.csv, added to the headline, was missing at first)."""
+    import yaml
+
+    from pipeline.plots.figures import REPORT_FIGURES
+    from pipeline.stages.report import HEADLINE_TABLES
+
+    deps = [d.rstrip("/") for d in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["report"]["deps"]]
+    reads = [f"outputs/{rel}" for rel in [*HEADLINE_TABLES, *(f.source for f in REPORT_FIGURES)]]
+    missing = [p for p in reads if not any(p == d or p.startswith(d + "/") for d in deps)]
+    assert not missing, f"dvc.yaml stage report: add to deps {missing}"
+
+
 def test_dag_has_theory_then_finite_width_stages_then_report():
     p = _dvc("dag", "--dot")
     assert p.returncode == 0, p.stderr

@@ -268,6 +268,8 @@ def network_crossing(x: np.ndarray, per_network: np.ndarray, what: str = "lambda
     near = (np.abs(x - x2) <= window) & (n_k >= 2) & np.isfinite(mean)
     near[[i, i + 1]] = True
     pts = np.flatnonzero(near)
+    if len(pts) > 2 and x[pts].max() == x[pts].min():  # tied grid points: the mean jumps at x_i, as for the bracket
+        return Crossing(float(x[i]), 0.0, "ok", "")
     members = fin[pts].any(0)
     n = int(members.sum())
     # leave-one-out means at every point used (a network missing at a point leaves that mean unchanged)

@@ -233,6 +233,16 @@ def test_network_crossing_is_the_mean_curve_crossing_with_a_jackknife_se_by_hand
     assert network_crossing(np.array(x)[perm], y[perm]) == c
 
 
+def test_a_crossing_inside_three_tied_grid_points_is_that_point_with_the_window_on():
+    """sigma_w2 = 2 listed three times, the mean jumping from below to above 0 there: the crossing is x = 2 with SE
+    0, with the window on as without it (the tied bracket's rule, test_tied_grid_points_keep_their_given_order).
+    Before: ZeroDivisionError in the window's line fit (no spread in x)."""
+    x = np.array([1.0, 2.0, 2.0, 2.0, 3.0])
+    y = np.array([-1.0, -0.1, 0.1, 0.2, 1.0])[:, None] + 0.01 * np.arange(4)[None, :]
+    for window in (0.0, 0.5):
+        assert network_crossing(x, y, window=window) == network_crossing(x, y) == (2.0, 0.0, "ok", "")
+
+
 def test_parallel_curves_have_the_se_of_their_common_offset_not_of_two_independent_points():
     """Common random numbers: each network's curve is the mean curve shifted by its own offset a_s (exactly so for
     bias-free ReLU, docs/science.md §2). Then x0 moves by -mean(a)/slope and SE(x0) = std(a)/sqrt(S)/slope, at

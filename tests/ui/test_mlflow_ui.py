@@ -10,8 +10,8 @@ Metrics table lists the headline metrics (agreement z-scores included); the Sort
 
 Needs the `ui` extra (`pip install -e ".[ui]"`) and the distribution's chromium (`apt-get install
 chromium`): Playwright's own browser download (`playwright install`) is blocked here, so the system
-binary is its executable_path. Skips with the reason when either is missing. Screenshots go to the
-test's tmp dir and are copied to $GINN_UI_SCREENSHOTS, else to outputs/ui/.
+binary is its executable_path (tests/ui/conftest.py). Skips with the reason when either is missing. Screenshots go
+to the test's tmp dir and are copied to $GINN_UI_SCREENSHOTS, else to outputs/ui/.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import json
 import math
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,48 +31,19 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import ROOT
+from tests.ui.conftest import CHROMIUM_ARGS, save_screenshot
+
 EXPERIMENT = "mlp_sweep"
 HEADLINE = ("crossing_measured", "crossing_measured_se", "crossing_mean_field", "chi_rel_err_median",
             "crossing_z_mean_field", "crossing_z_one_loop")  # fmt: skip
 ML = "workflowType=machine_learning"  # the UI's Model training mode (README: "Compare in MLflow")
 LINK = re.compile(r"http://127\.0\.0\.1:5000/(#/experiments/\d+/runs/\w+\?workflowType=machine_learning)")
-# Playwright's launch() already uses a fresh temporary profile (it rejects --user-data-dir in args;
-# launch_persistent_context below passes a fresh one explicitly). Without the background-networking
-# flags the closed network refuses chromium's own connections.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SWEEP_TIMEOUT_S = 150
 SERVER_START_TIMEOUT_S = 90
 PAGE_TIMEOUT_MS = 30_000
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(300)]
-
-
-def _chromium() -> str | None:
-    exe = shutil.which("chromium") or "/usr/bin/chromium"
-    return exe if os.access(exe, os.X_OK) else None
-
-
-@pytest.fixture
-def browser_exe() -> str:
-    """The system chromium; skip (with the reason) when it or Playwright is missing."""
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip('playwright is not installed: pip install -e ".[ui]" (do not run `playwright install`)')
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no chromium binary (PATH or /usr/bin/chromium): apt-get install -y chromium")
-    return exe
 
 
 def _free_port() -> int:
@@ -126,17 +96,6 @@ def _stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
-
-
-def _save(page, path: Path) -> None:
-    """A full-page screenshot in the test's tmp dir, copied to $GINN_UI_SCREENSHOTS, else outputs/ui/ (git-ignored
-    by its own .gitignore: screenshots are per machine)."""
-    page.screenshot(path=str(path), full_page=True)
-    dest = Path(os.environ.get("GINN_UI_SCREENSHOTS") or ROOT / "outputs" / "ui")
-    dest.mkdir(parents=True, exist_ok=True)
-    if dest == ROOT / "outputs" / "ui" and not (dest / ".gitignore").is_file():
-        (dest / ".gitignore").write_text("*\n")
-    shutil.copy2(path, dest / path.name)
 
 
 def _run_names(page, expected: int) -> list[str]:
@@ -295,7 +254,7 @@ def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: 
                 page.goto(f"{url}/{links[0] if links else ''}")
                 page.get_by_text("Model registry", exact=True).first.wait_for()  # the sidebar of Model training
                 _close_assistant(page)
-                _save(page, tmp_path / "mlflow_ui_run_link.png")
+                save_screenshot(page, tmp_path / "mlflow_ui_run_link.png")
                 if page.get_by_text("Sessions", exact=True).count():  # a GenAI sidebar entry
                     problems.append("the printed run link opened the UI in GenAI mode")
                 if exp.tags.get("mlflow.experimentKind") != "custom_model_development":
@@ -305,7 +264,7 @@ def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: 
                 page.goto(f"{url}/#/experiments/{exp.experiment_id}/runs?{ML}")
                 _expand(page, parents, len(all_runs))
                 names = _run_names(page, expected=len(all_runs))
-                _save(page, tmp_path / "mlflow_ui_runs.png")
+                save_screenshot(page, tmp_path / "mlflow_ui_runs.png")
                 if len(names) != len(all_runs):
                     problems.append(f"runs list shows {names}, the store has {len(all_runs)} runs")
                 if not all(names):
@@ -321,7 +280,7 @@ def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: 
                 page.get_by_text(re.compile(r"Comparing 2 Runs")).first.wait_for()
                 metrics = _metric_names(page)
                 page.get_by_text("Metrics", exact=True).first.scroll_into_view_if_needed()
-                _save(page, tmp_path / "mlflow_ui_compare.png")
+                save_screenshot(page, tmp_path / "mlflow_ui_compare.png")
                 missing = [m for m in HEADLINE if not _listed(m, metrics)]
                 if missing:
                     problems.append(f"compare page does not list {missing}; its Metrics table: {metrics}")
@@ -340,7 +299,7 @@ def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: 
                     if shown != want:
                         problems.append(f"sorted by crossing_z_one_loop ({'asc' if ascending else 'desc'}): {shown}, "
                                         f"want {want} (z = {z})")  # fmt: skip
-                _save(page, tmp_path / "mlflow_ui_sorted_by_z_one_loop.png")
+                save_screenshot(page, tmp_path / "mlflow_ui_sorted_by_z_one_loop.png")
 
                 # 4. the chart view overlays the two children's q_hat curves (step = layer), no artifact download
                 page.locator("label", has=page.locator('input[name="runs-view-mode"][value="CHART"]')).click(force=True)
@@ -348,7 +307,7 @@ def test_runs_list_and_compare_page_in_real_browser(browser_exe: str, tmp_path: 
                 card = page.locator('[data-testid="draggable-chart-cards-grid"] > *', has_text="q_hat").first
                 card.locator(".js-plotly-plot").first.wait_for()
                 page.wait_for_timeout(1000)  # plotly draws after the figure element exists
-                _save(page, tmp_path / "mlflow_ui_q_hat_overlay.png")
+                save_screenshot(page, tmp_path / "mlflow_ui_q_hat_overlay.png")
                 legend = card.inner_text()
                 lines = _drawn_lines(card)
                 if lines != len(children) or not all(name in legend for name in z):

@@ -4,7 +4,7 @@
 project's template (.dvc/plots/offline.html, `plots.html_template` in .dvc/config) carries them inline. The report
 of the session smoke pipeline must say how it was made (hand-run, the commit, the smoke preset) and give every
 headline row a verdict. Needs the `ui` extra and the distribution's chromium (skips with the reason otherwise);
-screenshots go to the test's tmp dir and, when GINN_UI_SCREENSHOTS is set, are copied there.
+screenshots go to the test's tmp dir and are copied to $GINN_UI_SCREENSHOTS, else to outputs/ui/.
 """
 
 from __future__ import annotations
@@ -19,23 +19,10 @@ import pytest
 
 from pipeline.stages.report import VERDICTS
 from tests.conftest import ROOT
+from tests.ui.conftest import CHROMIUM_ARGS, save_screenshot
 
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
 PLOT_STAGES = ("theory", "mlp_sweep", "lyapunov", "gauge_scan", "ginn_train")  # stages with a `plots:` entry
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(900)]
-
-
-@pytest.fixture
-def browser_exe() -> str:
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        pytest.skip('playwright is not installed: pip install -e ".[ui]" (do not run `playwright install`)')
-    exe = shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.access(exe, os.X_OK):
-        pytest.skip("no chromium binary (PATH or /usr/bin/chromium): apt-get install -y chromium")
-    return exe
 
 
 def _offline_page(browser, url: str, screenshot: Path):
@@ -56,14 +43,6 @@ def _offline_page(browser, url: str, screenshot: Path):
     page.goto(url)
     page.wait_for_load_state("load")
     return page, refused, errors
-
-
-def _save(page, path: Path) -> None:
-    page.screenshot(path=str(path), full_page=True)
-    dest = os.environ.get("GINN_UI_SCREENSHOTS")
-    if dest:
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(dest) / path.name)
 
 
 def test_dvc_plots_show_renders_offline_and_the_report_shows_provenance_and_verdicts(
@@ -107,14 +86,14 @@ def test_dvc_plots_show_renders_offline_and_the_report_shows_provenance_and_verd
                 "Array.from(document.querySelectorAll('.vega-embed .marks'))"
                 ".filter(m => m.tagName === 'svg' ? m.querySelectorAll('path').length > 0 : m.width > 100).length"
             )
-            _save(page, tmp_path / "dvc_plots_offline.png")
+            save_screenshot(page, tmp_path / "dvc_plots_offline.png")
             assert drawn == n_plots, (drawn, n_plots, errors)  # every chart drawn, none blank
             assert not errors, errors
             assert not [u for u in refused if "vega" in u], refused  # nothing needed from the network
 
             page, refused, _ = _offline_page(browser, (tmp_path / "cdn_plots" / "index.html").as_uri(), tmp_path)
             page.wait_for_timeout(3000)
-            _save(page, tmp_path / "dvc_plots_cdn_offline_blank.png")
+            save_screenshot(page, tmp_path / "dvc_plots_cdn_offline_blank.png")
             assert page.evaluate("document.querySelectorAll('.vega-embed .marks').length") == 0  # the old blank page
             assert any("cdn.jsdelivr" in u for u in refused), refused
 
@@ -133,7 +112,7 @@ def test_dvc_plots_show_renders_offline_and_the_report_shows_provenance_and_verd
             assert verdicts and set(verdicts) <= set(VERDICTS), set(verdicts)
             assert page.locator("p.verdicts[data-section]").count() >= 5  # every section says what agreed
             page.locator("#headline").scroll_into_view_if_needed()
-            _save(page, tmp_path / "report_provenance_verdicts.png")
+            save_screenshot(page, tmp_path / "report_provenance_verdicts.png")
         finally:
             browser.close()
     print(f"ui test: {drawn} charts offline, {len(verdicts)} verdicts; screenshots in {tmp_path}")

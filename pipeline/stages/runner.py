@@ -23,7 +23,14 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config.errors import ConfigError
-from pipeline.stages.lifecycle import STATE, NumericalError, in_multirun, install_interrupt_handlers, interrupted
+from pipeline.stages.lifecycle import (
+    STATE,
+    NumericalError,
+    in_multirun,
+    install_interrupt_handlers,
+    interrupted,
+    signals_deferred,
+)
 from pipeline.stages.outputs import (
     MARKER,
     StageOutput,
@@ -293,6 +300,7 @@ def _run_validated(cfg: DictConfig, obj: Any, stage: str, compute, write, overri
         run_name,
         parent_run_id(),
         {**tags, **path_tags(logged, from_env)},  # folders are tags, not params
+        guard=signals_deferred,  # a SIGTERM while the run is being created still ends it KILLED
     ) as run:
         axes = {k: v for k, v in numeric_axes(logged).items() if k not in from_env}
         run.log_params(config_params(logged, from_env), metrics=axes)

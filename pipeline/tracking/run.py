@@ -11,8 +11,8 @@ import math
 import os
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,8 +210,13 @@ def stage_run(
     run_name: str | None = None,
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
+    guard: Callable[[], AbstractContextManager] = nullcontext,
 ) -> Iterator[RunLogger]:
-    """Open a run in `experiment` (a child of `parent_run_id` if given) and always close it."""
+    """Open a run in `experiment` (a child of `parent_run_id` if given) and always close it.
+
+    `guard` wraps the run's creation (the stages pass `lifecycle.signals_deferred`): a SIGTERM arriving while
+    the store is writing the new run is acted on once the run is known, so it still ends KILLED, not RUNNING.
+    """
     if not enabled:
         yield RunLogger(run_id=None)
         return
@@ -221,15 +226,18 @@ def stage_run(
     all_tags = {**(tags or {}), **process_tags()}
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    run = client(uri).create_run(exp_id, run_name=run_name, tags=all_tags)
-    logger = RunLogger(run_id=run.info.run_id, uri=uri)
+    logger = RunLogger(run_id=None, uri=uri)
     try:
+        with guard():
+            logger.run_id = client(uri).create_run(exp_id, run_name=run_name, tags=all_tags).info.run_id
         yield logger
     except KeyboardInterrupt:
-        _close(logger, "KILLED", "interrupted (SIGINT/SIGTERM)")
+        if logger.run_id is not None:
+            _close(logger, "KILLED", "interrupted (SIGINT/SIGTERM)")
         raise
     except BaseException as exc:
-        _close(logger, "FAILED", f"{type(exc).__name__}: {exc}")
+        if logger.run_id is not None:
+            _close(logger, "FAILED", f"{type(exc).__name__}: {exc}")
         raise
     else:
         if logger.skipped:

@@ -237,6 +237,10 @@ def headline(tables: dict) -> pd.DataFrame:
     return judge(out)
 
 
+# the provenance row of a stage with no saved config under the inputs (not run there, or its folder was copied bare)
+NOT_FOUND = "not run here (no saved config)"
+
+
 # ---- verdicts: one rule for every comparison ---------------------------------------------------------------
 AGREE_Z = 2.0  # |measured - theory| within AGREE_Z combined standard errors agrees (the one-loop rule of issue 21)
 GRID_FLOOR = 0.02  # ... or within this, for values located on a sigma_w2 grid (zero crossings, thresholds)
@@ -429,7 +433,7 @@ def _provenance_html(p: Provenance) -> list[str]:
                    "<code>experiment=smoke</code> (seconds-long, a few seeds): a first look, not the study's "
                    "numbers.</div>")  # fmt: skip
     rows = "".join(
-        f"<tr><td>{e(s.stage)}</td><td>{e(s.preset or 'defaults (no preset)') if s.found else 'unknown'}</td>"
+        f"<tr><td>{e(s.stage)}</td><td>{e(s.preset or 'defaults (no preset)') if s.found else NOT_FOUND}</td>"
         f"<td>{e(s.seeds)}</td><td>{e(s.widths)}</td><td>{e(s.depths)}</td></tr>"
         for s in p.stages
     )

@@ -31,6 +31,7 @@ REPORT_INPUTS = (
     "lyapunov/figures",
     "gauge_scan/thresholds.csv",
     "gauge_scan/figures",
+    "field/spectra.csv",
     "field/figures",
     "ginn_train/metrics.json",
     "ginn_train/figures",

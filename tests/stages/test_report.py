@@ -353,6 +353,9 @@ def test_the_smoke_report_says_smoke_and_hand_run_in_its_header(smoke_pipeline):
     stamp = (smoke_pipeline["report"] / "build_stamp.js").read_text()
     assert "Hand-run" in stamp and "Rebuilt by" not in stamp and "<script src='build_stamp.js'>" in text
     assert "on the data set spirals" in text and "ginn.data.name" not in text  # what was run, not the key
+    from pipeline.stages.report import NOT_FOUND
+
+    assert f"<td>field</td><td>{NOT_FOUND}</td>" in text  # the smoke pipeline has no field stage
 
 
 def test_report_inputs_are_dvc_yaml_report_deps():

@@ -11,6 +11,7 @@ tolerance (tests/training/test_batched.py). Used by the trainability map (Schoen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -98,6 +99,10 @@ class StackedMLP:
             h = self.phi(torch.baddbmm(b.unsqueeze(1), h, w))
         return torch.baddbmm(self.readout[1].unsqueeze(1), h, self.readout[0])
 
+    def predictor(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The logits function of the current parameters (for `accuracy`)."""
+        return self
+
 
 class StackedGINN:
     """K GINNs of one architecture as stacked magnitude-phase links rho_raw^l^T, theta^l^T (K, in, out), modulus
@@ -138,6 +143,20 @@ class StackedGINN:
             psi, g = _Modulus.apply(z, offset, self.spec)
         return torch.baddbmm(self.readout[1].unsqueeze(1), g, self.readout[0])  # |psi^L| = g(|z^L|) >= 0
 
+    @torch.no_grad()
+    def predictor(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The logits function of the current parameters, outside autograd, with the links built once."""
+        ws = [_real_links(rho_raw, theta)[0] for rho_raw, theta in zip(self.rho_raw, self.theta)]
+        offsets = [-F.softplus(b).unsqueeze(1) for b in self.b_raw] if self.b_raw else [None] * len(ws)
+
+        def logits(x: torch.Tensor) -> torch.Tensor:
+            psi = x
+            for w, offset in zip(ws, offsets):
+                psi, g = _modulus(_complex_product(psi, w), offset, self.spec)[:2]
+            return torch.baddbmm(self.readout[1].unsqueeze(1), g, self.readout[0])
+
+        return logits
+
 
 class _Modulus(torch.autograd.Function):
     """psi = g(r) z / r and g(r), r = |z| (clamped at the smallest normal float), z as (K, 2, B, N) = (Re, Im);
@@ -150,11 +169,9 @@ class _Modulus(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, offset: torch.Tensor | None, spec) -> tuple[torch.Tensor, torch.Tensor]:
-        r = torch.addcmul(z[:, 0] * z[:, 0], z[:, 1], z[:, 1]).sqrt_().clamp_min_(torch.finfo(z.dtype).tiny)
-        g, slope = spec.g_and_slope(r, 0.0 if offset is None else offset)
-        s = g / r
+        psi, g, r, s, slope = _modulus(z, offset, spec)
         ctx.save_for_backward(z, r, s, slope)
-        return z * s.unsqueeze(1), g
+        return psi, g
 
     @staticmethod
     def backward(ctx, g_psi: torch.Tensor, g_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, None]:
@@ -178,23 +195,10 @@ class _ComplexLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, psi: torch.Tensor, rho_raw: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-        k, n_in, n_out = theta.shape
-        rho, cos, sin = F.softplus(rho_raw), theta.cos(), theta.sin()
-        w = theta.new_empty(k, n_in, 2 * n_out)
-        torch.mul(rho, cos, out=w[..., :n_out])
-        torch.mul(rho, sin, out=w[..., n_out:])
-        q = psi.flatten(1, 2) if psi.dim() == 4 else psi  # (a; b): (K, 2B, in), or the real input (K, B, in)
-        y = torch.bmm(q, w)
-        if psi.dim() == 3:
-            z = y.view(k, -1, 2, n_out).transpose(1, 2).contiguous()
-        else:
-            y = y.view(k, 2, -1, 2, n_out)
-            z = y.new_empty(k, 2, y.shape[2], n_out)
-            torch.sub(y[:, 0, :, 0], y[:, 1, :, 1], out=z[:, 0])
-            torch.add(y[:, 0, :, 1], y[:, 1, :, 0], out=z[:, 1])
-        ctx.save_for_backward(q, w, rho_raw, cos, sin)
+        w, rho, cos, sin = _real_links(rho_raw, theta)
+        ctx.save_for_backward(psi.flatten(1, 2) if psi.dim() == 4 else psi, w, rho_raw, cos, sin)
         ctx.complex_input = psi.dim() == 4
-        return z
+        return _complex_product(psi, w)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
@@ -216,6 +220,39 @@ class _ComplexLinear(torch.autograd.Function):
         return g_psi, g_rho, g_theta
 
 
+def _real_links(rho_raw: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """W = [Re U^T | Im U^T] = [rho cos theta | rho sin theta] (K, in, 2 out), rho = softplus(rho_raw), and
+    (rho, cos theta, sin theta)."""
+    k, n_in, n_out = theta.shape
+    rho, cos, sin = F.softplus(rho_raw), theta.cos(), theta.sin()
+    w = theta.new_empty(k, n_in, 2 * n_out)
+    torch.mul(rho, cos, out=w[..., :n_out])
+    torch.mul(rho, sin, out=w[..., n_out:])
+    return w, rho, cos, sin
+
+
+def _complex_product(psi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """z = U psi (K, 2, B, out) of a real psi (K, B, in) or a complex one (K, 2, B, in), W from `_real_links`."""
+    k, n_out = w.shape[0], w.shape[2] // 2
+    y = torch.bmm(psi.flatten(1, 2) if psi.dim() == 4 else psi, w)
+    if psi.dim() == 3:
+        return y.view(k, -1, 2, n_out).transpose(1, 2).contiguous()
+    y = y.view(k, 2, -1, 2, n_out)
+    z = y.new_empty(k, 2, y.shape[2], n_out)
+    torch.sub(y[:, 0, :, 0], y[:, 1, :, 1], out=z[:, 0])
+    torch.add(y[:, 0, :, 1], y[:, 1, :, 0], out=z[:, 1])
+    return z
+
+
+def _modulus(z: torch.Tensor, offset: torch.Tensor | None, spec) -> tuple[torch.Tensor, ...]:
+    """psi = g(r) z / r of z (K, 2, B, N), and g, r, s = g / r, g' (K, B, N); r = |z| clamped at the smallest
+    normal float (so z = 0 maps to 0 with finite gradients)."""
+    r = torch.addcmul(z[:, 0] * z[:, 0], z[:, 1], z[:, 1]).sqrt_().clamp_min_(torch.finfo(z.dtype).tiny)
+    g, slope = spec.g_and_slope(r, 0.0 if offset is None else offset)
+    s = g / r
+    return z * s.unsqueeze(1), g, r, s, slope
+
+
 def stack(nets: list[MLP] | list[GINN]) -> StackedMLP | StackedGINN:
     """The stacked form of networks of one kind and architecture."""
     kinds = {type(n) for n in nets}
@@ -225,13 +262,15 @@ def stack(nets: list[MLP] | list[GINN]) -> StackedMLP | StackedGINN:
 
 
 @torch.no_grad()
-def accuracy(model: StackedMLP | StackedGINN, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    """Accuracy (K,) of every network on the same inputs x (B, d_in), labels y (B,), in sample chunks."""
+def accuracy(model: StackedMLP | StackedGINN, x: torch.Tensor, y: torch.Tensor, chunk: int = 128) -> torch.Tensor:
+    """Accuracy (K,) of every network on the same inputs x (B, d_in), labels y (B,), in sample chunks (small
+    enough that a chunk's activations stay in cache)."""
     k = model.readout[0].shape[0]
+    logits = model.predictor()
     hits = torch.zeros(k, dtype=torch.float64)
     for s in range(0, x.shape[0], chunk):
         xs = x[s : s + chunk].unsqueeze(0).expand(k, -1, -1)
-        hits += (model(xs).argmax(-1) == y[s : s + chunk]).sum(1).double()
+        hits += (logits(xs).argmax(-1) == y[s : s + chunk]).sum(1).double()
     return hits / x.shape[0]
 
 

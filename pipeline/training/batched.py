@@ -159,28 +159,28 @@ class StackedGINN:
 
 
 class _Modulus(torch.autograd.Function):
-    """psi = g(r) z / r and g(r), r = |z| (clamped at the smallest normal float), z as (K, 2, B, N) = (Re, Im);
-    g (and g') from `pipeline.activations`, with an offset (modReLU, g(r + offset)) of shape (K, 1, N) or None.
+    """psi = g(r) u and g(r), r = |z| (clamped at the smallest normal float), u = z / r, z as (K, 2, B, N) =
+    (Re, Im); g (and g') from `pipeline.activations`, with an offset (modReLU, g(r + offset)) of shape (K, 1, N)
+    or None.
 
-    Backward written out (autograd's graph of the pointwise ops costs more than the products): with s = g / r,
-    dL/dz = s dL/dpsi + z [(g' - s) / r] [(z . dL/dpsi) / r] + (z / r) g' dL/dg, and dL/doffset = g' sums over
-    the batch of (z . dL/dpsi) / r + dL/dg.
+    Backward written out (autograd's graph of the pointwise ops costs more than the products): with s = g / r and
+    the radial part a = u . dL/dpsi, dL/dz = s dL/dpsi + u [(g' - s) a + g' dL/dg] and dL/doffset = g' (a + dL/dg)
+    summed over the batch; at z = 0, u = 0 (the gradient of |z| there is taken as 0, as torch's complex abs does).
     """
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, offset: torch.Tensor | None, spec) -> tuple[torch.Tensor, torch.Tensor]:
-        psi, g, r, s, slope = _modulus(z, offset, spec)
-        ctx.save_for_backward(z, r, s, slope)
+        psi, g, u, s, slope = _modulus(z, offset, spec)
+        ctx.save_for_backward(u, s, slope)
         return psi, g
 
     @staticmethod
     def backward(ctx, g_psi: torch.Tensor, g_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, None]:
-        z, r, s, slope = ctx.saved_tensors
-        radial = torch.addcmul(z[:, 0] * g_psi[:, 0], z[:, 1], g_psi[:, 1]).div_(r)  # (z . dL/dpsi) / r
-        through_g = slope * (radial + g_g)  # dL/dg total: g enters psi and the readout
-        coef = (slope - s).div_(r).mul_(radial).addcmul_(slope, g_g.div(r))  # d/dr of psi through s, and of g
-        g_z = torch.addcmul(g_psi * s.unsqueeze(1), z, coef.unsqueeze(1))
-        g_offset = through_g.sum(1, keepdim=True) if ctx.needs_input_grad[1] else None
+        u, s, slope = ctx.saved_tensors
+        radial = torch.addcmul(u[:, 0] * g_psi[:, 0], u[:, 1], g_psi[:, 1])
+        coef = (slope - s).mul_(radial).addcmul_(slope, g_g)
+        g_z = torch.addcmul(g_psi * s.unsqueeze(1), u, coef.unsqueeze(1))
+        g_offset = (slope * (radial + g_g)).sum(1, keepdim=True) if ctx.needs_input_grad[1] else None
         return g_z, g_offset, None
 
 
@@ -245,12 +245,12 @@ def _complex_product(psi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def _modulus(z: torch.Tensor, offset: torch.Tensor | None, spec) -> tuple[torch.Tensor, ...]:
-    """psi = g(r) z / r of z (K, 2, B, N), and g, r, s = g / r, g' (K, B, N); r = |z| clamped at the smallest
-    normal float (so z = 0 maps to 0 with finite gradients)."""
+    """psi = g(r) u of z (K, 2, B, N), u = z / r, and g, u, s = g / r, g' (K, B, N); r = |z| clamped at the smallest
+    normal float (z = 0 maps to 0)."""
     r = torch.addcmul(z[:, 0] * z[:, 0], z[:, 1], z[:, 1]).sqrt_().clamp_min_(torch.finfo(z.dtype).tiny)
     g, slope = spec.g_and_slope(r, 0.0 if offset is None else offset)
-    s = g / r
-    return z * s.unsqueeze(1), g, r, s, slope
+    u = z / r.unsqueeze(1)
+    return u * g.unsqueeze(1), g, u, g / r, slope
 
 
 def stack(nets: list[MLP] | list[GINN]) -> StackedMLP | StackedGINN:

@@ -283,10 +283,10 @@ class _Optimizer:
     p += lr_k delta per network, frozen networks' lr_k = 0 (both paths keep the same m, v and step count).
     """
 
-    def __init__(self, params: list[torch.Tensor], kind: str, lr: torch.Tensor):
-        self.params, self.kind, self.lr = params, kind, lr
+    def __init__(self, params: list[torch.Tensor], kind: str, lrs: list[float]):
+        self.params, self.kind, self.lr = params, kind, torch.tensor(lrs, dtype=params[0].dtype)
         self.views = [(-1, *[1] * (p.dim() - 1)) for p in params]
-        self.common_lr = float(lr[0]) if bool((lr == lr[0]).all()) else None
+        self.common_lr = float(lrs[0]) if len(set(lrs)) == 1 else None
         if kind == "adam":
             self.m = [torch.zeros_like(p) for p in params]
             self.v = [torch.zeros_like(p) for p in params]
@@ -348,8 +348,7 @@ def train_batched(
         raise ValueError(f"train_batched: {k} networks need {k} lrs and seeds, got {len(lrs)} and {len(seeds)}")
     model = stack(nets)
     params = model.parameters()
-    lr = torch.tensor(lrs, dtype=params[0].dtype)
-    opt = _Optimizer(params, spec.optimizer, lr)
+    opt = _Optimizer(params, spec.optimizer, lrs)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     active = torch.ones(k, dtype=torch.bool)
     losses = torch.full((k, spec.epochs), float("nan"), dtype=torch.float64)

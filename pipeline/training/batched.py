@@ -11,6 +11,7 @@ tolerance (tests/training/test_batched.py). Used by the trainability map (Schoen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -98,6 +99,10 @@ class StackedMLP:
             h = self.phi(torch.baddbmm(b.unsqueeze(1), h, w))
         return torch.baddbmm(self.readout[1].unsqueeze(1), h, self.readout[0])
 
+    def predictor(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The logits function of the current parameters (for `accuracy`)."""
+        return self
+
 
 class StackedGINN:
     """K GINNs of one architecture as stacked magnitude-phase links rho_raw^l^T, theta^l^T (K, in, out), modulus
@@ -126,17 +131,126 @@ class StackedGINN:
                 self.readout[1].detach()[k]]  # fmt: skip
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (K, B, C): z^l = U^l psi^{l-1}, psi^l = g(|z^l|) z^l / |z^l|, y = V |psi^L| + c."""
-        psi = x
+        """Logits (K, B, C): z^l = U^l psi^{l-1}, psi^l = g(|z^l|) z^l / |z^l|, y = V |psi^L| + c.
+
+        In real arithmetic (torch's complex CPU kernels, polar above all, are several times slower than the real
+        ones): a complex psi = a + ib is kept as (K, 2, B, N) = (a, b); see `_ComplexLinear`.
+        """
+        psi, g = x, None
         for l, (rho_raw, theta) in enumerate(zip(self.rho_raw, self.theta)):
-            u_t = torch.polar(F.softplus(rho_raw), theta)  # U^T
-            if not psi.is_complex():
-                psi = psi.to(u_t.dtype)
-            z = torch.bmm(psi, u_t)
-            r = z.abs()
-            offset = -F.softplus(self.b_raw[l]).unsqueeze(1) if self.b_raw else 0.0
-            psi = z * (self.spec.g_and_slope(r, offset)[0] / r.clamp_min(torch.finfo(r.dtype).tiny))
-        return torch.baddbmm(self.readout[1].unsqueeze(1), psi.abs(), self.readout[0])
+            z = _ComplexLinear.apply(psi, rho_raw, theta)  # (K, 2, B, N): (Re z, Im z)
+            offset = -F.softplus(self.b_raw[l]).unsqueeze(1) if self.b_raw else None
+            psi, g = _Modulus.apply(z, offset, self.spec)
+        return torch.baddbmm(self.readout[1].unsqueeze(1), g, self.readout[0])  # |psi^L| = g(|z^L|) >= 0
+
+    @torch.no_grad()
+    def predictor(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The logits function of the current parameters, outside autograd, with the links built once."""
+        ws = [_real_links(rho_raw, theta)[0] for rho_raw, theta in zip(self.rho_raw, self.theta)]
+        offsets = [-F.softplus(b).unsqueeze(1) for b in self.b_raw] if self.b_raw else [None] * len(ws)
+
+        def logits(x: torch.Tensor) -> torch.Tensor:
+            psi = x
+            for w, offset in zip(ws, offsets):
+                psi, g = _modulus(_complex_product(psi, w), offset, self.spec)[:2]
+            return torch.baddbmm(self.readout[1].unsqueeze(1), g, self.readout[0])
+
+        return logits
+
+
+class _Modulus(torch.autograd.Function):
+    """psi = g(r) u and g(r), r = |z| (clamped at the smallest normal float), u = z / r, z as (K, 2, B, N) =
+    (Re, Im); g (and g') from `pipeline.activations`, with an offset (modReLU, g(r + offset)) of shape (K, 1, N)
+    or None.
+
+    Backward written out (autograd's graph of the pointwise ops costs more than the products): with s = g / r and
+    the radial part a = u . dL/dpsi, dL/dz = s dL/dpsi + u [(g' - s) a + g' dL/dg] and dL/doffset = g' (a + dL/dg)
+    summed over the batch; at z = 0, u = 0 (the gradient of |z| there is taken as 0, as torch's complex abs does).
+    """
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, offset: torch.Tensor | None, spec) -> tuple[torch.Tensor, torch.Tensor]:
+        psi, g, u, s, slope = _modulus(z, offset, spec)
+        ctx.save_for_backward(u, s, slope)
+        return psi, g
+
+    @staticmethod
+    def backward(ctx, g_psi: torch.Tensor, g_g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, None]:
+        u, s, slope = ctx.saved_tensors
+        radial = torch.addcmul(u[:, 0] * g_psi[:, 0], u[:, 1], g_psi[:, 1])
+        coef = (slope - s).mul_(radial).addcmul_(slope, g_g)
+        g_z = torch.addcmul(g_psi * s.unsqueeze(1), u, coef.unsqueeze(1))
+        g_offset = (slope * (radial + g_g)).sum(1, keepdim=True) if ctx.needs_input_grad[1] else None
+        return g_z, g_offset, None
+
+
+class _ComplexLinear(torch.autograd.Function):
+    """z = U psi for K networks in real arithmetic, U^T = rho e^{i theta}, rho = softplus(rho_raw) (K, in, out).
+
+    psi is real (K, B, in) or complex as (K, 2, B, in) = (Re, Im); z is (K, 2, B, out). With W = [Re U^T | Im U^T]
+    (K, in, 2 out) and Y = (a; b) W, z = (Y_a,re - Y_b,im, Y_a,im + Y_b,re): one bmm. Backward, with
+    G = [[g_re, g_im], [g_im, -g_re]]: dW = (a; b)^T G and d(a; b) = G W^T, two bmms, and the chain rule through
+    rho and theta written out (autograd's graph of these pointwise ops would cost more than the products).
+    """
+
+    @staticmethod
+    def forward(ctx, psi: torch.Tensor, rho_raw: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        w, rho, cos, sin = _real_links(rho_raw, theta)
+        ctx.save_for_backward(psi.flatten(1, 2) if psi.dim() == 4 else psi, w, rho_raw, cos, sin)
+        ctx.complex_input = psi.dim() == 4
+        return _complex_product(psi, w)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        q, w, rho_raw, cos, sin = ctx.saved_tensors
+        k, n_in, n_out = cos.shape
+        if ctx.complex_input:  # G = [[g_re, g_im], [g_im, -g_re]] (K, 2B, 2 out)
+            g = torch.stack((grad.movedim(1, 2), torch.stack((grad[:, 1], -grad[:, 0]), 2)), 1).view(k, -1, 2 * n_out)
+        else:  # G = [g_re, g_im] (K, B, 2 out)
+            g = grad.movedim(1, 2).reshape(k, -1, 2 * n_out)
+        g_psi = None
+        if ctx.needs_input_grad[0]:
+            g_psi = torch.bmm(g, w.transpose(1, 2))
+            g_psi = g_psi.view(k, 2, -1, n_in) if ctx.complex_input else g_psi
+        g_w = torch.bmm(q.transpose(1, 2), g)
+        g_re, g_im = g_w[..., :n_out], g_w[..., n_out:]
+        w_re, w_im = w[..., :n_out], w[..., n_out:]
+        g_rho = torch.addcmul(g_re * cos, g_im, sin).mul_(torch.sigmoid(rho_raw))  # softplus' = sigmoid
+        g_theta = torch.addcmul(g_im * w_re, g_re, w_im, value=-1)
+        return g_psi, g_rho, g_theta
+
+
+def _real_links(rho_raw: torch.Tensor, theta: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """W = [Re U^T | Im U^T] = [rho cos theta | rho sin theta] (K, in, 2 out), rho = softplus(rho_raw), and
+    (rho, cos theta, sin theta)."""
+    k, n_in, n_out = theta.shape
+    rho, cos, sin = F.softplus(rho_raw), theta.cos(), theta.sin()
+    w = theta.new_empty(k, n_in, 2 * n_out)
+    torch.mul(rho, cos, out=w[..., :n_out])
+    torch.mul(rho, sin, out=w[..., n_out:])
+    return w, rho, cos, sin
+
+
+def _complex_product(psi: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """z = U psi (K, 2, B, out) of a real psi (K, B, in) or a complex one (K, 2, B, in), W from `_real_links`."""
+    k, n_out = w.shape[0], w.shape[2] // 2
+    y = torch.bmm(psi.flatten(1, 2) if psi.dim() == 4 else psi, w)
+    if psi.dim() == 3:
+        return y.view(k, -1, 2, n_out).transpose(1, 2).contiguous()
+    y = y.view(k, 2, -1, 2, n_out)
+    z = y.new_empty(k, 2, y.shape[2], n_out)
+    torch.sub(y[:, 0, :, 0], y[:, 1, :, 1], out=z[:, 0])
+    torch.add(y[:, 0, :, 1], y[:, 1, :, 0], out=z[:, 1])
+    return z
+
+
+def _modulus(z: torch.Tensor, offset: torch.Tensor | None, spec) -> tuple[torch.Tensor, ...]:
+    """psi = g(r) u of z (K, 2, B, N), u = z / r, and g, u, s = g / r, g' (K, B, N); r = |z| clamped at the smallest
+    normal float (z = 0 maps to 0)."""
+    r = torch.addcmul(z[:, 0] * z[:, 0], z[:, 1], z[:, 1]).sqrt_().clamp_min_(torch.finfo(z.dtype).tiny)
+    g, slope = spec.g_and_slope(r, 0.0 if offset is None else offset)
+    u = z / r.unsqueeze(1)
+    return u * g.unsqueeze(1), g, u, g / r, slope
 
 
 def stack(nets: list[MLP] | list[GINN]) -> StackedMLP | StackedGINN:
@@ -148,37 +262,43 @@ def stack(nets: list[MLP] | list[GINN]) -> StackedMLP | StackedGINN:
 
 
 @torch.no_grad()
-def accuracy(model: StackedMLP | StackedGINN, x: torch.Tensor, y: torch.Tensor, chunk: int = 512) -> torch.Tensor:
-    """Accuracy (K,) of every network on the same inputs x (B, d_in), labels y (B,), in sample chunks."""
+def accuracy(model: StackedMLP | StackedGINN, x: torch.Tensor, y: torch.Tensor, chunk: int = 128) -> torch.Tensor:
+    """Accuracy (K,) of every network on the same inputs x (B, d_in), labels y (B,), in sample chunks (small
+    enough that a chunk's activations stay in cache)."""
     k = model.readout[0].shape[0]
+    logits = model.predictor()
     hits = torch.zeros(k, dtype=torch.float64)
     for s in range(0, x.shape[0], chunk):
         xs = x[s : s + chunk].unsqueeze(0).expand(k, -1, -1)
-        hits += (model(xs).argmax(-1) == y[s : s + chunk]).sum(1).double()
+        hits += (logits(xs).argmax(-1) == y[s : s + chunk]).sum(1).double()
     return hits / x.shape[0]
 
 
 class _Optimizer:
     """Per-network SGD or Adam on stacked parameters: network k steps with lr_k, or not at all when frozen.
 
-    Adam uses torch's fused kernel (torch.optim.Adam's math, defaults, no weight decay) with lr = 1 into a
-    scratch buffer: delta = -m_hat / (sqrt(v_hat) + eps); then p += lr_k delta per network (one pass each).
+    Adam uses torch's fused kernel (torch.optim.Adam's math, defaults, no weight decay). While every network is
+    active and all share one lr (the trainability map's case) it updates the stacked parameters in place in one
+    pass. Otherwise it runs with lr = 1 into a scratch buffer, delta = -m_hat / (sqrt(v_hat) + eps), then
+    p += lr_k delta per network, frozen networks' lr_k = 0 (both paths keep the same m, v and step count).
     """
 
-    def __init__(self, params: list[torch.Tensor], kind: str, lr: torch.Tensor):
-        self.params, self.kind, self.lr = params, kind, lr
+    def __init__(self, params: list[torch.Tensor], kind: str, lrs: list[float]):
+        self.params, self.kind, self.lr = params, kind, torch.tensor(lrs, dtype=params[0].dtype)
         self.views = [(-1, *[1] * (p.dim() - 1)) for p in params]
+        self.common_lr = float(lrs[0]) if len(set(lrs)) == 1 else None
         if kind == "adam":
             self.m = [torch.zeros_like(p) for p in params]
             self.v = [torch.zeros_like(p) for p in params]
-            self.delta = [torch.zeros_like(p) for p in params]
+            self.delta: list[torch.Tensor] = []
             self.steps = [torch.zeros((), dtype=torch.float32) for _ in params]
 
     @torch.no_grad()
     def step(self, active: torch.Tensor) -> None:
         """One step of every active network (the others' parameters stay exactly as they are)."""
         grads = [p.grad for p in self.params]
-        if not bool(active.all()):  # a frozen network's gradient may be non-finite: keep it out of the update
+        all_active = bool(active.all())
+        if not all_active:  # a frozen network's gradient may be non-finite: keep it out of the update
             grads = [g.masked_fill(~active.view(v), 0.0) for g, v in zip(grads, self.views)]
         lr = self.lr * active
         if self.kind == "sgd":
@@ -186,10 +306,15 @@ class _Optimizer:
                 p.sub_(g * lr.view(v))
             return
         torch._foreach_add_(self.steps, 1.0)
-        torch._foreach_zero_(self.delta)
         b1, b2 = ADAM_BETAS
-        torch._fused_adam_(self.delta, grads, self.m, self.v, [], self.steps, lr=1.0, beta1=b1, beta2=b2,
-                           weight_decay=0.0, eps=ADAM_EPS, amsgrad=False, maximize=False)  # fmt: skip
+        adam = dict(beta1=b1, beta2=b2, weight_decay=0.0, eps=ADAM_EPS, amsgrad=False, maximize=False)
+        if all_active and self.common_lr is not None:
+            torch._fused_adam_(self.params, grads, self.m, self.v, [], self.steps, lr=self.common_lr, **adam)
+            return
+        if not self.delta:
+            self.delta = [torch.zeros_like(p) for p in self.params]
+        torch._foreach_zero_(self.delta)
+        torch._fused_adam_(self.delta, grads, self.m, self.v, [], self.steps, lr=1.0, **adam)
         for p, d, v in zip(self.params, self.delta, self.views):
             p.addcmul_(d, lr.view(v))
 
@@ -223,8 +348,7 @@ def train_batched(
         raise ValueError(f"train_batched: {k} networks need {k} lrs and seeds, got {len(lrs)} and {len(seeds)}")
     model = stack(nets)
     params = model.parameters()
-    lr = torch.tensor(lrs, dtype=params[0].dtype)
-    opt = _Optimizer(params, spec.optimizer, lr)
+    opt = _Optimizer(params, spec.optimizer, lrs)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     active = torch.ones(k, dtype=torch.bool)
     losses = torch.full((k, spec.epochs), float("nan"), dtype=torch.float64)

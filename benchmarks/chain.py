@@ -12,9 +12,10 @@ layer-averaged tangent exponent at sigma_w2 = 1.8. Target (issue 23): >= N/8 at 
 - tangent_chain (one input, float32 rows) vs the matrix engine (which averages the pair's two inputs): the
   variances differ for real; the engine's is the pooled estimate of the matrix and chain engine runs (same law),
   the chain's from its own 16x more networks.
-- Timing: one torch thread for both (per-core throughput; both parallelize over networks). On the shared
-  machine two OpenMP threads on small tensors spin at barriers: tangent_chain measured 57 ms per network with
-  two threads against 1.9 ms with one, a measure of the load, not of the engines. Warm-up runs are not timed.
+- Timing: CPU seconds of one torch thread for both (per-core throughput; both parallelize over networks). On
+  the shared machine wall time counts the waits for a core, and two OpenMP threads on small tensors spin at
+  barriers: tangent_chain measured 57 ms per network with two threads against 1.9 ms with one, a measure of
+  the load, not of the engines. Warm-up runs are not timed.
 """
 
 from __future__ import annotations
@@ -46,13 +47,13 @@ def _one_thread():
 
 
 def _engine(method: str, width: int, n_seeds: int) -> tuple[float, np.ndarray]:
-    """(seconds per network, the per-network tangent exponents at sigma_w2 = 1.8)."""
+    """(CPU seconds per network, the per-network tangent exponents at sigma_w2 = 1.8)."""
     spec = spec_with_defaults(activation="tanh", width=width, depth=DEPTH, sigma_w2=GRID, sigma_b2=0.05,
                               n_seeds=n_seeds, n_pairs=1, dtype="float32", method=method, seed=7)  # fmt: skip
     simulate(spec.__class__(**{**spec.__dict__, "n_seeds": 2, "depth": 2}))  # warm-up
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     m = simulate(spec)
-    t = (time.perf_counter() - t0) / n_seeds
+    t = (time.process_time() - t0) / n_seeds
     lam = network_values(m, BURN_IN, "lambda_tangent")[COLUMN]
     return t, lam[np.isfinite(lam)]
 
@@ -62,9 +63,9 @@ def _tangent(width: int, n_networks: int, dtype: str) -> tuple[float, np.ndarray
     spec = ChainSpec(activation="tanh", width=width, depth=DEPTH, sigma_w2=GRID, sigma_b2=0.05, n_networks=n_networks,
                      seed=7)  # fmt: skip
     tangent_chain(ChainSpec(**{**spec.__dict__, "n_networks": 2, "depth": 2}), 0, dtype)  # warm-up
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     lam, _ = tangent_chain(spec, BURN_IN, dtype)
-    t = (time.perf_counter() - t0) / n_networks
+    t = (time.process_time() - t0) / n_networks
     row = lam[COLUMN].numpy()
     return t, row[np.isfinite(row)]
 

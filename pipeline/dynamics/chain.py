@@ -26,7 +26,7 @@ import torch
 from pipeline.activations import get_activation
 from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, STREAM_TANGENT, NetworkStreams
 
-CHUNK_NUMBERS = 1 << 16  # tangent_chain's networks per pass: about this many numbers per (S, K, N) array
+CHUNK_NUMBERS = 1 << 18  # tangent_chain's networks per pass: about this many numbers per (S, K, N) array
 RAND_BLOCK = 16  # layers per random draw of one network (part of the seed convention; see the module docstring)
 
 
@@ -369,7 +369,7 @@ def _tangent_chunk(spec: ChainSpec, burn_in: int, dt: torch.dtype, ids: list[int
             W[:, 1:3].copy_(e)
             torch.mul(e, e, out=W[:, 3:6:2])
             torch.mul(e[:, 0], e[:, 1], out=W[:, 4])
-            M = torch.bmm(P.view(S, K * R, N), W.mT).view(S, K, R, 6).double()
+            M = torch.bmm(W, P.view(S, K * R, N).mT).view(S, 6, K, R).permute(0, 2, 3, 1).double()  # (S, K, R, 6)
             g11 = M[:, :, 0, 0]
             g12 = ct * (f21 * M[:, :, 1, 1] + f22 * M[:, :, 1, 2])
             g22 = (ct * ct) * (f21 * f21 * M[:, :, 2, 3] + 2 * f21 * f22 * M[:, :, 2, 4] + f22 * f22 * M[:, :, 2, 5])

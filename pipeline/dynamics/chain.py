@@ -9,7 +9,9 @@ to a permutation of units, which no statistic sees). This module holds that step
 for long depths (`ChainSpec`, `kernel_blocks`, `kernel_path`); the engine path of `ensemble` uses the same step.
 
 Randomness (docs/science.md §7, Randomness): one generator per (base seed, network id, STREAM_CHAIN), drawing
-standard normals in fixed blocks of `RAND_BLOCK` layers, shape (RAND_BLOCK, N, m), in float32 then cast; the
+standard normals in fixed blocks of `RAND_BLOCK` layers, shape (RAND_BLOCK, N, m), in float32 then cast (torch's
+CPU generator fills a multiple of 16 numbers as the same stream as one longer fill, so blocks of 16 layers give
+bitwise the numbers of the former blocks of 64, drawing fewer wasted layers at short depths); the
 inputs come from STREAM_INPUT exactly as in the matrix engine. A network's numbers therefore do not depend on
 which other networks share its batch, on the yield block, or on the depth computed (a shorter run is a prefix).
 All sigma_w2 values of one network share its draws (common random numbers).

@@ -110,6 +110,16 @@ def test_a_network_does_not_depend_on_its_batch_block_or_depth():
     assert not torch.equal(full[0], full[1])
 
 
+def test_draw_blocks_of_16_layers_are_one_stream():
+    """The seed convention's block of RAND_BLOCK = 16 layers: consecutive draws continue one stream (torch's CPU
+    generator fills any multiple of 16 numbers as one longer fill), so depth and block size never change a number."""
+    for N, k in ((3, 1), (5, 3), (7, 2)):
+        one = NetworkStreams(4, [0, 1], torch.device("cpu")).normal(STREAM_CHAIN, (4 * RAND_BLOCK, N, k), torch.float64)
+        rand = NetworkStreams(4, [0, 1], torch.device("cpu"))
+        blocks = torch.cat([rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, k), torch.float64) for _ in range(4)], 1)
+        assert torch.equal(one, blocks)
+
+
 def test_bad_chain_fields_are_named():
     with pytest.raises(ValueError, match="ChainSpec.n_inputs"):
         kernel_path(ChainSpec(activation="tanh", width=8, depth=2, sigma_w2=(1.0,), sigma_b2=0.0, n_networks=2,
@@ -160,6 +170,19 @@ def test_chain_engine_networks_do_not_depend_on_grouping():
     b = simulate(engine_spec(memory_budget_gb=3e-5, **kw))  # 27 KiB per network: one per group
     for name in ("log_q", "c", "chi", "log_growth_replica", "log_growth_tangent", "spectrum_log_r"):
         assert torch.allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-12), name
+
+
+def test_chain_engine_in_float32_follows_float64_with_the_same_draws():
+    """The float32 path (Gram of all columns and rows drawn in float32, the pipeline's default precision) against
+    float64 with the same draws: tanh, all measurements per network within float32 rounding (a misplaced column
+    or block would differ at O(1))."""
+    kw = dict(activation="tanh", width=64, depth=20, sigma_w2=(1.3, 2.2), sigma_b2=0.05, n_seeds=4, n_pairs=2,
+              n_spectrum=2, eps=1e-3, method="chain", seed=5)  # fmt: skip
+    a, b = simulate(engine_spec(dtype="float32", **kw)), simulate(engine_spec(dtype="float64", **kw))
+    for name, tol in (("log_q", 2e-5), ("c", 1e-5), ("chi", 2e-4), ("log_growth_tangent", 3e-4),
+                      ("spectrum_log_r", 3e-4), ("log_growth_replica", 5e-3)):  # fmt: skip
+        x, y = getattr(a, name), getattr(b, name)
+        assert torch.isfinite(x).all() and (x - y).abs().max() < tol, (name, (x - y).abs().max())
 
 
 # ---- the same distribution as the weight-matrix engine --------------------------------------------------------

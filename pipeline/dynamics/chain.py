@@ -9,7 +9,9 @@ to a permutation of units, which no statistic sees). This module holds that step
 for long depths (`ChainSpec`, `kernel_blocks`, `kernel_path`); the engine path of `ensemble` uses the same step.
 
 Randomness (docs/science.md §7, Randomness): one generator per (base seed, network id, STREAM_CHAIN), drawing
-standard normals in fixed blocks of `RAND_BLOCK` layers, shape (RAND_BLOCK, N, m), in float32 then cast; the
+standard normals in fixed blocks of `RAND_BLOCK` layers, shape (RAND_BLOCK, N, m), in float32 then cast (torch's
+CPU generator fills a multiple of 16 numbers as the same stream as one longer fill, so blocks of 16 layers give
+bitwise the numbers of the former blocks of 64, drawing fewer wasted layers at short depths); the
 inputs come from STREAM_INPUT exactly as in the matrix engine. A network's numbers therefore do not depend on
 which other networks share its batch, on the yield block, or on the depth computed (a shorter run is a prefix).
 All sigma_w2 values of one network share its draws (common random numbers).
@@ -26,8 +28,8 @@ import torch
 from pipeline.activations import get_activation
 from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, STREAM_TANGENT, NetworkStreams
 
-CHUNK_NUMBERS = 1 << 16  # tangent_chain's networks per pass: about this many numbers per (S, K, N) array
-RAND_BLOCK = 64  # layers per random draw of one network (part of the seed convention: changing it changes numbers)
+CHUNK_NUMBERS = 1 << 18  # tangent_chain's networks per pass: about this many numbers per (S, K, N) array
+RAND_BLOCK = 16  # layers per random draw of one network (part of the seed convention; see the module docstring)
 
 
 def layer0_inputs(
@@ -231,9 +233,12 @@ def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.
 
     U and Y are the engine's (S, N, C) block-major layout: blocks signal, replica, tangent, probe of K x I columns,
     then K x k spectrum columns. Each sigma_w2 is its own Gram (exact per sigma_w2; all share the draws E, common
-    random numbers). The replica enters as its difference from the signal (U1 - U0), placed last, so the
-    near-collinearity of replica and tangent only costs a component below the factor's pivot threshold, and Y1
-    is returned as Y0 + that difference (the engine subtracts Y0 again, as for Z U1 - Z U0).
+    random numbers). The replica enters as its difference from the signal (U1 - U0, formed in place in U, which
+    the engine rebuilds every layer), placed last in the factor, so the near-collinearity of replica and tangent
+    only costs a component below the factor's pivot threshold; Y1 is drawn as Y0 + that difference (the engine
+    subtracts Y0 again, as for Z U1 - Z U0). Two products per layer and no copies of the rows: the Gram of all
+    C columns (U^T U, in U's dtype; its off-sigma_w2 blocks are not used) and the rows Y = E F^T written in Y's
+    layout, F^T's columns ordered as Y's.
 
     Args:
         spec: the `EnsembleSpec` (width, sigma_w2, n_pairs, n_spectrum, xi).
@@ -244,35 +249,42 @@ def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.
     """
     N, K, I, k, xi = spec.width, len(spec.sigma_w2), spec.n_inputs, spec.n_spectrum, spec.xi
     KI, m = K * I, 4 * I + k
-    # columns per sigma_w2: signal, tangent, probe (I each), spectrum (k), replica difference (I)
-    slots = [(0, 0), (2, I), (3, 2 * I)]  # (engine block, first column in A)
-    bufs: dict[int, torch.Tensor] = {}
+    # per sigma_w2 the factor's coordinates: signal, tangent, probe (I each), spectrum (k), replica difference (I)
+    kk, ii = torch.arange(K).view(K, 1), torch.arange(I).view(1, I)
+    coords = torch.cat(
+        [b * KI + kk * I + ii for b in (0, 2, 3)] + [4 * KI + kk * k + torch.arange(k).view(1, k), KI + kk * I + ii],
+        1,
+    )  # (K, m): U's column of each coordinate
+    # Y's columns in terms of the coordinates: block b of Y is coordinate block `src`; the replica adds the difference
+    rows = torch.cat([torch.arange(I), torch.arange(I, 3 * I), torch.arange(3 * I, 3 * I + k)])  # signal..spectrum
+    dev = torch.device(spec.device)
+    coords, rows = coords.to(dev), rows.to(dev)
 
     def product(U: torch.Tensor, Y: torch.Tensor) -> None:
         S = U.shape[0]
-        if S not in bufs:
-            bufs[S] = torch.empty(S, K, N, m, dtype=torch.float64, device=U.device)
-        A = bufs[S]
         Ub = U[:, :, : 4 * KI].view(S, N, 4, K, I)
-        for b, j in slots:
-            A[..., j : j + I].copy_(Ub[:, :, b].permute(0, 2, 1, 3))
+        Ub[:, :, 1].sub_(Ub[:, :, 0])  # the replica difference, in place
+        Gf = torch.bmm(U.mT, U)  # (S, C, C)
+        G = Gf[:, coords.unsqueeze(-1), coords.unsqueeze(-2)].double()  # (S, K, m, m)
+        if xi != 1.0:
+            col = U.sum(1).double()[:, coords]  # (S, K, m)
+            G = G + ((xi - 1.0) / N) * (col.unsqueeze(-1) * col.unsqueeze(-2))
+        F = sqrt_factor(G).to(U.dtype)  # (S, K, m, m), rows: coordinates, columns: draws
+        Fy = F[:, :, rows]  # (S, K, 3I + k, m): signal, tangent, probe, spectrum
+        Ft = torch.empty(S, m, Y.shape[-1], dtype=U.dtype, device=U.device)
+        Ftb = Ft[:, :, : 4 * KI].view(S, m, 4, K, I)
+        for b, j in ((0, 0), (2, I), (3, 2 * I)):
+            Ftb[:, :, b].copy_(Fy[:, :, j : j + I].permute(0, 3, 1, 2))
+        torch.add(Fy[:, :, :I], F[:, :, m - I :], out=Ftb[:, :, 1].permute(0, 2, 3, 1))  # replica = signal + diff
         if k:
-            A[..., 3 * I : 3 * I + k].copy_(U[:, :, 4 * KI :].view(S, N, K, k).permute(0, 2, 1, 3))
-        torch.sub(Ub[:, :, 1], Ub[:, :, 0], out=A[..., m - I :].permute(0, 2, 1, 3))
-        F = sqrt_factor(gram(A, xi))  # (S, K, m, m)
-        E = rand.normal(STREAM_CHAIN, (N, m), torch.float64)  # (S, N, m), shared by every sigma_w2
-        X = torch.bmm(E, F.transpose(-1, -2).permute(0, 2, 1, 3).reshape(S, m, K * m)).view(S, N, K, m)
-        Yb = Y[:, :, : 4 * KI].view(S, N, 4, K, I)
-        for b, j in slots:
-            Yb[:, :, b].copy_(X[..., j : j + I])
-        if k:
-            Y[:, :, 4 * KI :].view(S, N, K, k).copy_(X[..., 3 * I : 3 * I + k])
-        Yb[:, :, 1].copy_(X[..., :I] + X[..., m - I :])  # the replica, Y0 + its difference
+            Ft[:, :, 4 * KI :].view(S, m, K, k).copy_(Fy[:, :, 3 * I :].permute(0, 3, 1, 2))
+        E = rand.normal(STREAM_CHAIN, (N, m), U.dtype)  # (S, N, m), shared by every sigma_w2
+        torch.bmm(E, Ft, out=Y)
 
     return product
 
 
-def tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[torch.Tensor, torch.Tensor]:
+def tangent_chain(spec: ChainSpec, burn_in: int, dtype: str = "float64") -> tuple[torch.Tensor, torch.Tensor]:
     """The typical exponent and q_hat^L of one input per network by the exact chain of (signal, tangent) rows
     (docs/science.md §7a, state (k+1) x (k+1) with k = 1): per layer the 2 x 2 kernel of (phi(h), phi'(h) t),
     N fresh rows (h', t') from it, growth (1/2) ln(||t'||^2 / ||t||^2), t renormalized. The engine's
@@ -283,6 +295,9 @@ def tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[torch.Tensor, torch.Te
     Args:
         spec: the chain; n_inputs must be 1 (c0 is unused).
         burn_in: first transition of the layer average (transitions burn_in .. depth-1, as `network_values`).
+        dtype: "float64" or "float32", precision of the per-unit rows and their sums over the width (the 2 x 2
+            kernels, factors and logs are float64 either way); float32 is ~3x faster (float64 tanh is ~8x
+            slower than float32 on the CPU) at a relative rounding of ~1e-6 per kernel entry.
 
     Returns:
         (lam, q_L): float64 tensors (K, S): the per-network exponent per layer (natural log, of the norm) and
@@ -291,53 +306,94 @@ def tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[torch.Tensor, torch.Te
     spec.check()
     if spec.n_inputs != 1:
         raise ValueError(f"ChainSpec.n_inputs={spec.n_inputs}: tangent_chain follows one input (allowed: 1)")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype={dtype!r}: allowed float32, float64")
     if not 0 <= burn_in < spec.depth:
         raise ValueError(f"burn_in={burn_in}: allowed 0 .. depth-1 = {spec.depth - 1}")
     # networks in chunks of ~64k numbers per array: the per-layer arrays stay in cache (one network's numbers do
     # not depend on its chunk: one generator per network)
     size = max(1, CHUNK_NUMBERS // (len(spec.sigma_w2) * spec.width))
+    end = spec.first_network + spec.n_networks
+    dt = getattr(torch, dtype)
     parts = [
-        _tangent_chunk(spec, burn_in, list(range(a, min(a + size, spec.first_network + spec.n_networks))))
-        for a in range(spec.first_network, spec.first_network + spec.n_networks, size)
+        _tangent_chunk(spec, burn_in, dt, list(range(a, min(a + size, end))))
+        for a in range(spec.first_network, end, size)
     ]
     return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
 
 
-def _tangent_chunk(spec: ChainSpec, burn_in: int, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-    """`tangent_chain` for the networks `ids`."""
+def _tangent_chunk(spec: ChainSpec, burn_in: int, dt: torch.dtype, ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`tangent_chain` for the networks `ids`.
+
+    After layer 0 the rows are never formed: layer l's rows are h = f11 e1, t = (f21 e1 + f22 e2)/||t|| with
+    (e1, e2) the layer's standard normals (shared by every sigma_w2), so the next 2 x 2 kernel needs only the
+    sums of (phi^2, phi phi', phi'^2 [, phi, phi']) against (1, e1, e2, e1^2, e1 e2, e2^2): one batched product
+    per layer, and ||t||^2 comes from the 2 x 2 Gram of (e1, e2) (no pass over the width at all).
+    """
     act = get_activation(spec.activation)
-    dev = torch.device(spec.device)
+    dev, f64 = torch.device(spec.device), torch.float64
     S, K, N, L = len(ids), len(spec.sigma_w2), spec.width, spec.depth
-    gain = torch.tensor(spec.sigma_w2, dtype=torch.float64, device=dev).view(1, K, 1) / N
+    gain = torch.tensor(spec.sigma_w2, dtype=f64, device=dev).view(1, K) / N
     rand = NetworkStreams(spec.seed, ids, dev)
-    h = layer0_inputs(spec.seed, ids, N, 1, spec.q0, spec.c0, dev)[..., 0].unsqueeze(1).expand(S, K, N)
-    t = rand.normal(STREAM_TANGENT, (N, 2), torch.float64)[..., 0]
-    t = (t / t.norm(dim=-1, keepdim=True)).unsqueeze(1).expand(S, K, N)
-    total = torch.zeros(S, K, dtype=torch.float64, device=dev)
     c = (spec.xi - 1.0) / N
-    a, d = torch.empty(S, K, N, dtype=torch.float64, device=dev), torch.empty(S, K, N, dtype=torch.float64, device=dev)
+    # layer 0: the engine's actual input and unit tangent, the same rows for every sigma_w2
+    h = layer0_inputs(spec.seed, ids, N, 1, spec.q0, spec.c0, dev)[..., 0]
+    t = rand.normal(STREAM_TANGENT, (N, 2), f64)[..., 0]
+    t = t / t.norm(dim=-1, keepdim=True)
+    a, d = torch.empty_like(h), torch.empty_like(h)
+    act.phi_and_slope(h, a, d)
+    b = d.mul_(t)
+    g11, g12, g22 = ((a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1))
+    if c:
+        sa, sb_ = a.sum(-1), b.sum(-1)
+        g11, g12, g22 = g11 + c * sa * sa, g12 + c * sa * sb_, g22 + c * sb_ * sb_
+    g11, g12, g22 = (g.unsqueeze(1) for g in (g11, g12, g22))
+    # per-layer scratch: rows (S, K, N), products P (S, K, R, N) of R = 3 (5 with the gauge's sums) against
+    # W (S, N, 6) = (1, e1, e2, e1^2, e1 e2, e2^2)
+    R = 5 if c else 3
+    h, a, d = (torch.empty(S, K, N, dtype=dt, device=dev) for _ in range(3))
+    P = torch.empty(S, K, R, N, dtype=dt, device=dev)
+    W = torch.empty(S, 6, N, dtype=dt, device=dev)
+    W[:, 0] = 1.0
+    total = torch.zeros(S, K, dtype=f64, device=dev)
+    E_block = EE = f11 = f21 = f22 = ct = None  # the draws and the factor of the previous transition
     for layer in range(L):
-        act.phi_and_slope(h, a, d)  # one pass where the activation has a fused kernel (tanh)
-        b = d.mul_(t)
-        g11, g12, g22 = (a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1)
-        if c:
-            sa, sb_ = a.sum(-1), b.sum(-1)
-            g11, g12, g22 = g11 + c * sa * sa, g12 + c * sa * sb_, g22 + c * sb_ * sb_
-        g11 = gain[..., 0] * g11 + spec.sigma_b2
-        g12, g22 = gain[..., 0] * g12, gain[..., 0] * g22
+        if layer:  # the kernel of layer `layer` from its implicit rows, e = the previous transition's draw
+            e = E_block[:, (layer - 1) % RAND_BLOCK]  # (S, 2, N)
+            torch.mul(f11.to(dt).unsqueeze(-1), e[:, None, 0], out=h)
+            act.phi_and_slope(h, a, d)
+            torch.mul(a, a, out=P[:, :, 0])
+            torch.mul(a, d, out=P[:, :, 1])
+            torch.mul(d, d, out=P[:, :, 2])
+            if c:
+                P[:, :, 3].copy_(a)
+                P[:, :, 4].copy_(d)
+            W[:, 1:3].copy_(e)
+            torch.mul(e, e, out=W[:, 3:6:2])
+            torch.mul(e[:, 0], e[:, 1], out=W[:, 4])
+            M = torch.bmm(W, P.view(S, K * R, N).mT).view(S, 6, K, R).permute(0, 2, 3, 1).double()  # (S, K, R, 6)
+            g11 = M[:, :, 0, 0]
+            g12 = ct * (f21 * M[:, :, 1, 1] + f22 * M[:, :, 1, 2])
+            g22 = (ct * ct) * (f21 * f21 * M[:, :, 2, 3] + 2 * f21 * f22 * M[:, :, 2, 4] + f22 * f22 * M[:, :, 2, 5])
+            if c:
+                sa, sb_ = M[:, :, 3, 0], ct * (f21 * M[:, :, 4, 1] + f22 * M[:, :, 4, 2])
+                g11, g12, g22 = g11 + c * sa * sa, g12 + c * sa * sb_, g22 + c * sb_ * sb_
+        g11 = gain * g11 + spec.sigma_b2
+        g12, g22 = gain * g12, gain * g22
         f11 = g11.sqrt()
         f21 = torch.where(f11 > 0, g12 / f11, torch.zeros_like(g12))
         f22 = (g22 - f21 * f21).clamp_min(0.0).sqrt()
-        r = layer % RAND_BLOCK
-        if r == 0:
-            E_block = rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, 2), torch.float64)
-        e1, e2 = E_block[:, r, :, 0].unsqueeze(1), E_block[:, r, :, 1].unsqueeze(1)  # (S, 1, N)
-        h = f11.unsqueeze(-1) * e1
-        t = f21.unsqueeze(-1) * e1 + f22.unsqueeze(-1) * e2
-        tt = (t * t).sum(-1)  # 0 where every slope vanished (ReLU, all units off): the network turns NaN, dropped
+        if layer % RAND_BLOCK == 0:
+            E_block = rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, 2), torch.float32).mT.to(dt).contiguous()
+            E64 = E_block.double()  # (S, RAND_BLOCK, 2, N): rows e1, e2 contiguous
+            EE = E64 @ E64.mT  # (S, RAND_BLOCK, 2, 2)
+        ee = EE[:, layer % RAND_BLOCK].unsqueeze(1)  # (S, 1, 2, 2)
+        # ||t||^2 of the drawn tangent t = f21 e1 + f22 e2: 0 where every slope vanished (ReLU, all units
+        # off): the network turns NaN, dropped
+        tt = f21 * f21 * ee[..., 0, 0] + 2 * f21 * f22 * ee[..., 0, 1] + f22 * f22 * ee[..., 1, 1]
         if layer >= burn_in:
             total += 0.5 * tt.log()
-        t = t * tt.rsqrt().unsqueeze(-1)
+        ct = tt.rsqrt()  # t enters the next kernel at unit norm
     lam = total / (L - burn_in)
-    q_L = (h * h).mean(-1)
+    q_L = f11 * f11 * ee[..., 0, 0] / N
     return lam.T.contiguous(), q_L.T.contiguous()

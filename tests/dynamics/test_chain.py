@@ -10,10 +10,21 @@ import pytest
 import torch
 from scipy import special, stats
 
+from pipeline.activations import get_activation
 from pipeline.config.errors import ConfigError
-from pipeline.dynamics.chain import ChainSpec, gram, kernel_blocks, kernel_path, sqrt_factor, tangent_chain
+from pipeline.dynamics.chain import (
+    RAND_BLOCK,
+    ChainSpec,
+    gram,
+    kernel_blocks,
+    kernel_path,
+    layer0_inputs,
+    sqrt_factor,
+    tangent_chain,
+)
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import network_crossing, network_values, summarize
+from pipeline.nets.weights import STREAM_CHAIN, STREAM_TANGENT, NetworkStreams
 from tests.config.draws import names_a_key, validate_full
 from tests.conftest import engine_spec
 
@@ -99,6 +110,16 @@ def test_a_network_does_not_depend_on_its_batch_block_or_depth():
     assert not torch.equal(full[0], full[1])
 
 
+def test_draw_blocks_of_16_layers_are_one_stream():
+    """The seed convention's block of RAND_BLOCK = 16 layers: consecutive draws continue one stream (torch's CPU
+    generator fills any multiple of 16 numbers as one longer fill), so depth and block size never change a number."""
+    for N, k in ((3, 1), (5, 3), (7, 2)):
+        one = NetworkStreams(4, [0, 1], torch.device("cpu")).normal(STREAM_CHAIN, (4 * RAND_BLOCK, N, k), torch.float64)
+        rand = NetworkStreams(4, [0, 1], torch.device("cpu"))
+        blocks = torch.cat([rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, k), torch.float64) for _ in range(4)], 1)
+        assert torch.equal(one, blocks)
+
+
 def test_bad_chain_fields_are_named():
     with pytest.raises(ValueError, match="ChainSpec.n_inputs"):
         kernel_path(ChainSpec(activation="tanh", width=8, depth=2, sigma_w2=(1.0,), sigma_b2=0.0, n_networks=2,
@@ -151,6 +172,19 @@ def test_chain_engine_networks_do_not_depend_on_grouping():
         assert torch.allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-12), name
 
 
+def test_chain_engine_in_float32_follows_float64_with_the_same_draws():
+    """The float32 path (Gram of all columns and rows drawn in float32, the pipeline's default precision) against
+    float64 with the same draws: tanh, all measurements per network within float32 rounding (a misplaced column
+    or block would differ at O(1))."""
+    kw = dict(activation="tanh", width=64, depth=20, sigma_w2=(1.3, 2.2), sigma_b2=0.05, n_seeds=4, n_pairs=2,
+              n_spectrum=2, eps=1e-3, method="chain", seed=5)  # fmt: skip
+    a, b = simulate(engine_spec(dtype="float32", **kw)), simulate(engine_spec(dtype="float64", **kw))
+    for name, tol in (("log_q", 2e-5), ("c", 1e-5), ("chi", 2e-4), ("log_growth_tangent", 3e-4),
+                      ("spectrum_log_r", 3e-4), ("log_growth_replica", 5e-3)):  # fmt: skip
+        x, y = getattr(a, name), getattr(b, name)
+        assert torch.isfinite(x).all() and (x - y).abs().max() < tol, (name, (x - y).abs().max())
+
+
 # ---- the same distribution as the weight-matrix engine --------------------------------------------------------
 
 
@@ -199,6 +233,55 @@ def test_chain_engine_matches_weight_matrices_at_larger_widths(width, n_seeds, g
 
 
 # ---- crossings at high precision (mlp_sweep `chain`) ------------------------------------------------------------
+
+
+def _explicit_rows_tangent_chain(spec: ChainSpec, burn_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """tangent_chain by brute force: the rows (h, t) of every layer formed explicitly, the 2 x 2 row covariance of
+    (phi(h), phi'(h) t) with the dense gauge projector of §4, its Cholesky by numpy, t renormalized by its norm;
+    the same draws (STREAM_CHAIN blocks of RAND_BLOCK layers, (N, 2) per layer). Returns (lam, q_L), (K, S)."""
+    act, N, L = get_activation(spec.activation), spec.width, spec.depth
+    ids = list(range(spec.first_network, spec.first_network + spec.n_networks))
+    h0 = layer0_inputs(spec.seed, ids, N, 1, spec.q0, spec.c0, "cpu")[..., 0].numpy()
+    rand = NetworkStreams(spec.seed, ids, torch.device("cpu"))
+    t0 = rand.normal(STREAM_TANGENT, (N, 2), torch.float64)[..., 0].numpy()
+    draws = [rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, 2), torch.float64).numpy() for _ in range(-(-L // RAND_BLOCK))]
+    E = np.concatenate(draws, 1)  # (S, >= L, N, 2)
+    proj = np.eye(N) + (spec.xi - 1.0) / N  # P_T + xi P_L
+    lam = np.zeros((len(spec.sigma_w2), len(ids)))
+    q_L = np.zeros_like(lam)
+    for j, sw in enumerate(spec.sigma_w2):
+        for s in range(len(ids)):
+            h, t, total = h0[s], t0[s] / np.linalg.norm(t0[s]), 0.0
+            for layer in range(L):
+                x = torch.from_numpy(h)
+                A = np.stack([act.phi(x).numpy(), act.dphi(x).numpy() * t], 1)  # (N, 2)
+                G = sw / N * A.T @ proj @ A + np.diag([spec.sigma_b2, 0.0])
+                rows = E[s, layer] @ np.linalg.cholesky(G).T
+                h, t = rows[:, 0], rows[:, 1]
+                if layer >= burn_in:
+                    total += np.log(np.linalg.norm(t))
+                t = t / np.linalg.norm(t)
+            lam[j, s], q_L[j, s] = total / (L - burn_in), (h * h).mean()
+    return lam, q_L
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(activation="tanh", width=12, depth=21, sigma_w2=(1.3, 2.2), sigma_b2=0.05),
+        dict(activation="erf", width=7, depth=18, sigma_w2=(2.0,), sigma_b2=0.1, xi=0.4),
+    ],
+)
+def test_tangent_chain_is_the_explicit_row_chain(kw):
+    """The implicit rows (kernel sums against the draws' moments, ||t|| from their Gram) equal explicit rows with
+    the same draws to rounding; float32 rows agree to ~1e-6 (a depth past one draw block, the gauge's sums)."""
+    spec = ChainSpec(n_networks=3, seed=9, **kw)
+    lam_ref, q_ref = _explicit_rows_tangent_chain(spec, burn_in=4)
+    lam, q_L = tangent_chain(spec, burn_in=4)
+    assert np.allclose(lam.numpy(), lam_ref, rtol=0, atol=1e-12) and np.allclose(q_L.numpy(), q_ref, rtol=1e-11)
+    lam32, q32 = tangent_chain(spec, burn_in=4, dtype="float32")
+    assert np.allclose(lam32.numpy(), lam_ref, rtol=0, atol=2e-6) and np.allclose(q32.numpy(), q_ref, rtol=2e-6)
+    assert not np.allclose(lam32.numpy(), lam_ref, rtol=0, atol=1e-12)  # float32 rows are really float32
 
 
 def _relu_exact_crossing(N: int) -> float:

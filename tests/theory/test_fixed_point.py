@@ -58,6 +58,10 @@ def test_expanding_map_diverges_to_inf_above_upper_and_below_lower():
     shut = solve_fixed_point(_affine([1.0], [1.0]), torch.zeros(1, dtype=torch.float64), upper=1000.0, max_iter=12)
     assert shut.status.tolist() == [int(Status.MAX_ITER)] and abs(float(shut.x) - 997.10546875) < 1e-9
     gone = solve_fixed_point(_affine([1.0], [1.0]), torch.zeros(1, dtype=torch.float64), upper=1000.0)
+    # the mirror image: a finite lower closes the bracket [lower, f(x)] while x -> x - 1 falls: 4 plain steps to
+    # -4, then bisections (-1000 - 5)/2 = -502.5, (-1000 - 503.5)/2 = -751.75
+    fall = solve_fixed_point(_affine([1.0], [-1.0]), torch.zeros(1, dtype=torch.float64), lower=-1000.0, max_iter=6)
+    assert fall.status.tolist() == [int(Status.MAX_ITER)] and float(fall.x) == -751.75
     assert gone.status.tolist() == [int(Status.DIVERGED)] and gone.iterations == 14
     down = solve_fixed_point(_affine([1.0], [-1.0]), torch.full((1,), 2.5, dtype=torch.float64))
     assert down.status.tolist() == [int(Status.DIVERGED)] and down.iterations == 3  # 2.5, 1.5, 0.5 -> -0.5
@@ -84,6 +88,9 @@ def test_max_iter_and_unstable_statuses():
         lambda x, idx: (x.clone(), torch.full_like(x, 1 + 2e-9)), torch.ones(1, dtype=torch.float64)
     )
     assert tip.status.tolist() == [int(Status.UNSTABLE)]
+    # the criterion is on |f'|: x -> 3 - 2x has x* = 1 with slope -2
+    flip = solve_fixed_point(_affine([-2.0], [3.0]), torch.ones(1, dtype=torch.float64))
+    assert flip.status.tolist() == [int(Status.UNSTABLE)] and float(flip.slope) == -2.0
     assert STATUS_NAMES == {0: "converged", 1: "diverged", 2: "max_iter", 3: "unstable", 4: "degenerate"}
 
 
@@ -108,3 +115,34 @@ def test_the_tolerance_test_includes_equality():
     which counts as converged in the first sweep."""
     fp = solve_fixed_point(_affine([0.5], [1.0]), torch.ones(1, dtype=torch.float64), tol=0.5)
     assert fp.iterations == 1 and float(fp.x) == 1.0 and fp.status.tolist() == [int(Status.CONVERGED)]
+
+
+def test_an_expanding_affine_map_diverges_rather_than_landing_on_its_unstable_fixed_point():
+    """x -> 1.5 x - 1 has one fixed point, 2, with slope 1.5: plain iteration moves away from it (x_k - 2 =
+    1.5^k (x0 - 2)), so from 3 it diverges above 1e8 in sweep 46 (1.5^46 > 1e8 - 2 > 1.5^45) and from 1 below
+    0 in sweep 2 (1, 0.5, -0.25). The Newton step from any iterate is exactly 2, the wrong side of the bracket:
+    taking it would report 2 as an unstable fixed point. Started on 2 itself, the solver reports it unstable."""
+    fmap = _affine([1.5, 1.5, 1.5], [-1.0, -1.0, -1.0])
+    fp = solve_fixed_point(fmap, torch.tensor([3.0, 1.0, 2.0], dtype=torch.float64))
+    assert fp.status.tolist() == [int(Status.DIVERGED), int(Status.DIVERGED), int(Status.UNSTABLE)]
+    assert math.isinf(float(fp.x[0])) and math.isinf(float(fp.x[1])) and float(fp.x[2]) == 2.0
+    assert fp.iterations == 46 and float(fp.slope[2]) == 1.5
+    assert solve_fixed_point(fmap, torch.tensor([1.0, 2.0], dtype=torch.float64)).iterations == 2
+
+
+def test_three_fixed_points_the_one_plain_iteration_reaches_is_returned():
+    """f(x) = x - (x - 1)(x - 2)(x - 3)/16 is increasing on [0, 4] (f' = 1 - (3x^2 - 12x + 11)/16 >= 5/16) and
+    maps it into itself; its fixed points 1 and 3 attract (f' = 7/8), 2 repels (f' = 17/16). Plain iteration
+    from below 2 reaches 1, from above 2 reaches 3; near 2 the slope exceeds 1 and a Newton step would point
+    back to 2. Started on 2 exactly (f(2) = 2 in floating point), the point is reported unstable. upper = 4
+    closes the bracket on the interval where f increases (the solver's premise): left open, a Newton step
+    where f' is just below 1 jumps far beyond 4, where the cubic turns down."""
+
+    def fmap(x, idx):
+        return x - (x - 1) * (x - 2) * (x - 3) / 16, 1 - (3 * x * x - 12 * x + 11) / 16
+
+    x0 = torch.tensor([0.0, 1.9, 2.1, 4.0, 2.0], dtype=torch.float64)
+    fp = solve_fixed_point(fmap, x0, upper=4.0)
+    assert torch.allclose(fp.x, torch.tensor([1.0, 1.0, 3.0, 3.0, 2.0], dtype=torch.float64), rtol=1e-12, atol=0)
+    assert fp.status.tolist() == [int(Status.CONVERGED)] * 4 + [int(Status.UNSTABLE)]
+    assert torch.allclose(fp.slope, torch.tensor([7 / 8] * 4 + [17 / 16], dtype=torch.float64), rtol=1e-9)

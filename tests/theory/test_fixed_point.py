@@ -81,9 +81,13 @@ def test_max_iter_and_unstable_statuses():
     # x* = 1 of x^2 is a fixed point with slope 2: converged but unstable
     fp = solve_fixed_point(lambda x, idx: (x * x, 2 * x), torch.ones(1, dtype=torch.float64))
     assert fp.status.tolist() == [int(Status.UNSTABLE)] and float(fp.x) == 1.0 and float(fp.slope) == 2.0
-    # slope exactly 1 (identity map) is not unstable; slope 1 + 2e-9 is
+    # slope exactly 1 (identity map) is not unstable, nor is the margin 1 + 1e-9 itself; slope 1 + 2e-9 is
     ident = solve_fixed_point(lambda x, idx: (x.clone(), torch.ones_like(x)), torch.ones(1, dtype=torch.float64))
     assert ident.status.tolist() == [int(Status.CONVERGED)]
+    edge = solve_fixed_point(
+        lambda x, idx: (x.clone(), torch.full_like(x, 1 + 1e-9)), torch.ones(1, dtype=torch.float64)
+    )
+    assert edge.status.tolist() == [int(Status.CONVERGED)]
     tip = solve_fixed_point(
         lambda x, idx: (x.clone(), torch.full_like(x, 1 + 2e-9)), torch.ones(1, dtype=torch.float64)
     )

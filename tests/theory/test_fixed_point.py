@@ -150,3 +150,14 @@ def test_three_fixed_points_the_one_plain_iteration_reaches_is_returned():
     assert torch.allclose(fp.x, torch.tensor([1.0, 1.0, 3.0, 3.0, 2.0], dtype=torch.float64), rtol=1e-12, atol=0)
     assert fp.status.tolist() == [int(Status.CONVERGED)] * 4 + [int(Status.UNSTABLE)]
     assert torch.allclose(fp.slope, torch.tensor([7 / 8] * 4 + [17 / 16], dtype=torch.float64), rtol=1e-9)
+
+
+def test_a_newton_step_onto_the_bracket_end_is_refused():
+    """Newton steps are taken only strictly inside the bracket. x -> x/2 + 1 with upper = 2 = x*: four plain
+    steps reach 2 - 2^-3, then every Newton step lands exactly on the end hi = 2 and is refused; the midpoint of
+    [f(x), 2] quarters the gap per sweep, so the residual 2^-(2k-6) of sweep k first meets 1e-13 x* in sweep 25,
+    at x = 2 - 2^-43. With upper = 2.5 the same Newton step is inside: converged in sweep 6, as without bound."""
+    fp = solve_fixed_point(_affine([0.5], [1.0]), torch.zeros(1, dtype=torch.float64), upper=2.0)
+    assert fp.status.tolist() == [int(Status.CONVERGED)] and fp.iterations == 25 and float(fp.x) == 2 - 2**-43
+    wide = solve_fixed_point(_affine([0.5], [1.0]), torch.zeros(1, dtype=torch.float64), upper=2.5)
+    assert wide.status.tolist() == [int(Status.CONVERGED)] and wide.iterations == 6 and float(wide.x) == 2.0

@@ -50,6 +50,9 @@ def test_expanding_map_diverges_to_inf_above_upper_and_below_lower():
     # a step onto upper itself is allowed: 50, 100 (= upper), then 150 diverges in sweep 3
     onto = solve_fixed_point(_affine([1.0], [50.0]), torch.zeros(1, dtype=torch.float64), upper=100.0, n_plain=100)
     assert onto.status.tolist() == [int(Status.DIVERGED)] and onto.iterations == 3
+    # and onto lower: 50, 0 (= lower), then -50 diverges in sweep 3
+    floor_hit = solve_fixed_point(_affine([1.0], [-50.0]), torch.full((1,), 100.0, dtype=torch.float64), n_plain=100)
+    assert floor_hit.status.tolist() == [int(Status.DIVERGED)] and floor_hit.iterations == 3
     capped = solve_fixed_point(_affine([2.0], [1.0]), torch.ones(1, dtype=torch.float64), upper=100.0)
     assert capped.status.tolist() == [int(Status.DIVERGED)] and capped.iterations == 6  # 2^7 - 1 > 100
     # a finite upper closes the bracket from the start: x -> x + 1 (slope 1, no Newton step) takes 4 plain

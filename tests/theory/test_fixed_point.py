@@ -1,5 +1,5 @@
 """pipeline.theory.fixed_point (the mutation-testing gaps of docs/mutation.md): the solver on maps whose fixed
-points, slopes and iteration counts are known by hand (affine and square-root maps), so no other theory
+points, slopes and iteration counts are known by hand (affine, square-root and cubic maps), so no other theory
 code is involved. Tolerances: the solver's own 1e-13 relative criterion, checked at 1e-12."""
 
 import math

@@ -1,5 +1,5 @@
 """pipeline.theory.fixed_point (the mutation-testing gaps of docs/mutation.md): the solver on maps whose fixed
-points, slopes and iteration counts are known by hand (affine and square-root maps), so no other theory
+points, slopes and iteration counts are known by hand (affine, square-root and cubic maps), so no other theory
 code is involved. Tolerances: the solver's own 1e-13 relative criterion, checked at 1e-12."""
 
 import math
@@ -50,6 +50,9 @@ def test_expanding_map_diverges_to_inf_above_upper_and_below_lower():
     # a step onto upper itself is allowed: 50, 100 (= upper), then 150 diverges in sweep 3
     onto = solve_fixed_point(_affine([1.0], [50.0]), torch.zeros(1, dtype=torch.float64), upper=100.0, n_plain=100)
     assert onto.status.tolist() == [int(Status.DIVERGED)] and onto.iterations == 3
+    # and onto lower: 50, 0 (= lower), then -50 diverges in sweep 3
+    floor_hit = solve_fixed_point(_affine([1.0], [-50.0]), torch.full((1,), 100.0, dtype=torch.float64), n_plain=100)
+    assert floor_hit.status.tolist() == [int(Status.DIVERGED)] and floor_hit.iterations == 3
     capped = solve_fixed_point(_affine([2.0], [1.0]), torch.ones(1, dtype=torch.float64), upper=100.0)
     assert capped.status.tolist() == [int(Status.DIVERGED)] and capped.iterations == 6  # 2^7 - 1 > 100
     # a finite upper closes the bracket from the start: x -> x + 1 (slope 1, no Newton step) takes 4 plain
@@ -58,6 +61,10 @@ def test_expanding_map_diverges_to_inf_above_upper_and_below_lower():
     shut = solve_fixed_point(_affine([1.0], [1.0]), torch.zeros(1, dtype=torch.float64), upper=1000.0, max_iter=12)
     assert shut.status.tolist() == [int(Status.MAX_ITER)] and abs(float(shut.x) - 997.10546875) < 1e-9
     gone = solve_fixed_point(_affine([1.0], [1.0]), torch.zeros(1, dtype=torch.float64), upper=1000.0)
+    # the mirror image: a finite lower closes the bracket [lower, f(x)] while x -> x - 1 falls: 4 plain steps to
+    # -4, then bisections (-1000 - 5)/2 = -502.5, (-1000 - 503.5)/2 = -751.75
+    fall = solve_fixed_point(_affine([1.0], [-1.0]), torch.zeros(1, dtype=torch.float64), lower=-1000.0, max_iter=6)
+    assert fall.status.tolist() == [int(Status.MAX_ITER)] and float(fall.x) == -751.75
     assert gone.status.tolist() == [int(Status.DIVERGED)] and gone.iterations == 14
     down = solve_fixed_point(_affine([1.0], [-1.0]), torch.full((1,), 2.5, dtype=torch.float64))
     assert down.status.tolist() == [int(Status.DIVERGED)] and down.iterations == 3  # 2.5, 1.5, 0.5 -> -0.5
@@ -77,13 +84,20 @@ def test_max_iter_and_unstable_statuses():
     # x* = 1 of x^2 is a fixed point with slope 2: converged but unstable
     fp = solve_fixed_point(lambda x, idx: (x * x, 2 * x), torch.ones(1, dtype=torch.float64))
     assert fp.status.tolist() == [int(Status.UNSTABLE)] and float(fp.x) == 1.0 and float(fp.slope) == 2.0
-    # slope exactly 1 (identity map) is not unstable; slope 1 + 2e-9 is
+    # slope exactly 1 (identity map) is not unstable, nor is the margin 1 + 1e-9 itself; slope 1 + 2e-9 is
     ident = solve_fixed_point(lambda x, idx: (x.clone(), torch.ones_like(x)), torch.ones(1, dtype=torch.float64))
     assert ident.status.tolist() == [int(Status.CONVERGED)]
+    edge = solve_fixed_point(
+        lambda x, idx: (x.clone(), torch.full_like(x, 1 + 1e-9)), torch.ones(1, dtype=torch.float64)
+    )
+    assert edge.status.tolist() == [int(Status.CONVERGED)]
     tip = solve_fixed_point(
         lambda x, idx: (x.clone(), torch.full_like(x, 1 + 2e-9)), torch.ones(1, dtype=torch.float64)
     )
     assert tip.status.tolist() == [int(Status.UNSTABLE)]
+    # the criterion is on |f'|: x -> 3 - 2x has x* = 1 with slope -2
+    flip = solve_fixed_point(_affine([-2.0], [3.0]), torch.ones(1, dtype=torch.float64))
+    assert flip.status.tolist() == [int(Status.UNSTABLE)] and float(flip.slope) == -2.0
     assert STATUS_NAMES == {0: "converged", 1: "diverged", 2: "max_iter", 3: "unstable", 4: "degenerate"}
 
 
@@ -108,3 +122,45 @@ def test_the_tolerance_test_includes_equality():
     which counts as converged in the first sweep."""
     fp = solve_fixed_point(_affine([0.5], [1.0]), torch.ones(1, dtype=torch.float64), tol=0.5)
     assert fp.iterations == 1 and float(fp.x) == 1.0 and fp.status.tolist() == [int(Status.CONVERGED)]
+
+
+def test_an_expanding_affine_map_diverges_rather_than_landing_on_its_unstable_fixed_point():
+    """x -> 1.5 x - 1 has one fixed point, 2, with slope 1.5: plain iteration moves away from it (x_k - 2 =
+    1.5^k (x0 - 2)), so from 3 it diverges above 1e8 in sweep 46 (1.5^46 > 1e8 - 2 > 1.5^45) and from 1 below
+    0 in sweep 2 (1, 0.5, -0.25). The Newton step from any iterate is exactly 2, the wrong side of the bracket:
+    taking it would report 2 as an unstable fixed point. Started on 2 itself, the solver reports it unstable."""
+    fmap = _affine([1.5, 1.5, 1.5], [-1.0, -1.0, -1.0])
+    fp = solve_fixed_point(fmap, torch.tensor([3.0, 1.0, 2.0], dtype=torch.float64))
+    assert fp.status.tolist() == [int(Status.DIVERGED), int(Status.DIVERGED), int(Status.UNSTABLE)]
+    assert math.isinf(float(fp.x[0])) and math.isinf(float(fp.x[1])) and float(fp.x[2]) == 2.0
+    assert fp.iterations == 46 and float(fp.slope[2]) == 1.5
+    assert solve_fixed_point(fmap, torch.tensor([1.0, 2.0], dtype=torch.float64)).iterations == 2
+
+
+def test_three_fixed_points_the_one_plain_iteration_reaches_is_returned():
+    """f(x) = x - (x - 1)(x - 2)(x - 3)/16 is increasing on [0, 4] (f' = 1 - (3x^2 - 12x + 11)/16 >= 5/16) and
+    maps it into itself; its fixed points 1 and 3 attract (f' = 7/8), 2 repels (f' = 17/16). Plain iteration
+    from below 2 reaches 1, from above 2 reaches 3; near 2 the slope exceeds 1 and a Newton step would point
+    back to 2. Started on 2 exactly (f(2) = 2 in floating point), the point is reported unstable. upper = 4
+    closes the bracket on the interval where f increases (the solver's premise): left open, a Newton step
+    where f' is just below 1 jumps far beyond 4, where the cubic turns down."""
+
+    def fmap(x, idx):
+        return x - (x - 1) * (x - 2) * (x - 3) / 16, 1 - (3 * x * x - 12 * x + 11) / 16
+
+    x0 = torch.tensor([0.0, 1.9, 2.1, 4.0, 2.0], dtype=torch.float64)
+    fp = solve_fixed_point(fmap, x0, upper=4.0)
+    assert torch.allclose(fp.x, torch.tensor([1.0, 1.0, 3.0, 3.0, 2.0], dtype=torch.float64), rtol=1e-12, atol=0)
+    assert fp.status.tolist() == [int(Status.CONVERGED)] * 4 + [int(Status.UNSTABLE)]
+    assert torch.allclose(fp.slope, torch.tensor([7 / 8] * 4 + [17 / 16], dtype=torch.float64), rtol=1e-9)
+
+
+def test_a_newton_step_onto_the_bracket_end_is_refused():
+    """Newton steps are taken only strictly inside the bracket. x -> x/2 + 1 with upper = 2 = x*: four plain
+    steps reach 2 - 2^-3, then every Newton step lands exactly on the end hi = 2 and is refused; the midpoint of
+    [f(x), 2] quarters the gap per sweep, so the residual 2^-(2k-6) of sweep k first meets 1e-13 x* in sweep 25,
+    at x = 2 - 2^-43. With upper = 2.5 the same Newton step is inside: converged in sweep 6, as without bound."""
+    fp = solve_fixed_point(_affine([0.5], [1.0]), torch.zeros(1, dtype=torch.float64), upper=2.0)
+    assert fp.status.tolist() == [int(Status.CONVERGED)] and fp.iterations == 25 and float(fp.x) == 2 - 2**-43
+    wide = solve_fixed_point(_affine([0.5], [1.0]), torch.zeros(1, dtype=torch.float64), upper=2.5)
+    assert wide.status.tolist() == [int(Status.CONVERGED)] and wide.iterations == 6 and float(wide.x) == 2.0

@@ -128,11 +128,6 @@ def check_config(cfg: FieldConfig) -> None:
                 f"field.corr_sigma_w2={bad}: not on the chaotic side for field.corr_activations={act.value} at "
                 f"field.corr_sigma_b2={fs.corr_sigma_b2:g} (c* = 1; allowed: sigma_w2 above the critical line)"
             )
-        for sw in fs.corr_sigma_w2:  # the one-loop dressing converges (cached for compute)
-            try:
-                correlation_dressing(act.value, sw, fs.corr_sigma_b2)
-            except ArithmeticError as err:
-                raise ConfigError(f"field.corr_sigma_w2={sw:g}: {err}") from None
 
 
 def compute(cfg: FieldConfig) -> FieldResult:

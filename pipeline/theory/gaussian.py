@@ -22,6 +22,7 @@ from .quadrature import (
     check_node_count,
     gauss_rule,
     gaussian_expectation,
+    hermite_block,
     max_hermite_order,
 )
 
@@ -290,8 +291,8 @@ class GaussianIntegrator:
         vals = f(q.clamp_min(0).sqrt().unsqueeze(-1) * self.rule.z) * self.rule.w.sqrt()
         orders = [k for k in MEHLER_ORDERS if k <= max_hermite_order(self.n_nodes)] or [MEHLER_ORDERS[0]]
         a = vals[..., :0]
-        for n_coeffs in orders:  # each rung adds only its new orders: a rule's basis is a prefix of the next's
-            a = torch.cat([a, vals @ gauss_rule(self.n_nodes, n_coeffs).basis[:, a.shape[-1] :]], -1)
+        for n_coeffs in orders:  # each rung adds only its new orders
+            a = torch.cat([a, vals @ hermite_block(self.n_nodes, a.shape[-1], n_coeffs).T], -1)
             a2 = a * a
             k = torch.arange(n_coeffs, dtype=DTYPE)
             miss0 = (e2 - a2.sum(-1)).abs()

@@ -137,19 +137,39 @@ def gauss_rule(n: int, n_coeffs: int = 160) -> GaussRule:
     Raises:
         ValueError: if n is odd or below 2.
     """
+    z, w = _nodes(n)
+    return GaussRule(z=z, w=w, basis=hermite_block(n, 0, n_coeffs).T)
+
+
+@functools.cache
+def _nodes(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nodes and normalised Gaussian weights of the n-node symmetric trapezoid rule (see `gauss_rule`)."""
     if n < 2 or n % 2:
         raise ValueError(f"quadrature n_nodes={n} must be an even integer >= 2")
     h = 2 * HALF_WIDTH / n
     z = (torch.arange(n, dtype=DTYPE) - (n - 1) / 2) * h
     w = torch.exp(-0.5 * z * z)
-    w = w / w.sum()
-    sw = w.sqrt()
-    basis = torch.empty(n, n_coeffs, dtype=DTYPE)
-    prev, cur = torch.zeros_like(z), sw.clone()
-    for k in range(n_coeffs):  # orthonormal recursion: h_{k+1} = (z h_k - sqrt(k) h_{k-1}) / sqrt(k+1)
-        basis[:, k] = cur
+    return z, w / w.sum()
+
+
+@functools.cache
+def hermite_block(n: int, start: int, stop: int) -> torch.Tensor:
+    """Orthonormal Hermite functions sqrt(w_i) He_k(z_i)/sqrt(k!) of orders start <= k < stop on the n-node
+    rule, as rows: shape (stop - start, n), contiguous.
+
+    Why blocks: Mehler's series climbs `MEHLER_ORDERS` one rung at a time, and a rung needs only its new
+    orders. Caching each rung's block (not every prefix) stores each order once per rule, and writing rows
+    rather than columns of an (n, K) matrix keeps the writes contiguous (gelu at large q needs 1280 orders
+    on 32768 nodes: building every prefix as columns took 1.4 s of a 5 s mlp_sweep job, and 2x the memory).
+    """
+    z, w = _nodes(n)
+    out = torch.empty(stop - start, n, dtype=DTYPE)
+    prev, cur = torch.zeros_like(z), w.sqrt()
+    for k in range(stop):  # orthonormal recursion: h_{k+1} = (z h_k - sqrt(k) h_{k-1}) / sqrt(k+1)
+        if k >= start:
+            out[k - start] = cur
         prev, cur = cur, (z * cur - math.sqrt(k) * prev) / math.sqrt(k + 1)
-    return GaussRule(z=z, w=w, basis=basis)
+    return out
 
 
 def gaussian_expectation(fn: Callable[[torch.Tensor], torch.Tensor], q: torch.Tensor, rule: GaussRule) -> torch.Tensor:

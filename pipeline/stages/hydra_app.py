@@ -18,10 +18,10 @@ if not OmegaConf.has_resolver("repo_root"):
 def hydra_entry(config_name: str, task: Callable[[DictConfig], None]) -> Callable[[], None]:
     """`main()` for `python -m pipeline.<stage>`: never relies on chdir (version_base 1.3); errors, signals and
     the sweep's close-up are handled by `lifecycle.main` (no Hydra internals are patched)."""
-    register()
     app = hydra.main(version_base="1.3", config_path=str(conf_dir()), config_name=config_name)(lifecycle.job(task))
 
     def main() -> None:
+        register(config_name)  # this stage's schema only, when it runs (importing the CLI registers none)
         lifecycle.main(app)
 
     return main

@@ -45,6 +45,16 @@ def _shared_dir(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def pytest_configure(config):
+    """Under pytest-xdist with several workers, each process (the workers, the controller's smoke build and every
+    stage subprocess, which inherit the environment) runs torch on one intra-op thread unless OMP_NUM_THREADS is
+    set: two workers of two threads each on CI's 2 cores spun at OpenMP barriers (the gelu breakdown test: 3.2 s
+    alone, 12-18 s in the suite). Tests of thread-count behaviour set their threads explicitly."""
+    if not hasattr(config, "workerinput") and (getattr(config.option, "numprocesses", 0) or 0) > 1:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, "1")
+
+
 def pytest_collection_modifyitems(config, items):
     """The tests that read the session smoke pipeline run last (the order is otherwise kept): under pytest-xdist the
     controller builds the pipeline in the background (pytest_sessionstart below) while the workers run the rest, so

@@ -27,18 +27,19 @@ from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
 from pipeline.theory.critical import critical_line
 from pipeline.theory.field import ar1_spectrum, correlation_masses, correlation_mode, length_mode
-from pipeline.theory.field_exact import ExactChain, exact_chain, homogeneous_exact
+from pipeline.theory.field_exact import TAIL_MOMENTS, ExactChain, exact_chain, homogeneous_exact, kesten_tail_exponent
 from pipeline.theory.field_vector import correlation_dressing
 from pipeline.theory.gauge import gauge_theory
 from pipeline.theory.one_loop import EXPANSION_LIMIT, STATUS_BREAKDOWN, STATUS_OK
 from pipeline.theory.predictions import integrator
 
 log = logging.getLogger("ginn.field")
+STATUS_HEAVY_TAIL = "heavy_tail"  # tail exponent <= TAIL_MOMENTS (field_exact.kesten_tail_exponent)
 SPECTRA_COLUMNS = [
     "activation", "sigma_w2", "sigma_b2", "xi", "width", "mode", "multiplier_measured", "multiplier_se",
     "multiplier_mean_field", "multiplier_one_loop", "mass_measured", "mass_se", "mass_mean_field",
     "plateau_measured", "plateau_se", "plateau_predicted", "multiplier_exact", "plateau_exact", "expansion_parameter",
-    "status",
+    "tail_exponent", "status",
 ]  # fmt: skip
 N_CURVE = 64  # frequencies kept per spectrum curve (log-spaced indices)
 
@@ -69,12 +70,17 @@ def _segments(x: np.ndarray, seg: int) -> np.ndarray:
     return x[:, : n * seg].reshape(x.shape[0] * n, seg)
 
 
-def _row(act, sw, sb, xi, width, mode, fit, seg_fit, chi, rho1, plateau, exact=None, expansion=math.nan) -> dict:
+def _row(act, sw, sb, xi, width, mode, fit, seg_fit, chi, rho1, plateau, exact=None, expansion=math.nan,
+         tail=math.inf) -> dict:  # fmt: skip
+    """One spectra.csv row. Status: heavy_tail where the chain's tail exponent is at most TAIL_MOMENTS (the fit and
+    its SE do not hold), else expansion_breakdown where v1/(N K^2) > EXPANSION_LIMIT (one loop does not), else ok."""
     ex = (exact.rho, exact.plateau) if exact is not None else (math.nan, math.nan)
-    status = STATUS_BREAKDOWN if expansion > EXPANSION_LIMIT else STATUS_OK
+    status = (
+        STATUS_HEAVY_TAIL if tail <= TAIL_MOMENTS else STATUS_BREAKDOWN if expansion > EXPANSION_LIMIT else STATUS_OK
+    )
     return dict(zip(SPECTRA_COLUMNS, [
         act, sw, sb, xi, width, mode, fit.multiplier, fit.multiplier_se, chi, rho1, fit.mass, fit.mass_se,
-        -math.log(chi), width * seg_fit.s0, width * seg_fit.s0_se, plateau, *ex, expansion, status,
+        -math.log(chi), width * seg_fit.s0, width * seg_fit.s0_se, plateau, *ex, expansion, tail, status,
     ]))  # fmt: skip
 
 
@@ -144,7 +150,8 @@ def compute(cfg: FieldConfig) -> FieldResult:
         x = _chain(act, width, (sw,), sb, xi, 1, cfg, n_net, job)[:, 0, :, 0, 0].numpy()
         fit, seg_fit = ar1_fit(x), ar1_fit(_segments(x, fs.segment))
         rows.append(_row(act, sw, sb, xi, width, mode, fit, seg_fit, lm.chi, lm.multiplier(width), lm.plateau,
-                         exact_reference(act, sw, sb, xi, width), lm.v1 / (width * lm.K**2)))  # fmt: skip
+                         exact_reference(act, sw, sb, xi, width), lm.v1 / (width * lm.K**2),
+                         kesten_tail_exponent(act, sw, xi, width)))  # fmt: skip
         key = dict(mode=mode, activation=act, sigma_w2=sw, sigma_b2=sb, xi=xi, width=width)
         curves.append(_curve(x, key, width, lm.chi, lm.sigma / width, fs.segment))
     for job, act in enumerate(progress([a.value for a in fs.corr_activations], desc="field: correlation"), len(jobs)):
@@ -227,8 +234,9 @@ def headline(result: FieldResult) -> StageOutput:
     """metrics.json: worst |z| of multipliers (one loop, N >= 64; exact) and plateaus (linear sector for the length
     mode; exact chain wherever one exists), relative mass SEs, and the fitted one-loop coefficient."""
     s = result.spectra
-    n_breakdown = int((s.status != STATUS_OK).sum())
-    s = s[s.status == STATUS_OK]  # v1/(N K^2) > 0.3: heavy tails near the length threshold, the SEs do not hold
+    n_breakdown = int((s.status == STATUS_BREAKDOWN).sum())
+    n_heavy = int((s.status == STATUS_HEAVY_TAIL).sum())
+    s = s[s.status == STATUS_OK]  # a tail exponent <= 4 (no SE) or v1/(N K^2) > 0.3 (no one loop): left out
     ln = s[s["mode"] != "correlation"]
     wide = ln[ln.width >= 64]
     length = s[s["mode"] == "length"]
@@ -258,6 +266,7 @@ def headline(result: FieldResult) -> StageOutput:
         "one_loop_c_max_z": _max(((f.c_measured - f.c_one_loop) / f.c_se).abs()),
         "one_loop_c_exact_max_abs_err": _max((f.c_exact - f.c_one_loop).abs()),
         "n_excluded_expansion_breakdown": n_breakdown,
+        "n_excluded_heavy_tail": n_heavy,
     }
 
     def _fmt(key: str) -> str:

@@ -91,3 +91,21 @@ def test_field_stage_rejects_points_without_the_mode(run_inprocess, tmp_path, ov
     r = run_inprocess("field", override, f"hydra.run.dir={tmp_path / 'x'}")
     assert r.returncode == 2 and key in r.stderr, r.stderr[-500:]
     assert not (tmp_path / "x" / "spectra.csv").exists()
+
+
+@pytest.mark.parametrize("tail,expansion,status", [(3.9, 0.1, "heavy_tail"), (4.0, 0.5, "heavy_tail"),
+                                                   (4.1, 0.5, "expansion_breakdown"), (4.1, 0.3, "ok"),
+                                                   (math.inf, 0.1, "ok")])  # fmt: skip
+def test_a_row_with_a_tail_exponent_at_most_4_is_flagged_heavy_tail_before_breakdown(tail, expansion, status):
+    """The regression and its SE need E G^4 < inf (kappa > 4, docs/science.md §7b); the boundaries are inclusive
+    at kappa = 4 and exclusive at the expansion limit 0.3. Flagged rows leave the headline metrics."""
+    x = np.random.default_rng(0).standard_normal((4, 64)).cumsum(1) * 0.1
+    fit = ar1_fit(x)
+    row = field._row("relu", 1.5, 0.1, 1.0, 64, "gauge", fit, fit, 0.75, 0.75, 7.2, None, expansion, tail)
+    assert row["status"] == status and row["tail_exponent"] == tail
+    spectra = pd.DataFrame([row, {**row, "status": "ok"}], columns=field.SPECTRA_COLUMNS)
+    fit_table = pd.DataFrame({k: pd.Series(dtype=float) for k in ("c_measured", "c_one_loop", "c_se", "c_exact")})
+    result = field.FieldResult(spectra, pd.DataFrame(), fit_table, pd.DataFrame())
+    m = field.headline(result).metrics
+    assert m["n_excluded_heavy_tail"] == (status == "heavy_tail")
+    assert m["n_excluded_expansion_breakdown"] == (status == "expansion_breakdown")

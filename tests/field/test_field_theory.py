@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.theory.field import ar1_spectrum, correlation_mode, k_derivatives, length_mode
-from pipeline.theory.field_exact import exact_chain
+from pipeline.theory.field_exact import exact_chain, kesten_tail_exponent
 from pipeline.theory.quadrature import gauss_rule
 
 
@@ -102,3 +102,34 @@ def test_ar1_spectrum_plateau_and_shape():
 def test_length_mode_rejects_a_non_stationary_point():
     with pytest.raises(ValueError, match="no finite q"):
         length_mode("relu", 3.0, 0.1)
+
+
+def _relu_log_moment_xi1(kappa: float, sw: float, n: int) -> float:
+    """ln E X^kappa for ReLU at xi = 1, exactly: X = (sw/N) chi^2_B with B ~ Binomial(N, 1/2) units on."""
+    terms = [math.lgamma(n + 1) - math.lgamma(b + 1) - math.lgamma(n - b + 1) - n * math.log(2)
+             + kappa * math.log(2 * sw / n) + math.lgamma(b / 2 + kappa) - math.lgamma(b / 2)
+             for b in range(1, n + 1)]  # fmt: skip
+    top = max(terms)
+    return top + math.log(sum(math.exp(t - top) for t in terms))
+
+
+@pytest.mark.parametrize("sw,n", [(1.5, 16), (1.9, 64), (1.9, 256)])
+def test_kesten_tail_exponent_matches_the_exact_relu_mixture(sw, n):
+    """E X^kappa = 1 by the binomial-chi-square mixture (a root by bisection, another path than the Monte Carlo);
+    the Monte Carlo over 2^17 draws is within 3% (its error near kappa = 2-7 is ~1%)."""
+    lo, hi = 0.5, 50.0
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _relu_log_moment_xi1(mid, sw, n) < 0 else (lo, mid)
+    assert kesten_tail_exponent("relu", sw, 1.0, n) == pytest.approx(lo, rel=0.03)
+
+
+def test_kesten_tail_exponent_is_two_where_the_gauge_chain_loses_its_variance():
+    """At xi = 1.8 the sigma_w2 with E X^2 = 1 has kappa = 2 (the xi term checked: X = sigma_w2 [mean r^2 + (xi - 1)
+    (mean r)^2], E X^2 here from 2^20 numpy draws of the definition, ~0.2% relative); bounded activations: inf."""
+    n, xi = 64, 1.8
+    r = np.maximum(np.random.default_rng(5).standard_normal((1 << 20, n)), 0.0)
+    y = (r * r).mean(1) + (xi - 1) * r.mean(1) ** 2
+    sw = float(np.mean(y * y)) ** -0.5
+    assert kesten_tail_exponent("relu", sw, xi, n) == pytest.approx(2.0, rel=0.02)
+    assert kesten_tail_exponent("tanh", 1.5, 1.0, n) == math.inf

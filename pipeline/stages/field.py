@@ -25,6 +25,7 @@ from pipeline.plots.figures import draw_stage_figures
 from pipeline.progress import progress
 from pipeline.stages.runner import StageOutput
 from pipeline.stages.tables import write_tables
+from pipeline.status import mask_invalid
 from pipeline.theory.critical import critical_line
 from pipeline.theory.field import ar1_spectrum, correlation_masses, correlation_mode, length_mode
 from pipeline.theory.field_exact import TAIL_MOMENTS, ExactChain, exact_chain, homogeneous_exact, kesten_tail_exponent
@@ -35,6 +36,7 @@ from pipeline.theory.predictions import integrator
 
 log = logging.getLogger("ginn.field")
 STATUS_HEAVY_TAIL = "heavy_tail"  # tail exponent <= TAIL_MOMENTS (field_exact.kesten_tail_exponent)
+MEASURED_VALUES = ["multiplier_measured", "multiplier_se", "mass_measured", "mass_se", "plateau_measured", "plateau_se"]
 SPECTRA_COLUMNS = [
     "activation", "sigma_w2", "sigma_b2", "xi", "width", "mode", "multiplier_measured", "multiplier_se",
     "multiplier_mean_field", "multiplier_one_loop", "mass_measured", "mass_se", "mass_mean_field",
@@ -106,6 +108,15 @@ def _curve(x: np.ndarray, key: dict, width: int, chi: float, noise: float, seg: 
                          "n_s_predicted": pred})  # fmt: skip
 
 
+def mask_by_status(spectra: pd.DataFrame) -> pd.DataFrame:
+    """Status before number: the dressed (one-loop) multiplier is NaN where the expansion broke down
+    (v1/(N K^2) > EXPANSION_LIMIT), and every measured value is NaN on heavy_tail rows (no valid SE); the theory
+    values and the diagnostics (expansion_parameter, tail_exponent) stay."""
+    out = mask_invalid(spectra, MEASURED_VALUES, "status", (STATUS_OK, STATUS_BREAKDOWN))
+    out.loc[out.expansion_parameter > EXPANSION_LIMIT, "multiplier_one_loop"] = math.nan
+    return out
+
+
 def check_config(cfg: FieldConfig) -> None:
     """Cross-field checks before compute: every requested mode exists at its points (ConfigError naming the key)."""
     fs = cfg.field
@@ -167,7 +178,7 @@ def compute(cfg: FieldConfig) -> FieldResult:
             seg_fit = ar1_fit(_segments(c, fs.segment), (_segments(q1, fs.segment), _segments(q2, fs.segment)))
             rows.append(_row(act, sw, fs.corr_sigma_b2, 1.0, fs.corr_width, "correlation", fit, seg_fit, cm.chi,
                              dressed, math.nan))  # fmt: skip
-    spectra = pd.DataFrame(rows, columns=SPECTRA_COLUMNS)
+    spectra = mask_by_status(pd.DataFrame(rows, columns=SPECTRA_COLUMNS))
     result = FieldResult(spectra, pd.concat(curves, ignore_index=True), one_loop_fit(spectra), theory_curves(cfg))
     result.output = headline(result)
     return result
@@ -201,7 +212,8 @@ def theory_curves(cfg: FieldConfig, n: int = 80) -> pd.DataFrame:
 def one_loop_fit(spectra: pd.DataFrame) -> pd.DataFrame:
     """Weighted least squares N (multiplier - chi) = c + d/N per length case, beside c1 of docs/science.md §7b."""
     out = []
-    for (act, sw, sb), d in spectra[spectra["mode"] == "length"].groupby(["activation", "sigma_w2", "sigma_b2"]):
+    length = spectra[(spectra["mode"] == "length") & (spectra.status != STATUS_HEAVY_TAIL)]  # no SE, no weight
+    for (act, sw, sb), d in length.groupby(["activation", "sigma_w2", "sigma_b2"]):
         n = d.width.to_numpy(float)
         y = n * (d.multiplier_measured - d.multiplier_mean_field).to_numpy()
         se = n * d.multiplier_se.to_numpy()

@@ -98,11 +98,15 @@ def test_field_stage_rejects_points_without_the_mode(run_inprocess, tmp_path, ov
                                                    (math.inf, 0.1, "ok")])  # fmt: skip
 def test_a_row_with_a_tail_exponent_at_most_4_is_flagged_heavy_tail_before_breakdown(tail, expansion, status):
     """The regression and its SE need E G^4 < inf (kappa > 4, docs/science.md §7b); the boundaries are inclusive
-    at kappa = 4 and exclusive at the expansion limit 0.3. Flagged rows leave the headline metrics."""
+    at kappa = 4 and exclusive at the expansion limit 0.3. Flagged rows leave the headline metrics; a heavy_tail
+    row shows no measured value, a row past the expansion limit no one-loop value."""
     x = np.random.default_rng(0).standard_normal((4, 64)).cumsum(1) * 0.1
     fit = ar1_fit(x)
     row = field._row("relu", 1.5, 0.1, 1.0, 64, "gauge", fit, fit, 0.75, 0.75, 7.2, None, expansion, tail)
     assert row["status"] == status and row["tail_exponent"] == tail
+    masked = field.mask_by_status(pd.DataFrame([row], columns=field.SPECTRA_COLUMNS)).iloc[0]  # status before number
+    assert math.isnan(masked.multiplier_measured) == math.isnan(masked.plateau_se) == (status == "heavy_tail")
+    assert math.isnan(masked.multiplier_one_loop) == (expansion > 0.3) and masked.plateau_predicted == 7.2
     spectra = pd.DataFrame([row, {**row, "status": "ok"}], columns=field.SPECTRA_COLUMNS)
     fit_table = pd.DataFrame({k: pd.Series(dtype=float) for k in ("c_measured", "c_one_loop", "c_se", "c_exact")})
     result = field.FieldResult(spectra, pd.DataFrame(), fit_table, pd.DataFrame())

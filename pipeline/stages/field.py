@@ -164,7 +164,10 @@ def compute(cfg: FieldConfig) -> FieldResult:
                          exact_reference(act, sw, sb, xi, width), lm.v1 / (width * lm.K**2),
                          kesten_tail_exponent(act, sw, xi, width)))  # fmt: skip
         key = dict(mode=mode, activation=act, sigma_w2=sw, sigma_b2=sb, xi=xi, width=width)
-        curves.append(_curve(x, key, width, lm.chi, lm.sigma / width, fs.segment))
+        curve = _curve(x, key, width, lm.chi, lm.sigma / width, fs.segment)
+        if rows[-1]["status"] == STATUS_HEAVY_TAIL:  # no valid SE: its curve keeps only the predicted spectrum
+            curve[["n_s_measured", "n_s_se"]] = math.nan
+        curves.append(curve)
     for job, act in enumerate(progress([a.value for a in fs.corr_activations], desc="field: correlation"), len(jobs)):
         sws = list(fs.corr_sigma_w2)
         G = _chain(act, fs.corr_width, sws, fs.corr_sigma_b2, 1.0, 2, cfg, fs.n_networks, job)

@@ -36,6 +36,14 @@ def test_field_stage_writes_its_tables_and_a_finished_run(run_inprocess, tmp_pat
     assert fit.c_exact.iloc[0] == pytest.approx(fit.c_one_loop.iloc[0], abs=0.02)  # widths 16..64: d/N absorbed
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"multiplier_max_z_one_loop", "length_plateau_max_z", "one_loop_c_max_z"} <= set(metrics)
+    # ReLU at N = 8 has a tail exponent ~2.2 (docs/science.md §7b): flagged, no measured number in any table
+    gauge = spectra[spectra["mode"] == "gauge"].iloc[0]
+    assert gauge.status == "heavy_tail" and gauge.tail_exponent < 4 and np.isnan(gauge.multiplier_measured)
+    assert metrics["n_excluded_heavy_tail"] == 1
+    curves = pd.read_csv(out / "spectrum_curves.csv")
+    g = curves[curves["mode"] == "gauge"]
+    assert len(g) and g.n_s_measured.isna().all() and g.n_s_predicted.notna().all()
+    assert curves[curves["mode"] == "length"].n_s_measured.notna().all()
     assert list(runs(store, "field").status) == ["FINISHED"]
     assert {p.name for p in (out / "figures").iterdir()} == {"field_spectra.png", "field_collapse.png",
                                                             "field_masses.png"}  # fmt: skip

@@ -9,7 +9,8 @@ layer-averaged tangent exponent at sigma_w2 = 1.8. Target (issue 23): >= N/8 at 
   per-network exponents agree in mean and in a KS test), so equal SE means equal networks and the ratio is the
   ratio of times per network. Their sample variances are shown, not multiplied in: from 16 matrix networks at
   N = 1024 their ratio has a ~40% SE, noise that earlier runs multiplied into the result (0.55 .. 1.71).
-- tangent_chain (one input, float32 rows) vs the matrix engine (which averages the pair's two inputs): the
+- tangent_chain (one input, float32 rows, the fused C kernel where it builds: `pipeline.dynamics.native`; the torch
+  kernel's time is in the note) vs the matrix engine (which averages the pair's two inputs): the
   variances differ for real; the engine's is the pooled estimate of the matrix and chain engine runs (same law),
   the chain's from its own 16x more networks.
 - Timing: CPU seconds of one torch thread for both (per-core throughput; both parallelize over networks). On
@@ -27,6 +28,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from pipeline.dynamics import native
 from pipeline.dynamics.chain import ChainSpec, tangent_chain
 from pipeline.dynamics.engine_spec import spec_with_defaults
 from pipeline.dynamics.ensemble import simulate
@@ -58,13 +60,13 @@ def _engine(method: str, width: int, n_seeds: int) -> tuple[float, np.ndarray]:
     return t, lam[np.isfinite(lam)]
 
 
-def _tangent(width: int, n_networks: int, dtype: str) -> tuple[float, np.ndarray]:
+def _tangent(width: int, n_networks: int, dtype: str, kernel: str = "torch") -> tuple[float, np.ndarray]:
     """The same for the lean typical-exponent chain (`tangent_chain`, one input, no replica/probe columns)."""
     spec = ChainSpec(activation="tanh", width=width, depth=DEPTH, sigma_w2=GRID, sigma_b2=0.05, n_networks=n_networks,
                      seed=7)  # fmt: skip
-    tangent_chain(ChainSpec(**{**spec.__dict__, "n_networks": 2, "depth": 2}), 0, dtype)  # warm-up
+    tangent_chain(ChainSpec(**{**spec.__dict__, "n_networks": 2, "depth": 2}), 0, dtype, kernel)  # warm-up
     t0 = time.process_time()
-    lam, _ = tangent_chain(spec, BURN_IN, dtype)
+    lam, _ = tangent_chain(spec, BURN_IN, dtype, kernel)
     t = (time.process_time() - t0) / n_networks
     row = lam[COLUMN].numpy()
     return t, row[np.isfinite(row)]
@@ -97,7 +99,9 @@ def run() -> list[dict]:
                 continue
             v_law = ((len(lm) - 1) * vm + (len(lc) - 1) * vc) / (len(lm) + len(lc) - 2)
             r_law = math.sqrt(2 / (len(lm) + len(lc) - 2))
-            t32, l32 = _tangent(n, 16 * seeds, "float32")
+            kernel = "fused" if native.available() is None else "torch"
+            t32, l32 = _tangent(n, 16 * seeds, "float32", kernel)
+            tt32, _ = _tangent(n, 16 * seeds, "float32")
             t64, _ = _tangent(n, 16 * seeds, "float64")
             vt, rt = _var(l32)
             ratio = tm * v_law / (t32 * vt)
@@ -109,8 +113,8 @@ def run() -> list[dict]:
                     "target": f">= N/8 = {n / 8:.0f}x",
                     "met": ratio >= n / 8,
                     "note": f"per network {tm * 1e3:.1f} ms (matrix, 2 inputs, all measurements) vs {t32 * 1e3:.2f} "
-                    f"ms (chain, float32 rows, 1 input, exponent and q only; float64 rows {t64 * 1e3:.2f} ms), one "
-                    "thread; "
+                    f"ms (chain kernel={kernel}, float32 rows, 1 input, exponent and q only; kernel=torch float32 "
+                    f"{tt32 * 1e3:.2f} ms, float64 {t64 * 1e3:.2f} ms), one thread; "
                     f"variance ratio {v_law / vt:.2f} +- {v_law / vt * math.hypot(r_law, rt):.2f} (the engine "
                     f"averages 2 inputs; its variance pooled over the matrix and chain engine runs)",
                 }

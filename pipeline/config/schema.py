@@ -97,6 +97,16 @@ class Precision(str, Enum):
     float64 = "float64"
 
 
+class ChainKernel(str, Enum):
+    """How `tangent_chain` computes a layer: auto (fused where it runs, else torch), the tensor path (any
+    activation and device, float64 rows), or the fused C loop (CPU, tanh/relu/linear, float32 rows, ~2-3x faster;
+    pipeline.dynamics.native)."""
+
+    auto = "auto"
+    torch = "torch"
+    fused = "fused"
+
+
 class EngineMethod(str, Enum):
     """How the finite-width engine draws a layer: weight matrices, or the exact kernel chain (science.md §7)."""
 
@@ -256,6 +266,7 @@ class ChainCrossingSettings:
     network_width: int = rng(0, ge=0)  # networks x width (0: off): the same SE at every width >= 64
     points: int = rng(9, ge=2)
     halfwidth: float = rng(0.08, gt=0.0)
+    kernel: ChainKernel = ChainKernel.auto
 
 
 @dataclass

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.activations import get_activation
+from pipeline.dynamics import native
 from pipeline.nets.weights import STREAM_CHAIN, STREAM_INPUT, STREAM_TANGENT, NetworkStreams
 
 CHUNK_NUMBERS = 1 << 18  # tangent_chain's networks per pass: about this many numbers per (S, K, N) array
@@ -284,7 +285,9 @@ def engine_product(spec, rand: NetworkStreams) -> Callable[[torch.Tensor, torch.
     return product
 
 
-def tangent_chain(spec: ChainSpec, burn_in: int, dtype: str = "float64") -> tuple[torch.Tensor, torch.Tensor]:
+def tangent_chain(
+    spec: ChainSpec, burn_in: int, dtype: str = "float64", kernel: str = "torch"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The typical exponent and q_hat^L of one input per network by the exact chain of (signal, tangent) rows
     (docs/science.md §7a, state (k+1) x (k+1) with k = 1): per layer the 2 x 2 kernel of (phi(h), phi'(h) t),
     N fresh rows (h', t') from it, growth (1/2) ln(||t'||^2 / ||t||^2), t renormalized. The engine's
@@ -298,6 +301,9 @@ def tangent_chain(spec: ChainSpec, burn_in: int, dtype: str = "float64") -> tupl
         dtype: "float64" or "float32", precision of the per-unit rows and their sums over the width (the 2 x 2
             kernels, factors and logs are float64 either way); float32 is ~3x faster (float64 tanh is ~8x
             slower than float32 on the CPU) at a relative rounding of ~1e-6 per kernel entry.
+        kernel: "torch" (tensor passes, any activation and device) or "fused" (one C loop per layer and
+            sigma_w2, `pipeline.dynamics.native`: CPU, float32 rows, tanh/relu/linear; the same draws and the
+            same law, equal to the torch path up to float32 rounding; ~2x faster).
 
     Returns:
         (lam, q_L): float64 tensors (K, S): the per-network exponent per layer (natural log, of the norm) and
@@ -310,15 +316,17 @@ def tangent_chain(spec: ChainSpec, burn_in: int, dtype: str = "float64") -> tupl
         raise ValueError(f"dtype={dtype!r}: allowed float32, float64")
     if not 0 <= burn_in < spec.depth:
         raise ValueError(f"burn_in={burn_in}: allowed 0 .. depth-1 = {spec.depth - 1}")
+    if kernel not in ("torch", "fused"):
+        raise ValueError(f"kernel={kernel!r}: allowed torch, fused")
+    if kernel == "fused":
+        check_fused(spec.activation, spec.device, dtype)
     # networks in chunks of ~64k numbers per array: the per-layer arrays stay in cache (one network's numbers do
     # not depend on its chunk: one generator per network)
     size = max(1, CHUNK_NUMBERS // (len(spec.sigma_w2) * spec.width))
     end = spec.first_network + spec.n_networks
     dt = getattr(torch, dtype)
-    parts = [
-        _tangent_chunk(spec, burn_in, dt, list(range(a, min(a + size, end))))
-        for a in range(spec.first_network, end, size)
-    ]
+    chunk = _tangent_chunk_fused if kernel == "fused" else _tangent_chunk
+    parts = [chunk(spec, burn_in, dt, list(range(a, min(a + size, end)))) for a in range(spec.first_network, end, size)]
     return torch.cat([p[0] for p in parts], 1), torch.cat([p[1] for p in parts], 1)
 
 
@@ -338,18 +346,7 @@ def _tangent_chunk(spec: ChainSpec, burn_in: int, dt: torch.dtype, ids: list[int
     gain = torch.tensor(spec.sigma_w2, dtype=f64, device=dev).view(1, K) / N
     rand = NetworkStreams(spec.seed, ids, dev)
     c = (spec.xi - 1.0) / N
-    # layer 0: the engine's actual input and unit tangent, the same rows for every sigma_w2
-    h = layer0_inputs(spec.seed, ids, N, 1, spec.q0, spec.c0, dev)[..., 0]
-    t = rand.normal(STREAM_TANGENT, (N, 2), f64)[..., 0]
-    t = t / t.norm(dim=-1, keepdim=True)
-    a, d = torch.empty_like(h), torch.empty_like(h)
-    act.phi_and_slope(h, a, d)
-    b = d.mul_(t)
-    g11, g12, g22 = ((a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1))
-    if c:
-        sa, sb_ = a.sum(-1), b.sum(-1)
-        g11, g12, g22 = g11 + c * sa * sa, g12 + c * sa * sb_, g22 + c * sb_ * sb_
-    g11, g12, g22 = (g.unsqueeze(1) for g in (g11, g12, g22))
+    g11, g12, g22 = (g.unsqueeze(1) for g in _layer0_kernel(spec, ids, rand))
     # per-layer scratch: rows (S, K, N); a block's draws as drawn, (S, RAND_BLOCK, N, 2) float32, and as rows
     # e1, e2 in dt, (S, RAND_BLOCK, 2, N); the current draw's monomials (e1^2, e1 e2, e2^2), (S, 3, N), kept for
     # the next layer's kernel (every elementwise operand contiguous: strided ones were 2x slower)
@@ -394,4 +391,65 @@ def _tangent_chunk(spec: ChainSpec, burn_in: int, dt: torch.dtype, ids: list[int
         ct = tt.rsqrt()  # t enters the next kernel at unit norm
     lam = total / (L - burn_in)
     q_L = f11 * f11 * ee[..., 0] / N
+    return lam.T.contiguous(), q_L.T.contiguous()
+
+
+def _layer0_kernel(spec: ChainSpec, ids: list[int], rand: NetworkStreams) -> tuple[torch.Tensor, ...]:
+    """(g11, g12, g22), each (S,), float64: layer 0's kernel of (phi(h), phi'(h) t) before the gain, from the
+    engine's actual input (input 0 of `layer0_inputs`) and unit tangent (STREAM_TANGENT column 0), the same for
+    every sigma_w2."""
+    dev, N, c = torch.device(spec.device), spec.width, (spec.xi - 1.0) / spec.width
+    h = layer0_inputs(spec.seed, ids, N, 1, spec.q0, spec.c0, dev)[..., 0]
+    t = rand.normal(STREAM_TANGENT, (N, 2), torch.float64)[..., 0]
+    t = t / t.norm(dim=-1, keepdim=True)
+    a, d = torch.empty_like(h), torch.empty_like(h)
+    get_activation(spec.activation).phi_and_slope(h, a, d)
+    b = d.mul_(t)
+    g11, g12, g22 = ((a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1))
+    if c:
+        sa, sb_ = a.sum(-1), b.sum(-1)
+        g11, g12, g22 = g11 + c * sa * sa, g12 + c * sa * sb_, g22 + c * sb_ * sb_
+    return g11, g12, g22
+
+
+def choose_kernel(requested: str, activation: str, device: str) -> str:
+    """The tangent_chain kernel for a `chain.kernel` value: auto is fused where it runs (activation, CPU, a C
+    compiler), else torch; torch and fused are taken as asked (fused checked by `check_fused`)."""
+    if requested != "auto":
+        return requested
+    ok = activation in native.ACTIVATIONS and torch.device(device).type == "cpu" and native.available() is None
+    return "fused" if ok else "torch"
+
+
+def check_fused(activation: str, device: str, dtype: str = "float32") -> None:
+    """One-line ValueError when the fused kernel cannot run this chain (names the field and the allowed values);
+    NativeUnavailable when it cannot be built here."""
+    if activation not in native.ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} with chain kernel=fused: allowed {', '.join(native.ACTIVATIONS)} "
+                         "(other activations: kernel=torch)")  # fmt: skip
+    if torch.device(device).type != "cpu":
+        raise ValueError(f"device={device!r} with chain kernel=fused: allowed cpu (on a GPU: kernel=torch)")
+    if dtype != "float32":
+        raise ValueError(f"dtype={dtype!r} with chain kernel=fused: allowed float32 (its rows are float32)")
+    native.library()
+
+
+def _tangent_chunk_fused(spec: ChainSpec, burn_in: int, dt: torch.dtype, ids: list[int]) -> tuple[torch.Tensor, ...]:
+    """`_tangent_chunk` by the fused C loop (`native`): the same draws, layer 0 and arithmetic per network, in
+    one pass over the units per layer and sigma_w2 (rows float32, sums float32 per SIMD lane, scalars float64)."""
+    f64, S, K, N, L = torch.float64, len(ids), len(spec.sigma_w2), spec.width, spec.depth
+    rand = NetworkStreams(spec.seed, ids, torch.device("cpu"))
+    g0 = torch.stack(_layer0_kernel(spec, ids, rand), -1).unsqueeze(1).expand(S, K, 3).contiguous()
+    gain = torch.tensor(spec.sigma_w2, dtype=f64) / N
+    state, ee = torch.zeros(S, K, 5, dtype=f64), torch.zeros(S, 3, dtype=f64)
+    prev, scratch = torch.empty(S, 2, N, dtype=torch.float32), torch.empty(5 * N, dtype=torch.float32)
+    draws = torch.empty(S, RAND_BLOCK, N, 2, dtype=torch.float32)
+    lib, code = native.library(), native.ACTIVATIONS[spec.activation]
+    for l0 in range(0, L, RAND_BLOCK):
+        rand.normal(STREAM_CHAIN, (RAND_BLOCK, N, 2), torch.float32, out=draws)
+        lib.tangent_block(code, S, K, N, l0, min(RAND_BLOCK, L - l0), RAND_BLOCK, burn_in, gain.data_ptr(),
+                          float(spec.sigma_b2), (spec.xi - 1.0) / N, draws.data_ptr(), prev.data_ptr(),
+                          g0.data_ptr(), state.data_ptr(), ee.data_ptr(), scratch.data_ptr())  # fmt: skip
+    lam = state[..., 4] / (L - burn_in)
+    q_L = state[..., 0] ** 2 * ee[:, None, 0] / N
     return lam.T.contiguous(), q_L.T.contiguous()

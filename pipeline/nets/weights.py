@@ -16,8 +16,28 @@ import math
 import numpy as np
 import torch
 
+from pipeline.nets.seeding import seed_states
+
 STREAM_WEIGHTS, STREAM_BIAS, STREAM_INPUT, STREAM_PROBE, STREAM_TANGENT, STREAM_SPECTRUM = range(6)
 STREAM_CHAIN = 6  # the exact kernel chain's per-layer unit draws (pipeline.dynamics.chain, docs/science.md §7)
+
+
+def generators(base_seed: int, seed_ids: list[int], stream: int, device: torch.device) -> list[torch.Generator]:
+    """`generator` for many networks at once (one vectorized SeedSequence hash, `seeding.seed_states`: bitwise
+    numpy's; values of 2^32 and above go through numpy's own SeedSequence, which splits them into words)."""
+    ids = [int(i) for i in seed_ids]
+    if 0 <= base_seed < 2**32 and all(0 <= i < 2**32 for i in ids):
+        words = np.empty((len(ids), 3), dtype=np.uint32)
+        words[:, 0], words[:, 1], words[:, 2] = base_seed, ids, stream
+        states = seed_states(words)
+    else:
+        states = [np.random.SeedSequence([base_seed, i, stream]).generate_state(2, dtype=np.uint32) for i in ids]
+    out = []
+    for s in states:
+        g = torch.Generator(device=device)
+        g.manual_seed(int(s[0]) << 31 ^ int(s[1]))
+        out.append(g)
+    return out
 
 
 def generator(base_seed: int, seed_id: int, stream: int, device: torch.device) -> torch.Generator:
@@ -34,10 +54,7 @@ def generator(base_seed: int, seed_id: int, stream: int, device: torch.device) -
     Returns:
         A seeded `torch.Generator`.
     """
-    state = np.random.SeedSequence([base_seed, seed_id, stream]).generate_state(2, dtype=np.uint32)
-    g = torch.Generator(device=device)
-    g.manual_seed(int(state[0]) << 31 ^ int(state[1]))
-    return g
+    return generators(base_seed, [seed_id], stream, device)[0]
 
 
 class NetworkStreams:
@@ -74,7 +91,7 @@ class NetworkStreams:
             Tensor of shape (len(seed_ids), *shape) (`out` itself when given).
         """
         if stream not in self._gens:
-            self._gens[stream] = [generator(self.base_seed, sid, stream, self.device) for sid in self.seed_ids]
+            self._gens[stream] = generators(self.base_seed, self.seed_ids, stream, self.device)
         shape = (len(self.seed_ids), *shape)
         direct = out is not None and out.dtype == torch.float32
         draw = out if direct else self._scratch(shape)

@@ -16,7 +16,7 @@ import torch
 
 from pipeline.activations import get_activation
 from pipeline.config.schema import MlpSweepConfig
-from pipeline.dynamics.chain import ChainSpec, tangent_chain
+from pipeline.dynamics.chain import ChainSpec, choose_kernel, tangent_chain
 from pipeline.dynamics.engine_spec import ensemble_spec
 from pipeline.dynamics.ensemble import simulate
 from pipeline.dynamics.statistics import (
@@ -242,21 +242,23 @@ def chain_crossing(cfg: MlpSweepConfig, center: float) -> dict:
     (`pipeline.dynamics.chain.tangent_chain`, docs/science.md §7a) around `center`, same depth, burn-in and q0."""
     net, eng, ch = cfg.net, cfg.engine, cfg.chain
     n = max(32, ch.network_width // max(net.width, 64))  # the same SE at every width >= 64; capped below
+    kernel = choose_kernel(ch.kernel.value, net.activation.value, eng.device)
     if not np.isfinite(center):
         return {"crossing_chain": None, "crossing_chain_se": None, "crossing_chain_status": "no_center",
-                "crossing_chain_networks": n}  # fmt: skip
+                "crossing_chain_networks": n, "crossing_chain_kernel": kernel}  # fmt: skip
     grid = np.linspace(center - ch.halfwidth, center + ch.halfwidth, ch.points)
     spec = ChainSpec(
         activation=net.activation.value, width=net.width, depth=net.depth, sigma_w2=tuple(grid.tolist()),
         sigma_b2=net.sigma_b2, xi=net.xi, n_networks=n, q0=eng.q0, seed=cfg.seed, device=eng.device,
     )  # fmt: skip
-    lam, _ = tangent_chain(spec, min(eng.burn_in, net.depth - 1))
+    lam, _ = tangent_chain(spec, min(eng.burn_in, net.depth - 1), "float32" if kernel == "fused" else "float64", kernel)
     cr = network_crossing(grid, lam.numpy(), "lambda_tangent (chain)", ch.halfwidth / 2)
     if cr.status != "ok":
         log.warning("no chain crossing: %s (%s)", cr.reason, cr.status)
     ok = cr.status == "ok"
     return {"crossing_chain": cr.x if ok else None, "crossing_chain_se": cr.se if ok else None,
-            "crossing_chain_status": cr.status, "crossing_chain_networks": n}  # fmt: skip
+            "crossing_chain_status": cr.status, "crossing_chain_networks": n,
+            "crossing_chain_kernel": kernel}  # fmt: skip
 
 
 def write(result: MlpSweepResult, folder: Path) -> StageOutput:

@@ -201,11 +201,30 @@ def _check_mlp_sweep(cfg) -> None:
             "fluctuation study tests one loop, derived for i.i.d. gaussian weights, and would be skipped "
             "(allowed: fluctuations.n_seeds=0, or net.xi=1 with net.weights=gaussian)"
         )
+    _check_chain_kernel(cfg)
     grid_key = "grid.sigma_w2.num + grid.refine" if cfg.grid.refine else "grid.sigma_w2.num"
     _check_engine(cfg, [cfg.net.width], cfg.grid.sigma_w2.num + cfg.grid.refine, grid_key=grid_key)
     if fl.n_seeds and net.width in fl.widths:
         _check_engine_call(cfg, net.width, len(fl.sigma_w2), fl.n_seeds, net.depth, n_spectrum=0,
                            seeds_key="fluctuations.n_seeds", grid_key="fluctuations.sigma_w2")  # fmt: skip
+
+
+def _check_chain_kernel(cfg) -> None:
+    """chain.kernel: only with the chain crossing on; `fused` only where the fused kernel runs (and builds)."""
+    ch = cfg.chain
+    if ch.kernel == sc.ChainKernel.auto:
+        return
+    if not ch.network_width:
+        raise ConfigError(f"chain.kernel={ch.kernel.value} with chain.network_width=0: the chain crossing is off and "
+                          "the kernel would be ignored (allowed: chain.kernel=auto, or chain.network_width > 0)")  # fmt: skip
+    if ch.kernel == sc.ChainKernel.fused:
+        from pipeline.dynamics.chain import check_fused  # lazy: may build the kernel (once per machine)
+        from pipeline.dynamics.native import NativeUnavailable
+
+        try:
+            check_fused(cfg.net.activation.value, cfg.engine.device)
+        except (ValueError, NativeUnavailable) as e:
+            raise ConfigError(f"chain.kernel=fused: {e}") from None
 
 
 def _check_lyapunov(cfg) -> None:

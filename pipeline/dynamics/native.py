@@ -1,0 +1,109 @@
+"""The fused tangent-chain kernel (tangent_kernel.c): compiled once per machine with the system C compiler and
+loaded through ctypes, so no build step and no extra dependency. Without a compiler the torch path stays (a
+one-line error says so when the fused kernel was asked for).
+
+The shared object is cached under $GINN_LAB_CACHE (default ~/.cache/ginn-lab), keyed by the source, the compiler
+and the CPU model and flags: a home directory shared by a cluster's different nodes gets one build per node type
+(-march=native code must not run on an older CPU).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("tangent_kernel.c")
+ACTIVATIONS = {"tanh": 0, "relu": 1, "linear": 2, "erf": 3}  # the kernel's activation codes (enum in tangent_kernel.c)
+FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-std=c99")
+
+
+class NativeUnavailable(RuntimeError):
+    """The fused kernel cannot be built or loaded here (no C compiler, or the build failed)."""
+
+
+def _compiler() -> str:
+    """The C compiler: $CC if set (it must exist), else the first of cc, gcc, clang on PATH."""
+    if os.environ.get("CC"):
+        cc = shutil.which(os.environ["CC"])
+        if not cc:
+            raise NativeUnavailable(f"the fused chain kernel needs a C compiler: CC={os.environ['CC']!r} not found")
+        return cc
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if not cc:
+        raise NativeUnavailable("the fused chain kernel needs a C compiler (cc, gcc or clang on PATH, or CC): none found")
+    return cc
+
+
+def _cpu_key() -> str:
+    """The CPU model and feature flags (Linux), else the platform's processor string."""
+    try:
+        info = Path("/proc/cpuinfo").read_text().splitlines()
+        keep = [line for line in info if line.startswith(("model name", "flags", "Features", "CPU part"))]
+        return "\n".join(sorted(set(keep)))
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("GINN_LAB_CACHE", Path.home() / ".cache" / "ginn-lab"))
+
+
+def _build(cc: str, target: Path) -> None:
+    """Compile SOURCE into target atomically (a concurrent build of the same key writes the same bytes)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        out = Path(tmp) / target.name
+        errors = []
+        for arch in (("-march=native",), ()):  # -march=native is not known to every compiler
+            r = subprocess.run([cc, *FLAGS, *arch, str(SOURCE), "-o", str(out), "-lm"], capture_output=True, text=True)
+            if r.returncode == 0:
+                os.replace(out, target)
+                return
+            errors.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}")
+        raise NativeUnavailable(f"building the fused chain kernel ({SOURCE.name}) with {cc} failed: {errors[-1]}")
+
+
+@lru_cache(maxsize=1)
+def library() -> ctypes.CDLL:
+    """The loaded kernel, built on first use (raises NativeUnavailable with the reason)."""
+    cc = _compiler()
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256("\0".join([SOURCE.read_text(), cc, version, " ".join(FLAGS), _cpu_key()]).encode())
+    target = _cache_dir() / f"tangent_kernel-{key.hexdigest()[:16]}.so"
+    if not target.exists():
+        _build(cc, target)
+    lib = ctypes.CDLL(str(target))
+    i64, dbl, ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
+    lib.tangent_block.argtypes = [ctypes.c_int, i64, i64, i64, i64, i64, i64, i64, ptr, dbl, dbl, ptr, ptr, ptr, ptr,
+                                  ptr, ptr]  # fmt: skip
+    lib.tangent_block.restype = None
+    lib.activation_values.argtypes = [ctypes.c_int, i64, ptr, ptr, ptr]
+    lib.activation_values.restype = None
+    return lib
+
+
+def activation_values(activation: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(phi(x), phi'(x)) as the fused kernel computes them (float32, CPU): its tanh, erf and exp approximations,
+    for tests against libm."""
+    x = x.to(torch.float32).contiguous()
+    a, d = torch.empty_like(x), torch.empty_like(x)
+    library().activation_values(ACTIVATIONS[activation], x.numel(), x.data_ptr(), a.data_ptr(), d.data_ptr())
+    return a, d
+
+
+def available() -> str | None:
+    """None when the fused kernel loads here, else the reason it does not."""
+    try:
+        library()
+    except NativeUnavailable as e:
+        return str(e)
+    return None

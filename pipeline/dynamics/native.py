@@ -39,7 +39,7 @@ def _compiler() -> str:
         return cc
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not cc:
-        raise NativeUnavailable("the fused chain kernel needs a C compiler (cc, gcc or clang on PATH, or CC): none found")
+        raise NativeUnavailable("the fused chain kernel needs a C compiler (cc, gcc or clang on PATH, or CC): none")
     return cc
 
 

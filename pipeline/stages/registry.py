@@ -215,8 +215,10 @@ def _check_chain_kernel(cfg) -> None:
     if ch.kernel == sc.ChainKernel.auto:
         return
     if not ch.network_width:
-        raise ConfigError(f"chain.kernel={ch.kernel.value} with chain.network_width=0: the chain crossing is off and "
-                          "the kernel would be ignored (allowed: chain.kernel=auto, or chain.network_width > 0)")  # fmt: skip
+        raise ConfigError(
+            f"chain.kernel={ch.kernel.value} with chain.network_width=0: the chain crossing is off and the kernel "
+            "would be ignored (allowed: chain.kernel=auto, or chain.network_width > 0)"
+        )
     if ch.kernel == sc.ChainKernel.fused:
         from pipeline.dynamics.chain import check_fused  # lazy: may build the kernel (once per machine)
         from pipeline.dynamics.native import NativeUnavailable

@@ -87,8 +87,8 @@ def test_auto_kernel_falls_back_to_torch_without_a_compiler(monkeypatch, tmp_pat
         assert reason is not None and "CC=" in reason and "not found" in reason
         assert choose_kernel("auto", "tanh", "cpu") == "torch"
         with pytest.raises(native.NativeUnavailable):
-            tangent_chain(ChainSpec(activation="tanh", width=4, depth=2, sigma_w2=(1.0,), sigma_b2=0.0, n_networks=1), 0,
-                          "float32", "fused")  # fmt: skip
+            spec = ChainSpec(activation="tanh", width=4, depth=2, sigma_w2=(1.0,), sigma_b2=0.0, n_networks=1)
+            tangent_chain(spec, 0, "float32", "fused")
     finally:
         monkeypatch.undo()
         native.library.cache_clear()
@@ -123,11 +123,18 @@ def test_fused_activation_values_are_libm_to_float32_rounding(activation):
     x = torch.linspace(-12, 12, 200_001, dtype=torch.float32)
     a, d = native.activation_values(activation, x)
     ref = {"tanh": torch.tanh, "erf": torch.erf, "relu": torch.relu, "linear": lambda v: v}[activation]
-    dref = {"tanh": lambda v: 1 - torch.tanh(v) ** 2, "erf": lambda v: 2 / np.sqrt(np.pi) * torch.exp(-(v.float() * v.float()).double()),
-            "relu": lambda v: (v > 0).double(), "linear": torch.ones_like}[activation]  # fmt: skip
+    dref = {
+        "tanh": lambda v: 1 - torch.tanh(v) ** 2,
+        "erf": lambda v: 2 / np.sqrt(np.pi) * torch.exp(-(v.float() * v.float()).double()),
+        "relu": lambda v: (v > 0).double(),
+        "linear": torch.ones_like,
+    }[activation]
     x64 = x.double()
     assert (a.double() - ref(x64)).abs().max() < 4e-7
     dr = dref(x64)
     keep = dr > 1e-37  # erf' below the float32 normals is clamped at exp(-87) (its weight d^2 < 1e-74)
-    assert ((d.double()[keep] - dr[keep]).abs() / dr[keep].clamp_min(1e-300)).max() < 4e-7 if activation != "tanh" \
+    assert (
+        ((d.double()[keep] - dr[keep]).abs() / dr[keep].clamp_min(1e-300)).max() < 4e-7
+        if activation != "tanh"
         else (d.double() - dr).abs().max() < 8e-7
+    )

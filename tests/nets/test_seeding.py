@@ -29,7 +29,7 @@ def test_batched_generators_draw_what_one_by_one_generators_draw():
     batch = generators(11, ids, 4, torch.device("cpu"))
     for i, g in zip(ids, batch):
         state = np.random.SeedSequence([11, i, 4]).generate_state(2, dtype=np.uint32)
-        ref = torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
-        assert torch.equal(torch.randn(5, generator=g), torch.randn(5, generator=ref))
-        assert torch.equal(torch.randn(3, generator=generator(11, i, 4, torch.device("cpu"))),
-                           torch.randn(3, generator=torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))))  # fmt: skip
+        seed = int(state[0]) << 31 ^ int(state[1])
+        assert torch.equal(torch.randn(5, generator=g), torch.randn(5, generator=torch.Generator().manual_seed(seed)))
+        one = generator(11, i, 4, torch.device("cpu"))
+        assert torch.equal(torch.randn(3, generator=one), torch.randn(3, generator=torch.Generator().manual_seed(seed)))

@@ -79,9 +79,12 @@ def library() -> ctypes.CDLL:
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256("\0".join([SOURCE.read_text(), cc, version, " ".join(FLAGS), _cpu_key()]).encode())
     target = _cache_dir() / f"tangent_kernel-{key.hexdigest()[:16]}.so"
-    if not target.exists():
-        _build(cc, target)
-    lib = ctypes.CDLL(str(target))
+    try:
+        if not target.exists():
+            _build(cc, target)
+        lib = ctypes.CDLL(str(target))
+    except OSError as e:  # a read-only or full cache folder, a library this system cannot load
+        raise NativeUnavailable(f"the fused chain kernel: {e} (set GINN_LAB_CACHE to a writable folder)") from None
     i64, dbl, ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
     lib.tangent_block.argtypes = [ctypes.c_int, i64, i64, i64, i64, i64, i64, i64, ptr, dbl, dbl, ptr, ptr, ptr, ptr,
                                   ptr, ptr]  # fmt: skip

@@ -138,3 +138,18 @@ def test_fused_activation_values_are_libm_to_float32_rounding(activation):
         if activation != "tanh"
         else (d.double() - dr).abs().max() < 8e-7
     )
+
+
+def test_an_unwritable_cache_folder_is_a_reason_not_a_crash(monkeypatch, tmp_path):
+    """A read-only cache (a cluster's home): `available()` names GINN_LAB_CACHE; auto falls back to torch."""
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the cache folder should be: mkdir fails
+    monkeypatch.setenv("GINN_LAB_CACHE", str(blocked / "cache"))
+    native.library.cache_clear()
+    try:
+        reason = native.available()
+        assert reason is not None and "GINN_LAB_CACHE" in reason and "\n" not in reason
+        assert choose_kernel("auto", "erf", "cpu") == "torch"
+    finally:
+        monkeypatch.undo()
+        native.library.cache_clear()

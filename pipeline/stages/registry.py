@@ -220,13 +220,16 @@ def _check_chain_kernel(cfg) -> None:
             "would be ignored (allowed: chain.kernel=auto, or chain.network_width > 0)"
         )
     if ch.kernel == sc.ChainKernel.fused:
-        from pipeline.dynamics.chain import check_fused  # lazy: may build the kernel (once per machine)
-        from pipeline.dynamics.native import NativeUnavailable
+        from pipeline.dynamics import native  # lazy: may build the kernel (once per machine)
 
-        try:
-            check_fused(cfg.net.activation.value, cfg.engine.device)
-        except (ValueError, NativeUnavailable) as e:
-            raise ConfigError(f"chain.kernel=fused: {e}") from None
+        other = "or chain.kernel=auto, which takes the torch path there"
+        if cfg.net.activation.value not in native.ACTIVATIONS:
+            raise ConfigError(f"chain.kernel=fused with net.activation={cfg.net.activation.value}: allowed "
+                              f"net.activation {', '.join(native.ACTIVATIONS)} ({other})")  # fmt: skip
+        if cfg.engine.device != "cpu":
+            raise ConfigError(f"chain.kernel=fused with engine.device={cfg.engine.device}: allowed cpu ({other})")
+        if native.available():
+            raise ConfigError(f"chain.kernel=fused: {native.available()} ({other})")
 
 
 def _check_lyapunov(cfg) -> None:

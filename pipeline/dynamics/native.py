@@ -16,7 +16,6 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -54,7 +53,9 @@ def _cpu_key() -> str:
 
 
 def _cache_dir() -> Path:
-    return Path(os.environ.get("GINN_LAB_CACHE", Path.home() / ".cache" / "ginn-lab"))
+    """Absolute (dlopen searches the library path for a name without a slash): $GINN_LAB_CACHE if set and
+    non-empty, else ~/.cache/ginn-lab."""
+    return Path(os.environ.get("GINN_LAB_CACHE") or Path.home() / ".cache" / "ginn-lab").resolve()
 
 
 def _build(cc: str, target: Path) -> None:
@@ -68,13 +69,44 @@ def _build(cc: str, target: Path) -> None:
             if r.returncode == 0:
                 os.replace(out, target)
                 return
-            errors.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}")
+            lines = [line.strip() for line in r.stderr.splitlines() if line.strip()]
+            errors.append(
+                next((line for line in lines if "error" in line), lines[0] if lines else f"exit {r.returncode}")
+            )
         raise NativeUnavailable(f"building the fused chain kernel ({SOURCE.name}) with {cc} failed: {errors[-1]}")
 
 
-@lru_cache(maxsize=1)
+_LOADED: dict[str, object] = {}  # "lib": the loaded kernel, or "error": why it cannot load (once per process)
+
+
 def library() -> ctypes.CDLL:
-    """The loaded kernel, built on first use (raises NativeUnavailable with the reason)."""
+    """The loaded kernel, built on first use; raises NativeUnavailable with the reason (a failed build is
+    remembered: a broken compiler is tried once per process, not at every job)."""
+    if "lib" not in _LOADED and "error" not in _LOADED:
+        try:
+            _LOADED["lib"] = _load()
+        except NativeUnavailable as e:
+            _LOADED["error"] = str(e)
+    if "error" in _LOADED:
+        raise NativeUnavailable(_LOADED["error"])
+    return _LOADED["lib"]
+
+
+def reset() -> None:
+    """Forget the loaded kernel or the failure (tests that change CC or GINN_LAB_CACHE)."""
+    _LOADED.clear()
+
+
+def available() -> str | None:
+    """None when the fused kernel loads here, else the reason it does not."""
+    try:
+        library()
+    except NativeUnavailable as e:
+        return str(e)
+    return None
+
+
+def _load() -> ctypes.CDLL:
     cc = _compiler()
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
     key = hashlib.sha256("\0".join([SOURCE.read_text(), cc, version, " ".join(FLAGS), _cpu_key()]).encode())
@@ -101,12 +133,3 @@ def activation_values(activation: str, x: torch.Tensor) -> tuple[torch.Tensor, t
     a, d = torch.empty_like(x), torch.empty_like(x)
     library().activation_values(ACTIVATIONS[activation], x.numel(), x.data_ptr(), a.data_ptr(), d.data_ptr())
     return a, d
-
-
-def available() -> str | None:
-    """None when the fused kernel loads here, else the reason it does not."""
-    try:
-        library()
-    except NativeUnavailable as e:
-        return str(e)
-    return None

@@ -59,7 +59,7 @@ static inline float erf_f(float x) {
  * bits; y clamped at 87 (exp(-87) = 1.6e-38, the smallest normals). */
 static inline float exp_neg_f(float y) {
     const float x = -(y > 87.0f ? 87.0f : y);
-    union { float f; int32_t i; } t = {.f = x * 1.44269504088896341f + 12582912.0f}; /* 1.5 * 2^23 */
+    union { float f; uint32_t i; } t = {.f = x * 1.44269504088896341f + 12582912.0f}; /* 1.5 * 2^23 */
     const float n = t.f - 12582912.0f;
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -70,7 +70,7 @@ static inline float exp_neg_f(float y) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    union { int32_t i; float f; } scale = {.i = (t.i - 0x4B400000 + 127) << 23};
+    union { uint32_t i; float f; } scale = {.i = (t.i - 0x4B400000u + 127u) << 23}; /* unsigned: no UB for NaN */
     return p * scale.f;
 }
 
@@ -169,7 +169,7 @@ void tangent_block(int act, int64_t S, int64_t K, int64_t N, int64_t l0, int64_t
                 }
                 g11 = gain[k] * g11 + sb2; g12 *= gain[k]; g22 *= gain[k];
                 const double f11 = sqrt(g11), f21 = f11 > 0 ? g12 / f11 : 0.0;
-                const double r = g22 - f21 * f21, f22 = sqrt(r > 0 ? r : 0.0);
+                const double r = g22 - f21 * f21, f22 = sqrt(r < 0 ? 0.0 : r); /* NaN stays NaN, as clamp_min */
                 /* ||t||^2 of the drawn tangent f21 e1 + f22 e2: 0 when every slope vanished (NaN downstream) */
                 const double tt = f21 * f21 * e11 + 2 * f21 * f22 * e12 + f22 * f22 * e22;
                 if (layer >= burn_in) f[4] += 0.5 * log(tt);

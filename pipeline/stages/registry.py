@@ -219,6 +219,12 @@ def _check_chain_kernel(cfg) -> None:
             f"chain.kernel={ch.kernel.value} with chain.network_width=0: the chain crossing is off and the kernel "
             "would be ignored (allowed: chain.kernel=auto, or chain.network_width > 0)"
         )
+    if not cfg.net.one_loop_applies:  # the crossing is measured around the one-loop prediction: i.i.d. weights only
+        raise ConfigError(
+            f"chain.kernel={ch.kernel.value} with net.xi={cfg.net.xi:g}, net.weights={cfg.net.weights.value}: the "
+            "chain crossing runs only where one loop applies and the kernel would be ignored (allowed: "
+            "chain.kernel=auto, or net.xi=1 with net.weights=gaussian)"
+        )
     if ch.kernel == sc.ChainKernel.fused:
         from pipeline.dynamics import native  # lazy: may build the kernel (once per machine)
 
@@ -228,8 +234,9 @@ def _check_chain_kernel(cfg) -> None:
                               f"net.activation {', '.join(native.ACTIVATIONS)} ({other})")  # fmt: skip
         if cfg.engine.device != "cpu":
             raise ConfigError(f"chain.kernel=fused with engine.device={cfg.engine.device}: allowed cpu ({other})")
-        if native.available():
-            raise ConfigError(f"chain.kernel=fused: {native.available()} ({other})")
+        reason = native.available()
+        if reason:
+            raise ConfigError(f"chain.kernel=fused: {reason} ({other})")
 
 
 def _check_lyapunov(cfg) -> None:

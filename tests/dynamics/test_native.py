@@ -56,6 +56,7 @@ def test_fused_kernel_drops_the_same_dead_relu_networks_as_the_torch_path():
     lam_t, _ = tangent_chain(spec, 2, "float32", "torch")
     dead_f, dead_t = ~torch.isfinite(lam_f), ~torch.isfinite(lam_t)
     assert 10 < int(dead_t.sum()) < 290 and torch.equal(dead_f, dead_t)
+    assert torch.equal(lam_f.isnan(), lam_t.isnan()) and int(lam_t.isnan().sum()) > 10  # NaN stays NaN
     assert torch.allclose(lam_f[~dead_f], lam_t[~dead_t], rtol=0, atol=1e-6)
 
 
@@ -81,7 +82,7 @@ def test_auto_kernel_falls_back_to_torch_without_a_compiler(monkeypatch, tmp_pat
     with the compiler back, auto picks fused for tanh on the CPU and torch for gelu."""
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     monkeypatch.setenv("GINN_LAB_CACHE", str(tmp_path / "cache"))
-    native.library.cache_clear()
+    native.reset()
     try:
         reason = native.available()
         assert reason is not None and "CC=" in reason and "not found" in reason
@@ -91,7 +92,7 @@ def test_auto_kernel_falls_back_to_torch_without_a_compiler(monkeypatch, tmp_pat
             tangent_chain(spec, 0, "float32", "fused")
     finally:
         monkeypatch.undo()
-        native.library.cache_clear()
+        native.reset()
     assert choose_kernel("auto", "tanh", "cpu") == "fused" and choose_kernel("auto", "gelu", "cpu") == "torch"
     assert choose_kernel("torch", "tanh", "cpu") == "torch"
 
@@ -101,6 +102,10 @@ def test_auto_kernel_falls_back_to_torch_without_a_compiler(monkeypatch, tmp_pat
     [
         (["chain.network_width=4096", "chain.kernel=fused", "net.activation=gelu"], ["chain.kernel", "net.activation"]),
         (["chain.network_width=0", "chain.kernel=torch"], ["chain.kernel", "chain.network_width"]),
+        (
+            ["chain.network_width=4096", "chain.kernel=fused", "net.xi=0.5", "fluctuations.n_seeds=0"],
+            ["chain.kernel", "net.xi"],
+        ),
     ],
 )
 def test_mlp_sweep_rejects_a_kernel_it_cannot_use(overrides, keys):
@@ -145,11 +150,47 @@ def test_an_unwritable_cache_folder_is_a_reason_not_a_crash(monkeypatch, tmp_pat
     blocked = tmp_path / "file"
     blocked.write_text("")  # a file where the cache folder should be: mkdir fails
     monkeypatch.setenv("GINN_LAB_CACHE", str(blocked / "cache"))
-    native.library.cache_clear()
+    native.reset()
     try:
         reason = native.available()
         assert reason is not None and "GINN_LAB_CACHE" in reason and "\n" not in reason
         assert choose_kernel("auto", "erf", "cpu") == "torch"
     finally:
         monkeypatch.undo()
-        native.library.cache_clear()
+        native.reset()
+
+
+def test_a_failed_build_names_the_compilers_error_line_once(monkeypatch, tmp_path):
+    """A compiler that fails: the reason quotes its `error:` line (not gcc's closing 'compilation terminated.'),
+    and the failure is remembered: one build attempt (two invocations, with and without -march=native) per process."""
+    log = tmp_path / "calls"
+    fake = tmp_path / "fakecc"
+    fake.write_text(
+        f'#!/bin/sh\nif [ "$1" = --version ]; then echo fake 1.0; exit 0; fi\necho call >> {log}\n'
+        'echo "k.c:3:5: error: unknown type name bad" >&2\necho "compilation terminated." >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    monkeypatch.setenv("CC", str(fake))
+    monkeypatch.setenv("GINN_LAB_CACHE", str(tmp_path / "cache"))
+    native.reset()
+    try:
+        reason = native.available()
+        assert reason is not None and "error: unknown type name bad" in reason and "\n" not in reason
+        assert native.available() == reason and choose_kernel("auto", "tanh", "cpu") == "torch"
+        assert log.read_text().count("call") == 2
+    finally:
+        monkeypatch.undo()
+        native.reset()
+
+
+def test_an_empty_cache_variable_means_the_default_folder(monkeypatch, tmp_path):
+    """GINN_LAB_CACHE= (empty) is unset, not the current folder (a bare file name would send dlopen searching the
+    library path)."""
+    monkeypatch.setenv("GINN_LAB_CACHE", "")
+    monkeypatch.chdir(tmp_path)
+    native.reset()
+    try:
+        assert native.available() is None and not list(tmp_path.iterdir())
+    finally:
+        monkeypatch.undo()
+        native.reset()

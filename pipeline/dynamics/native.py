@@ -22,7 +22,7 @@ import torch
 
 SOURCE = Path(__file__).with_name("tangent_kernel.c")
 ACTIVATIONS = {"tanh": 0, "relu": 1, "linear": 2, "erf": 3}  # the kernel's activation codes (enum in tangent_kernel.c)
-FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-std=c99")
+FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-std=c99", "-ffp-contract=off")  # no FMA: the same bits anywhere
 
 
 class NativeUnavailable(RuntimeError):
@@ -58,13 +58,16 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("GINN_LAB_CACHE") or Path.home() / ".cache" / "ginn-lab").resolve()
 
 
-def _build(cc: str, target: Path) -> None:
+ARCHES = (("-march=native",), ())  # tried in order: -march=native is not known to every compiler
+
+
+def _build(cc: str, target: Path, arches: tuple[tuple[str, ...], ...] = ARCHES) -> None:
     """Compile SOURCE into target atomically (a concurrent build of the same key writes the same bytes)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         out = Path(tmp) / target.name
         errors = []
-        for arch in (("-march=native",), ()):  # -march=native is not known to every compiler
+        for arch in arches:
             r = subprocess.run([cc, *FLAGS, *arch, str(SOURCE), "-o", str(out), "-lm"], capture_output=True, text=True)
             if r.returncode == 0:
                 os.replace(out, target)
@@ -106,14 +109,16 @@ def available() -> str | None:
     return None
 
 
-def _load() -> ctypes.CDLL:
+def _load(arches: tuple[tuple[str, ...], ...] = ARCHES) -> ctypes.CDLL:
+    """Build (if not cached) and load the kernel; `arches` the architecture flags to try (tests build a portable
+    one to check that the bits do not depend on the SIMD width)."""
     cc = _compiler()
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    key = hashlib.sha256("\0".join([SOURCE.read_text(), cc, version, " ".join(FLAGS), _cpu_key()]).encode())
-    target = _cache_dir() / f"tangent_kernel-{key.hexdigest()[:16]}.so"
+    parts = [SOURCE.read_text(), cc, version, " ".join(FLAGS), repr(arches), _cpu_key()]
+    target = _cache_dir() / f"tangent_kernel-{hashlib.sha256(chr(0).join(parts).encode()).hexdigest()[:16]}.so"
     try:
         if not target.exists():
-            _build(cc, target)
+            _build(cc, target, arches)
         lib = ctypes.CDLL(str(target))
     except OSError as e:  # a read-only or full cache folder, a library this system cannot load
         raise NativeUnavailable(f"the fused chain kernel: {e} (set GINN_LAB_CACHE to a writable folder)") from None

@@ -5,7 +5,8 @@
  * Per network and layer, with e = (e1, e2) the previous transition's N standard normal pairs and (f11, f21, f22,
  * ct) its 2 x 2 factor and tangent normalization, the rows are h = f11 e1, a = phi(h), d = phi'(h), and the next
  * kernel needs the sums  a^2, a d e1, a d e2, d^2 e1^2, d^2 e1 e2, d^2 e2^2  [+ a, d e1, d e2 for the gauge].
- * Rows are float32 (as the float32 torch path), lane sums float32, every scalar after the sums float64.
+ * Rows are float32 (as the float32 torch path), lane sums float32, every scalar after the sums float64; the
+ * sums are bitwise the same on every CPU (LANES below).
  * No fast-math: NaN and inf propagate as in torch (a network whose tangent dies turns NaN and is dropped).
  */
 #include <math.h>
@@ -74,19 +75,33 @@ static inline float exp_neg_f(float y) {
     return p * scale.f;
 }
 
+/* Sums run in LANES fixed partial sums (unit j into lane j % LANES), added in lane order at the end: the same
+ * arithmetic whatever SIMD width the compiler picks for this CPU (16 floats, or 2 x 8, or 4 x 4), so every x86
+ * or ARM machine gives the same bits (with -ffp-contract=off: no FMA where another CPU has none). */
+#define LANES 16
+
 /* The unit sums of one (network, sigma_w2) at scale f: out[0..5] = a^2, a d e1, a d e2, d^2 e1^2, d^2 e1 e2,
  * d^2 e2^2, and with `gauge` out[6..8] = a, d e1, d e2. One loop per activation and gauge flag, so each
  * vectorizes without a branch inside. */
-#define UNIT_SUMS(ACT_A, ACT_D, GAUGE)                                                                           \
-    _Pragma("omp simd reduction(+ : s0, s1, s2, s3, s4, s5, s6, s7, s8)")                                         \
-    for (int64_t j = 0; j < n; j++) {                                                                            \
-        const float h = f * e1[j];                                                                                \
+#define UNIT_BODY(ACT_A, ACT_D, GAUGE, J, L)                                                                     \
+    {                                                                                                            \
+        const float h = f * e1[J];                                                                                \
         const float a = (ACT_A);                                                                                  \
         const float d = (ACT_D);                                                                                  \
         const float ad = a * d, dd = d * d;                                                                       \
-        s0 += a * a; s1 += ad * e1[j]; s2 += ad * e2[j];                                                          \
-        s3 += dd * q11[j]; s4 += dd * q12[j]; s5 += dd * q22[j];                                                  \
-        if (GAUGE) { s6 += a; s7 += d * e1[j]; s8 += d * e2[j]; }                                                 \
+        s0[L] += a * a; s1[L] += ad * e1[J]; s2[L] += ad * e2[J];                                                 \
+        s3[L] += dd * q11[J]; s4[L] += dd * q12[J]; s5[L] += dd * q22[J];                                         \
+        if (GAUGE) { s6[L] += a; s7[L] += d * e1[J]; s8[L] += d * e2[J]; }                                        \
+    }
+
+#define UNIT_SUMS(ACT_A, ACT_D, GAUGE)                                                                           \
+    for (int64_t j0 = 0; j0 < n; j0 += LANES) {                                                                  \
+        if (n - j0 >= LANES) {                                                                                   \
+            _Pragma("omp simd")                                                                                  \
+            for (int l = 0; l < LANES; l++) UNIT_BODY(ACT_A, ACT_D, GAUGE, j0 + l, l)                            \
+        } else {                                                                                                 \
+            for (int l = 0; l < n - j0; l++) UNIT_BODY(ACT_A, ACT_D, GAUGE, j0 + l, l)                           \
+        }                                                                                                        \
     }
 
 #define BY_GAUGE(ACT_A, ACT_D)                                                                                   \
@@ -105,7 +120,8 @@ static inline float exp_neg_f(float y) {
 static void unit_sums(int act, int gauge, int64_t n, float f, const float *restrict e1, const float *restrict e2,
                       const float *restrict q11, const float *restrict q12, const float *restrict q22,
                       double *out) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0, s8 = 0;
+    float s0[LANES] = {0}, s1[LANES] = {0}, s2[LANES] = {0}, s3[LANES] = {0}, s4[LANES] = {0}, s5[LANES] = {0},
+          s6[LANES] = {0}, s7[LANES] = {0}, s8[LANES] = {0};
     if (act == ACT_TANH) {
         BY_GAUGE(TANH_A, TANH_D)
     } else if (act == ACT_RELU) {
@@ -115,8 +131,12 @@ static void unit_sums(int act, int gauge, int64_t n, float f, const float *restr
     } else {
         BY_GAUGE(LINEAR_A, LINEAR_D)
     }
-    out[0] = s0; out[1] = s1; out[2] = s2; out[3] = s3; out[4] = s4;
-    out[5] = s5; out[6] = s6; out[7] = s7; out[8] = s8;
+    const float *sums[9] = {s0, s1, s2, s3, s4, s5, s6, s7, s8};
+    for (int k = 0; k < 9; k++) {
+        double t = 0;
+        for (int l = 0; l < LANES; l++) t += sums[k][l];
+        out[k] = t;
+    }
 }
 
 /* Layers l0 .. l0 + nl - 1 of S networks.
@@ -144,13 +164,17 @@ void tangent_block(int act, int64_t S, int64_t K, int64_t N, int64_t l0, int64_t
                 }
             }
             const float *draw = draws + (s * nb + i) * N * 2;
-            double e11 = 0, e12 = 0, e22 = 0;
-#pragma omp simd reduction(+ : e11, e12, e22)
-            for (int64_t j = 0; j < N; j++) {
-                const float x = draw[2 * j], y = draw[2 * j + 1];
-                e1[j] = x; e2[j] = y;
-                e11 += (double)(x * x); e12 += (double)(x * y); e22 += (double)(y * y);
+            double a11[LANES] = {0}, a12[LANES] = {0}, a22[LANES] = {0}, e11 = 0, e12 = 0, e22 = 0;
+            for (int64_t j0 = 0; j0 < N; j0 += LANES) {
+                const int m = N - j0 < LANES ? (int)(N - j0) : LANES;
+#pragma omp simd
+                for (int l = 0; l < m; l++) {
+                    const float x = draw[2 * (j0 + l)], y = draw[2 * (j0 + l) + 1];
+                    e1[j0 + l] = x; e2[j0 + l] = y;
+                    a11[l] += (double)(x * x); a12[l] += (double)(x * y); a22[l] += (double)(y * y);
+                }
             }
+            for (int l = 0; l < LANES; l++) { e11 += a11[l]; e12 += a12[l]; e22 += a22[l]; }
             for (int64_t k = 0; k < K; k++) {
                 double *f = st + k * 5, g11, g12, g22;
                 if (layer) {

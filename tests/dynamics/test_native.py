@@ -57,7 +57,10 @@ def test_fused_kernel_drops_the_same_dead_relu_networks_as_the_torch_path():
     dead_f, dead_t = ~torch.isfinite(lam_f), ~torch.isfinite(lam_t)
     assert 10 < int(dead_t.sum()) < 290 and torch.equal(dead_f, dead_t)
     assert torch.equal(lam_f.isnan(), lam_t.isnan()) and int(lam_t.isnan().sum()) > 10  # NaN stays NaN
-    assert torch.allclose(lam_f[~dead_f], lam_t[~dead_t], rtol=0, atol=1e-6)
+    # at N = 4 a network with one active unit is ill-conditioned: torch's own float32 path is 3e-3 from float64
+    lam_64, _ = tangent_chain(spec, 2, "float64", "torch")
+    err_f, err_t = ((lam - lam_64)[~dead_t].abs().max() for lam in (lam_f, lam_t))
+    assert err_f <= 2 * err_t + 1e-6, (err_f, err_t)
 
 
 @pytest.mark.parametrize(
@@ -194,3 +197,24 @@ def test_an_empty_cache_variable_means_the_default_folder(monkeypatch, tmp_path)
     finally:
         monkeypatch.undo()
         native.reset()
+
+
+def test_the_bits_do_not_depend_on_the_simd_width(monkeypatch, tmp_path):
+    """The kernel built for this CPU (-march=native: AVX-512 here) and a portable build (SSE2: 4-wide) give
+    bitwise the same exponents and q_hat^L (fixed lane sums, no FMA contraction): a dvc.lock made on one machine
+    holds on another. N = 37 and 300: a partial last lane block; tanh, erf with the gauge sums."""
+    for kw in (
+        dict(activation="tanh", width=300, sigma_b2=0.05),
+        dict(activation="erf", width=37, sigma_b2=0.1, xi=0.5),
+    ):
+        spec = ChainSpec(depth=21, sigma_w2=(1.3, 2.2), n_networks=4, seed=2, **kw)
+        native.reset()
+        lam_native, q_native = tangent_chain(spec, 3, "float32", "fused")
+        monkeypatch.setenv("GINN_LAB_CACHE", str(tmp_path))
+        try:
+            native._LOADED["lib"] = native._load(arches=((),))
+            lam_plain, q_plain = tangent_chain(spec, 3, "float32", "fused")
+        finally:
+            monkeypatch.undo()
+            native.reset()
+        assert torch.equal(lam_native, lam_plain) and torch.equal(q_native, q_plain)

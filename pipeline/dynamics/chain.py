@@ -302,8 +302,8 @@ def tangent_chain(
             kernels, factors and logs are float64 either way); float32 is ~3x faster (float64 tanh is ~8x
             slower than float32 on the CPU) at a relative rounding of ~1e-6 per kernel entry.
         kernel: "torch" (tensor passes, any activation and device) or "fused" (one C loop per layer and
-            sigma_w2, `pipeline.dynamics.native`: CPU, float32 rows, tanh/relu/linear; the same draws and the
-            same law, equal to the torch path up to float32 rounding; ~2x faster).
+            sigma_w2, `pipeline.dynamics.native`: CPU, float32 rows, tanh/erf/relu/linear; the same draws and
+            the same law, equal to the torch path up to float32 rounding; 2-3x faster).
 
     Returns:
         (lam, q_L): float64 tensors (K, S): the per-network exponent per layer (natural log, of the norm) and
@@ -436,7 +436,7 @@ def check_fused(activation: str, device: str, dtype: str = "float32") -> None:
 
 def _tangent_chunk_fused(spec: ChainSpec, burn_in: int, dt: torch.dtype, ids: list[int]) -> tuple[torch.Tensor, ...]:
     """`_tangent_chunk` by the fused C loop (`native`): the same draws, layer 0 and arithmetic per network, in
-    one pass over the units per layer and sigma_w2 (rows float32, sums float32 per SIMD lane, scalars float64)."""
+    one pass over the units per layer and sigma_w2 (rows float32, sums float32 in 16 fixed lanes, scalars float64)."""
     f64, S, K, N, L = torch.float64, len(ids), len(spec.sigma_w2), spec.width, spec.depth
     rand = NetworkStreams(spec.seed, ids, torch.device("cpu"))
     g0 = torch.stack(_layer0_kernel(spec, ids, rand), -1).unsqueeze(1).expand(S, K, 3).contiguous()
